@@ -1,0 +1,187 @@
+"""A chain connection that sends transactions from local accounts and speaks WEBI's errors.
+
+Transactions are signed locally with eth-account (no node-side accounts), gas is estimated first
+so that a revert is reported before anything is sent, and a revert of any kind comes back as a
+``ContractError`` naming the custom error and its arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import requests
+from eth_account.signers.local import LocalAccount
+from eth_utils import event_abi_to_log_topic
+from web3 import HTTPProvider, Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3RPCError
+from web3.types import EventData, TxReceipt
+
+from marketplace.chain.artifacts import Artifact
+from marketplace.chain.revert import ErrorDecoder
+from marketplace.errors import ChainError, ContractError, TransactionError
+
+logger = logging.getLogger(__name__)
+
+# Estimates are exact for the state they ran on; the margin absorbs state that moves in between.
+GAS_MARGIN = 1.25
+
+
+class ChainClient:
+    """One JSON-RPC endpoint, with local signing and decoded reverts.
+
+    ``decoder`` must know the custom errors of every contract this client calls.
+    """
+
+    def __init__(self, w3: Web3, decoder: ErrorDecoder, *, receipt_timeout: float = 120.0,
+                 poll_interval: float = 0.05) -> None:
+        self.w3 = w3
+        self.decoder = decoder
+        self.receipt_timeout = receipt_timeout
+        self.poll_interval = poll_interval
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._chain_id: int | None = None
+
+    @classmethod
+    def connect(cls, rpc_url: str, abis: Iterable[list[dict[str, Any]]], *, timeout: float = 30.0,
+                **kwargs: Any) -> ChainClient:
+        """Connects to ``rpc_url`` and checks that it answers."""
+        w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        client = cls(w3, ErrorDecoder(abis), **kwargs)
+        try:
+            client._chain_id = w3.eth.chain_id
+        except (requests.RequestException, OSError, Web3RPCError) as exc:
+            raise ChainError(f"cannot reach the chain at {rpc_url}: {exc}") from exc
+        return client
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = self.w3.eth.chain_id
+        return self._chain_id
+
+    def contract(self, artifact: Artifact, address: str) -> Contract:
+        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifact.abi)
+
+    # ───────────────────────────────────────────── transactions
+
+    def deploy(self, account: LocalAccount, artifact: Artifact, *args: Any) -> tuple[Contract, TxReceipt]:
+        """Deploys ``artifact`` with constructor ``args``; returns the contract and the receipt."""
+        factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        tx = factory.constructor(*args).build_transaction(self._base_tx(account))
+        receipt = self._send(account, tx, f"deploy {artifact.name}")
+        address = receipt["contractAddress"]
+        if address is None:
+            raise TransactionError(f"deploying {artifact.name} gave no contract address",
+                                   receipt["transactionHash"].to_0x_hex())
+        return self.contract(artifact, address), receipt
+
+    def transact(self, account: LocalAccount, call: ContractFunction, *, gas: int | None = None) -> TxReceipt:
+        """Sends ``call`` from ``account`` and waits for its receipt.
+
+        Raises ContractError when the contract refuses (before sending, from the gas estimate,
+        or after mining), TransactionError when the node refuses or no receipt comes in time.
+        """
+        with self._lock_for(account.address):
+            tx = self._base_tx(account)
+            if gas is not None:
+                tx["gas"] = gas
+            try:
+                built = call.build_transaction(tx)
+            except (ContractCustomError, ContractLogicError) as exc:
+                raise self.decoder.decode(_revert_data(exc), call.fn_name) from exc
+            if gas is None:
+                built["gas"] = int(built["gas"] * GAS_MARGIN)
+            return self._send(account, built, call.fn_name)
+
+    def call(self, call: ContractFunction, block: int | str = "latest") -> Any:
+        """Runs a view; a revert becomes a ContractError."""
+        try:
+            return call.call(block_identifier=block)
+        except (ContractCustomError, ContractLogicError) as exc:
+            raise self.decoder.decode(_revert_data(exc), call.fn_name) from exc
+
+    def _lock_for(self, address: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(address, threading.Lock())
+
+    def _base_tx(self, account: LocalAccount) -> dict[str, Any]:
+        latest = self.w3.eth.get_block("latest")
+        tx: dict[str, Any] = {
+            "from": account.address,
+            "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
+            "chainId": self.chain_id,
+        }
+        base_fee = latest.get("baseFeePerGas")
+        if base_fee is None:
+            tx["gasPrice"] = self.w3.eth.gas_price
+        else:
+            priority = self.w3.eth.max_priority_fee
+            tx["maxPriorityFeePerGas"] = priority
+            tx["maxFeePerGas"] = 2 * base_fee + priority
+        return tx
+
+    def _send(self, account: LocalAccount, tx: dict[str, Any], what: str) -> TxReceipt:
+        signed = account.sign_transaction(tx)
+        try:
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        except Web3RPCError as exc:
+            raise TransactionError(f"{what}: the node refused the transaction: {exc}") from exc
+        try:
+            receipt = self.w3.eth.wait_for_transaction_receipt(
+                tx_hash, timeout=self.receipt_timeout, poll_latency=self.poll_interval)
+        except TimeExhausted as exc:
+            raise TransactionError(f"{what}: no receipt after {self.receipt_timeout:.0f} s",
+                                   tx_hash.to_0x_hex()) from exc
+        if receipt["status"] != 1:
+            raise self._explain_failure(tx, receipt, what)
+        logger.debug("%s mined in block %d, gas %d", what, receipt["blockNumber"], receipt["gasUsed"])
+        return receipt
+
+    def _explain_failure(self, tx: dict[str, Any], receipt: TxReceipt, what: str) -> ChainError:
+        """Replays a reverted transaction as a call on the parent state to recover its error."""
+        tx_hash = receipt["transactionHash"].to_0x_hex()
+        replay = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
+        try:
+            self.w3.eth.call(replay, block_identifier=receipt["blockNumber"] - 1)  # type: ignore[arg-type]
+        except (ContractCustomError, ContractLogicError) as exc:
+            error = self.decoder.decode(_revert_data(exc), what)
+            error.add_note(f"tx {tx_hash}")
+            return error
+        return TransactionError(f"{what} reverted on-chain", tx_hash)
+
+    # ───────────────────────────────────────────── events
+
+    def events(self, contract: Contract, from_block: int, to_block: int | None = None, *,
+               chunk: int = 5_000) -> Iterator[EventData]:
+        """Every event of ``contract`` in [from_block, to_block], decoded, in chain order.
+
+        Scans in chunks so that public RPC endpoints with a block-range cap still answer.
+        """
+        by_topic = {event_abi_to_log_topic(abi): contract.events[abi["name"]]()
+                    for abi in contract.abi if abi.get("type") == "event"}
+        last = self.w3.eth.block_number if to_block is None else to_block
+        start = from_block
+        while start <= last:
+            end = min(start + chunk - 1, last)
+            logs = self.w3.eth.get_logs({"address": contract.address, "fromBlock": start, "toBlock": end})
+            for log in logs:
+                event = by_topic.get(bytes(log["topics"][0])) if log["topics"] else None
+                if event is not None:
+                    yield event.process_log(log)
+            start = end + 1
+
+
+def _revert_data(exc: ContractLogicError) -> str | None:
+    data = exc.data
+    if isinstance(data, dict):  # some nodes nest it
+        data = data.get("data")
+    return data if isinstance(data, str) else None
+
+
+__all__ = ["ChainClient", "ContractError"]

@@ -1,0 +1,162 @@
+"""A local anvil chain with WEBI deployed: for the demo, the CLI's ``webi devnet`` and the tests.
+
+The accounts come from anvil's published development mnemonic. Those keys are public knowledge:
+they are fine for a local devnet and tests, and must never hold anything of value.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import requests
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from marketplace.chain.artifacts import repo_root
+from marketplace.chain.client import ChainClient
+from marketplace.chain.deployment import WEI, Protocol, deploy_protocol, protocol_abis
+from marketplace.errors import DevnetError
+
+logger = logging.getLogger(__name__)
+
+# Anvil's published development mnemonic. Devnet and tests only: these keys are public.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+DEV_CHAIN_ID = 31337
+
+
+def dev_account(index: int) -> LocalAccount:
+    """Dev account ``index`` of anvil's mnemonic (index 0 deploys and holds the supply)."""
+    Account.enable_unaudited_hdwallet_features()
+    return Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+
+
+def find_anvil() -> Path:
+    """``$WEBI_ANVIL``, the checkout's npm-installed anvil, or anvil on PATH."""
+    candidates = [os.environ.get("WEBI_ANVIL"), str(repo_root() / "node_modules" / ".bin" / "anvil"),
+                  shutil.which("anvil")]
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            return Path(candidate)
+    raise DevnetError("anvil not found: run `npm ci` in the checkout (it installs @foundry-rs/anvil), "
+                      "or set WEBI_ANVIL")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Anvil:
+    """One anvil process on 127.0.0.1. ``detach`` keeps it running after this process exits."""
+
+    port: int = 0
+    accounts: int = 10
+    block_time: float | None = None
+    log_path: Path | None = None
+    detach: bool = False
+    startup_timeout: float = 30.0
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Anvil:
+        if not self.port:
+            self.port = free_port()
+        cmd = [str(find_anvil()), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(DEV_CHAIN_ID),
+               "--mnemonic", DEV_MNEMONIC, "--accounts", str(self.accounts), "--balance", "1000000"]
+        if self.block_time:
+            cmd += ["--block-time", str(self.block_time)]
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=self.detach)
+        finally:
+            if self.log_path:
+                log.close()  # type: ignore[union-attr]
+        self._wait_ready()
+        logger.info("anvil %d listening on %s", self.process.pid, self.rpc_url)
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                where = f"; see {self.log_path}" if self.log_path else ""
+                raise DevnetError(f"anvil exited with code {self.process.returncode} on port {self.port}{where}")
+            try:
+                reply = requests.post(self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"},
+                                      timeout=1)
+                if reply.ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)  # polling a condition with a deadline, not synchronizing by sleep
+        self.stop()
+        raise DevnetError(f"anvil did not answer on {self.rpc_url} within {self.startup_timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def __enter__(self) -> Anvil:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+@dataclass
+class Devnet:
+    """A running anvil with the protocol deployed and dev accounts funded with WEBI."""
+
+    anvil: Anvil
+    client: ChainClient
+    protocol: Protocol
+
+    @property
+    def deployer(self) -> LocalAccount:
+        return dev_account(0)
+
+
+def deploy_devnet(anvil: Anvil, *, fund_accounts: int = 9, fund_amount: int = 1_000_000 * WEI) -> Devnet:
+    """Deploys WEBI on a started anvil and gives dev accounts 1..fund_accounts ``fund_amount`` each."""
+    client = ChainClient.connect(anvil.rpc_url, protocol_abis(), poll_interval=0.01)
+    deployer = dev_account(0)
+    protocol = deploy_protocol(client, deployer)
+    for index in range(1, fund_accounts + 1):
+        protocol.token.transfer(deployer, dev_account(index).address, fund_amount)
+    return Devnet(anvil, client, protocol)
+
+
+def increase_time(client: ChainClient, seconds: int) -> None:
+    """Moves a devnet's clock forward and mines a block (anvil and hardhat only)."""
+    client.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+    client.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+
+def mine(client: ChainClient, blocks: int = 1) -> None:
+    """Mines ``blocks`` empty blocks on a devnet."""
+    client.w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
+
+

@@ -1,0 +1,68 @@
+"""WEBI's exception tree. Every error the package raises on purpose is a ``WebiError``.
+
+::
+
+    WebiError
+    ├── ConfigError           bad settings, missing files, a node or tool not installed
+    ├── ChainError            talking to the chain failed (RPC down, wrong chain, no deployment)
+    │   ├── TransactionError  a transaction was mined but reverted, or never got a receipt
+    │   └── ContractError     the contract refused a call with one of its custom errors
+    └── DevnetError           the local anvil devnet could not start, or is not running
+
+Messages carry the context a user needs to act (job id, address, tx hash): they are shown as
+they are by the CLI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class WebiError(Exception):
+    """Root of every error WEBI raises on purpose."""
+
+
+class ConfigError(WebiError):
+    """Settings or local set-up are wrong; the message says what to change."""
+
+
+class ChainError(WebiError):
+    """The chain could not be reached or did not answer as expected."""
+
+
+class TransactionError(ChainError):
+    """A transaction was sent but did not succeed; ``tx_hash`` names it when there is one."""
+
+    def __init__(self, message: str, tx_hash: str | None = None) -> None:
+        super().__init__(message if tx_hash is None else f"{message} (tx {tx_hash})")
+        self.tx_hash = tx_hash
+
+
+class ContractError(ChainError):
+    """The contract reverted with a custom error: ``name`` and decoded ``args`` say which and why.
+
+    Tests compare ``name`` and ``args``, never the message text.
+    """
+
+    def __init__(self, name: str, args: dict[str, Any], function: str | None = None) -> None:
+        shown = ", ".join(f"{key}={_show(value)}" for key, value in args.items())
+        where = f" in {function}" if function else ""
+        super().__init__(f"{name}({shown}){where}")
+        self.name = name
+        self.args_by_name = args
+        self.function = function
+
+    @property
+    def values(self) -> tuple[Any, ...]:
+        """The error's arguments in declaration order."""
+        return tuple(self.args_by_name.values())
+
+
+class DevnetError(WebiError):
+    """The local devnet could not be started, reached, or stopped."""
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return str(value)

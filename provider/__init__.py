@@ -1,0 +1,1 @@
+"""The provider daemon and the inference runtime (later issues)."""

@@ -1,0 +1,1 @@
+"""The verifier daemon: sampling, re-execution, comparison (later issues)."""
