@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from collections.abc import Sequence
 from typing import Any
 
 from eth_abi import encode
@@ -240,3 +241,30 @@ def sampled_task_indices(seed: bytes, num_tasks: int, sample_tasks: int) -> list
         if candidate not in found:
             found.append(candidate)
     return found
+
+
+@dataclass(frozen=True)
+class VerifierEntry:
+    """An entry of the contract's append-only verifier list."""
+
+    account: str
+    exit_at: int
+
+
+def audit_assignment(seed: bytes, terms: JobTerms, status: JobStatus,
+                     entries: Sequence[VerifierEntry]) -> Audit:
+    """Whether a submitted job is audited and by whom, exactly as ``JobMarket._assignment``.
+
+    ``entries`` is the verifier list (at least ``status.verifier_count`` long); entries added after
+    the submission are never looked at, so a later list gives the same answer.
+    """
+    count = status.verifier_count
+    if not is_sampled(seed, terms.sample_rate_bps) or count == 0:
+        return Audit(False, ZERO_ADDRESS, seed)
+    start = verifier_start(seed, count)
+    for k in range(min(count, MAX_VERIFIER_PROBES)):
+        entry = entries[(start + k) % count]
+        present = entry.exit_at == 0 or entry.exit_at > status.stamp
+        if present and entry.account not in (status.provider, terms.requester):
+            return Audit(True, entry.account, seed)
+    return Audit(False, ZERO_ADDRESS, seed)

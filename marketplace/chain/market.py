@@ -10,7 +10,17 @@ from web3.types import TxReceipt
 from marketplace.chain.client import ChainClient
 from marketplace.chain.token import PermitSignature
 from marketplace.errors import ContractError, TransactionError
-from marketplace.protocol import Audit, JobRequest, JobStatus, JobTerms, Params, Role, Stake, Terms
+from marketplace.protocol import (
+    Audit,
+    JobRequest,
+    JobStatus,
+    JobTerms,
+    Params,
+    Role,
+    Stake,
+    Terms,
+    VerifierEntry,
+)
 
 
 class JobMarket:
@@ -124,6 +134,11 @@ class JobMarket:
 
     def verifier_entries(self) -> int:
         return int(self.client.call(self.contract.functions.verifierEntries()))
+
+    def verifier_list(self) -> list[VerifierEntry]:
+        """The whole append-only verifier list, for deriving assignments off-chain."""
+        return [VerifierEntry(*self.client.call(self.contract.functions.verifierAt(i)))
+                for i in range(self.verifier_entries())]
 
     def terms(self) -> Terms:
         """The protocol terms that new jobs commit to."""
