@@ -1,0 +1,1 @@
+"""The ``webi`` command line."""

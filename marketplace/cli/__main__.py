@@ -1,0 +1,5 @@
+"""``python -m marketplace.cli`` is ``webi``."""
+
+from marketplace.cli.main import run
+
+run()

@@ -1,0 +1,136 @@
+"""``webi devnet up|down|status``: a local anvil chain with WEBI deployed, kept running in the
+background between commands. Its dev accounts use anvil's published keys: devnet only."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from marketplace.chain.client import ChainClient
+from marketplace.chain.deployment import Deployment, connect_protocol, protocol_abis
+from marketplace.chain.devnet import Anvil, deploy_devnet, dev_account
+from marketplace.cli.context import CliContext
+from marketplace.errors import DevnetError
+
+app = typer.Typer(help="Run a local devnet (anvil) with WEBI deployed.", no_args_is_help=True)
+
+
+@dataclass(frozen=True)
+class DevnetState:
+    """What `up` leaves behind so that `status` and `down` find the devnet."""
+
+    pid: int
+    rpc_url: str
+    log: str
+
+    @staticmethod
+    def path(home: Path) -> Path:
+        return home / "devnet.json"
+
+    def save(self, home: Path) -> None:
+        home.mkdir(parents=True, exist_ok=True)
+        self.path(home).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, home: Path) -> DevnetState | None:
+        path = cls.path(home)
+        return cls(**json.loads(path.read_text())) if path.is_file() else None
+
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except OSError:
+            return False
+        return True
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 0,
+    block_time: Annotated[float | None, typer.Option(help="Seconds per block; default mines on demand.")] = None,
+) -> None:
+    """Start anvil in the background, deploy WEBI, fund the dev accounts."""
+    cli: CliContext = ctx.obj
+    state = DevnetState.load(cli.home)
+    if state and state.alive():
+        cli.console.print(f"devnet already running at {state.rpc_url} (pid {state.pid}); `webi devnet down` stops it")
+        return
+    cli.home.mkdir(parents=True, exist_ok=True)
+    log = cli.home / "anvil.log"
+    anvil = Anvil(port=port, block_time=block_time, log_path=log, detach=True).start()
+    try:
+        net = deploy_devnet(anvil)
+        path = net.protocol.deployment.save()
+    except BaseException:
+        anvil.stop()
+        raise
+    assert anvil.process is not None
+    DevnetState(anvil.process.pid, anvil.rpc_url, str(log)).save(cli.home)
+    cli.console.print(f"[green]devnet up[/green] at {anvil.rpc_url} (pid {anvil.process.pid}, log {log})")
+    cli.console.print(f"deployment written to {path}")
+    _show(cli, net.client, net.protocol.deployment)
+
+
+@app.command()
+def down(ctx: typer.Context) -> None:
+    """Stop the background devnet."""
+    cli: CliContext = ctx.obj
+    state = DevnetState.load(cli.home)
+    if state is None or not state.alive():
+        cli.console.print("no devnet running")
+        DevnetState.path(cli.home).unlink(missing_ok=True)
+        return
+    os.kill(state.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while state.alive() and time.monotonic() < deadline:
+        time.sleep(0.05)  # waiting on the process to exit, with a deadline
+    if state.alive():
+        os.kill(state.pid, signal.SIGKILL)
+    DevnetState.path(cli.home).unlink(missing_ok=True)
+    cli.console.print(f"devnet at {state.rpc_url} stopped")
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Show the chain at --rpc-url (or the background devnet) and WEBI's deployment on it."""
+    cli: CliContext = ctx.obj
+    url = cli.rpc_url
+    if url is None:
+        state = DevnetState.load(cli.home)
+        if state is None or not state.alive():
+            raise DevnetError("no devnet running: start one with `webi devnet up`, or pass --rpc-url")
+        url = state.rpc_url
+    client = ChainClient.connect(url, protocol_abis(), timeout=5)
+    deployment = Deployment.load(client.chain_id)
+    _show(cli, client, deployment)
+
+
+def _show(cli: CliContext, client: ChainClient, deployment: Deployment) -> None:
+    protocol = connect_protocol(client, deployment)
+    terms, params = protocol.market.terms(), protocol.market.params()
+    table = Table(title=f"chain {client.chain_id}, block {client.w3.eth.block_number}", show_header=False)
+    table.add_row("WebiToken", deployment.token)
+    table.add_row("JobMarket", deployment.market)
+    table.add_row("fees", f"protocol {terms.protocol_fee_bps / 100:g} %, verifier {terms.verifier_fee_bps / 100:g} %")
+    table.add_row("collateral", f"{terms.collateral_bps / 100:g} % of price")
+    table.add_row("audit", f"window {terms.audit_window} s, rate {params.min_sample_rate_bps / 100:g}"
+                  f"–{params.max_sample_rate_bps / 100:g} %")
+    cli.console.print(table)
+    if client.chain_id == 31337:
+        accounts = Table(title="dev accounts (anvil's public keys: devnet only)")
+        accounts.add_column("#")
+        accounts.add_column("address")
+        accounts.add_column("WEBI", justify="right")
+        for index in range(4):
+            address = dev_account(index).address
+            accounts.add_row(str(index), address, f"{protocol.token.balance_of(address) / 10**18:,.0f}")
+        cli.console.print(accounts)

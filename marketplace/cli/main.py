@@ -1,0 +1,53 @@
+"""``webi``: one console script in front of everything. Errors print as one line; -v adds tracebacks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from marketplace.cli import demo, devnet
+from marketplace.cli.context import CliContext
+from marketplace.errors import WebiError
+
+app = typer.Typer(help="WEBI: a decentralized GPU compute marketplace for AI inference.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+app.add_typer(devnet.app, name="devnet")
+app.command("demo")(demo.demo)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    rpc_url: Annotated[str | None, typer.Option(envvar="WEBI_RPC_URL", help="JSON-RPC endpoint of the chain.")] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging; -v shows tracebacks.")] = 0,
+) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)])
+    ctx.obj = CliContext(rpc_url=rpc_url, verbose=verbose, console=Console(), errors=Console(stderr=True))
+
+
+def run() -> None:
+    """Entry point: turns WebiError into a one-line message and exit code 1."""
+    try:
+        app(standalone_mode=False)
+    except WebiError as error:
+        Console(stderr=True).print(f"[red]error:[/red] {error}")
+        if logging.getLogger().isEnabledFor(logging.INFO):
+            Console(stderr=True).print_exception()
+        raise SystemExit(1) from None
+    except (typer.Abort, KeyboardInterrupt):
+        Console(stderr=True).print("[yellow]interrupted[/yellow]")
+        raise SystemExit(130) from None
+    except typer.Exit as done:
+        raise SystemExit(done.exit_code) from None
+    except Exception as error:  # click's usage errors
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            raise SystemExit(error.exit_code) from None
+        raise

@@ -1,0 +1,68 @@
+"""`webi devnet up|status|down` and `webi demo` as a user runs them: real processes, real anvil."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from marketplace.chain.devnet import free_port
+
+WEBI = [sys.executable, "-m", "marketplace.cli"]
+
+
+def webi(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "WEBI_HOME": str(home), "COLUMNS": "200", **(env or {})}
+    return subprocess.run([*WEBI, *args], capture_output=True, text=True, env=environment, timeout=120, check=False)
+
+
+def test_devnet_up_status_down(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    deployments = tmp_path / "contracts"
+    env = {"WEBI_CONTRACTS_DIR": str(deployments)}
+    # Artifacts are read from the checkout; deployments go to the temporary contracts dir.
+    (deployments).mkdir()
+    (deployments / "artifacts").symlink_to(Path(__file__).resolve().parents[3] / "contracts" / "artifacts")
+    try:
+        started = webi("devnet", "up", home=home, env=env)
+        assert started.returncode == 0, started.stderr
+        state = json.loads((home / "devnet.json").read_text())
+        assert "devnet up" in started.stdout
+        assert json.loads((deployments / "deployments" / "31337.json").read_text())["chain_id"] == 31337
+        again = webi("devnet", "up", home=home, env=env)
+        assert "already running" in again.stdout
+        status = webi("devnet", "status", home=home, env=env)
+        assert status.returncode == 0, status.stderr
+        assert "JobMarket" in status.stdout and "chain 31337" in status.stdout
+    finally:
+        stopped = webi("devnet", "down", home=home, env=env)
+    assert stopped.returncode == 0
+    assert "stopped" in stopped.stdout
+    assert not (home / "devnet.json").exists()
+    with pytest.raises(OSError):
+        os.kill(state["pid"], 0)
+
+
+def test_status_without_devnet_says_what_to_do(tmp_path: Path) -> None:
+    result = webi("devnet", "status", home=tmp_path)
+    assert result.returncode == 1
+    assert "webi devnet up" in result.stderr
+
+
+def test_unreachable_rpc_url_is_one_clear_line(tmp_path: Path) -> None:
+    result = webi("--rpc-url", f"http://127.0.0.1:{free_port()}", "devnet", "status", home=tmp_path)
+    assert result.returncode == 1
+    assert "cannot reach the chain" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_runs_every_path_and_balances_the_books(tmp_path: Path) -> None:
+    result = webi("demo", "--run-dir", str(tmp_path / "run"), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for expected in ("FINALIZED", "REJECTED", "CANCELLED", "books balance", "slash compensation", "verifier fee"):
+        assert expected in result.stdout
+    assert (tmp_path / "run" / "anvil.log").exists()
