@@ -7,13 +7,13 @@ alone, whether a job is audited, by whom and on which tasks, without trusting an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from collections.abc import Sequence
 from typing import Any
 
-from eth_abi import encode
-from eth_utils import keccak
+from eth_abi.abi import encode
+from eth_utils.crypto import keccak
 
 BPS = 10_000
 SEED_HORIZON = 256

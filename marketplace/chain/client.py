@@ -10,16 +10,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import requests
 from eth_account.signers.local import LocalAccount
-from eth_utils import event_abi_to_log_topic
+from eth_typing import ABIEvent
+from eth_utils.abi import event_abi_to_log_topic
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3RPCError
-from web3.types import EventData, TxReceipt
+from web3.types import BlockIdentifier, EventData, TxParams, TxReceipt
 
 from marketplace.chain.artifacts import Artifact
 from marketplace.chain.revert import ErrorDecoder
@@ -92,7 +93,7 @@ class ChainClient:
             if gas is not None:
                 tx["gas"] = gas
             try:
-                built = call.build_transaction(tx)
+                built = cast(dict[str, Any], call.build_transaction(cast(TxParams, tx)))
             except (ContractCustomError, ContractLogicError) as exc:
                 raise self.decoder.decode(_revert_data(exc), call.fn_name) from exc
             if gas is None:
@@ -102,7 +103,7 @@ class ChainClient:
     def call(self, call: ContractFunction, block: int | str = "latest") -> Any:
         """Runs a view; a revert becomes a ContractError."""
         try:
-            return call.call(block_identifier=block)
+            return call.call(block_identifier=cast(BlockIdentifier, block))
         except (ContractCustomError, ContractLogicError) as exc:
             raise self.decoder.decode(_revert_data(exc), call.fn_name) from exc
 
@@ -163,7 +164,7 @@ class ChainClient:
 
         Scans in chunks so that public RPC endpoints with a block-range cap still answer.
         """
-        by_topic = {event_abi_to_log_topic(abi): contract.events[abi["name"]]()
+        by_topic = {event_abi_to_log_topic(cast(ABIEvent, abi)): contract.events[str(abi.get("name"))]()
                     for abi in contract.abi if abi.get("type") == "event"}
         last = self.w3.eth.block_number if to_block is None else to_block
         start = from_block

@@ -36,7 +36,8 @@ DEV_CHAIN_ID = 31337
 def dev_account(index: int) -> LocalAccount:
     """Dev account ``index`` of anvil's mnemonic (index 0 deploys and holds the supply)."""
     Account.enable_unaudited_hdwallet_features()
-    return Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    account: LocalAccount = Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    return account
 
 
 def find_anvil() -> Path:

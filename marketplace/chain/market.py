@@ -109,7 +109,8 @@ class JobMarket:
         return self._terms[job_id]
 
     def spec_cid(self, job_id: int) -> str:
-        events = self.contract.events.JobPosted().get_logs(from_block=self.from_block, argument_filters={"jobId": job_id})
+        events = self.contract.events.JobPosted().get_logs(
+            from_block=self.from_block, argument_filters={"jobId": job_id})
         if not events:
             raise ContractError("JobNotFound", {"jobId": job_id}, "spec_cid")
         return str(events[0]["args"]["specCid"])

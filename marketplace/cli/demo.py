@@ -80,7 +80,7 @@ def _run(cli: CliContext, client: ChainClient, protocol: Protocol, cast: Cast) -
     market, token = protocol.market, protocol.token
     accounts = [cast.requester, cast.honest, cast.cheater, cast.verifier]
     start_block = client.w3.eth.block_number
-    before = {a.address: token.balance_of(a.address) for a in accounts}
+    before: dict[str, int] = {str(a.address): token.balance_of(a.address) for a in accounts}
     audit_window = market.terms().audit_window
     outcomes: list[tuple[str, str]] = []
 

@@ -123,7 +123,7 @@ def _show(cli: CliContext, client: ChainClient, deployment: Deployment) -> None:
     table.add_row("fees", f"protocol {terms.protocol_fee_bps / 100:g} %, verifier {terms.verifier_fee_bps / 100:g} %")
     table.add_row("collateral", f"{terms.collateral_bps / 100:g} % of price")
     table.add_row("audit", f"window {terms.audit_window} s, rate {params.min_sample_rate_bps / 100:g}"
-                  f"–{params.max_sample_rate_bps / 100:g} %")
+                  f" to {params.max_sample_rate_bps / 100:g} %")
     cli.console.print(table)
     if client.chain_id == 31337:
         accounts = Table(title="dev accounts (anvil's public keys: devnet only)")

@@ -31,23 +31,15 @@ def main(
 
 
 def run() -> None:
-    """Entry point: turns WebiError into a one-line message and exit code 1."""
+    """Entry point: a WebiError becomes one line on stderr and exit code 1 (-v adds the traceback)."""
     try:
-        app(standalone_mode=False)
+        app()
     except WebiError as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error}")
+        errors = Console(stderr=True)
+        errors.print(f"[red]error:[/red] {error}")
         if logging.getLogger().isEnabledFor(logging.INFO):
-            Console(stderr=True).print_exception()
+            errors.print_exception()
         raise SystemExit(1) from None
-    except (typer.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         Console(stderr=True).print("[yellow]interrupted[/yellow]")
         raise SystemExit(130) from None
-    except typer.Exit as done:
-        raise SystemExit(done.exit_code) from None
-    except Exception as error:  # click's usage errors
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            raise SystemExit(error.exit_code) from None
-        raise

@@ -119,8 +119,8 @@ class MarketMachine(RuleBasedStateMachine):
             self.model.stakes[(who.address, Role.PROVIDER)].locked += job.terms.collateral
         for job_id in ids[:2]:
             job = self.model.jobs[job_id]
-            assert self._try(True, lambda j=job_id, w=self._account(job.provider): self.market.submit_result(
-                w, j, OUTPUT_CID, b"\x07" * 32))
+            owner = self._account(job.provider)
+            assert self._try(True, lambda j=job_id, w=owner: self.market.submit_result(w, j, OUTPUT_CID, b"\x07" * 32))
             job.state, job.submitted_at = JobState.SUBMITTED, self.market.get_job(job_id).stamp
 
     def teardown(self) -> None:
