@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 
 from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import WEI, Protocol
-from marketplace.chain.devnet import Anvil, Devnet, deploy_devnet, dev_account
+from marketplace.chain.devnet import Anvil, Devnet, deploy_devnet, dev_account, increase_time, mine
 from marketplace.chain.market import JobMarket
 from marketplace.chain.token import WebiToken
 from marketplace.errors import ContractError
@@ -61,11 +61,10 @@ class Chain:
         return reply["result"]
 
     def increase_time(self, seconds: int) -> None:
-        self.rpc("evm_increaseTime", seconds)
-        self.rpc("evm_mine")
+        increase_time(self.client, seconds)
 
     def mine(self, blocks: int = 1) -> None:
-        self.rpc("anvil_mine", hex(blocks))
+        mine(self.client, blocks)
 
     def approve(self, account: LocalAccount) -> None:
         self.token.approve(account, self.market.address, MAX_UINT)

@@ -31,7 +31,7 @@ from tests.conftest import MAX_UINT, OUTPUT_CID
 pytestmark = pytest.mark.fuzz
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
-EXAMPLES, STEPS_PER_EXAMPLE, MIN_STEPS = (250, 60, 10_000) if LONG else (60, 50, 2_000)
+EXAMPLES, STEPS_PER_EXAMPLE, MIN_STEPS = (400, 60, 10_000) if LONG else (60, 50, 2_000)
 SLACK = 5  # seconds around a deadline where either outcome is accepted
 
 REQUESTERS = [dev_account(i) for i in (10, 11)]
