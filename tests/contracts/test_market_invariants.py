@@ -12,6 +12,7 @@ The default run does at least 2,000 steps; HYPOTHESIS_PROFILE=long does at least
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -75,8 +76,11 @@ class Counter:
 
 
 @pytest.fixture(scope="module")
-def staked(devnet: Devnet) -> Devnet:
-    """Actors approved and staked once; every example reverts to this state."""
+def staked(devnet: Devnet) -> Iterator[Devnet]:
+    """Actors approved and staked once; every example reverts to this state, and the module
+    leaves the session chain as it found it."""
+    provider = devnet.client.w3.provider
+    snapshot = provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
     token, market = devnet.protocol.token, devnet.protocol.market
     for account in ACTORS:
         token.approve(account, market.address, MAX_UINT)
@@ -84,7 +88,8 @@ def staked(devnet: Devnet) -> Devnet:
         market.register(account, Role.PROVIDER, 1_000 * WEI)
     for account in VERIFIERS:
         market.register(account, Role.VERIFIER, 200 * WEI)
-    return devnet
+    yield devnet
+    assert provider.make_request("evm_revert", [snapshot])["result"] is True  # type: ignore[arg-type]
 
 
 class MarketMachine(RuleBasedStateMachine):
