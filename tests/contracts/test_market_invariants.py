@@ -163,9 +163,14 @@ class MarketMachine(RuleBasedStateMachine):
         """Mostly a job in the state the action needs; sometimes any job, or one that does not exist."""
         ids = sorted(self.model.jobs) or [1]
         fitting = [i for i in ids if i in self.model.jobs and self.model.jobs[i].state is want]
-        if fitting and data.draw(st.integers(0, 99)) < 85:
-            return data.draw(st.sampled_from(fitting))
-        return data.draw(st.sampled_from([*ids, max(ids) + 1]))
+        # Fixed-shape draws: what the chain did (audits follow block hashes) must not change what
+        # hypothesis draws, or replays diverge.
+        prefer_fitting = data.draw(st.integers(0, 99)) < 85
+        pick = data.draw(st.integers(0, 2**20))
+        if fitting and prefer_fitting:
+            return fitting[pick % len(fitting)]
+        choices = [*ids, max(ids) + 1]
+        return choices[pick % len(choices)]
 
     def _balance_of_market(self) -> int:
         return self.token.balance_of(self.market.address)
@@ -232,7 +237,8 @@ class MarketMachine(RuleBasedStateMachine):
     def submit(self, data: st.DataObject, who: LocalAccount) -> None:
         job_id = self._pick_job(data, JobState.CLAIMED)
         job = self.model.jobs.get(job_id)
-        if job is not None and job.provider and data.draw(st.integers(0, 99)) < 85:
+        as_provider = data.draw(st.integers(0, 99)) < 85
+        if job is not None and job.provider and as_provider:
             who = self._account(job.provider)
         ok: bool | None = False
         if job is not None and job.state is JobState.CLAIMED and job.provider == who.address:
@@ -247,13 +253,14 @@ class MarketMachine(RuleBasedStateMachine):
         job = self.model.jobs.get(job_id)
         ok: bool | None = False
         assigned = None
+        as_assigned = data.draw(st.integers(0, 99)) < 85  # before looking at the (random) audit
         if job is not None and job.state is JobState.SUBMITTED:
             try:
                 audit = self.market.audit_of(job_id, job.terms)
             except ContractError as error:
                 assert error.name in ("SeedNotReady", "SeedExpired"), error
                 audit = None
-            if audit is not None and audit.audited and data.draw(st.integers(0, 99)) < 85:
+            if audit is not None and audit.audited and as_assigned:
                 who = self._account(audit.verifier)
             if audit is not None and audit.audited and audit.verifier == who.address:
                 assigned = audit.verifier
@@ -415,7 +422,9 @@ def test_random_action_sequences_keep_the_books(staked: Devnet) -> None:
     Counter.steps = 0
     run_state_machine_as_test(
         MarketMachine,
-        settings=settings(max_examples=EXAMPLES, stateful_step_count=STEPS_PER_EXAMPLE, deadline=None),
+        # Derandomized by default so that CI replays the same examples; the long profile explores.
+        settings=settings(max_examples=EXAMPLES, stateful_step_count=STEPS_PER_EXAMPLE, deadline=None,
+                          derandomize=not LONG, database=None),
     )
     assert Counter.steps >= MIN_STEPS, f"only {Counter.steps} steps ran"
 
