@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 from web3.logs import DISCARD
@@ -23,6 +26,19 @@ from marketplace.protocol import (
 )
 
 
+@dataclass(frozen=True)
+class PostedJob:
+    """What a ``JobPosted`` event says about a job; it never changes."""
+
+    job_id: int
+    spec_cid: str
+    terms: JobTerms
+
+    @classmethod
+    def from_event(cls, args: Any) -> PostedJob:
+        return cls(int(args["jobId"]), str(args["specCid"]), JobTerms.from_event(args["terms"]))
+
+
 class JobMarket:
     """The JobMarket contract; every write is a transaction from a local account."""
 
@@ -30,7 +46,7 @@ class JobMarket:
         self.client = client
         self.contract = contract
         self.from_block = from_block
-        self._terms: dict[int, JobTerms] = {}
+        self._posted: dict[int, PostedJob] = {}
 
     @property
     def address(self) -> str:
@@ -55,13 +71,13 @@ class JobMarket:
     def post_job(self, account: LocalAccount, request: JobRequest) -> int:
         """Posts a job (the escrow allowance must exist); returns its id."""
         receipt = self.client.transact(account, self.contract.functions.postJob(request.as_tuple()))
-        return self._posted_id(receipt)
+        return self.posted_job_id(receipt)
 
     def post_job_with_permit(self, account: LocalAccount, request: JobRequest, permit: PermitSignature) -> int:
         """Posts a job, approving the escrow with a signed permit in the same transaction."""
         call = self.contract.functions.postJobWithPermit(
             request.as_tuple(), permit.deadline, permit.v, permit.r, permit.s)
-        return self._posted_id(self.client.transact(account, call))
+        return self.posted_job_id(self.client.transact(account, call))
 
     def cancel_job(self, account: LocalAccount, job_id: int, terms: JobTerms | None = None) -> TxReceipt:
         return self.client.transact(account, self.contract.functions.cancelJob(job_id, self._t(job_id, terms)))
@@ -98,22 +114,22 @@ class JobMarket:
     def get_job(self, job_id: int) -> JobStatus:
         return JobStatus.from_call(tuple(self.client.call(self.contract.functions.getJob(job_id))))
 
-    def terms_of(self, job_id: int) -> JobTerms:
-        """The terms a job was posted with, from its ``JobPosted`` event (cached: they never change)."""
-        if job_id not in self._terms:
+    def posted(self, job_id: int) -> PostedJob:
+        """A job's ``JobPosted`` event: its spec CID and terms (cached: they never change)."""
+        if job_id not in self._posted:
             events = self.contract.events.JobPosted().get_logs(
                 from_block=self.from_block, argument_filters={"jobId": job_id})
             if not events:
-                raise ContractError("JobNotFound", {"jobId": job_id}, "terms_of")
-            self._terms[job_id] = JobTerms.from_event(events[0]["args"]["terms"])
-        return self._terms[job_id]
+                raise ContractError("JobNotFound", {"jobId": job_id}, "posted")
+            self._posted[job_id] = PostedJob.from_event(events[0]["args"])
+        return self._posted[job_id]
+
+    def terms_of(self, job_id: int) -> JobTerms:
+        """The terms a job was posted with."""
+        return self.posted(job_id).terms
 
     def spec_cid(self, job_id: int) -> str:
-        events = self.contract.events.JobPosted().get_logs(
-            from_block=self.from_block, argument_filters={"jobId": job_id})
-        if not events:
-            raise ContractError("JobNotFound", {"jobId": job_id}, "spec_cid")
-        return str(events[0]["args"]["specCid"])
+        return self.posted(job_id).spec_cid
 
     def audit_of(self, job_id: int, terms: JobTerms | None = None) -> Audit:
         call = self.contract.functions.auditOf(job_id, self._t(job_id, terms))
@@ -157,13 +173,15 @@ class JobMarket:
     def next_job_id(self) -> int:
         return int(self.client.call(self.contract.functions.nextJobId()))
 
-    def _posted_id(self, receipt: TxReceipt) -> int:
+    def posted_job_id(self, receipt: TxReceipt) -> int:
+        """The first job a transaction posted; every job it posted is remembered for later calls."""
         events = self.contract.events.JobPosted().process_receipt(receipt, errors=DISCARD)
         if not events:
-            raise TransactionError("postJob emitted no JobPosted event", receipt["transactionHash"].to_0x_hex())
-        job_id = int(events[0]["args"]["jobId"])
-        self._terms[job_id] = JobTerms.from_event(events[0]["args"]["terms"])
-        return job_id
+            raise TransactionError("the transaction posted no job", receipt["transactionHash"].to_0x_hex())
+        for event in events:
+            posted = PostedJob.from_event(event["args"])
+            self._posted[posted.job_id] = posted
+        return int(events[0]["args"]["jobId"])
 
     def _t(self, job_id: int, terms: JobTerms | None) -> tuple[object, ...]:
         return (terms or self.terms_of(job_id)).as_tuple()

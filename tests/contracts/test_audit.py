@@ -210,7 +210,7 @@ def test_audited_fraction_matches_the_rate_over_2000_submissions(chain: Chain) -
     firsts = []
     for _ in range(batches):
         receipt = chain.client.transact(chain.owner, probe.functions.batch(per_batch, request))
-        firsts.append(chain.market._posted_id(receipt))
+        firsts.append(chain.market.posted_job_id(receipt))
     chain.mine(2)
     audited = sum(chain.client.call(probe.functions.countAudited(f, per_batch, request)) for f in firsts)
     _within_three_sigma(audited, batches * per_batch, rate_bps / BPS)
@@ -225,7 +225,7 @@ def test_provider_that_reverts_when_audited_gains_nothing(chain: Chain) -> None:
     firsts = []
     for _ in range(batches):
         receipt = chain.client.transact(chain.owner, dodger.functions.run(per_batch, request.as_tuple()))
-        firsts.append(chain.market._posted_id(receipt))
+        firsts.append(chain.market.posted_job_id(receipt))
     chain.mine(2)
     submitted = [job_id for first in firsts for job_id in range(first, first + per_batch)
                  if chain.market.get_job(job_id).state is JobState.SUBMITTED]
