@@ -140,14 +140,22 @@ class Devnet:
         return dev_account(0)
 
 
-def deploy_devnet(anvil: Anvil, *, fund_accounts: int = 9, fund_amount: int = 1_000_000 * WEI) -> Devnet:
-    """Deploys WEBI on a started anvil and gives dev accounts 1..fund_accounts ``fund_amount`` each."""
-    client = ChainClient.connect(anvil.rpc_url, protocol_abis(), poll_interval=0.01)
+def deploy_funded(client: ChainClient, *, fund_accounts: int = 9, fund_amount: int = 1_000_000 * WEI) -> Protocol:
+    """Deploys WEBI from dev account 0 and gives dev accounts 1..fund_accounts ``fund_amount`` each.
+
+    Works on any chain where anvil's dev accounts hold gas money (anvil, hardhat).
+    """
     deployer = dev_account(0)
     protocol = deploy_protocol(client, deployer)
     for index in range(1, fund_accounts + 1):
         protocol.token.transfer(deployer, dev_account(index).address, fund_amount)
-    return Devnet(anvil, client, protocol)
+    return protocol
+
+
+def deploy_devnet(anvil: Anvil, *, fund_accounts: int = 9, fund_amount: int = 1_000_000 * WEI) -> Devnet:
+    """Deploys WEBI on a started anvil and funds dev accounts 1..fund_accounts (see deploy_funded)."""
+    client = ChainClient.connect(anvil.rpc_url, protocol_abis(), poll_interval=0.01)
+    return Devnet(anvil, client, deploy_funded(client, fund_accounts=fund_accounts, fund_amount=fund_amount))
 
 
 def increase_time(client: ChainClient, seconds: int) -> None:

@@ -12,9 +12,7 @@ from rich.console import Console
 @dataclass(frozen=True)
 class CliContext:
     rpc_url: str | None
-    verbose: int
     console: Console
-    errors: Console
 
     @property
     def home(self) -> Path:

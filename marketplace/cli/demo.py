@@ -10,7 +10,6 @@ from `Credited` events alone, must account for every wei that moved.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -21,8 +20,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from marketplace.chain.client import ChainClient
-from marketplace.chain.deployment import WEI, Protocol, deploy_protocol, protocol_abis
-from marketplace.chain.devnet import Anvil, deploy_devnet, dev_account, increase_time, mine
+from marketplace.chain.deployment import WEI, Protocol, protocol_abis
+from marketplace.chain.devnet import Anvil, deploy_devnet, deploy_funded, dev_account, increase_time, mine
 from marketplace.cli.context import CliContext
 from marketplace.errors import WebiError
 from marketplace.protocol import CreditKind, JobRequest, JobState, Role
@@ -61,19 +60,12 @@ def demo(
     if cli.rpc_url:
         client = ChainClient.connect(cli.rpc_url, protocol_abis())
         cli.console.print(f"using the chain at {cli.rpc_url} (chain {client.chain_id}) with anvil's dev accounts")
-        protocol = deploy_protocol(client, dev_account(0))
-        _fund(protocol, Cast.default())
-        _run(cli, client, protocol, Cast.default())
+        _run(cli, client, deploy_funded(client, fund_accounts=4, fund_amount=10_000 * WEI), Cast.default())
         return
     with Anvil(log_path=folder / "anvil.log") as anvil:
         cli.console.print(f"devnet: anvil at {anvil.rpc_url}, log {folder / 'anvil.log'}")
         net = deploy_devnet(anvil)
         _run(cli, net.client, net.protocol, Cast.default())
-
-
-def _fund(protocol: Protocol, cast: Cast) -> None:
-    for account in (cast.requester, cast.honest, cast.cheater, cast.verifier):
-        protocol.token.transfer(dev_account(0), account.address, 10_000 * WEI)
 
 
 def _run(cli: CliContext, client: ChainClient, protocol: Protocol, cast: Cast) -> None:
@@ -83,9 +75,6 @@ def _run(cli: CliContext, client: ChainClient, protocol: Protocol, cast: Cast) -
     before: dict[str, int] = {str(a.address): token.balance_of(a.address) for a in accounts}
     audit_window = market.terms().audit_window
     outcomes: list[tuple[str, str]] = []
-
-    def step(description: str, action: Callable[[], str]) -> None:
-        outcomes.append((description, action()))
 
     with Progress(console=cli.console, transient=True) as progress:
         task = progress.add_task("setting up stakes", total=6)
@@ -100,20 +89,22 @@ def _run(cli: CliContext, client: ChainClient, protocol: Protocol, cast: Cast) -
             now = client.w3.eth.get_block("latest")["timestamp"]
             return market.post_job(cast.requester, JobRequest(SPEC_CID, 64, price * WEI, now + 86_400, 600, rate, 4))
 
-        def audited_pass() -> str:
-            job_id = post(100, 10_000)
-            market.claim_job(cast.honest, job_id)
-            market.submit_result(cast.honest, job_id, OUTPUT_CID, b"\x01" * 32)
+        def submitted(provider: LocalAccount, price: int, rate: int, root: bytes) -> int:
+            """Posted, claimed by ``provider``, submitted, and its audit seed visible."""
+            job_id = post(price, rate)
+            market.claim_job(provider, job_id)
+            market.submit_result(provider, job_id, OUTPUT_CID, root)
             mine(client, 2)
+            return job_id
+
+        def audited_pass() -> str:
+            job_id = submitted(cast.honest, 100, 10_000, b"\x01" * 32)
             audit = market.audit_of(job_id)
             market.submit_verdict(cast.verifier, job_id, True, "evidence")
             return f"job {job_id}: audited by {audit.verifier[:10]}…, passed → {market.get_job(job_id).state.name}"
 
         def unaudited() -> str:
-            job_id = post(100, 500)
-            market.claim_job(cast.honest, job_id)
-            market.submit_result(cast.honest, job_id, OUTPUT_CID, b"\x02" * 32)
-            mine(client, 2)
+            job_id = submitted(cast.honest, 100, 500, b"\x02" * 32)
             if market.audit_of(job_id).audited:
                 market.submit_verdict(cast.verifier, job_id, True, "evidence")
                 return f"job {job_id}: sampled at 5 % and audited, passed → FINALIZED"
@@ -122,10 +113,7 @@ def _run(cli: CliContext, client: ChainClient, protocol: Protocol, cast: Cast) -
             return f"job {job_id}: not sampled (5 % rate), finalized after the audit window → FINALIZED"
 
         def caught_cheating() -> str:
-            job_id = post(200, 10_000)
-            market.claim_job(cast.cheater, job_id)
-            market.submit_result(cast.cheater, job_id, OUTPUT_CID, b"\xff" * 32)
-            mine(client, 2)
+            job_id = submitted(cast.cheater, 200, 10_000, b"\xff" * 32)
             market.submit_verdict(cast.verifier, job_id, False, "evidence")
             state = market.get_job(job_id).state
             return f"job {job_id}: cheater's outputs failed the audit → {state.name}, collateral slashed"
@@ -142,7 +130,7 @@ def _run(cli: CliContext, client: ChainClient, protocol: Protocol, cast: Cast) -
         for description, action in (("audited job", audited_pass), ("unaudited job", unaudited),
                                     ("cheating provider", caught_cheating), ("expired claim", expired_claim)):
             progress.update(task, description=description)
-            step(description, action)
+            outcomes.append((description, action()))
             progress.advance(task)
         for account in accounts:
             if market.credits(account.address):

@@ -27,7 +27,7 @@ def main(
 ) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)])
-    ctx.obj = CliContext(rpc_url=rpc_url, verbose=verbose, console=Console(), errors=Console(stderr=True))
+    ctx.obj = CliContext(rpc_url=rpc_url, console=Console())
 
 
 def run() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from marketplace.chain.devnet import free_port
+from marketplace.chain.devnet import Anvil, free_port
 
 WEBI = [sys.executable, "-m", "marketplace.cli"]
 
@@ -66,3 +66,11 @@ def test_demo_runs_every_path_and_balances_the_books(tmp_path: Path) -> None:
     for expected in ("FINALIZED", "REJECTED", "CANCELLED", "books balance", "slash compensation", "verifier fee"):
         assert expected in result.stdout
     assert (tmp_path / "run" / "anvil.log").exists()
+
+
+def test_demo_against_an_existing_chain(tmp_path: Path) -> None:
+    with Anvil() as anvil:
+        result = webi("--rpc-url", anvil.rpc_url, "demo", "--run-dir", str(tmp_path / "run"), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"using the chain at {anvil.rpc_url}" in result.stdout
+    assert "books balance" in result.stdout
