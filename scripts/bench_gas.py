@@ -31,8 +31,7 @@ CID = "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
 def lifecycle(net: Devnet, *, audited: bool, num_tasks: int = 16) -> dict[str, int]:
     market, client = net.protocol.market, net.client
     requester, provider, verifier = dev_account(1), dev_account(2), dev_account(3)
-    now = client.w3.eth.get_block("latest")["timestamp"]
-    request = JobRequest(CID, num_tasks, 100 * WEI, now + 3_600, 600, 10_000 if audited else 500, 8)
+    request = JobRequest(CID, num_tasks, 100 * WEI, client.timestamp() + 3_600, 600, 10_000 if audited else 500, 8)
     receipt = client.transact(requester, market.contract.functions.postJob(request.as_tuple()))
     job_id = market.posted_job_id(receipt)
     gas = {"postJob": receipt["gasUsed"]}
@@ -60,8 +59,7 @@ def measure() -> dict[str, object]:
         audited = lifecycle(net, audited=True)
         wide = lifecycle(net, audited=False, num_tasks=256)
         calls = {**steady, "submitVerdict": audited["submitVerdict"]}
-        now = net.client.w3.eth.get_block("latest")["timestamp"]
-        job_id = market.post_job(dev_account(1), JobRequest(CID, 1, WEI, now + 3_600, 600, 500, 1))
+        job_id = market.post_job(dev_account(1), JobRequest(CID, 1, WEI, net.client.timestamp() + 3_600, 600, 500, 1))
         calls["cancelJob"] = market.cancel_job(dev_account(1), job_id)["gasUsed"]
         calls["withdraw"] = market.withdraw(dev_account(2))["gasUsed"]
     return {

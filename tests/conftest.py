@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 
 from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import WEI, Protocol
-from marketplace.chain.devnet import Anvil, Devnet, deploy_devnet, dev_account, increase_time, mine
+from marketplace.chain.devnet import Anvil, Devnet, deploy_devnet, dev_account, increase_time, mine, revert, snapshot
 from marketplace.chain.market import JobMarket
 from marketplace.chain.token import WebiToken
 from marketplace.errors import ContractError
@@ -50,15 +50,10 @@ class Chain:
         return dev_account(0)
 
     def now(self) -> int:
-        return int(self.client.w3.eth.get_block("latest")["timestamp"])
+        return self.client.timestamp()
 
     def block_number(self) -> int:
         return int(self.client.w3.eth.block_number)
-
-    def rpc(self, method: str, *params: Any) -> Any:
-        reply = self.client.w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
-        assert "error" not in reply, reply
-        return reply["result"]
 
     def increase_time(self, seconds: int) -> None:
         increase_time(self.client, seconds)
@@ -96,13 +91,12 @@ class Chain:
 def chain(devnet: Devnet) -> Iterator[Chain]:
     """The devnet as deployed; every change a test makes is rolled back afterwards."""
     client = devnet.client
-    snapshot = client.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    taken = snapshot(client)
     market = JobMarket(client, devnet.protocol.market.contract, from_block=devnet.protocol.deployment.block)
     try:
         yield Chain(client, devnet.protocol, devnet.protocol.token, market)
     finally:
-        reverted = client.w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
-        assert reverted["result"] is True
+        revert(client, taken)
 
 
 # Named actors (anvil dev accounts; public keys, devnet only).

@@ -66,6 +66,10 @@ class ChainClient:
             self._chain_id = self.w3.eth.chain_id
         return self._chain_id
 
+    def timestamp(self) -> int:
+        """Unix time of the latest block: the clock the contracts see."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
     def contract(self, artifact: Artifact, address: str) -> Contract:
         return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifact.abi)
 

@@ -169,3 +169,15 @@ def mine(client: ChainClient, blocks: int = 1) -> None:
     client.w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
 
 
+
+
+def snapshot(client: ChainClient) -> str:
+    """Takes an anvil snapshot of the whole chain state; ``revert`` goes back to it."""
+    return str(client.w3.provider.make_request("evm_snapshot", [])["result"])  # type: ignore[arg-type]
+
+
+def revert(client: ChainClient, snapshot_id: str) -> None:
+    """Returns the chain to ``snapshot_id`` (which anvil then forgets)."""
+    reply = client.w3.provider.make_request("evm_revert", [snapshot_id])  # type: ignore[arg-type]
+    if reply.get("result") is not True:
+        raise DevnetError(f"could not revert to snapshot {snapshot_id}: {reply}")

@@ -86,8 +86,8 @@ def _run(cli: CliContext, client: ChainClient, protocol: Protocol, cast: Cast) -
         progress.advance(task)
 
         def post(price: int, rate: int) -> int:
-            now = client.w3.eth.get_block("latest")["timestamp"]
-            return market.post_job(cast.requester, JobRequest(SPEC_CID, 64, price * WEI, now + 86_400, 600, rate, 4))
+            claim_by = client.timestamp() + 86_400
+            return market.post_job(cast.requester, JobRequest(SPEC_CID, 64, price * WEI, claim_by, 600, rate, 4))
 
         def submitted(provider: LocalAccount, price: int, rate: int, root: bytes) -> int:
             """Posted, claimed by ``provider``, submitted, and its audit seed visible."""

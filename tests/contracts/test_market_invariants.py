@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from marketplace.chain.deployment import DEFAULT_PARAMS, WEI
-from marketplace.chain.devnet import Devnet, dev_account
+from marketplace.chain.devnet import Devnet, dev_account, increase_time, mine, revert, snapshot
 from marketplace.chain.market import JobMarket
 from marketplace.errors import ContractError
 from marketplace.protocol import LIVE_STATES, CreditKind, JobRequest, JobState, JobTerms, Role
@@ -79,8 +79,7 @@ class Counter:
 def staked(devnet: Devnet) -> Iterator[Devnet]:
     """Actors approved and staked once; every example reverts to this state, and the module
     leaves the session chain as it found it."""
-    provider = devnet.client.w3.provider
-    snapshot = provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    taken = snapshot(devnet.client)
     token, market = devnet.protocol.token, devnet.protocol.market
     for account in ACTORS:
         token.approve(account, market.address, MAX_UINT)
@@ -89,7 +88,7 @@ def staked(devnet: Devnet) -> Iterator[Devnet]:
     for account in VERIFIERS:
         market.register(account, Role.VERIFIER, 200 * WEI)
     yield devnet
-    assert provider.make_request("evm_revert", [snapshot])["result"] is True  # type: ignore[arg-type]
+    revert(devnet.client, taken)
 
 
 class MarketMachine(RuleBasedStateMachine):
@@ -98,7 +97,7 @@ class MarketMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.client = self.devnet.client
-        self.snapshot = self._rpc("evm_snapshot")
+        self.snapshot = snapshot(self.client)
         self.market = JobMarket(self.client, self.devnet.protocol.market.contract,
                                 from_block=self.devnet.protocol.deployment.block)
         self.token = self.devnet.protocol.token
@@ -129,17 +128,12 @@ class MarketMachine(RuleBasedStateMachine):
             job.state, job.submitted_at = JobState.SUBMITTED, self.market.get_job(job_id).stamp
 
     def teardown(self) -> None:
-        self._rpc("evm_revert", self.snapshot)
+        revert(self.client, self.snapshot)
 
     # ───────────────────────────────────── helpers
 
-    def _rpc(self, method: str, *params: object) -> object:
-        reply = self.client.w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
-        assert "error" not in reply, reply
-        return reply["result"]
-
     def _now(self) -> int:
-        return int(self.client.w3.eth.get_block("latest")["timestamp"])
+        return self.client.timestamp()
 
     def _try(self, expected: bool | None, action: object) -> bool:
         """Runs ``action``; ``expected`` None means a deadline is too close to call."""
@@ -362,13 +356,12 @@ class MarketMachine(RuleBasedStateMachine):
     @rule(seconds=st.sampled_from([30, 700, 4_000, 4_000, 3 * 86_400]))
     def advance_time(self, seconds: int) -> None:
         Counter.steps += 1
-        self._rpc("evm_increaseTime", seconds)
-        self._rpc("evm_mine")
+        increase_time(self.client, seconds)
 
     @rule(blocks=st.sampled_from([1, 2, 300]))
     def mine(self, blocks: int) -> None:
         Counter.steps += 1
-        self._rpc("anvil_mine", hex(blocks))
+        mine(self.client, blocks)
 
     # ───────────────────────────────────── invariants
 
