@@ -7,7 +7,13 @@
     ├── ChainError            talking to the chain failed (RPC down, wrong chain, no deployment)
     │   ├── TransactionError  a transaction was mined but reverted, or never got a receipt
     │   └── ContractError     the contract refused a call with one of its custom errors
-    └── DevnetError           the local anvil devnet could not start, or is not running
+    ├── DevnetError           the local anvil devnet could not start, or is not running
+    └── ContentError          the content store refused or could not serve content
+        ├── CidError              a string or bytes are not a CID we can use
+        ├── BlockMismatchError    bytes do not hash to the CID they were fetched or stored under
+        ├── ContentNotFoundError  no store we asked has the block or path
+        ├── ContentTooLargeError  an upload, block or CAR is over a configured limit
+        └── StoreUnavailableError a remote store (Kubo RPC, gateway) could not be reached or refused
 
 Messages carry the context a user needs to act (job id, address, tx hash): they are shown as
 they are by the CLI.
@@ -60,6 +66,35 @@ class ContractError(ChainError):
 
 class DevnetError(WebiError):
     """The local devnet could not be started, reached, or stopped."""
+
+
+class ContentError(WebiError):
+    """The content store refused or could not serve content; the message names the CID."""
+
+
+class CidError(ContentError):
+    """A value is not a CID, or is one we cannot use (only sha2-256 over raw and dag-pb)."""
+
+
+class BlockMismatchError(ContentError):
+    """A block's bytes do not hash to its CID: it was corrupted or a peer lied. Never stored."""
+
+    def __init__(self, cid: str, source: str) -> None:
+        super().__init__(f"block {cid} from {source} does not match its CID; refused")
+        self.cid = cid
+        self.source = source
+
+
+class ContentNotFoundError(ContentError):
+    """The store has no such block, or a directory has no such path."""
+
+
+class ContentTooLargeError(ContentError):
+    """Content is over a configured size limit."""
+
+
+class StoreUnavailableError(ContentError):
+    """A remote content store could not be reached, or answered with an error."""
 
 
 def _show(value: Any) -> str:
