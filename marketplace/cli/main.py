@@ -9,13 +9,14 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from marketplace.cli import demo, devnet
+from marketplace.cli import demo, devnet, store
 from marketplace.cli.context import CliContext
 from marketplace.errors import WebiError
 
 app = typer.Typer(help="WEBI: a decentralized GPU compute marketplace for AI inference.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 app.add_typer(devnet.app, name="devnet")
+app.add_typer(store.app, name="store")
 app.command("demo")(demo.demo)
 
 

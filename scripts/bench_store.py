@@ -1,0 +1,136 @@
+"""Content store throughput: add and cat of one large file, next to plain sha256 of the same bytes.
+
+    python scripts/bench_store.py [--size-mb 256] [--runs 3] [--json]
+
+Figures (best of --runs, each add into a fresh store directory on the same disk as the file):
+  sha256_mb_s    hashlib.sha256 over the file, read in 1 MiB pieces: the floor any CID needs
+  add_mb_s       LocalStore.add_path: chunk, hash, build the DAG, write every block
+  only_hash_mb_s the same without writing (``webi store add --only-hash``)
+  cat_mb_s       LocalStore.cat: read every block back, hash-check it, stream the bytes
+  write_mb_s     the same 256 KiB pieces written as plain files, no hashing, as many threads as
+                 the importer uses: the ceiling this disk and kernel put on any add
+  add_vs_sha256  add_mb_s / sha256_mb_s (goal >= 0.5)
+  peak_rss_mb    this process's peak resident memory (VmHWM), which never holds the file
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from marketplace.storage.importer import CHUNK_SIZE, Importer
+from marketplace.storage.local import LocalStore
+
+GOAL = 0.5
+MB = 1024 * 1024
+
+
+def peak_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def best_seconds(runs: int, action: Callable[[int], object]) -> float:
+    times = []
+    for run in range(runs):
+        start = time.perf_counter()
+        action(run)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def measure(size_mb: int, runs: int) -> dict[str, float]:
+    work = Path(tempfile.mkdtemp(prefix="webi-bench-store-"))
+    try:
+        source = work / "input.bin"
+        with source.open("wb") as out:
+            for _ in range(size_mb):
+                out.write(os.urandom(MB))
+
+        def sha256(_: int) -> None:
+            digest = hashlib.sha256()
+            with source.open("rb") as stream:
+                while piece := stream.read(MB):
+                    digest.update(piece)
+
+        stores = [LocalStore(work / f"store-{run}") for run in range(runs)]
+        results = {}
+
+        def add(run: int) -> None:
+            results[run] = stores[run].add_path(source)
+
+        def cat(_: int) -> None:
+            total = sum(len(part) for part in stores[0].cat(results[0].cid))
+            assert total == size_mb * MB
+
+        def write(run: int) -> None:
+            folder = work / f"plain-{run}"
+            folder.mkdir()
+            pending: collections.deque[Future[int]] = collections.deque()
+            with source.open("rb") as stream, ThreadPoolExecutor(Importer().workers) as pool:
+                index = 0
+                while piece := stream.read(CHUNK_SIZE):
+                    pending.append(pool.submit((folder / str(index)).write_bytes, piece))
+                    index += 1
+                    if len(pending) > 8:  # as few pieces in memory as the importer holds
+                        pending.popleft().result()
+
+        sha_s = best_seconds(runs, sha256)
+        add_s = best_seconds(runs, add)
+        hash_s = best_seconds(runs, lambda _: Importer().add_path(source))
+        cat_s = best_seconds(runs, cat)
+        peak = peak_rss_mb()
+        write_s = best_seconds(runs, write)
+        return {
+            "size_mb": size_mb,
+            "sha256_mb_s": round(size_mb / sha_s, 1),
+            "add_mb_s": round(size_mb / add_s, 1),
+            "only_hash_mb_s": round(size_mb / hash_s, 1),
+            "cat_mb_s": round(size_mb / cat_s, 1),
+            "write_mb_s": round(size_mb / write_s, 1),
+            "add_vs_sha256": round(sha_s / add_s, 3),
+            "cat_vs_sha256": round(sha_s / cat_s, 3),
+            "peak_rss_mb": round(peak, 1),
+            "cpus": os.cpu_count() or 0,
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mb", type=int, default=256, help="size of the test file in MiB")
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure; the best is kept")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    figures = measure(args.size_mb, args.runs)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    table = Table("figure", "value", "goal", title=f"content store, {args.size_mb} MiB file, best of {args.runs}")
+    for name, value in figures.items():
+        table.add_row(name, f"{value:,}", f">= {GOAL}" if name == "add_vs_sha256" else "")
+    Console().print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
