@@ -8,6 +8,8 @@
     │   ├── TransactionError  a transaction was mined but reverted, or never got a receipt
     │   └── ContractError     the contract refused a call with one of its custom errors
     ├── DevnetError           the local anvil devnet could not start, or is not running
+    ├── JobSpecError          a job spec or input manifest is malformed (names the field and why)
+    ├── ModelError            a model bundle is refused (pickle, unknown architecture, too large)
     └── ContentError          the content store refused or could not serve content
         ├── CidError              a string or bytes are not a CID we can use
         ├── BlockMismatchError    bytes do not hash to the CID they were fetched or stored under
@@ -66,6 +68,19 @@ class ContractError(ChainError):
 
 class DevnetError(WebiError):
     """The local devnet could not be started, reached, or stopped."""
+
+
+class JobSpecError(WebiError):
+    """A job spec or input manifest is malformed; ``field`` names what is wrong."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"job spec field {field!r}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class ModelError(WebiError):
+    """A model bundle cannot be run: pickle weights, an architecture off the allowlist, remote code, too large."""
 
 
 class ContentError(WebiError):

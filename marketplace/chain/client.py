@@ -47,18 +47,27 @@ class ChainClient:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._chain_id: int | None = None
+        self._session: requests.Session | None = None
 
     @classmethod
     def connect(cls, rpc_url: str, abis: Iterable[list[dict[str, Any]]], *, timeout: float = 30.0,
                 **kwargs: Any) -> ChainClient:
-        """Connects to ``rpc_url`` and checks that it answers."""
-        w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        """Connects to ``rpc_url`` and checks that it answers; ``close()`` releases the connection."""
+        session = requests.Session()
+        w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, session=session))
         client = cls(w3, ErrorDecoder(abis), **kwargs)
+        client._session = session
         try:
             client._chain_id = w3.eth.chain_id
         except (requests.RequestException, OSError, Web3RPCError) as exc:
+            session.close()
             raise ChainError(f"cannot reach the chain at {rpc_url}: {exc}") from exc
         return client
+
+    def close(self) -> None:
+        """Closes the HTTP session ``connect`` opened (a client built around another ``Web3`` keeps it)."""
+        if self._session is not None:
+            self._session.close()
 
     @property
     def chain_id(self) -> int:

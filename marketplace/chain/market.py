@@ -124,6 +124,12 @@ class JobMarket:
             self._posted[job_id] = PostedJob.from_event(events[0]["args"])
         return self._posted[job_id]
 
+    def remember(self, event_args: Any) -> PostedJob:
+        """Caches a ``JobPosted`` event read elsewhere (an event scan), so ``posted`` needs no lookup."""
+        job = PostedJob.from_event(event_args)
+        self._posted[job.job_id] = job
+        return job
+
     def terms_of(self, job_id: int) -> JobTerms:
         """The terms a job was posted with."""
         return self.posted(job_id).terms

@@ -1,0 +1,113 @@
+"""The job spec: what a requester asks for, stored in the content store and named on-chain by CID.
+
+A spec is untrusted input for every provider and verifier that reads it, so parsing is strict:
+unknown fields, wrong types and out-of-range numbers are refused with a ``JobSpecError`` naming
+the field. The spec is versioned (``version: 1``); a later version will be a new model here.
+
+Inputs are a JSONL manifest, one task per line: a JSON string, or an object with a ``text`` field.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from marketplace.errors import CidError, JobSpecError
+from marketplace.storage.cid import Cid
+
+MAX_SPEC_BYTES = 64 * 1024
+MAX_TASKS = 100_000
+MAX_INPUT_CHARS = 100_000
+
+
+class TaskType(enum.StrEnum):
+    EMBED = "embed"
+    GENERATE = "generate"
+    CLASSIFY = "classify"
+    SUMMARIZE = "summarize"
+
+
+class Parameters(BaseModel):
+    """Per-job inference parameters; the defaults suit small models."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_input_tokens: Annotated[int, Field(ge=1, le=8192)] = 512
+    max_new_tokens: Annotated[int, Field(ge=1, le=1024)] = 32
+
+
+class JobSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = 1
+    task: TaskType
+    model: str = Field(description="CID of the model bundle: a UnixFS directory in Hugging Face layout")
+    inputs: str = Field(description="CID of the input manifest: JSONL, one input per task")
+    num_tasks: Annotated[int, Field(ge=1, le=MAX_TASKS)]
+    parameters: Parameters = Parameters()
+
+    @field_validator("model", "inputs")
+    @classmethod
+    def _is_cid(cls, value: str) -> str:
+        try:
+            return str(Cid.parse(value))
+        except CidError as error:
+            raise ValueError(str(error)) from None
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON (sorted keys, no spaces): the same spec always has the same CID."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+
+
+def parse_spec(data: bytes) -> JobSpec:
+    """The spec in ``data``; ``JobSpecError`` naming the first bad field otherwise."""
+    if len(data) > MAX_SPEC_BYTES:
+        raise JobSpecError("<spec>", f"{len(data)} bytes is over the {MAX_SPEC_BYTES}-byte limit")
+    try:
+        raw = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise JobSpecError("<spec>", f"not JSON ({error})") from None
+    if not isinstance(raw, dict):
+        raise JobSpecError("<spec>", "must be a JSON object")
+    try:
+        return JobSpec.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "<spec>"
+        raise JobSpecError(field, first["msg"]) from None
+
+
+def parse_inputs(data: bytes, num_tasks: int) -> list[str]:
+    """The task inputs of a JSONL manifest; there must be exactly ``num_tasks`` of them."""
+    try:
+        lines = data.decode().splitlines()
+    except UnicodeDecodeError:
+        raise JobSpecError("inputs", "the input manifest is not UTF-8") from None
+    texts = []
+    for number, line in enumerate((line for line in lines if line.strip()), start=1):
+        texts.append(_input_text(line, number))
+    if len(texts) != num_tasks:
+        raise JobSpecError("inputs", f"the manifest has {len(texts)} inputs but the job has {num_tasks} tasks")
+    return texts
+
+
+def inputs_manifest(texts: list[str]) -> bytes:
+    """The JSONL manifest for ``texts`` (what ``webi job post`` uploads)."""
+    return b"".join(json.dumps({"text": text}, ensure_ascii=False).encode() + b"\n" for text in texts)
+
+
+def _input_text(line: str, number: int) -> str:
+    try:
+        value: Any = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise JobSpecError(f"inputs[{number}]", f"not JSON ({error.msg})") from None
+    if isinstance(value, dict):
+        value = value.get("text")
+    if not isinstance(value, str) or not value:
+        raise JobSpecError(f"inputs[{number}]", 'must be a non-empty string or {"text": "..."}')
+    if len(value) > MAX_INPUT_CHARS:
+        raise JobSpecError(f"inputs[{number}]", f"{len(value)} characters is over the {MAX_INPUT_CHARS} limit")
+    return value
