@@ -17,6 +17,17 @@ app = typer.Typer(help="WEBI: a decentralized GPU compute marketplace for AI inf
                   pretty_exceptions_enable=False)
 app.add_typer(devnet.app, name="devnet")
 app.add_typer(store.app, name="store")
+
+
+def _add_plugins() -> None:
+    """Command groups other packages declare under the ``webi.commands`` entry point (provider, verifier)."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="webi.commands"):
+        app.add_typer(entry.load(), name=entry.name)
+
+
+_add_plugins()
 app.command("demo")(demo.demo)
 
 

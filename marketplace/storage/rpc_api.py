@@ -65,9 +65,14 @@ def rpc_router(store: LocalStore, settings: StoreApiSettings) -> APIRouter:
 
     @router.post("/version")
     def version() -> dict[str, str]:
+        from importlib.metadata import PackageNotFoundError
         from importlib.metadata import version as installed
 
-        return {"Version": f"webi-{installed('webi')}", "Commit": "", "Repo": "webi-local",
+        try:
+            release = installed("webi")
+        except PackageNotFoundError:  # running from a checkout that was never pip-installed
+            release = "0+checkout"
+        return {"Version": f"webi-{release}", "Commit": "", "Repo": "webi-local",
                 "System": f"{platform.machine()}/{platform.system().lower()}", "Golang": ""}
 
     @router.post("/add", dependencies=writes)

@@ -1,0 +1,266 @@
+"""The provider daemon: find jobs, claim, fetch, run, publish, commit, and follow each to the end.
+
+Each job moves through the journal's stages (``provider.journal.Stage``). Every step first asks
+the chain where the job stands, so repeating a step is harmless: a claim already made is not made
+again, a result already on-chain is not submitted twice. That is what makes a restart after a crash
+(or ``kill -9``) safe: the daemon re-reads its journal and the chain and carries on.
+
+Failures of the world (RPC down, store unreachable, a lost claim race, a revert) are logged and
+retried with backoff; they never stop the daemon. Only the job's own faults (a bad spec, a model
+refused) end a job, as ``skipped`` before a claim or ``failed`` after one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from eth_account.signers.local import LocalAccount
+from web3.types import TxReceipt
+
+from marketplace.chain.market import JobMarket
+from marketplace.errors import ContractError, JobSpecError, ModelError, WebiError
+from marketplace.jobspec import JobSpec
+from marketplace.protocol import CreditKind, JobState, JobStatus
+from marketplace.results import MerkleTree, output_manifest
+from marketplace.storage import ContentStore
+from provider.config import ProviderConfig
+from provider.gpu import Gpus
+from provider.journal import JobRecord, Journal, Stage
+from provider.metrics import ProviderMetrics
+from provider.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+LOST_RACE = {"WrongState", "ClaimWindowClosed", "TermsMismatch"}
+Hook = Callable[[str, int], None]
+
+
+@dataclass
+class ProviderDaemon:
+    config: ProviderConfig
+    account: LocalAccount
+    market: JobMarket
+    store: ContentStore
+    runtime: Runtime
+    journal: Journal
+    gpus: Gpus
+    metrics: ProviderMetrics | None = None
+    hook: Hook | None = None  # called at named points of a job; tests use it to crash on purpose
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serves until ``stop()``: the step in progress finishes, and the journal holds the rest."""
+        mode = "GPU: " + ", ".join(fact.name for fact in self.gpus.facts()) if self.gpus.available else "CPU mode"
+        log.info("provider %s serving (%s)", self.address, mode)
+        while not self.stopping.is_set():
+            self.step()
+            self.stopping.wait(self.config.poll_interval_s)
+        log.info("provider %s stopped", self.address)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def close(self) -> None:
+        """Releases the chain connection, the store's connections and the journal."""
+        self.market.client.close()
+        self.store.close()
+        self.journal.close()
+
+    def step(self) -> None:
+        """One pass: pick up new jobs, then move every active job as far as it can go now."""
+        try:
+            self.poll()
+        except WebiError as error:
+            log.warning("could not read new jobs: %s", error)
+        for record in self.journal.active():
+            if self.stopping.is_set():
+                return
+            if record.retry_at > time.time():
+                continue
+            try:
+                self._advance_while_moving(record)
+            except (ModelError, JobSpecError) as error:
+                self._end(record, Stage.SKIPPED if record.stage == Stage.SEEN else Stage.FAILED, str(error))
+            except WebiError as error:  # the world's fault: RPC, store, a revert we did not expect
+                delay = min(300.0, self.config.poll_interval_s * 2 ** min(record.attempts, 8))
+                log.warning("job %d (%s): %s; retrying in %.0f s", record.job_id, record.stage, error, delay)
+                self.journal.update(record.job_id, attempts=record.attempts + 1, retry_at=time.time() + delay,
+                                    reason=str(error)[:500])
+        if self.metrics is not None:
+            self.metrics.observe(self.journal.all(), self.gpus.samples())
+
+    def _advance_while_moving(self, record: JobRecord) -> None:
+        """Claim, compute and submit back to back: waiting a poll interval between them only adds latency."""
+        for _ in range(4):
+            before = record.stage
+            self.advance(record)
+            updated = self.journal.get(record.job_id)
+            if updated is None or updated.stage == before or updated.stage not in (Stage.CLAIMED, Stage.COMPUTED):
+                return
+            if self.stopping.is_set():
+                return
+            record = updated
+
+    def poll(self) -> None:
+        """Records new ``JobPosted`` events and moves the cursor in one transaction."""
+        client = self.market.client
+        head = client.w3.eth.block_number - self.config.confirmations
+        start = (self.journal.cursor() or self.market.from_block - 1) + 1
+        if head < start:
+            return
+        posted = []
+        for event in client.events(self.market.contract, start, head):
+            if event["event"] == "JobPosted":
+                job = self.market.remember(event["args"])
+                posted.append((job.job_id, job.spec_cid, job.terms.num_tasks, job.terms.price))
+        self.journal.record_posted(posted, head)
+        for job_id, *_ in posted:
+            log.info("job %d posted", job_id)
+
+    # -- one job -------------------------------------------------------------------------------
+
+    def advance(self, record: JobRecord) -> None:
+        status = self.market.get_job(record.job_id)
+        mine = status.provider.lower() == self.address.lower()
+        if record.stage == Stage.SEEN:
+            if status.state != JobState.OPEN:
+                self._follow_elsewhere(record, status, mine)
+                return
+            self._consider_and_claim(record)
+        elif record.stage in (Stage.CLAIMED, Stage.COMPUTED):
+            if status.state != JobState.CLAIMED or not mine:
+                self._follow_elsewhere(record, status, mine)
+            elif record.stage == Stage.CLAIMED:
+                self._compute(record)
+            else:
+                self._submit(record)
+        elif record.stage == Stage.SUBMITTED:
+            self._settle(record, status)
+
+    def _consider_and_claim(self, record: JobRecord) -> None:
+        terms = self.market.terms_of(record.job_id)
+        now = self.market.client.timestamp()
+        spec = self.runtime.read_spec(record.spec_cid)
+        refusal = self._refusal(spec, terms.price, terms.num_tasks, terms.claim_by, now)
+        if refusal is not None:
+            self._end(record, Stage.SKIPPED, refusal)
+            return
+        self.runtime.check_model(spec)  # refuses pickles, unknown architectures, too-large models: ModelError
+        if not self.gpus.idle(self.config.idle_threshold_pct):
+            log.info("job %d: GPU busy with another process; waiting", record.job_id)
+            self.journal.update(record.job_id, retry_at=time.time() + 5 * self.config.poll_interval_s)
+            return
+        self._hook("claiming", record.job_id)
+        try:
+            receipt = self.market.claim_job(self.account, record.job_id, terms)
+        except ContractError as error:
+            if error.name in LOST_RACE:
+                self._end(record, Stage.LOST, f"claim refused: {error}")
+                return
+            raise
+        self._mined(record, receipt, "claim", Stage.CLAIMED)
+
+    def _refusal(self, spec: JobSpec, price: int, num_tasks: int, claim_by: int, now: int) -> str | None:
+        if spec.task not in self.config.tasks:
+            return f"task type {spec.task.value} is not served here"
+        if spec.num_tasks != num_tasks:
+            return f"the spec says {spec.num_tasks} tasks but the job was posted for {num_tasks}"
+        floor = self.config.floor_wei(spec.task)
+        if price // num_tasks < floor:
+            return f"{price // num_tasks} wei per task is under this provider's floor of {floor}"
+        if claim_by < now:
+            return "the claim window has closed"
+        return None
+
+    def _compute(self, record: JobRecord) -> None:
+        started = time.perf_counter()
+        spec = self.runtime.read_spec(record.spec_cid)
+        inputs = self.runtime.read_inputs(spec)
+        read = time.perf_counter()
+        self._hook("inputs-read", record.job_id)
+        outputs = self.runtime.run(spec, inputs)
+        ran = time.perf_counter()
+        self._hook("ran", record.job_id)
+        output_cid = self.store.add_bytes(output_manifest(outputs)).cid
+        root = MerkleTree(outputs).root
+        published = time.perf_counter()
+        if self.metrics is not None:
+            self.metrics.tasks_done(len(outputs), ran - read)
+        self.journal.update(record.job_id, stage=Stage.COMPUTED, output_cid=str(output_cid), result_root=root.hex())
+        log.info("job %d: inputs read in %.2f s, %d tasks run in %.2f s, outputs %s published in %.2f s",
+                 record.job_id, read - started, len(outputs), ran - read, output_cid, published - ran)
+        self._hook("computed", record.job_id)
+
+    def _submit(self, record: JobRecord) -> None:
+        try:
+            receipt = self.market.submit_result(self.account, record.job_id, record.output_cid,
+                                                bytes.fromhex(record.result_root))
+        except ContractError as error:
+            if error.name == "SubmitDeadlinePassed":
+                self._end(record, Stage.FAILED, f"missed the submission deadline: {error}")
+                return
+            raise
+        self._mined(record, receipt, "submit", Stage.SUBMITTED)
+
+    def _mined(self, record: JobRecord, receipt: TxReceipt, action: str, stage: Stage) -> None:
+        """Journals a mined transaction. A crash between the two hooks is what reconciliation covers."""
+        self._hook(f"{action}-sent", record.job_id)
+        self.journal.update(record.job_id, stage=stage, attempts=0, reason="",
+                            **{f"{action}_tx": receipt["transactionHash"].to_0x_hex()})
+        log.info("job %d %s", record.job_id, stage.value)
+        self._hook(stage.value, record.job_id)
+
+    def _settle(self, record: JobRecord, status: JobStatus) -> None:
+        if status.state == JobState.FINALIZED:
+            earned = self._earned(record.job_id)
+            self._end(record, Stage.FINALIZED, "", earned_wei=str(earned))
+        elif status.state == JobState.REJECTED:
+            self._end(record, Stage.REJECTED, "the audit failed; collateral slashed")
+        elif status.state == JobState.SUBMITTED:
+            terms = self.market.terms_of(record.job_id)
+            audit_end = status.stamp + terms.audit_window
+            if self.market.client.timestamp() > audit_end:
+                try:
+                    self.market.finalize(self.account, record.job_id, terms)
+                except ContractError as error:
+                    if error.name not in LOST_RACE:  # someone else finalized, or a verdict came: re-read next pass
+                        raise
+            else:
+                self.journal.update(record.job_id, retry_at=time.time() + self.config.poll_interval_s)
+
+    def _follow_elsewhere(self, record: JobRecord, status: JobStatus, mine: bool) -> None:
+        """The chain moved without us noticing (a restart, a race): catch the journal up with it."""
+        if mine and status.state == JobState.CLAIMED:
+            self.journal.update(record.job_id, stage=Stage.CLAIMED)
+        elif mine and status.state == JobState.SUBMITTED:
+            self.journal.update(record.job_id, stage=Stage.SUBMITTED)
+        elif mine and status.state in (JobState.FINALIZED, JobState.REJECTED):
+            self._settle(record, status)
+        else:
+            self._end(record, Stage.LOST, f"job is {status.state.name.lower()}" + ("" if mine else " by another"))
+
+    def _earned(self, job_id: int) -> int:
+        credited = self.market.contract.events.Credited()
+        logs = credited.get_logs(argument_filters={"account": self.address, "jobId": job_id},
+                                 from_block=self.market.from_block)
+        return sum(int(entry["args"]["amount"]) for entry in logs
+                   if entry["args"]["kind"] == CreditKind.PROVIDER_PAYMENT)
+
+    def _end(self, record: JobRecord, stage: Stage, reason: str, **changes: object) -> None:
+        self.journal.update(record.job_id, stage=stage, reason=reason[:500], **changes)
+        log.info("job %d %s%s", record.job_id, stage.value, f": {reason}" if reason else "")
+
+    def _hook(self, point: str, job_id: int) -> None:
+        if self.hook is not None:
+            self.hook(point, job_id)
+

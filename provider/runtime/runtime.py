@@ -1,0 +1,181 @@
+"""``Runtime``: from a job spec to canonical outputs, on every local GPU (or the CPU).
+
+Models are loaded once per (bundle CID, device) and kept; each device gets its own copy and its
+own worker thread, and batches go to whichever device is free. Loading uses transformers with
+``trust_remote_code=False`` and ``use_safetensors=True`` from a local directory only.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from marketplace.errors import JobSpecError, ModelError
+from marketplace.jobspec import JobSpec, TaskType, parse_inputs, parse_spec
+from marketplace.storage import ContentStore
+from marketplace.storage.cid import Cid
+from provider.runtime.batching import plan_batches
+from provider.runtime.bundle import BundleFacts, fetch_bundle, inspect_bundle
+from provider.runtime.device import available_devices, default_dtype, free_memory
+from provider.runtime.tasks import TASKS
+
+log = logging.getLogger(__name__)
+
+MAX_INPUT_MANIFEST = 256 * 1024 * 1024
+_DTYPE_BYTES = {torch.float32: 4, torch.float16: 2, torch.bfloat16: 2}
+
+
+@dataclass(frozen=True)
+class RuntimeLimits:
+    """What this machine agrees to run. ``token_budget`` bounds rows x tokens per batch."""
+
+    max_weight_bytes: int = 16 * 1024**3
+    max_vram_share: float = 0.9
+    token_budget: int | None = None  # default: 65,536 on a GPU, 8,192 on the CPU
+    max_batch_rows: int = 256
+
+
+@dataclass
+class LoadedModel:
+    """A model ready on one device, with its tokenizer; the verifier uses it directly."""
+
+    facts: BundleFacts
+    model: Any
+    tokenizer: Any
+    device: torch.device
+    dtype: torch.dtype
+
+
+class Runtime:
+    def __init__(self, store: ContentStore, cache: Path, *, devices: Sequence[torch.device] | None = None,
+                 dtype: torch.dtype | None = None, limits: RuntimeLimits | None = None) -> None:
+        self.store = store
+        self.cache = cache
+        self.devices = list(devices or available_devices())
+        self.limits = limits or RuntimeLimits()
+        self._dtype = dtype
+        self._loaded: dict[tuple[Cid, TaskType, str], LoadedModel] = {}
+        self._lock = threading.Lock()
+
+    def dtype_for(self, device: torch.device) -> torch.dtype:
+        return self._dtype or default_dtype(device)
+
+    # -- reading a job -------------------------------------------------------------------------
+
+    def read_spec(self, spec_cid: str) -> JobSpec:
+        return parse_spec(self.store.read_bytes(Cid.parse(spec_cid), limit=64 * 1024))
+
+    def read_inputs(self, spec: JobSpec) -> list[str]:
+        return parse_inputs(self.store.read_bytes(Cid.parse(spec.inputs), limit=MAX_INPUT_MANIFEST), spec.num_tasks)
+
+    def check_model(self, spec: JobSpec) -> BundleFacts:
+        """Refuses a bundle this machine must not or cannot run, before fetching its weights."""
+        facts = inspect_bundle(self.store, Cid.parse(spec.model), self.limits.max_weight_bytes)
+        for device in self.devices:
+            free = free_memory(device)
+            if free is None:
+                continue
+            stored = _stored_dtype_bytes(facts.config)
+            need = facts.weight_bytes * _DTYPE_BYTES[self.dtype_for(device)] // stored
+            if need > free * self.limits.max_vram_share:
+                raise ModelError(f"model {facts.cid} needs about {need >> 20} MiB on {device}, "
+                                 f"more than {self.limits.max_vram_share:.0%} of its {free >> 20} MiB free")
+        return facts
+
+    def load(self, spec: JobSpec, device: torch.device) -> LoadedModel:
+        key = (Cid.parse(spec.model), spec.task, str(device))
+        with self._lock:
+            if key not in self._loaded:
+                facts = self.check_model(spec)
+                path = fetch_bundle(self.store, facts.cid, self.cache / "models")
+                self._loaded[key] = _load(facts, path, spec.task, device, self.dtype_for(device))
+            return self._loaded[key]
+
+    # -- running -------------------------------------------------------------------------------
+
+    def run(self, spec: JobSpec, inputs: Sequence[str], *, indices: Sequence[int] | None = None,
+            progress: Callable[[int], None] | None = None) -> list[bytes]:
+        """Canonical outputs for ``inputs`` (or for the tasks at ``indices`` only), in that order."""
+        chosen = list(range(len(inputs))) if indices is None else list(indices)
+        texts = [inputs[index] for index in chosen]
+        models = [self.load(spec, device) for device in self.devices]
+        lengths = [len(ids) for ids in models[0].tokenizer(texts, truncation=True,
+                                                           max_length=spec.parameters.max_input_tokens)["input_ids"]]
+        budget = self.limits.token_budget or (65_536 if self.devices[0].type == "cuda" else 8_192)
+        batches = plan_batches(lengths, budget, self.limits.max_batch_rows)
+        outputs: list[bytes | None] = [None] * len(texts)
+        task = TASKS[spec.task]
+        work: queue.SimpleQueue[tuple[int, ...]] = queue.SimpleQueue()
+        for batch in batches:
+            work.put(batch.indices)
+        errors: list[BaseException] = []
+
+        def worker(loaded: LoadedModel) -> None:
+            while not errors:
+                try:
+                    rows = work.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    results = task(loaded.model, loaded.tokenizer, [texts[row] for row in rows], spec.parameters,
+                                   loaded.device)
+                except BaseException as error:  # re-raised in the caller's thread
+                    errors.append(error)
+                    return
+                for row, result in zip(rows, results, strict=True):
+                    outputs[row] = result
+                if progress is not None:
+                    progress(len(rows))
+
+        if len(models) == 1:
+            worker(models[0])
+        else:
+            threads = [threading.Thread(target=worker, args=(loaded,), name=f"webi-{loaded.device}")
+                       for loaded in models]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        if errors:
+            raise errors[0]
+        return [output for output in outputs if output is not None]
+
+
+_CLASSES = {
+    TaskType.EMBED: "AutoModel",
+    TaskType.CLASSIFY: "AutoModelForSequenceClassification",
+    TaskType.GENERATE: "AutoModelForCausalLM",
+    TaskType.SUMMARIZE: "AutoModelForSeq2SeqLM",
+}
+
+
+def _load(facts: BundleFacts, path: Path, task: TaskType, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # daemons draw no bars
+    auto = getattr(transformers, _CLASSES[task])
+    try:
+        model = auto.from_pretrained(path, dtype=dtype, trust_remote_code=False, use_safetensors=True,
+                                     local_files_only=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=False, local_files_only=True)
+    except (ValueError, OSError, KeyError) as error:
+        raise ModelError(f"model {facts.cid} ({facts.model_type}) cannot be loaded for {task.value}: {error}") from None
+    if tokenizer.pad_token_id is None:
+        if tokenizer.eos_token_id is None:
+            raise JobSpecError("model", f"model {facts.cid}'s tokenizer has neither a pad nor an eos token")
+        tokenizer.pad_token = tokenizer.eos_token
+    model.to(device).eval()
+    log.info("loaded %s (%s) for %s on %s as %s", facts.cid, facts.model_type, task.value, device, dtype)
+    return LoadedModel(facts, model, tokenizer, device, dtype)
+
+
+def _stored_dtype_bytes(config: dict[str, object]) -> int:
+    stored = str(config.get("dtype") or config.get("torch_dtype") or "float32")
+    return {"float16": 2, "bfloat16": 2}.get(stored, 4)

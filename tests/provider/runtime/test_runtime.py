@@ -1,0 +1,170 @@
+"""The runtime on tiny real models: each task type, and each kind of bundle it must refuse."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from marketplace.errors import BlockMismatchError, JobSpecError, ModelError
+from marketplace.jobspec import JobSpec, inputs_manifest
+from marketplace.storage.cid import RAW, Cid
+from marketplace.storage.local import LocalStore
+from provider.runtime import Runtime, RuntimeLimits
+from provider.runtime.batching import plan_batches
+from tests.provider.conftest import TEXTS
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "store")
+
+
+def spec_for(store: LocalStore, bundle: Path, kind: str, texts: list[str] = TEXTS, **parameters: int) -> JobSpec:
+    model = store.add_path(bundle, recursive=True).cid
+    inputs = store.add_bytes(inputs_manifest(texts)).cid
+    return JobSpec(task=kind, model=str(model), inputs=str(inputs), num_tasks=len(texts),
+                   parameters=parameters or {"max_new_tokens": 6})
+
+
+CPU = torch.device("cpu")
+
+
+def run(store: LocalStore, tmp_path: Path, spec: JobSpec, **options) -> list[dict]:
+    """Outputs on the CPU in fp32, where these tests' tolerances hold; test_gpu.py covers CUDA."""
+    options.setdefault("devices", [CPU])
+    runtime = Runtime(store, tmp_path / "cache", **options)
+    return [json.loads(output) for output in runtime.run(spec, runtime.read_inputs(spec))]
+
+
+def test_embed_is_mean_pooled_and_normalized(store, tmp_path, bundles) -> None:
+    spec = spec_for(store, bundles["embed"], "embed")
+    outputs = run(store, tmp_path, spec)
+    assert len(outputs) == len(TEXTS)
+    # The same computation written out by hand, one text at a time, in float64.
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(bundles["embed"]).double().eval()
+    tokenizer = AutoTokenizer.from_pretrained(bundles["embed"])
+    for text, output in zip(TEXTS, outputs, strict=True):
+        batch = tokenizer([text], return_tensors="pt")
+        with torch.no_grad():
+            hidden = model(**batch).last_hidden_state[0]
+        expected = torch.nn.functional.normalize(hidden.mean(dim=0), dim=0)
+        got = torch.tensor(output["embedding"], dtype=torch.float64)
+        assert torch.allclose(got, expected, atol=1e-5)
+        assert abs(float(got.norm()) - 1.0) < 1e-5
+
+
+def test_classify_gives_label_and_probabilities(store, tmp_path, bundles) -> None:
+    outputs = run(store, tmp_path, spec_for(store, bundles["classify"], "classify"))
+    for output in outputs:
+        assert output["label"] in ("negative", "neutral", "positive")
+        assert abs(sum(output["probabilities"]) - 1.0) < 1e-5
+        assert output["probabilities"][output["label_id"]] == max(output["probabilities"])
+    assert len({output["label"] for output in outputs}) > 1
+
+
+@pytest.mark.parametrize("kind", ["generate", "summarize"])
+def test_generation_is_greedy_and_batch_independent(store, tmp_path, bundles, kind) -> None:
+    spec = spec_for(store, bundles[kind], kind, max_new_tokens=5)
+    batched = run(store, tmp_path, spec)
+    one_by_one = run(store, tmp_path / "single", spec, limits=RuntimeLimits(max_batch_rows=1))
+    assert [output["tokens"] for output in batched] == [output["tokens"] for output in one_by_one]
+    assert all(1 <= len(output["tokens"]) <= 5 for output in batched)
+    assert len({tuple(output["tokens"]) for output in batched}) > 1
+
+
+def test_two_workers_give_the_same_outputs(store, tmp_path, bundles) -> None:
+    spec = spec_for(store, bundles["embed"], "embed")
+    one = run(store, tmp_path / "one", spec, limits=RuntimeLimits(max_batch_rows=2))
+    two = run(store, tmp_path / "two", spec, devices=[CPU, CPU], limits=RuntimeLimits(max_batch_rows=2))
+    assert one == two
+
+
+def test_subset_of_tasks_by_index(store, tmp_path, bundles) -> None:
+    spec = spec_for(store, bundles["classify"], "classify")
+    runtime = Runtime(store, tmp_path / "cache", devices=[CPU])
+    inputs = runtime.read_inputs(spec)
+    everything = [json.loads(output) for output in runtime.run(spec, inputs)]
+    subset = [json.loads(output) for output in runtime.run(spec, inputs, indices=[5, 2])]
+    for got, want in zip(subset, [everything[5], everything[2]], strict=True):
+        # Other batch-mates change the padding, hence the last digits: equal labels, near-equal numbers.
+        assert got["label"] == want["label"]
+        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)
+
+
+def copy_bundle(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
+
+
+def test_pickle_checkpoint_is_refused_before_fetching(store, tmp_path, bundles) -> None:
+    bundle = copy_bundle(bundles["embed"], tmp_path / "pickled")
+    torch.save({"weights": torch.zeros(2)}, bundle / "pytorch_model.bin")
+    spec = spec_for(store, bundle, "embed")
+    runtime = Runtime(store, tmp_path / "cache")
+    with pytest.raises(ModelError, match=r"pytorch_model\.bin is a pickle checkpoint"):
+        runtime.run(spec, runtime.read_inputs(spec))
+    assert not (tmp_path / "cache" / "models").exists()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"model_type": "mystery"}, "not on the allowlist"),
+    ({"auto_map": {"AutoModel": "evil.Model"}}, "remote code"),
+])
+def test_config_refusals(store, tmp_path, bundles, change, message) -> None:
+    bundle = copy_bundle(bundles["embed"], tmp_path / "changed")
+    config = json.loads((bundle / "config.json").read_text())
+    (bundle / "config.json").write_text(json.dumps({**config, **change}))
+    runtime = Runtime(store, tmp_path / "cache")
+    spec = spec_for(store, bundle, "embed")
+    with pytest.raises(ModelError, match=message):
+        runtime.check_model(spec)
+
+
+def test_oversized_model_is_refused(store, tmp_path, bundles) -> None:
+    spec = spec_for(store, bundles["embed"], "embed")
+    runtime = Runtime(store, tmp_path / "cache", limits=RuntimeLimits(max_weight_bytes=1_000))
+    with pytest.raises(ModelError, match="over this runtime's limit of 1000"):
+        runtime.check_model(spec)
+
+
+def test_wrong_architecture_for_task_is_a_model_error(store, tmp_path, bundles) -> None:
+    spec = spec_for(store, bundles["embed"], "summarize")
+    runtime = Runtime(store, tmp_path / "cache")
+    with pytest.raises(ModelError, match="cannot be loaded for summarize"):
+        runtime.run(spec, runtime.read_inputs(spec))
+
+
+def test_damaged_weights_are_refused_and_not_cached(store, tmp_path, bundles) -> None:
+    spec = spec_for(store, bundles["embed"], "embed")
+    weights = store.resolve(Cid.parse(spec.model), "model.safetensors")
+    leaf = weights if weights.codec == RAW else store.ls(weights)[0].cid
+    path = store.blocks.path_of(leaf)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    runtime = Runtime(store, tmp_path / "cache")
+    with pytest.raises(BlockMismatchError):
+        runtime.run(spec, runtime.read_inputs(spec))
+    assert not any((tmp_path / "cache").rglob("*.safetensors"))
+
+
+def test_input_manifest_must_match_the_task_count(store, tmp_path, bundles) -> None:
+    spec = spec_for(store, bundles["embed"], "embed")
+    wrong = spec.model_copy(update={"num_tasks": len(TEXTS) + 1})
+    with pytest.raises(JobSpecError, match="has 8 inputs but the job has 9 tasks"):
+        Runtime(store, tmp_path / "cache").read_inputs(wrong)
+
+
+def test_batches_respect_the_token_budget() -> None:
+    lengths = [5, 50, 7, 100, 3, 60, 8]
+    batches = plan_batches(lengths, token_budget=120, max_rows=3)
+    assert sorted(index for batch in batches for index in batch.indices) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch.indices) <= 3
+        assert len(batch.indices) * max(lengths[index] for index in batch.indices) <= 120 or len(batch.indices) == 1

@@ -1,0 +1,72 @@
+"""``kill -9`` at every stage of a job, then a restart: one claim, one submission, the job finalized.
+
+The daemon runs in its own process (``tests.support.provider_process``), as ``webi provider run``
+would; the test reads its SQLite journal to see where it is.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from marketplace.chain.deployment import WEI
+from marketplace.chain.devnet import Devnet
+from marketplace.protocol import Role
+from provider.journal import Journal, Stage
+from tests.conftest import Chain
+from tests.provider.conftest import Market, StoreNode, provider_config
+from tests.support.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start(config: Path, log: Path, crash_at: str | None = None) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "tests.support.provider_process", str(config)]
+    if crash_at:
+        command += ["--crash-at", crash_at]
+    with log.open("ab") as out:
+        return subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+
+def journal_stage(state: Path, job_id: int) -> Stage | None:
+    for path in state.glob("journal-*.sqlite"):
+        journal = Journal(path)
+        try:
+            record = journal.get(job_id)
+            return None if record is None else record.stage
+        finally:
+            journal.close()
+    return None
+
+
+@pytest.mark.parametrize("crash_at", ["claim-sent", "claimed", "computed", "submit-sent", "submitted"])
+def test_kill_9_then_restart_finishes_the_job_once(chain: Chain, market: Market, devnet: Devnet,
+                                                   store_node: StoreNode, deployments: Path, tmp_path: Path,
+                                                   requester, provider, crash_at: str) -> None:
+    chain.register(provider, Role.PROVIDER, 10_000 * WEI)
+    config = provider_config(tmp_path, provider, devnet.anvil.rpc_url, store_node.url, deployments)
+    state, log = config.parent / "state", tmp_path / "provider.log"
+    job_id = market.post(requester, "generate")
+    crashing = start(config, log, crash_at)
+    assert crashing.wait(timeout=120) == -signal.SIGKILL, log.read_text()
+
+    restarted = start(config, log)
+    try:
+        wait_for(lambda: journal_stage(state, job_id) == Stage.SUBMITTED, timeout=120,
+                 what=f"the result after a crash at {crash_at}")
+        chain.increase_time(chain.market.terms_of(job_id).audit_window + 1)
+        chain.mine()
+        wait_for(lambda: journal_stage(state, job_id) == Stage.FINALIZED, timeout=60, what="finalization")
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        exit_code = restarted.wait(timeout=60)
+    assert exit_code == 0, log.read_text()  # SIGTERM: the step in progress finishes, then a clean exit
+    events = chain.market.contract.events
+    assert len(events.JobClaimed().get_logs(from_block=0, argument_filters={"jobId": job_id})) == 1
+    assert len(events.ResultSubmitted().get_logs(from_block=0, argument_filters={"jobId": job_id})) == 1
+    assert chain.market.credits(provider.address) > 0
+    assert f"crashing at {crash_at} of job {job_id}" in log.read_text()

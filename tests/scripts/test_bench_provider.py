@@ -1,0 +1,20 @@
+"""The provider benchmark runs and reports every figure the README quotes (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_provider_prints_its_figures_as_json() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_provider.py"), "--tasks", "16",
+                             "--rounds", "1", "--json"], capture_output=True, text=True, timeout=600, check=True)
+    figures = json.loads(result.stdout)
+    for name in ("runtime_tasks_per_s", "daemon_tasks_per_s", "overhead_ratio"):
+        assert figures[name] > 0, name
+    assert figures["tasks"] == 16
+    assert set(figures["daemon_steps"]) == {"claimed_s", "inputs-read_s", "ran_s", "computed_s", "submitted_s"}
