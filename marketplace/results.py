@@ -3,8 +3,10 @@
 The provider commits on-chain to a Merkle root over one leaf per task; anyone holding the output
 manifest can prove any task's output against that root. Leaves and pairs follow OpenZeppelin's
 ``MerkleProof``: ``leaf = keccak256(bytes.concat(keccak256(abi.encode(uint256 index, bytes32
-keccak256(output)))))`` (hashed twice so a leaf can never pass for an inner node), and inner nodes
-hash their two children in sorted order, so a proof is just the list of siblings.
+sha256(output)))))`` (hashed twice so a leaf can never pass for an inner node), and inner nodes
+hash their two children in sorted order, so a proof is just the list of siblings. The output is
+digested with sha256 (a Solidity precompile too) rather than keccak256: outputs run to tens of MB
+per job, and hashlib's sha256 is about ten times faster here than any keccak Python has.
 
 Outputs are compact JSON with sorted keys and floats rounded to 7 decimal places (embeddings and
 probabilities lie in [-1, 1], where that is about float32's precision): the same model output always
@@ -13,11 +15,12 @@ gives the same bytes, and the verifier compares values with tolerances, never by
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
 
-from eth_utils.crypto import keccak
+from Crypto.Hash import keccak as _keccak
 
 from marketplace.errors import ContentError
 
@@ -49,9 +52,14 @@ def parse_output_manifest(data: bytes, num_tasks: int) -> list[bytes]:
     return lines
 
 
+def keccak(data: bytes) -> bytes:
+    """keccak256 straight from pycryptodome (what eth-hash wraps), a third faster without the wrapper."""
+    return _keccak.new(digest_bits=256, data=data).digest()
+
+
 def leaf_hash(index: int, output: bytes) -> bytes:
     # abi.encode(uint256, bytes32) is the two words side by side; spelled out, it is 20x faster than eth_abi.
-    return keccak(keccak(index.to_bytes(32, "big") + keccak(output)))
+    return keccak(keccak(index.to_bytes(32, "big") + hashlib.sha256(output).digest()))
 
 
 def _pair(left: bytes, right: bytes) -> bytes:

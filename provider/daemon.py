@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from eth_account.signers.local import LocalAccount
@@ -191,8 +192,10 @@ class ProviderDaemon:
         outputs = self.runtime.run(spec, inputs)
         ran = time.perf_counter()
         self._hook("ran", record.job_id)
-        output_cid = self.store.add_bytes(output_manifest(outputs)).cid
-        root = MerkleTree(outputs).root
+        with ThreadPoolExecutor(1, thread_name_prefix="webi-merkle") as pool:  # hash while uploading
+            tree = pool.submit(MerkleTree, outputs)
+            output_cid = self.store.add_bytes(output_manifest(outputs)).cid
+            root = tree.result().root
         published = time.perf_counter()
         if self.metrics is not None:
             self.metrics.tasks_done(len(outputs), ran - read)

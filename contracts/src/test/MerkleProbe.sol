@@ -18,7 +18,7 @@ contract MerkleProbe {
         pure
         returns (bool)
     {
-        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(index, keccak256(output)))));
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(index, sha256(output)))));
         return MerkleProof.verifyCalldata(proof, root, leaf);
     }
 }
