@@ -52,6 +52,7 @@ class ProviderDaemon:
     metrics: ProviderMetrics | None = None
     hook: Hook | None = None  # called at named points of a job; tests use it to crash on purpose
     stopping: threading.Event = field(default_factory=threading.Event)
+    _prepared: dict[int, tuple[JobSpec, list[str]]] = field(default_factory=dict, repr=False)
 
     @property
     def address(self) -> str:
@@ -157,6 +158,8 @@ class ProviderDaemon:
             self._end(record, Stage.SKIPPED, refusal)
             return
         self.runtime.check_model(spec)  # refuses pickles, unknown architectures, too-large models: ModelError
+        # Inputs are read and checked before collateral is at stake: a bad manifest is a skip, not a failure.
+        self._prepared[record.job_id] = (spec, self.runtime.read_inputs(spec))
         if not self.gpus.idle(self.config.idle_threshold_pct):
             log.info("job %d: GPU busy with another process; waiting", record.job_id)
             self.journal.update(record.job_id, retry_at=time.time() + 5 * self.config.poll_interval_s)
@@ -185,8 +188,11 @@ class ProviderDaemon:
 
     def _compute(self, record: JobRecord) -> None:
         started = time.perf_counter()
-        spec = self.runtime.read_spec(record.spec_cid)
-        inputs = self.runtime.read_inputs(spec)
+        prepared = self._prepared.pop(record.job_id, None)  # gone after a restart: read again
+        if prepared is None:
+            spec = self.runtime.read_spec(record.spec_cid)
+            prepared = spec, self.runtime.read_inputs(spec)
+        spec, inputs = prepared
         read = time.perf_counter()
         self._hook("inputs-read", record.job_id)
         outputs = self.runtime.run(spec, inputs)
@@ -260,6 +266,7 @@ class ProviderDaemon:
                    if entry["args"]["kind"] == CreditKind.PROVIDER_PAYMENT)
 
     def _end(self, record: JobRecord, stage: Stage, reason: str, **changes: object) -> None:
+        self._prepared.pop(record.job_id, None)
         self.journal.update(record.job_id, stage=stage, reason=reason[:500], **changes)
         log.info("job %d %s%s", record.job_id, stage.value, f": {reason}" if reason else "")
 

@@ -11,6 +11,7 @@ from eth_account.signers.local import LocalAccount
 from prometheus_client import generate_latest
 
 from marketplace.chain.devnet import dev_account, free_port
+from marketplace.jobspec import JobSpec
 from marketplace.results import MerkleTree, parse_output_manifest
 from provider.config import ProviderConfig
 from provider.daemon import ProviderDaemon
@@ -83,12 +84,16 @@ def test_skips_what_it_should_not_run(chain: Chain, market: Market, config_for, 
         cheap = market.post(requester, "embed")
         unserved = market.post(requester, "generate")
         dangerous = market.post(requester, spec_cid=market.upload_spec("pickled", TEXTS, task="classify"))
-        for job_id in (cheap, unserved, dangerous):
+        short = JobSpec.model_validate_json(market.read(market.upload_spec("classify", TEXTS)))
+        lying = market.store.add_bytes(short.model_copy(update={"num_tasks": len(TEXTS) + 1}).to_bytes()).cid
+        miscounted = market.post(requester, spec_cid=str(lying), texts=[*TEXTS, "one more"])
+        for job_id in (cheap, unserved, dangerous, miscounted):
             wait_for(lambda job_id=job_id: stage_of(daemon, job_id) == Stage.SKIPPED, what=f"job {job_id} skipped")
-    reasons = {job_id: daemon.journal.get(job_id).reason for job_id in (cheap, unserved, dangerous)}
+    reasons = {job_id: daemon.journal.get(job_id).reason for job_id in (cheap, unserved, dangerous, miscounted)}
     assert "under this provider's floor" in reasons[cheap]
     assert "generate is not served here" in reasons[unserved]
     assert "pickle checkpoint" in reasons[dangerous]
+    assert "has 8 inputs but the job has 9 tasks" in reasons[miscounted]
     assert chain.market.contract.events.JobClaimed().get_logs(from_block=0) == []
 
 
