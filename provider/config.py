@@ -11,7 +11,7 @@ import os
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,7 +21,12 @@ from marketplace.jobspec import TaskType
 _FORBIDDEN = {"private_key", "privatekey", "key", "mnemonic", "password"}
 
 
-class ProviderConfig(BaseModel):
+Settings = TypeVar("Settings", bound=BaseModel)
+
+
+class DaemonSettings(BaseModel):
+    """What every WEBI daemon needs: the chain, an account, the content store, a state folder."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rpc_url: str = "http://127.0.0.1:8545"
@@ -30,25 +35,29 @@ class ProviderConfig(BaseModel):
     password_file: Path | None = None
     store: str = Field(description="content store: a directory, a Kubo RPC URL, or gateway+URL")
     store_token_env: str = "WEBI_STORE_TOKEN"
-    state_dir: Path = Path("~/.webi/provider")
+    state_dir: Path
     deployments_dir: Path | None = None
+    max_weight_bytes: Annotated[int, Field(gt=0)] = 16 * 1024**3
+    poll_interval_s: Annotated[float, Field(gt=0)] = 2.0
+
+    @property
+    def state(self) -> Path:
+        return self.state_dir.expanduser()
+
+
+class ProviderConfig(DaemonSettings):
+    state_dir: Path = Path("~/.webi/provider")
     tasks: frozenset[TaskType] = frozenset(TaskType)
     # In WEBI, not wei: TOML integers stop at 2^63, under 10 WEBI in wei.
     price_floor: dict[TaskType, Decimal] = Field(default_factory=dict, description="least WEBI per task, by task type")
     max_vram_share: Annotated[float, Field(gt=0, le=1)] = 0.9
-    max_weight_bytes: Annotated[int, Field(gt=0)] = 16 * 1024**3
     idle_threshold_pct: Annotated[int, Field(ge=0, le=100)] = 30
-    poll_interval_s: Annotated[float, Field(gt=0)] = 2.0
     confirmations: Annotated[int, Field(ge=0)] = 0
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     stake_wei: Annotated[int, Field(ge=0)] = 0
 
     def floor_wei(self, task: TaskType) -> int:
         return int(self.price_floor.get(task, Decimal(0)) * 10**18)
-
-    @property
-    def state(self) -> Path:
-        return self.state_dir.expanduser()
 
     def journal_path(self, chain_id: int, address: str) -> Path:
         """One journal per chain and account, so switching either never mixes histories."""
@@ -57,26 +66,32 @@ class ProviderConfig(BaseModel):
 
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> ProviderConfig:
     """The config from ``path`` (if any), ``WEBI_RPC_URL``/``WEBI_STORE``, then ``overrides`` (flags)."""
+    return load_settings(ProviderConfig, "provider", path, overrides)
+
+
+def load_settings(model: type[Settings], table: str, path: Path | None,
+                  overrides: dict[str, Any] | None = None) -> Settings:
+    """``model`` from the ``[table]`` of a TOML file, then the environment, then flags (the verifier's too)."""
     values: dict[str, Any] = {}
     if path is not None:
         try:
             document = tomllib.loads(path.read_text())
         except OSError as error:
-            raise ConfigError(f"cannot read provider config {path}: {error.strerror}") from None
+            raise ConfigError(f"cannot read {table} config {path}: {error.strerror}") from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path} is not valid TOML: {error}") from None
-        values.update(document.get("provider", document))
+        values.update(document.get(table, document))
     for variable, key in (("WEBI_RPC_URL", "rpc_url"), ("WEBI_STORE", "store")):
         if os.environ.get(variable):
             values[key] = os.environ[variable]
     values.update({key: value for key, value in (overrides or {}).items() if value is not None})
     secrets = _FORBIDDEN & {key.lower() for key in values}
     if secrets:
-        raise ConfigError(f"the provider config must not hold {', '.join(sorted(secrets))}: name a keystore file "
+        raise ConfigError(f"the {table} config must not hold {', '.join(sorted(secrets))}: name a keystore file "
                           "and a password_env or password_file instead")
     try:
-        return ProviderConfig.model_validate(values)
+        return model.model_validate(values)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"provider config {where}: {first['msg']}") from None
+        raise ConfigError(f"{table} config {where}: {first['msg']}") from None

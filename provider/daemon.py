@@ -52,6 +52,7 @@ class ProviderDaemon:
     metrics: ProviderMetrics | None = None
     hook: Hook | None = None  # called at named points of a job; tests use it to crash on purpose
     stopping: threading.Event = field(default_factory=threading.Event)
+    _started: bool = field(default=False, repr=False)  # the first pass after a start ignores backoff
     _prepared: dict[int, tuple[JobSpec, list[str]]] = field(default_factory=dict, repr=False)
 
     @property
@@ -84,10 +85,11 @@ class ProviderDaemon:
             self.poll()
         except WebiError as error:
             log.warning("could not read new jobs: %s", error)
+        first_pass, self._started = not self._started, True
         for record in self.journal.active():
             if self.stopping.is_set():
                 return
-            if record.retry_at > time.time():
+            if record.retry_at > time.time() and not first_pass:
                 continue
             try:
                 self._advance_while_moving(record)

@@ -11,8 +11,9 @@ import enum
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import event
-from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+from sqlmodel import Field, SQLModel
+
+from marketplace.journal import SqliteJournal
 
 
 class Stage(enum.StrEnum):
@@ -56,69 +57,16 @@ class Cursor(SQLModel, table=True):
     block: int
 
 
-_TABLES = ("provider_jobs", "provider_cursor")
-
-
-class Journal:
-    """The journal in ``path`` (SQLite, WAL mode so the status command reads while the daemon writes)."""
+class Journal(SqliteJournal[JobRecord]):
+    """The provider's journal in ``path``."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
-        event.listen(self.engine, "connect", _pragmas)
-        SQLModel.metadata.create_all(self.engine, tables=[SQLModel.metadata.tables[name] for name in _TABLES])
+        super().__init__(path, JobRecord, Cursor, "job_posted")
 
-    def close(self) -> None:
-        self.engine.dispose()
-
-    def cursor(self) -> int | None:
-        with Session(self.engine) as session:
-            row = session.get(Cursor, "job_posted")
-            return None if row is None else row.block
-
-    def record_posted(self, job_ids: list[tuple[int, str, int, int]], up_to_block: int) -> None:
+    def record_posted(self, jobs: list[tuple[int, str, int, int]], up_to_block: int) -> None:
         """New jobs (id, spec CID, tasks, price) and the cursor, in one transaction: none lost, none twice."""
-        with Session(self.engine) as session:
-            for job_id, spec_cid, num_tasks, price in job_ids:
-                if session.get(JobRecord, job_id) is None:
-                    session.add(JobRecord(job_id=job_id, stage=Stage.SEEN, spec_cid=spec_cid, num_tasks=num_tasks,
-                                          price_wei=str(price)))
-            cursor = session.get(Cursor, "job_posted") or Cursor(name="job_posted", block=up_to_block)
-            cursor.block = up_to_block
-            session.add(cursor)
-            session.commit()
-
-    def get(self, job_id: int) -> JobRecord | None:
-        with Session(self.engine) as session:
-            return session.get(JobRecord, job_id)
+        self.add_new((JobRecord(job_id=job_id, stage=Stage.SEEN, spec_cid=spec_cid, num_tasks=num_tasks,
+                                price_wei=str(price)) for job_id, spec_cid, num_tasks, price in jobs), up_to_block)
 
     def active(self) -> list[JobRecord]:
-        with Session(self.engine) as session:
-            query = select(JobRecord).where(col(JobRecord.stage).in_(ACTIVE)).order_by(col(JobRecord.job_id))
-            return list(session.exec(query))
-
-    def all(self) -> list[JobRecord]:
-        with Session(self.engine) as session:
-            return list(session.exec(select(JobRecord).order_by(col(JobRecord.job_id))))
-
-    def update(self, job_id: int, **changes: object) -> JobRecord:
-        with Session(self.engine) as session:
-            record = session.get(JobRecord, job_id)
-            if record is None:
-                raise KeyError(job_id)
-            for key, value in changes.items():
-                setattr(record, key, value)
-            record.updated_at = datetime.now(UTC)
-            session.add(record)
-            session.commit()
-            session.refresh(record)
-            return record
-
-
-def _pragmas(connection: object, _: object) -> None:
-    cursor = connection.cursor()  # type: ignore[attr-defined]
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
+        return self.in_stages(ACTIVE)

@@ -20,6 +20,8 @@ from marketplace.chain.token import WebiToken
 from marketplace.errors import ContractError
 from marketplace.protocol import JobRequest, Role
 
+pytest_plugins = ["tests.support.jobs"]
+
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("long", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

@@ -17,7 +17,7 @@ from marketplace.jobspec import TaskType
 from marketplace.storage import Cid
 from provider.config import load_config
 from tests.conftest import Chain
-from tests.provider.conftest import StoreNode, provider_config
+from tests.support.jobs import StoreNode, provider_config
 
 
 def webi(*args: str, home: Path) -> subprocess.CompletedProcess[str]:

@@ -18,7 +18,7 @@ from marketplace.chain.devnet import Devnet
 from marketplace.protocol import Role
 from provider.journal import Journal, Stage
 from tests.conftest import Chain
-from tests.provider.conftest import Market, StoreNode, provider_config
+from tests.support.jobs import Market, StoreNode, provider_config
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

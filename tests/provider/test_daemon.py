@@ -18,7 +18,7 @@ from provider.daemon import ProviderDaemon
 from provider.factory import create_daemon
 from provider.journal import Stage
 from tests.conftest import Chain
-from tests.provider.conftest import TEXTS, Market
+from tests.support.jobs import TEXTS, Market
 from tests.support.waiting import wait_for
 
 

@@ -16,7 +16,7 @@ import torch
 from marketplace.jobspec import JobSpec, inputs_manifest
 from marketplace.storage.local import LocalStore
 from provider.runtime import Runtime
-from tests.provider.conftest import TEXTS
+from tests.support.jobs import TEXTS
 
 CPU = torch.device("cpu")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -15,7 +15,7 @@ from marketplace.storage.cid import RAW, Cid
 from marketplace.storage.local import LocalStore
 from provider.runtime import Runtime, RuntimeLimits
 from provider.runtime.batching import plan_batches
-from tests.provider.conftest import TEXTS
+from tests.support.jobs import TEXTS
 
 
 @pytest.fixture

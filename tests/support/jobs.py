@@ -1,4 +1,7 @@
-"""Provider fixtures: tiny real models, a served content store, keystores, and jobs posted for real."""
+"""Job fixtures shared by provider and verifier tests: tiny real models, a served store, keystores, posted jobs.
+
+Registered for the whole suite by ``pytest_plugins`` in tests/conftest.py.
+"""
 
 from __future__ import annotations
 

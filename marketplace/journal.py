@@ -1,0 +1,88 @@
+"""A daemon's journal in SQLite: one row per job it follows, and the block its event scan reached.
+
+Shared by the provider and the verifier daemons, each with its own record table. New jobs and the
+cursor are written in one transaction, so a crash between them neither loses a job nor counts it
+twice; WAL mode lets a status command read while the daemon writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import event
+from sqlmodel import Session, SQLModel, col, create_engine, select
+
+Record = TypeVar("Record", bound=SQLModel)
+
+
+class SqliteJournal(Generic[Record]):
+    """Rows of ``record`` (a SQLModel table with ``job_id``, ``stage`` and ``updated_at``) plus a cursor row
+    of ``cursor`` (a table with ``name`` and ``block``) named ``cursor_name``."""
+
+    def __init__(self, path: Path, record: type[Record], cursor: type[Any], cursor_name: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
+        event.listen(self.engine, "connect", _pragmas)
+        tables = [SQLModel.metadata.tables[str(table.__tablename__)] for table in (record, cursor)]
+        SQLModel.metadata.create_all(self.engine, tables=tables)
+        self._record = record
+        self._cursor = cursor
+        self._cursor_name = cursor_name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def cursor(self) -> int | None:
+        with Session(self.engine) as session:
+            row = session.get(self._cursor, self._cursor_name)
+            return None if row is None else int(row.block)
+
+    def add_new(self, records: Iterable[Record], up_to_block: int) -> None:
+        """Adds the records not yet journaled and moves the cursor to ``up_to_block``, atomically."""
+        with Session(self.engine) as session:
+            for record in records:
+                if session.get(self._record, record.job_id) is None:  # type: ignore[attr-defined]
+                    session.add(record)
+            cursor = session.get(self._cursor, self._cursor_name) or self._cursor(name=self._cursor_name,
+                                                                                  block=up_to_block)
+            cursor.block = up_to_block
+            session.add(cursor)
+            session.commit()
+
+    def get(self, job_id: int) -> Record | None:
+        with Session(self.engine) as session:
+            return session.get(self._record, job_id)
+
+    def all(self) -> list[Record]:
+        with Session(self.engine) as session:
+            job_id = col(self._record.job_id)  # type: ignore[attr-defined]
+            return list(session.exec(select(self._record).order_by(job_id)))
+
+    def in_stages(self, stages: Iterable[object]) -> list[Record]:
+        with Session(self.engine) as session:
+            record = self._record
+            query = select(record).where(col(record.stage).in_(list(stages)))  # type: ignore[attr-defined]
+            return list(session.exec(query.order_by(col(record.job_id))))  # type: ignore[attr-defined]
+
+    def update(self, job_id: int, **changes: object) -> Record:
+        with Session(self.engine) as session:
+            record = session.get(self._record, job_id)
+            if record is None:
+                raise KeyError(job_id)
+            for key, value in changes.items():
+                setattr(record, key, value)
+            record.updated_at = datetime.now(UTC)
+            session.add(record)
+            session.commit()
+            session.refresh(record)
+            return record
+
+
+def _pragmas(connection: object, _: object) -> None:
+    cursor = connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
