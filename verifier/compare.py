@@ -1,0 +1,198 @@
+"""Is a committed output what the model gives? One comparator per task type, tolerant of honest noise.
+
+Floating point differs across GPUs, dtypes and batch compositions, so an honest provider's numbers
+never match the verifier's bit for bit; a cheat's are far off. The thresholds sit between the two,
+with margin on both sides (``scripts/bench_verify.py`` measures both: the honest false-positive
+rate with the provider in fp32 and the verifier in bf16, and detection of each cheat):
+
+- ``embed``: cosine similarity of the committed and recomputed vectors >= ``EMBED_MIN_COSINE``
+  (0.99). bf16 against fp32 stays above 0.999 on the test models and MiniLM; another model's
+  vectors or random unit vectors land far below 0.9.
+- ``classify``: the same label, unless the verifier's top two are within ``CLASSIFY_PROB_TOLERANCE``
+  (0.05) of each other (a near-tie that rounding may flip), and every probability within that
+  tolerance. bf16 moves probabilities by about 0.01 at most.
+- ``generate`` / ``summarize``: no re-generation. One teacher-forced forward pass over the prompt
+  and the committed tokens gives the verifier's logits at every position; each committed token must
+  be the verifier's argmax, or within ``NEAR_TIE_LOGITS`` (0.5) of its logit, and at most
+  ``NEAR_TIE_BUDGET`` (10 %, at least one) of the tokens may be such near-ties. bf16 moves logits by
+  a few hundredths to tenths; a wrong token is usually several logits behind. The sequence must
+  also end where greedy decoding ends: with the end-of-sequence token, or at ``max_new_tokens``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from marketplace.jobspec import JobSpec, TaskType
+from provider.runtime import LoadedModel, Runtime
+
+EMBED_MIN_COSINE = 0.99
+CLASSIFY_PROB_TOLERANCE = 0.05
+NEAR_TIE_LOGITS = 0.5
+NEAR_TIE_BUDGET = 0.10
+
+
+@dataclass(frozen=True)
+class TaskCheck:
+    """The verdict on one task, with what was measured: the evidence document lists these."""
+
+    index: int
+    passed: bool
+    reason: str
+    metric: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_tasks(runtime: Runtime, spec: JobSpec, inputs: list[str], indices: list[int],
+                committed: dict[int, bytes]) -> list[TaskCheck]:
+    """Re-executes (or teacher-forces) the tasks at ``indices`` and compares with ``committed``."""
+    parsed: dict[int, dict[str, Any]] = {}
+    checks: dict[int, TaskCheck] = {}
+    for index in indices:
+        try:
+            value = json.loads(committed[index])
+            if not isinstance(value, dict):
+                raise ValueError("not an object")
+            parsed[index] = value
+        except (ValueError, KeyError) as error:
+            checks[index] = TaskCheck(index, False, f"committed output is not canonical JSON ({error})")
+    todo = [index for index in indices if index in parsed]
+    if spec.task in (TaskType.EMBED, TaskType.CLASSIFY):
+        recomputed = runtime.run(spec, inputs, indices=todo) if todo else []
+        labels = runtime.load(spec, runtime.devices[0]).model.config.id2label
+        for index, mine in zip(todo, recomputed, strict=True):
+            if spec.task == TaskType.EMBED:
+                checks[index] = _embed(index, parsed[index], json.loads(mine))
+            else:
+                checks[index] = _classify(index, parsed[index], json.loads(mine), labels)
+    else:
+        checks.update(_teacher_forced_all(runtime.load(spec, runtime.devices[0]), spec, todo, inputs, parsed))
+    return [checks[index] for index in indices]
+
+
+def _embed(index: int, theirs: dict[str, Any], mine: dict[str, Any]) -> TaskCheck:
+    vector = theirs.get("embedding")
+    if not isinstance(vector, list) or len(vector) != len(mine["embedding"]):
+        return TaskCheck(index, False, "embedding missing or of the wrong dimension")
+    try:
+        a = torch.tensor(vector, dtype=torch.float64)
+    except (TypeError, ValueError):
+        return TaskCheck(index, False, "embedding is not a list of numbers")
+    b = torch.tensor(mine["embedding"], dtype=torch.float64)
+    cosine = float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+    if math.isnan(cosine) or cosine < EMBED_MIN_COSINE:
+        return TaskCheck(index, False, f"cosine {cosine:.4f} < {EMBED_MIN_COSINE}", cosine)
+    return TaskCheck(index, True, "cosine within tolerance", cosine)
+
+
+def _classify(index: int, theirs: dict[str, Any], mine: dict[str, Any], labels: dict[int, str]) -> TaskCheck:
+    probabilities = theirs.get("probabilities")
+    expected = mine["probabilities"]
+    if not isinstance(probabilities, list) or len(probabilities) != len(expected):
+        return TaskCheck(index, False, "probabilities missing or of the wrong length")
+    try:
+        gap = max(abs(float(p) - q) for p, q in zip(probabilities, expected, strict=True))
+    except (TypeError, ValueError):
+        return TaskCheck(index, False, "probabilities are not numbers")
+    ranked = sorted(expected, reverse=True)
+    near_tie = len(ranked) > 1 and ranked[0] - ranked[1] < CLASSIFY_PROB_TOLERANCE
+    label_id = theirs.get("label_id")
+    if not isinstance(label_id, int) or label_id not in range(len(expected)) \
+            or theirs.get("label") != str(labels.get(label_id, label_id)):
+        return TaskCheck(index, False, f"label {theirs.get('label')!r} does not name class {label_id!r}", gap)
+    if label_id != mine["label_id"] and not near_tie:
+        return TaskCheck(index, False, f"label {theirs.get('label')!r}, recomputed {mine['label']!r}", gap)
+    if gap > CLASSIFY_PROB_TOLERANCE:
+        return TaskCheck(index, False, f"probabilities differ by {gap:.4f} > {CLASSIFY_PROB_TOLERANCE}", gap)
+    return TaskCheck(index, True, "label and probabilities within tolerance", gap)
+
+
+def _shape(loaded: LoadedModel, spec: JobSpec, index: int, theirs: dict[str, Any]) -> TaskCheck | None:
+    """What can be refused without the model: malformed tokens, wrong length, text that is not theirs."""
+    tokens = theirs.get("tokens")
+    limit = spec.parameters.max_new_tokens
+    if not isinstance(tokens, list) or not tokens or not all(isinstance(t, int) for t in tokens):
+        return TaskCheck(index, False, "tokens missing or not integers")
+    vocabulary = loaded.model.get_output_embeddings().weight.shape[0]
+    if len(tokens) > limit or any(not 0 <= t < vocabulary for t in tokens):
+        return TaskCheck(index, False, f"{len(tokens)} tokens for max_new_tokens {limit}, or ids out of range")
+    eos = loaded.model.generation_config.eos_token_id
+    stops = set(eos if isinstance(eos, list) else [eos]) - {None}
+    if any(token in stops for token in tokens[:-1]):
+        return TaskCheck(index, False, "tokens continue after the end-of-sequence token")
+    if len(tokens) < limit and tokens[-1] not in stops:
+        return TaskCheck(index, False, f"stopped after {len(tokens)} of {limit} tokens without end-of-sequence")
+    if theirs.get("text") != loaded.tokenizer.decode(tokens, skip_special_tokens=True):
+        return TaskCheck(index, False, "text does not decode from the tokens")
+    return None
+
+
+def _teacher_forced_all(loaded: LoadedModel, spec: JobSpec, todo: list[int], inputs: list[str],
+                        parsed: dict[int, dict[str, Any]], batch: int = 32) -> dict[int, TaskCheck]:
+    checks: dict[int, TaskCheck] = {}
+    ready = []
+    for index in todo:
+        refused = _shape(loaded, spec, index, parsed[index])
+        if refused is None:
+            ready.append(index)
+        else:
+            checks[index] = refused
+    for start in range(0, len(ready), batch):
+        group = ready[start:start + batch]
+        tokens = [parsed[index]["tokens"] for index in group]
+        for index, logits, committed in zip(group, _logits(loaded, spec, [inputs[i] for i in group], tokens),
+                                            tokens, strict=True):
+            checks[index] = _judge(index, logits, committed)
+    return checks
+
+
+def _judge(index: int, logits: torch.Tensor, tokens: list[int]) -> TaskCheck:
+    chosen = logits.gather(1, torch.tensor(tokens, device=logits.device).unsqueeze(1)).squeeze(1)
+    behind = (logits.max(dim=1).values - chosen).float().cpu()
+    mismatched = int((behind > 0).sum())
+    worst = float(behind.max())
+    budget = max(1, int(NEAR_TIE_BUDGET * len(tokens)))
+    if worst > NEAR_TIE_LOGITS:
+        return TaskCheck(index, False, f"a token is {worst:.2f} logits behind the argmax (> {NEAR_TIE_LOGITS})", worst)
+    if mismatched > budget:
+        return TaskCheck(index, False, f"{mismatched} near-tie tokens, over the budget of {budget}", worst)
+    return TaskCheck(index, True, f"every token the argmax or within {NEAR_TIE_LOGITS} logits", worst)
+
+
+@torch.inference_mode()
+def _logits(loaded: LoadedModel, spec: JobSpec, texts: list[str], tokens: list[list[int]]) -> list[torch.Tensor]:
+    """The verifier's logits at every committed position of each task: one right-padded forward pass for
+    the batch (padding on the right leaves every real position's attention and position id unchanged)."""
+    model, device = loaded.model, loaded.device
+    pad = loaded.tokenizer.pad_token_id or 0
+    prompts = [loaded.tokenizer(text, truncation=True, max_length=spec.parameters.max_input_tokens)["input_ids"]
+               for text in texts]
+    if spec.task == TaskType.SUMMARIZE:
+        start = model.config.decoder_start_token_id
+        encoder, encoder_mask = _right_padded(prompts, pad, device)
+        decoder, decoder_mask = _right_padded([[start, *committed[:-1]] for committed in tokens], pad, device)
+        every = model(input_ids=encoder, attention_mask=encoder_mask, decoder_input_ids=decoder,
+                      decoder_attention_mask=decoder_mask).logits.float()
+        return [every[row, :len(committed)] for row, committed in enumerate(tokens)]
+    ids, mask = _right_padded([[*prompt, *committed[:-1]] for prompt, committed in zip(prompts, tokens, strict=True)],
+                              pad, device)
+    every = model(input_ids=ids, attention_mask=mask).logits.float()
+    return [every[row, len(prompt) - 1:len(prompt) - 1 + len(committed)]
+            for row, (prompt, committed) in enumerate(zip(prompts, tokens, strict=True))]
+
+
+def _right_padded(rows: list[list[int]], pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for number, row in enumerate(rows):
+        ids[number, :len(row)] = torch.tensor(row)
+        mask[number, :len(row)] = 1
+    return ids.to(device), mask.to(device)
