@@ -3,8 +3,10 @@
     python scripts/bench_verify.py [--honest-tasks 1280] [--json]
 
 Figures:
-  detection            per cheat strategy (tests/support/cheats.py), the share of tampered tasks the
-                       comparators refuse, over all four task types where the strategy applies (goal 1.0)
+  detection            per cheat strategy (tests/support/cheats.py), the share of the tasks whose answer the
+                       cheat changed (embedding cosine under 0.99, another label or probabilities off by
+                       more than 0.05, other tokens) that the comparators refuse, over all four task
+                       types where the strategy applies (goal 1.0)
   false_positive_rate  honest tasks computed in fp32 (the provider) refused by a verifier in bf16, with
                        the provider's batch size 1 and the verifier's batches: embed on all-MiniLM-L6-v2,
                        classify on MiniLM with a fresh classification head (a random model of MiniLM's
@@ -39,7 +41,7 @@ from provider.runtime import Runtime, RuntimeLimits
 from provider.runtime.device import available_devices
 from tests.support.cheats import STRATEGIES, CheatingRuntime, applies
 from tests.support.models import KINDS, WORDS, build_bundle, tokenizer
-from verifier.compare import check_tasks
+from verifier.compare import CLASSIFY_PROB_TOLERANCE, EMBED_MIN_COSINE, check_tasks
 
 GOALS = {"detection": 1.0, "false_positive_rate": 0.005, "verify_cost_ratio": 0.2}
 
@@ -85,6 +87,18 @@ def classifier(body: Path, folder: Path) -> Path:
     return folder
 
 
+def materially_different(cheat: dict, honest: dict) -> bool:
+    """Whether a cheat changed a task's answer, not just its last digits: a replayed or borrowed output
+    that lands within tolerance of the true one is a correct answer, whatever produced it."""
+    if "embedding" in honest:
+        a, b = torch.tensor(cheat["embedding"]), torch.tensor(honest["embedding"])
+        return float(torch.nn.functional.cosine_similarity(a, b, dim=0)) < EMBED_MIN_COSINE
+    if "probabilities" in honest:
+        gap = max(abs(p - q) for p, q in zip(cheat["probabilities"], honest["probabilities"], strict=True))
+        return cheat["label_id"] != honest["label_id"] or gap > CLASSIFY_PROB_TOLERANCE
+    return bool(cheat["tokens"] != honest["tokens"])
+
+
 def detection(work: Path, store: LocalStore, device: torch.device) -> dict[str, float]:
     verifier = Runtime(store, work / "detect-verifier", devices=[device], dtype=torch.bfloat16)
     texts = sentences(32, seed=1)
@@ -102,7 +116,7 @@ def detection(work: Path, store: LocalStore, device: torch.device) -> dict[str, 
             indices = list(range(len(texts)))
             checks = check_tasks(verifier, spec, texts, indices, dict(enumerate(cheat)))
             for index in indices:
-                if json.loads(cheat[index]) != json.loads(honest[index]):
+                if materially_different(json.loads(cheat[index]), json.loads(honest[index])):
                     touched += 1
                     caught += not checks[index].passed
         rates[strategy] = round(caught / touched, 4) if touched else 0.0
@@ -112,7 +126,7 @@ def detection(work: Path, store: LocalStore, device: torch.device) -> dict[str, 
 def false_positives(work: Path, store: LocalStore, device: torch.device, total: int) -> tuple[float, int, dict]:
     per_kind = {"embed": total - 3 * (total // 5), "classify": total // 5, "generate": total // 5,
                 "summarize": total // 5}
-    refused, counted, worst = 0, 0, {}
+    refused, counted, worst, reasons = 0, 0, {}, {}
     for kind, count in per_kind.items():
         texts = sentences(count, seed=2)
         if kind == "embed":
@@ -130,8 +144,10 @@ def false_positives(work: Path, store: LocalStore, device: torch.device, total: 
         checks = check_tasks(verifier, spec, texts, list(range(count)), dict(enumerate(outputs)))
         refused += sum(not check.passed for check in checks)
         counted += count
+        reasons[kind] = sorted({check.reason for check in checks if not check.passed})
         metrics = [check.metric for check in checks if check.metric is not None]
         worst[kind] = round(min(metrics) if kind == "embed" else max(metrics), 5) if metrics else None
+    worst["refusals"] = reasons
     return refused / counted, counted, worst
 
 

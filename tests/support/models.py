@@ -62,7 +62,7 @@ def build_bundle(kind: str, directory: Path, seed: int = 0) -> Path:
     elif kind == "summarize":
         model = T5ForConditionalGeneration(T5Config(
             vocab_size=size, d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=2,
-            initializer_factor=2.0, pad_token_id=tok.pad_token_id, eos_token_id=tok.sep_token_id,
+            initializer_factor=1.5, pad_token_id=tok.pad_token_id, eos_token_id=tok.sep_token_id,
             decoder_start_token_id=tok.pad_token_id))
     else:
         raise ValueError(kind)
