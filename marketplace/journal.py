@@ -7,6 +7,7 @@ twice; WAL mode lets a status command read while the daemon writes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +67,20 @@ class SqliteJournal(Generic[Record]):
             record = self._record
             query = select(record).where(col(record.stage).in_(list(stages)))  # type: ignore[attr-defined]
             return list(session.exec(query.order_by(col(record.job_id))))  # type: ignore[attr-defined]
+
+    def due(self, stages: Iterable[object], *, ignore_backoff: bool = False) -> list[Record]:
+        """The records in ``stages`` whose backoff has run out (all of them with ``ignore_backoff``)."""
+        now = time.time()
+        return [record for record in self.in_stages(stages)
+                if ignore_backoff or record.retry_at <= now]  # type: ignore[attr-defined]
+
+    def back_off(self, record: Record, error: object, *, base_s: float, max_doublings: int, max_s: float) -> float:
+        """Records a failed attempt and schedules the next one, doubling the wait each time; returns it."""
+        attempts: int = record.attempts  # type: ignore[attr-defined]
+        delay: float = min(max_s, base_s * 2 ** min(attempts, max_doublings))
+        self.update(record.job_id, attempts=attempts + 1, retry_at=time.time() + delay,  # type: ignore[attr-defined]
+                    reason=str(error)[:500])
+        return delay
 
     def update(self, job_id: int, **changes: object) -> Record:
         with Session(self.engine) as session:

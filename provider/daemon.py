@@ -30,7 +30,7 @@ from marketplace.results import MerkleTree, output_manifest
 from marketplace.storage import ContentStore
 from provider.config import ProviderConfig
 from provider.gpu import Gpus
-from provider.journal import JobRecord, Journal, Stage
+from provider.journal import ACTIVE, JobRecord, Journal, Stage
 from provider.metrics import ProviderMetrics
 from provider.runtime import Runtime
 
@@ -86,20 +86,17 @@ class ProviderDaemon:
         except WebiError as error:
             log.warning("could not read new jobs: %s", error)
         first_pass, self._started = not self._started, True
-        for record in self.journal.active():
+        for record in self.journal.due(ACTIVE, ignore_backoff=first_pass):
             if self.stopping.is_set():
                 return
-            if record.retry_at > time.time() and not first_pass:
-                continue
             try:
                 self._advance_while_moving(record)
             except (ModelError, JobSpecError) as error:
                 self._end(record, Stage.SKIPPED if record.stage == Stage.SEEN else Stage.FAILED, str(error))
             except WebiError as error:  # the world's fault: RPC, store, a revert we did not expect
-                delay = min(300.0, self.config.poll_interval_s * 2 ** min(record.attempts, 8))
+                delay = self.journal.back_off(record, error, base_s=self.config.poll_interval_s, max_doublings=8,
+                                              max_s=300.0)
                 log.warning("job %d (%s): %s; retrying in %.0f s", record.job_id, record.stage, error, delay)
-                self.journal.update(record.job_id, attempts=record.attempts + 1, retry_at=time.time() + delay,
-                                    reason=str(error)[:500])
         if self.metrics is not None:
             self.metrics.observe(self.journal.all(), self.gpus.samples())
 

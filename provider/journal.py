@@ -67,6 +67,3 @@ class Journal(SqliteJournal[JobRecord]):
         """New jobs (id, spec CID, tasks, price) and the cursor, in one transaction: none lost, none twice."""
         self.add_new((JobRecord(job_id=job_id, stage=Stage.SEEN, spec_cid=spec_cid, num_tasks=num_tasks,
                                 price_wei=str(price)) for job_id, spec_cid, num_tasks, price in jobs), up_to_block)
-
-    def active(self) -> list[JobRecord]:
-        return self.in_stages(ACTIVE)

@@ -14,7 +14,6 @@ import json
 import logging
 import platform
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,14 +21,23 @@ import torch
 from eth_account.signers.local import LocalAccount
 
 from marketplace.chain.market import JobMarket
-from marketplace.errors import ContentError, ContentNotFoundError, ContractError, JobSpecError, ModelError, WebiError
+from marketplace.errors import (
+    BlockMismatchError,
+    ContentError,
+    ContentNotFoundError,
+    ContractError,
+    JobSpecError,
+    ModelError,
+    StoreUnavailableError,
+    WebiError,
+)
 from marketplace.protocol import JobState
 from marketplace.results import MerkleTree, parse_output_manifest, verify_proof
 from marketplace.storage import ContentStore
 from marketplace.storage.cid import Cid
 from provider.runtime import Runtime
 from verifier import compare
-from verifier.journal import AuditJournal, AuditRecord, AuditStage
+from verifier.journal import OPEN, AuditJournal, AuditRecord, AuditStage
 
 log = logging.getLogger(__name__)
 _MAX_MANIFEST = 1024**3
@@ -70,16 +78,14 @@ class VerifierDaemon:
         except WebiError as error:
             log.warning("could not read new submissions: %s", error)
         first_pass, self._started = not self._started, True
-        for record in self.journal.open():
-            if self.stopping.is_set() or (record.retry_at > time.time() and not first_pass):
+        for record in self.journal.due(OPEN, ignore_backoff=first_pass):
+            if self.stopping.is_set():
                 continue
             try:
                 self.advance(record)
             except WebiError as error:
-                delay = min(60.0, self.poll_interval_s * 2 ** min(record.attempts, 6))
+                delay = self.journal.back_off(record, error, base_s=self.poll_interval_s, max_doublings=6, max_s=60.0)
                 log.warning("audit of job %d: %s; retrying in %.0f s", record.job_id, error, delay)
-                self.journal.update(record.job_id, attempts=record.attempts + 1, retry_at=time.time() + delay,
-                                    reason=str(error)[:500])
 
     def poll(self) -> None:
         client = self.market.client
@@ -146,9 +152,9 @@ class VerifierDaemon:
             outputs = parse_output_manifest(manifest, num_tasks)
         except ContentNotFoundError as error:
             return [compare.TaskCheck(index, False, f"outputs not available: {error}") for index in sampled]
-        except ContentError as error:
-            if "output manifest" not in str(error) and "not a CID" not in str(error):
-                raise  # the store is down: retry rather than blame the provider
+        except (StoreUnavailableError, BlockMismatchError):
+            raise  # our store is down or damaged: retry rather than blame the provider
+        except ContentError as error:  # a malformed manifest or output CID: the provider's doing
             return [compare.TaskCheck(index, False, f"output manifest unusable: {error}") for index in sampled]
         tree = MerkleTree(outputs)
         root = bytes.fromhex(record.result_root)

@@ -60,6 +60,3 @@ class AuditJournal(SqliteJournal[AuditRecord]):
         """New submissions (job id, output CID, root hex) and the cursor, in one transaction."""
         self.add_new((AuditRecord(job_id=job_id, stage=AuditStage.WAITING, output_cid=output_cid, result_root=root)
                       for job_id, output_cid, root in jobs), up_to_block)
-
-    def open(self) -> list[AuditRecord]:
-        return self.in_stages(OPEN)
