@@ -5,8 +5,12 @@
 Figures:
   detection            per cheat strategy (tests/support/cheats.py), the share of the tasks whose answer the
                        cheat changed (embedding cosine under 0.99, another label or probabilities off by
-                       more than 0.05, other tokens) that the comparators refuse, over all four task
-                       types where the strategy applies (goal 1.0)
+                       more than 0.05, other tokens) that a bf16 verifier refuses, over all four task
+                       types where the strategy applies, on the tests' tiny models (goal 1.0)
+  honest_equivalent    per strategy, changed generated outputs that the provider's own fp32 model rates
+                       within the honest noise (every token as close to its argmax as honest outputs
+                       came): no comparator that passes honest work can refuse them, so they are
+                       counted apart from detection
   false_positive_rate  honest tasks computed in fp32 (the provider) refused by a verifier in bf16, with
                        the provider's batch size 1 and the verifier's batches: embed on all-MiniLM-L6-v2,
                        classify on MiniLM with a fresh classification head (a random model of MiniLM's
@@ -72,19 +76,54 @@ def minilm(folder: Path) -> Path:
         return folder
 
 
-def classifier(body: Path, folder: Path) -> Path:
+def minilm_shaped(folder: Path, seed: int) -> Path:
+    """A random BERT of MiniLM's shape and vocabulary: the "other model" for MiniLM-based cheats."""
+    if folder.exists():
+        return folder
+    from transformers import AutoConfig, AutoTokenizer, BertModel
+
+    body = minilm(folder.parent / "minilm")
+    torch.manual_seed(seed)
+    BertModel(AutoConfig.from_pretrained(body)).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(body).save_pretrained(folder)
+    return folder
+
+
+def classifier(body: Path, folder: Path, seed: int = 0) -> Path:
     """MiniLM's encoder under a fresh 3-way classification head (seeded), saved as a bundle."""
     if folder.exists():
         return folder
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     labels = {0: "negative", 1: "neutral", 2: "positive"}
     model = AutoModelForSequenceClassification.from_pretrained(body, num_labels=3, id2label=labels,
                                                                label2id={v: k for k, v in labels.items()})
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(body).save_pretrained(folder)
     return folder
+
+
+def bundle(work: Path, kind: str, other: bool = False) -> Path:
+    """The model both measurements use for ``kind`` (``other``: a different one of the same shape).
+
+    embed and classify run on MiniLM, as a provider would; generate and summarize on the small random
+    GPT-2 and T5 test models, since no trained generator can be downloaded here.
+    """
+    if kind == "embed":
+        return minilm_shaped(work / "minilm-other", seed=5) if other else minilm(work / "minilm")
+    if kind == "classify":
+        return classifier(minilm(work / "minilm"), work / f"minilm-classifier{'-other' if other else ''}",
+                          seed=5 if other else 0)
+    return test_bundle(work, kind, other)
+
+
+def test_bundle(work: Path, kind: str, other: bool = False) -> Path:
+    """The tests' tiny model for ``kind`` (``other``: a different one of the same shape). Detection runs on
+    these rather than on MiniLM: a fresh classification head on MiniLM puts every class near 1/3, so
+    replayed labels would be near-ties the comparator rightly lets through."""
+    folder = work / ("others" if other else "models") / kind
+    return folder if folder.exists() else build_bundle(kind, folder, seed=5 if other else 0)
 
 
 def materially_different(cheat: dict, honest: dict) -> bool:
@@ -99,28 +138,45 @@ def materially_different(cheat: dict, honest: dict) -> bool:
     return bool(cheat["tokens"] != honest["tokens"])
 
 
-def detection(work: Path, store: LocalStore, device: torch.device) -> dict[str, float]:
+def detection(work: Path, store: LocalStore, device: torch.device,
+              noise: dict[str, float]) -> tuple[dict[str, float], dict[str, int]]:
+    """Per cheat, the share of tasks it changed that the bf16 verifier refuses.
+
+    A generated output the cheat changed can still be an answer the model gives: with the random test
+    models a replayed sequence sometimes starts with a token a fraction of a logit behind the argmax and
+    continues as the model would. When the provider's own fp32 model puts every token of it within the
+    honest noise measured by ``false_positives`` (``noise``: the largest gap an honest fp32 output
+    showed against the bf16 verifier), no comparator that passes honest work can refuse it; those
+    tasks are counted apart, as ``honest_equivalent``, not as caught or missed.
+    """
     verifier = Runtime(store, work / "detect-verifier", devices=[device], dtype=torch.bfloat16)
+    reference = Runtime(store, work / "detect-reference", devices=[device], dtype=torch.float32)
     texts = sentences(32, seed=1)
-    rates = {}
+    rates, equivalent = {}, {}
     for strategy in STRATEGIES:
-        touched = caught = 0
+        touched = caught = equivalent[strategy] = 0
         for kind in KINDS:
             if not applies(strategy, TaskType(kind)):
                 continue
-            spec = spec_for(store, build_bundle(kind, work / "models" / kind), kind, texts)
-            other = str(store.add_path(build_bundle(kind, work / "others" / kind, seed=5), recursive=True).cid)
+            spec = spec_for(store, test_bundle(work, kind), kind, texts)
+            other = str(store.add_path(test_bundle(work, kind, other=True), recursive=True).cid)
             honest = Runtime(store, work / "honest", devices=[device]).run(spec, texts)
             cheat = CheatingRuntime(store, work / f"cheat-{strategy}", devices=[device], strategy=strategy,
                                     other_model=other).run(spec, texts)
             indices = list(range(len(texts)))
             checks = check_tasks(verifier, spec, texts, indices, dict(enumerate(cheat)))
-            for index in indices:
-                if materially_different(json.loads(cheat[index]), json.loads(honest[index])):
-                    touched += 1
-                    caught += not checks[index].passed
+            changed = [index for index in indices
+                       if materially_different(json.loads(cheat[index]), json.loads(honest[index]))]
+            passed = [index for index in changed if checks[index].passed and kind in noise]
+            own = dict(zip(passed, check_tasks(reference, spec, texts, passed, dict(enumerate(cheat))), strict=True))
+            for index in changed:
+                if index in own and own[index].passed and (own[index].metric or 0.0) <= noise[kind]:
+                    equivalent[strategy] += 1
+                    continue
+                touched += 1
+                caught += not checks[index].passed
         rates[strategy] = round(caught / touched, 4) if touched else 0.0
-    return rates
+    return rates, equivalent
 
 
 def false_positives(work: Path, store: LocalStore, device: torch.device, total: int) -> tuple[float, int, dict]:
@@ -129,15 +185,7 @@ def false_positives(work: Path, store: LocalStore, device: torch.device, total: 
     refused, counted, worst, reasons = 0, 0, {}, {}
     for kind, count in per_kind.items():
         texts = sentences(count, seed=2)
-        if kind == "embed":
-            model = minilm(work / "minilm")
-        elif kind == "classify":
-            model = classifier(minilm(work / "minilm"), work / "minilm-classifier")
-        else:
-            model = work / "models" / kind
-            if not model.exists():
-                build_bundle(kind, model)
-        spec = spec_for(store, model, kind, texts)
+        spec = spec_for(store, bundle(work, kind), kind, texts)
         outputs = Runtime(store, work / "fp32", devices=[device], dtype=torch.float32,
                           limits=RuntimeLimits(max_batch_rows=1)).run(spec, texts)
         verifier = Runtime(store, work / "bf16", devices=[device], dtype=torch.bfloat16)
@@ -185,12 +233,14 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="webi-bench-verify-"))
     store = LocalStore(work / "store")
     device = available_devices()[0]
-    rates = detection(work, store, device)
     fpr, counted, worst = false_positives(work, store, device, args.honest_tasks)
+    noise = {kind: float(worst[kind] or 0.0) for kind in ("generate", "summarize")}
+    rates, equivalent = detection(work, store, device, noise)
     ratio, generation, verification = cost_ratio(work, store, device)
     figures = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "detection": rates,
+        "honest_equivalent": equivalent,
         "false_positive_rate": round(fpr, 5),
         "honest_tasks": counted,
         "honest_worst_metric": worst,
@@ -204,7 +254,7 @@ def main() -> int:
     table = Table("figure", "value", "goal", title="verifier")
     for strategy, rate in rates.items():
         table.add_row(f"detection[{strategy}]", str(rate), ">= 1.0")
-    for name in ("false_positive_rate", "honest_tasks", "honest_worst_metric", "verify_cost_ratio", "generation_s",
+    for name in ("honest_equivalent", "false_positive_rate", "honest_tasks", "honest_worst_metric", "verify_cost_ratio", "generation_s",
                  "verification_s", "device"):
         goal = {"false_positive_rate": "<= 0.005", "verify_cost_ratio": "<= 0.2"}.get(name, "")
         table.add_row(name, str(figures[name]), goal)
