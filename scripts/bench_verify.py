@@ -254,8 +254,8 @@ def main() -> int:
     table = Table("figure", "value", "goal", title="verifier")
     for strategy, rate in rates.items():
         table.add_row(f"detection[{strategy}]", str(rate), ">= 1.0")
-    for name in ("honest_equivalent", "false_positive_rate", "honest_tasks", "honest_worst_metric", "verify_cost_ratio", "generation_s",
-                 "verification_s", "device"):
+    for name in ("honest_equivalent", "false_positive_rate", "honest_tasks", "honest_worst_metric",
+                 "verify_cost_ratio", "generation_s", "verification_s", "device"):
         goal = {"false_positive_rate": "<= 0.005", "verify_cost_ratio": "<= 0.2"}.get(name, "")
         table.add_row(name, str(figures[name]), goal)
     Console().print(table)

@@ -20,7 +20,7 @@ from marketplace.chain.token import WebiToken
 from marketplace.errors import ContractError
 from marketplace.protocol import JobRequest, Role
 
-pytest_plugins = ["tests.support.jobs"]
+pytest_plugins = ["tests.support.jobs", "tests.support.node"]
 
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("long", deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from marketplace.cli import demo, devnet, store
+from marketplace.cli import audit, demo, devnet, job, serve, store, wallet
 from marketplace.cli.context import CliContext
 from marketplace.errors import WebiError
 
@@ -17,6 +17,8 @@ app = typer.Typer(help="WEBI: a decentralized GPU compute marketplace for AI inf
                   pretty_exceptions_enable=False)
 app.add_typer(devnet.app, name="devnet")
 app.add_typer(store.app, name="store")
+app.add_typer(wallet.app, name="wallet")
+app.add_typer(job.app, name="job")
 
 
 def _add_plugins() -> None:
@@ -29,6 +31,8 @@ def _add_plugins() -> None:
 
 _add_plugins()
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
+app.command("audit")(audit.audit)
 
 
 @app.callback()

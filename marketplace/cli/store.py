@@ -8,22 +8,18 @@ progress goes to stderr.
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
 from marketplace.cli.context import CliContext
+from marketplace.cli.progress import size_of, transfer_progress
 from marketplace.errors import ConfigError, ContentError
 from marketplace.storage import ContentStore, open_store
 from marketplace.storage.cid import Cid
-from marketplace.storage.importer import Progress as ProgressCallback
 from marketplace.storage.local import LocalStore
 from marketplace.storage.rpc_api import split_ipfs_path
 
@@ -41,20 +37,6 @@ def _open(ctx: typer.Context, store: str | None, token: str | None) -> ContentSt
     return open_store(store or context.home / "store", token=token)
 
 
-@contextlib.contextmanager
-def _progress(description: str, total: int | None) -> Iterator[ProgressCallback]:
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda size: bar.advance(task, size)
-
-
-def _size_of(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
-
-
 @app.command()
 def add(ctx: typer.Context, path: Path,
         recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Add a directory tree.")] = False,
@@ -64,7 +46,7 @@ def add(ctx: typer.Context, path: Path,
     """Adds a file (or a directory with -r) and prints its CID, the one `ipfs add --cid-version=1` gives."""
     if not path.exists():
         raise ConfigError(f"{path} does not exist")
-    with _progress(f"adding {path.name}", _size_of(path)) as progress:
+    with transfer_progress(f"adding {path.name}", size_of(path)) as progress:
         if only_hash:
             added = ContentStore.hash_path(path, recursive=recursive, progress=progress)
         else:

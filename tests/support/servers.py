@@ -14,9 +14,10 @@ from marketplace.chain.devnet import free_port
 
 
 @contextlib.contextmanager
-def serve(app: FastAPI, start_timeout: float = 15.0) -> Iterator[str]:
-    """Runs ``app`` until the block ends; yields its base URL once it accepts connections."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off",
+def serve(app: FastAPI, start_timeout: float = 15.0, lifespan: str = "off") -> Iterator[str]:
+    """Runs ``app`` until the block ends; yields its base URL once it accepts connections.
+    ``lifespan="on"`` runs the app's start-up and shut-down (the node's indexer thread)."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan=lifespan,
                             ws="none")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="test-server", daemon=True)

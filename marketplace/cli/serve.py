@@ -1,0 +1,47 @@
+"""``webi serve``: the marketplace node (indexer, REST API, dashboard, content store) on one port."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from marketplace.cli.context import CliContext
+from marketplace.node import NodeSettings, create_node_app
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            envvar="WEBI_NODE_DATABASE", help="SQLite file or PostgreSQL URL (default: $WEBI_HOME/node/index.db)."
+        ),
+    ] = None,
+    store_dir: Annotated[
+        Path | None,
+        typer.Option(envvar="WEBI_NODE_STORE", help="Content store folder (default: $WEBI_HOME/node/store)."),
+    ] = None,
+    confirmations: Annotated[int, typer.Option(help="Blocks to wait before indexing a block.")] = 0,
+    deployments: Annotated[Path | None, typer.Option(help="Folder of deployment files.")] = None,
+) -> None:
+    """Serves the node: /v1 REST (docs at /docs), the dashboard at /, /api/v0 and /ipfs, /healthz, /metrics.
+
+    Store writes need the bearer token in $WEBI_STORE_TOKEN when it is set; without it writes are open,
+    which suits 127.0.0.1 only.
+    """
+    context: CliContext = ctx.obj
+    settings = NodeSettings(
+        rpc_url=context.rpc_url or "http://127.0.0.1:8545",
+        deployments_dir=deployments,
+        database=database or str(context.home / "node" / "index.db"),
+        store_dir=store_dir or context.home / "node" / "store",
+        confirmations=confirmations,
+    )
+    app = create_node_app(settings)
+    context.console.print(f"WEBI node on http://{host}:{port}/ (API docs at /docs)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,10 @@
+"""The chain's history of WEBI: decoded events and the state they fold into.
+
+Shared by the indexer (which stores both in SQL for the API) and the auditor (which rebuilds
+them from the chain alone and checks them against the contracts' own view).
+"""
+
+from marketplace.history.events import ChainEvent, EventDecoder, fetch_events
+from marketplace.history.state import ChainState, JobView, StakeView
+
+__all__ = ["ChainEvent", "ChainState", "EventDecoder", "JobView", "StakeView", "fetch_events"]

@@ -1,0 +1,102 @@
+"""The indexer's tables. Raw events are the record; the other tables are projections of them.
+
+Token amounts reach 2^96 and SQLite integers stop at 2^63, so amounts are stored as decimal strings
+and summed in Python (the projections already hold the sums the API needs).
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Field, SQLModel
+
+
+class EventRow(SQLModel, table=True):
+    __tablename__ = "events"
+
+    block_number: int = Field(primary_key=True)
+    log_index: int = Field(primary_key=True)
+    block_hash: str
+    tx_hash: str
+    contract: str
+    name: str = Field(index=True)
+    job_id: int | None = Field(default=None, index=True)
+    account: str | None = Field(default=None, index=True)
+    args: str  # JSON, big integers as strings
+
+
+class BlockRow(SQLModel, table=True):
+    """Blocks the indexer has seen (those with events, and each scan's last): reorgs are found by hash."""
+
+    __tablename__ = "blocks"
+
+    number: int = Field(primary_key=True)
+    hash: str
+    timestamp: int
+
+
+class CursorRow(SQLModel, table=True):
+    __tablename__ = "cursor"
+
+    name: str = Field(primary_key=True)
+    block_number: int
+    block_hash: str
+
+
+class JobRow(SQLModel, table=True):
+    __tablename__ = "jobs"
+
+    job_id: int = Field(primary_key=True)
+    state: str = Field(index=True)
+    requester: str = Field(index=True)
+    provider: str | None = Field(default=None, index=True)
+    verifier: str | None = None
+    spec_cid: str
+    price: str
+    num_tasks: int
+    sample_rate_bps: int
+    collateral: str
+    output_cid: str | None = None
+    result_root: str | None = None
+    passed: bool | None = None
+    evidence_cid: str | None = None
+    terms: str  # JSON
+    posted_block: int
+    posted_at: int
+    updated_block: int
+
+
+class StakeRow(SQLModel, table=True):
+    __tablename__ = "stakes"
+
+    account: str = Field(primary_key=True)
+    role: str = Field(primary_key=True)
+    stake: str
+    locked: str
+    unbonding: str
+    unlock_at: int
+    metadata_cid: str
+    registered_block: int
+
+
+class AccountRow(SQLModel, table=True):
+    """Per address: WEBI held (token balance), withdrawable credits, and lifetime earnings by kind."""
+
+    __tablename__ = "accounts"
+
+    address: str = Field(primary_key=True)
+    balance: str
+    credits: str
+    earned: str  # JSON {kind: amount}
+
+
+class LedgerRow(SQLModel, table=True):
+    """The ledger: every credit (``Credited``) and every withdrawal, in chain order."""
+
+    __tablename__ = "ledger"
+
+    block_number: int = Field(primary_key=True)
+    log_index: int = Field(primary_key=True)
+    tx_hash: str
+    account: str = Field(index=True)
+    job_id: int | None = Field(default=None, index=True)
+    kind: str
+    amount: str  # positive for credits, negative for withdrawals

@@ -1,0 +1,103 @@
+"""``create_node_app``: the marketplace node as one FastAPI app, built from settings.
+
+The indexer runs in a background thread for the app's lifetime (started and stopped by the
+lifespan); the REST API, the dashboard, the content store's Kubo RPC subset and gateway, health
+and Prometheus metrics are routes of the same app.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+
+from marketplace.chain.client import ChainClient
+from marketplace.chain.deployment import Deployment, protocol_abis
+from marketplace.indexer import Indexer, create_db
+from marketplace.node.api import api_router
+from marketplace.node.dashboard import dashboard_router
+from marketplace.node.queries import Queries
+from marketplace.node.settings import NodeSettings
+from marketplace.storage.gateway_api import gateway_router
+from marketplace.storage.local import LocalStore
+from marketplace.storage.rpc_api import StoreApiSettings, rpc_router
+
+
+class NodeMetrics:
+    """The node's Prometheus metrics, in its own registry, read from the indexer at scrape time."""
+
+    def __init__(self, indexer: Indexer) -> None:
+        self.registry = CollectorRegistry()
+        block = Gauge("webi_node_indexed_block", "Last block indexed", registry=self.registry)
+        head = Gauge("webi_node_chain_head", "Chain head at the last indexer step", registry=self.registry)
+        events = Gauge("webi_node_indexed_events", "Events indexed", registry=self.registry)
+        reorgs = Gauge("webi_node_reorgs", "Reorganizations rewound since start", registry=self.registry)
+        block.set_function(lambda: indexer.cursor[0])
+        head.set_function(lambda: indexer.head)
+        events.set_function(lambda: indexer.state.events)
+        reorgs.set_function(lambda: indexer.reorgs)
+
+
+def create_node_app(settings: NodeSettings) -> FastAPI:
+    client = ChainClient.connect(settings.rpc_url, protocol_abis())
+    deployment = Deployment.load(client.chain_id, settings.deployments_dir)
+    engine = create_db(settings.database)
+    indexer = Indexer(engine, client, deployment, confirmations=settings.confirmations)
+    store = LocalStore(settings.store_dir.expanduser())
+    queries = Queries(engine, store, settings.page_size)
+    metrics = NodeMetrics(indexer)
+    stop = threading.Event()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        thread = threading.Thread(
+            target=indexer.run, args=(stop, settings.poll_interval_s), name="indexer", daemon=True
+        )
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+            client.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title="WEBI marketplace node",
+        lifespan=lifespan,
+        description="Jobs, providers and the ledger of a WEBI deployment, indexed from the chain; "
+        "a content store (Kubo RPC subset and trustless gateway); a dashboard.",
+    )
+    app.state.indexer, app.state.queries, app.state.deployment = indexer, queries, deployment
+    app.include_router(api_router(queries), prefix="/v1", tags=["marketplace"])
+    store_settings = StoreApiSettings(
+        token=os.environ.get(settings.store_token_env) or None, max_upload_bytes=settings.max_upload_bytes
+    )
+    app.include_router(rpc_router(store, store_settings), prefix="/api/v0", tags=["Kubo RPC"])
+    app.include_router(gateway_router(store), prefix="/ipfs", tags=["gateway"])
+    app.include_router(dashboard_router(queries, deployment), include_in_schema=False)
+
+    @app.get("/healthz", tags=["health"])
+    def health() -> dict[str, Any]:
+        progress = indexer.progress()
+        return {
+            "status": "ok",
+            "chain_id": deployment.chain_id,
+            "market": deployment.market,
+            "indexed_block": progress.block,
+            "head": progress.head,
+            "lag": max(0, progress.head - progress.block),
+            "events": progress.events,
+            "reorgs": progress.reorgs,
+        }
+
+    @app.get("/metrics", tags=["health"])
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,362 @@
+"""Read-side queries over the indexer's tables, shared by the REST API and the dashboard.
+
+Everything here is a plain read in one short session: the indexer writes in its own transactions
+and SQLite's WAL lets both run at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from marketplace.errors import ContentNotFoundError, WebiError
+from marketplace.indexer.models import AccountRow, BlockRow, EventRow, JobRow, LedgerRow, StakeRow
+from marketplace.storage.cid import Cid
+from marketplace.storage.store import ContentStore
+
+MAX_DOCUMENT = 1024 * 1024  # spec and metadata documents are small; larger ones are not shown inline
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def job_dict(row: JobRow) -> dict[str, Any]:
+    return {
+        "job_id": row.job_id,
+        "state": row.state,
+        "requester": row.requester,
+        "provider": row.provider,
+        "verifier": row.verifier,
+        "spec_cid": row.spec_cid,
+        "price": row.price,
+        "num_tasks": row.num_tasks,
+        "sample_rate_bps": row.sample_rate_bps,
+        "collateral": row.collateral,
+        "output_cid": row.output_cid,
+        "result_root": row.result_root,
+        "passed": row.passed,
+        "evidence_cid": row.evidence_cid,
+        "posted_block": row.posted_block,
+        "posted_at": row.posted_at,
+        "updated_block": row.updated_block,
+    }
+
+
+def ledger_dict(row: LedgerRow, times: dict[int, int]) -> dict[str, Any]:
+    return {
+        "block_number": row.block_number,
+        "log_index": row.log_index,
+        "tx_hash": row.tx_hash,
+        "account": row.account,
+        "job_id": row.job_id,
+        "kind": row.kind,
+        "amount": row.amount,
+        "time": times.get(row.block_number),
+    }
+
+
+class Queries:
+    def __init__(self, engine: Engine, store: ContentStore | None = None, page_size: int = 50) -> None:
+        self.engine = engine
+        self.store = store
+        self.page_size = page_size
+
+    # ───────────────────────────────────────────── jobs
+
+    def jobs(
+        self,
+        *,
+        state: str | None = None,
+        requester: str | None = None,
+        provider: str | None = None,
+        cursor: int | None = None,
+        limit: int | None = None,
+    ) -> Page:
+        """Newest first; ``cursor`` is the last job id of the previous page."""
+        limit = limit or self.page_size
+        query = select(JobRow).order_by(JobRow.job_id.desc()).limit(limit + 1)  # type: ignore[attr-defined]
+        if state:
+            query = query.where(JobRow.state == state)
+        if requester:
+            query = query.where(func.lower(JobRow.requester) == requester.lower())
+        if provider:
+            query = query.where(func.lower(JobRow.provider) == provider.lower())
+        if cursor is not None:
+            query = query.where(JobRow.job_id < cursor)
+        with Session(self.engine) as session:
+            rows = list(session.execute(query).scalars())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page([job_dict(row) for row in rows], str(rows[-1].job_id) if more else None)
+
+    def job(self, job_id: int) -> dict[str, Any] | None:
+        with Session(self.engine) as session:
+            row = session.get(JobRow, job_id)
+            if row is None:
+                return None
+            events = list(
+                session.execute(
+                    select(EventRow)
+                    .where(EventRow.job_id == job_id)
+                    .order_by(EventRow.block_number, EventRow.log_index)
+                ).scalars()
+            )
+            ledger = list(
+                session.execute(
+                    select(LedgerRow)
+                    .where(LedgerRow.job_id == job_id)
+                    .order_by(LedgerRow.block_number, LedgerRow.log_index)
+                ).scalars()
+            )
+            times = self._times(session, {event.block_number for event in events})
+        detail = job_dict(row)
+        detail["terms"] = json.loads(row.terms)
+        detail["timeline"] = [
+            {
+                "event": event.name,
+                "block_number": event.block_number,
+                "tx_hash": event.tx_hash,
+                "time": times.get(event.block_number),
+                "args": json.loads(event.args),
+            }
+            for event in events
+            if event.name != "Credited"
+        ]
+        detail["ledger"] = [ledger_dict(entry, times) for entry in ledger]
+        detail["spec"] = self.document(row.spec_cid)
+        detail["outputs"] = {"cid": row.output_cid, "result_root": row.result_root} if row.output_cid else None
+        detail["verdict"] = (
+            {
+                "verifier": row.verifier,
+                "passed": row.passed,
+                "evidence_cid": row.evidence_cid,
+                "evidence": self.document(row.evidence_cid),
+            }
+            if row.passed is not None
+            else None
+        )
+        return detail
+
+    # ───────────────────────────────────────────── providers
+
+    def providers(self) -> list[dict[str, Any]]:
+        with Session(self.engine) as session:
+            stakes = list(
+                session.execute(
+                    select(StakeRow).where(StakeRow.role == "provider").order_by(StakeRow.registered_block)
+                ).scalars()
+            )
+            counts: dict[str, Counter[str]] = {}
+            for provider, state, count in session.execute(
+                select(JobRow.provider, JobRow.state, func.count())
+                .where(JobRow.provider.is_not(None))  # type: ignore[union-attr]
+                .group_by(JobRow.provider, JobRow.state)
+            ).all():
+                counts.setdefault(provider, Counter())[state] = count
+            expired = dict(
+                session.execute(
+                    select(EventRow.account, func.count())
+                    .where(EventRow.name == "ClaimExpired")
+                    .group_by(EventRow.account)
+                ).all()
+            )
+            earned = {
+                row.address: json.loads(row.earned)
+                for row in session.execute(
+                    select(AccountRow).where(AccountRow.address.in_([stake.account for stake in stakes]))
+                ).scalars()
+            }  # type: ignore[attr-defined]
+        return [
+            self._provider_summary(
+                stake,
+                counts.get(stake.account, Counter()),
+                int(expired.get(stake.account, 0)),
+                earned.get(stake.account, {}),
+            )
+            for stake in stakes
+        ]
+
+    def provider(self, address: str) -> dict[str, Any] | None:
+        with Session(self.engine) as session:
+            stake = (
+                session.execute(
+                    select(StakeRow).where(func.lower(StakeRow.account) == address.lower(), StakeRow.role == "provider")
+                )
+                .scalars()
+                .first()
+            )
+            if stake is None:
+                return None
+            jobs = list(
+                session.execute(
+                    select(JobRow).where(JobRow.provider == stake.account).order_by(JobRow.job_id.desc())
+                ).scalars()
+            )  # type: ignore[attr-defined]
+            expired = session.execute(
+                select(func.count())
+                .select_from(EventRow)
+                .where(EventRow.name == "ClaimExpired", EventRow.account == stake.account)
+            ).one()[0]
+            account = session.get(AccountRow, stake.account)
+            payments = list(
+                session.execute(
+                    select(LedgerRow)
+                    .where(LedgerRow.account == stake.account, LedgerRow.kind == "provider_payment")
+                    .order_by(LedgerRow.block_number, LedgerRow.log_index)
+                ).scalars()
+            )
+            claims = {
+                event.job_id: event.block_number
+                for event in session.execute(
+                    select(EventRow).where(EventRow.name == "JobClaimed", EventRow.account == stake.account)
+                ).scalars()
+            }
+            submits = {
+                event.job_id: event.block_number
+                for event in session.execute(
+                    select(EventRow).where(EventRow.name == "ResultSubmitted", EventRow.account == stake.account)
+                ).scalars()
+            }
+            times = self._times(session, {*claims.values(), *submits.values(), *(p.block_number for p in payments)})
+        summary = self._provider_summary(
+            stake, Counter(job.state for job in jobs), int(expired), json.loads(account.earned) if account else {}
+        )
+        summary["jobs"] = [job_dict(job) for job in jobs]
+        summary["earnings"] = []
+        total = 0
+        for payment in payments:
+            total += int(payment.amount)
+            summary["earnings"].append(
+                {
+                    "time": times.get(payment.block_number),
+                    "job_id": payment.job_id,
+                    "amount": payment.amount,
+                    "cumulative": str(total),
+                }
+            )
+        summary["throughput"] = [
+            {
+                "job_id": job.job_id,
+                "num_tasks": job.num_tasks,
+                "seconds": times[submits[job.job_id]] - times[claims[job.job_id]],
+            }
+            for job in jobs
+            if job.job_id in submits
+            and job.job_id in claims
+            and claims[job.job_id] in times
+            and submits[job.job_id] in times
+        ]
+        summary["metadata"] = self.document(stake.metadata_cid) if stake.metadata_cid else None
+        summary["credits"] = account.credits if account else "0"
+        return summary
+
+    def _provider_summary(
+        self, stake: StakeRow, states: Counter[str], expired: int, earned: dict[str, str]
+    ) -> dict[str, Any]:
+        settled = states.get("finalized", 0) + states.get("rejected", 0) + expired
+        return {
+            "address": stake.account,
+            "stake": stake.stake,
+            "locked": stake.locked,
+            "unbonding": stake.unbonding,
+            "metadata_cid": stake.metadata_cid,
+            "registered_block": stake.registered_block,
+            "jobs_by_state": dict(states),
+            "claims_expired": expired,
+            "success_rate": round(states.get("finalized", 0) / settled, 4) if settled else None,
+            "earned": earned.get("provider_payment", "0"),
+        }
+
+    # ───────────────────────────────────────────── ledger and stats
+
+    def ledger(
+        self,
+        *,
+        account: str | None = None,
+        job_id: int | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Page:
+        """Newest first; ``cursor`` is ``block:log_index`` of the previous page's last entry."""
+        limit = limit or self.page_size
+        query = (
+            select(LedgerRow)
+            .order_by(
+                LedgerRow.block_number.desc(),  # type: ignore[attr-defined]
+                LedgerRow.log_index.desc(),
+            )
+            .limit(limit + 1)
+        )  # type: ignore[attr-defined]
+        if account:
+            query = query.where(func.lower(LedgerRow.account) == account.lower())
+        if job_id is not None:
+            query = query.where(LedgerRow.job_id == job_id)
+        if cursor:
+            block, index = (int(part) for part in cursor.split(":", 1))
+            query = query.where(
+                or_(LedgerRow.block_number < block, and_(LedgerRow.block_number == block, LedgerRow.log_index < index))
+            )
+        with Session(self.engine) as session:
+            rows = list(session.execute(query).scalars())
+            times = self._times(session, {row.block_number for row in rows})
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(
+            [ledger_dict(row, times) for row in rows], f"{rows[-1].block_number}:{rows[-1].log_index}" if more else None
+        )
+
+    def stats(self) -> dict[str, Any]:
+        with Session(self.engine) as session:
+            states = dict(session.execute(select(JobRow.state, func.count()).group_by(JobRow.state)).all())
+            live = session.execute(select(JobRow.price).where(JobRow.state.in_(["open", "claimed", "submitted"]))).all()  # type: ignore[attr-defined]
+            roles = dict(
+                session.execute(
+                    select(StakeRow.role, func.count()).where(StakeRow.stake != "0").group_by(StakeRow.role)
+                ).all()
+            )
+            kinds: Counter[str] = Counter()
+            for kind, amount in session.execute(select(LedgerRow.kind, LedgerRow.amount)).all():
+                kinds[kind] += int(amount)
+            events = session.execute(select(func.count()).select_from(EventRow)).one()[0]
+        return {
+            "jobs": sum(states.values()),
+            "jobs_by_state": states,
+            "escrow": str(sum(int(p[0]) for p in live)),
+            "providers": roles.get("provider", 0),
+            "verifiers": roles.get("verifier", 0),
+            "paid_to_providers": str(kinds["provider_payment"]),
+            "verifier_fees": str(kinds["verifier_fee"]),
+            "protocol_fees": str(kinds["protocol_fee"]),
+            "refunds": str(kinds["refund"]),
+            "slashed_to_requesters": str(kinds["slash_compensation"]),
+            "events": events,
+        }
+
+    # ───────────────────────────────────────────── helpers
+
+    def document(self, cid: str | None) -> dict[str, Any] | None:
+        """A small JSON document from the node's store, or why it cannot be shown."""
+        if not cid or self.store is None:
+            return None
+        try:
+            value = json.loads(self.store.read_bytes(Cid.parse(cid), limit=MAX_DOCUMENT))
+            return value if isinstance(value, dict) else {"value": value}
+        except ContentNotFoundError:
+            return {"error": "not in this node's store"}
+        except (WebiError, ValueError) as error:  # a bad or foreign document must not break the page
+            return {"error": str(error)}
+
+    @staticmethod
+    def _times(session: Session, numbers: set[int]) -> dict[int, int]:
+        if not numbers:
+            return {}
+        rows = session.execute(select(BlockRow.number, BlockRow.timestamp).where(BlockRow.number.in_(numbers))).all()  # type: ignore[attr-defined]
+        return {int(number): int(timestamp) for number, timestamp in rows}

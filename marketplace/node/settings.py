@@ -1,0 +1,24 @@
+"""What a marketplace node needs: a chain, a deployment, a database, a content store folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class NodeSettings(BaseModel):
+    """``webi serve`` options; every one has a command-line flag and a ``WEBI_NODE_*`` variable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rpc_url: str = "http://127.0.0.1:8545"
+    deployments_dir: Path | None = None
+    database: str = Field("~/.webi/node/index.db", description="a SQLite file, or a SQLAlchemy URL (postgresql://…)")
+    store_dir: Path = Path("~/.webi/node/store")
+    store_token_env: str = "WEBI_STORE_TOKEN"
+    max_upload_bytes: Annotated[int, Field(gt=0)] = 8 * 1024**3
+    confirmations: Annotated[int, Field(ge=0)] = 0
+    poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    page_size: Annotated[int, Field(gt=0, le=500)] = 50

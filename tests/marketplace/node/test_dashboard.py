@@ -1,0 +1,87 @@
+"""The dashboard in real headless Chromium (Debian's; Playwright downloads no browser): what a person sees."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from tests.conftest import Chain
+from tests.marketplace.node.test_api import GPU_FACTS
+from tests.support.history import rejected_job, settle_history
+from tests.support.node import Node
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# The flags keep Chromium off the network (this machine has none) and out of the sandbox (root in CI).
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+if CHROMIUM is None and os.environ.get("CI") != "true":
+    pytest.skip("no chromium on this machine (./dev test installs Debian's where it can)", allow_module_level=True)
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    assert CHROMIUM is not None, "CI must have chromium: ./dev installs Debian's package"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def test_a_person_follows_a_job_a_provider_and_the_ledger(
+    browser, chain: Chain, node: Node, requester: LocalAccount, provider: LocalAccount, verifier: LocalAccount
+) -> None:
+    from playwright.sync_api import expect
+
+    metadata = str(node.store.add_bytes(json.dumps(GPU_FACTS).encode()).cid)
+    history = settle_history(chain, requester, provider, verifier, metadata)
+    rejected = rejected_job(chain, requester, provider, verifier)
+    node.caught_up(chain.block_number())
+    page = browser.new_page()  # type: ignore[attr-defined]
+
+    page.goto(node.url)
+    expect(page.get_by_role("heading", name="Network overview")).to_be_visible()
+    expect(page.locator("[data-stat=jobs]")).to_have_text("4")
+    expect(page.locator("[data-stat=escrow]")).to_have_text("7")
+
+    page.get_by_role("link", name="Jobs", exact=True).click()
+    page.get_by_label("State").select_option("rejected")
+    expect(page).to_have_url(f"{node.url}/jobs?state=rejected")
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(1)
+    rows.get_by_role("link", name=f"#{rejected}").click()
+
+    expect(page.get_by_role("heading", name=f"Job #{rejected}")).to_contain_text("rejected")
+    expect(page.locator("ol.timeline li")).to_have_count(4)
+    expect(page.locator("ol.timeline li").last).to_contain_text("VerdictSubmitted")
+    expect(page.get_by_text("failed: provider slashed")).to_be_visible()
+
+    page.locator("td.mono a", has_text=provider.address).first.click()
+    expect(page.get_by_role("heading", name=f"Provider {provider.address}")).to_be_visible()
+    expect(page.get_by_role("cell", name="NVIDIA H100 80GB HBM3")).to_be_visible()
+    expect(page.get_by_role("img", name="cumulative earnings")).to_be_visible()
+    expect(page.locator(".card", has_text="Success rate")).to_contain_text("50.0 %")
+
+    page.get_by_role("link", name="Ledger").click()
+    page.get_by_label("Account").fill(provider.address)
+    page.get_by_role("button", name="Filter").click()
+    kinds = page.locator("tbody tr td:nth-child(4)")
+    expect(kinds).to_have_text(["withdrawn", "provider_payment"])
+    expect(page.locator("tbody tr").first).to_contain_text("0x")
+    assert history.finalized != rejected
