@@ -27,11 +27,11 @@ def content_store(config: ProviderConfig) -> ContentStore:
 
 
 def create_daemon(config: ProviderConfig, account: LocalAccount, *, hook: Hook | None = None,
-                  metrics: bool = True) -> ProviderDaemon:
+                  metrics: bool = True, runtime_class: type[Runtime] = Runtime) -> ProviderDaemon:
     protocol = connect(config)
     store = content_store(config)
     limits = RuntimeLimits(max_weight_bytes=config.max_weight_bytes, max_vram_share=config.max_vram_share)
-    runtime = Runtime(store, config.state / "cache", limits=limits)
+    runtime = runtime_class(store, config.state / "cache", limits=limits)
     journal = Journal(config.journal_path(protocol.deployment.chain_id, account.address))
     return ProviderDaemon(config, account, protocol.market, store, runtime, journal, Gpus(),
                           ProviderMetrics() if metrics else None, hook)

@@ -9,12 +9,13 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from marketplace.cli import audit, demo, devnet, job, serve, store, wallet
+from marketplace.cli import audit, demo, devnet, job, lifecycle, serve, store, wallet
 from marketplace.cli.context import CliContext
 from marketplace.errors import WebiError
 
 app = typer.Typer(help="WEBI: a decentralized GPU compute marketplace for AI inference.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
+devnet.app.command("lifecycle")(lifecycle.lifecycle)
 app.add_typer(devnet.app, name="devnet")
 app.add_typer(store.app, name="store")
 app.add_typer(wallet.app, name="wallet")

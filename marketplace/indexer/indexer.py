@@ -90,6 +90,7 @@ class Indexer:
         self.chunk = chunk
         self.decoder = decoder_for(deployment)
         self.reorgs = 0
+        self.version = 0  # moves after every commit: readers cache what they computed until it does
         self.head = 0
         self.state = ChainState()
         self._times: dict[int, int] = {}
@@ -175,6 +176,7 @@ class Indexer:
         with Session(self.engine) as session, session.begin():
             self._write_projections(session, self.state.jobs, self.state.stakes, self._all_accounts())
         self.reorgs += 1
+        self.version += 1
 
     # ───────────────────────────────────────────── ingest
 
@@ -220,6 +222,8 @@ class Indexer:
             )
             self._set_cursor(session, end, blocks[end][0])
         self.cursor = (end, blocks[end][0])
+        if events:
+            self.version += 1
         return True
 
     def _blocks(self, numbers: list[int]) -> dict[int, tuple[str, int]]:

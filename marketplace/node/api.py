@@ -2,67 +2,81 @@
 
 Amounts are decimal strings of wei (they pass 2^53); addresses match case-insensitively. Lists
 are newest first and paginate with an opaque ``cursor``: pass back ``next_cursor`` for the next page.
+Encoded responses are cached until the indexer next commits (``ResponseCache``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from marketplace.node.cache import ResponseCache
 from marketplace.node.queries import Queries
 
 STATES = ("open", "claimed", "submitted", "finalized", "cancelled", "rejected")
 Limit = Annotated[int | None, Query(ge=1, le=500, description="Page size (default: the node's).")]
 
 
-def api_router(queries: Queries) -> APIRouter:
+def api_router(queries: Queries, cache: ResponseCache) -> APIRouter:
     router = APIRouter()
+
+    async def cached(request: Request, compute: Callable[[], Any], missing: str = "not found") -> Response:
+        key = request.url.path + "?" + "&".join(sorted(f"{k}={v}" for k, v in request.query_params.multi_items()))
+        body = cache.get(key)
+        if body is None:
+            version = cache.version()
+            value = await run_in_threadpool(compute)
+            if value is None:
+                raise HTTPException(404, missing)
+            body = cache.put(key, version, value)
+        return Response(body, media_type="application/json")
 
     @router.get("/jobs", summary="Jobs, newest first")
     async def jobs(
+        request: Request,
         state: Annotated[str | None, Query(pattern="^(" + "|".join(STATES) + ")$")] = None,
         requester: str | None = None,
         provider: str | None = None,
         cursor: Annotated[int | None, Query(ge=0)] = None,
         limit: Limit = None,
-    ) -> dict[str, Any]:
-        page = await run_in_threadpool(
-            queries.jobs, state=state, requester=requester, provider=provider, cursor=cursor, limit=limit
-        )
-        return {"items": page.items, "next_cursor": page.next_cursor}
+    ) -> Response:
+        def compute() -> dict[str, Any]:
+            page = queries.jobs(state=state, requester=requester, provider=provider, cursor=cursor, limit=limit)
+            return {"items": page.items, "next_cursor": page.next_cursor}
+
+        return await cached(request, compute)
 
     @router.get("/jobs/{job_id}", summary="One job: timeline, spec, outputs, verdict, ledger entries")
-    async def job(job_id: int) -> dict[str, Any]:
-        found = await run_in_threadpool(queries.job, job_id)
-        if found is None:
-            raise HTTPException(404, f"no job {job_id} indexed")
-        return found
+    async def job(request: Request, job_id: int) -> Response:
+        return await cached(request, lambda: queries.job(job_id), f"no job {job_id} indexed")
 
     @router.get("/providers", summary="Registered providers with stake, success rate and earnings")
-    async def providers() -> dict[str, Any]:
-        return {"items": await run_in_threadpool(queries.providers)}
+    async def providers(request: Request) -> Response:
+        return await cached(request, lambda: {"items": queries.providers()})
 
     @router.get("/providers/{address}", summary="One provider: stake, history, success rate, earnings, GPU facts")
-    async def provider(address: str) -> dict[str, Any]:
-        found = await run_in_threadpool(queries.provider, address)
-        if found is None:
-            raise HTTPException(404, f"{address} is not a registered provider")
-        return found
+    async def provider(request: Request, address: str) -> Response:
+        return await cached(request, lambda: queries.provider(address), f"{address} is not a registered provider")
 
     @router.get("/ledger", summary="Credits and withdrawals, newest first")
     async def ledger(
+        request: Request,
         account: str | None = None,
         job_id: int | None = None,
         cursor: Annotated[str | None, Query(pattern=r"^\d+:\d+$")] = None,
         limit: Limit = None,
-    ) -> dict[str, Any]:
-        page = await run_in_threadpool(queries.ledger, account=account, job_id=job_id, cursor=cursor, limit=limit)
-        return {"items": page.items, "next_cursor": page.next_cursor}
+    ) -> Response:
+        def compute() -> dict[str, Any]:
+            page = queries.ledger(account=account, job_id=job_id, cursor=cursor, limit=limit)
+            return {"items": page.items, "next_cursor": page.next_cursor}
+
+        return await cached(request, compute)
 
     @router.get("/stats", summary="Network totals")
-    async def stats() -> dict[str, Any]:
-        return await run_in_threadpool(queries.stats)
+    async def stats(request: Request) -> Response:
+        return await cached(request, queries.stats)
 
     return router

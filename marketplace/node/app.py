@@ -7,6 +7,7 @@ and Prometheus metrics are routes of the same app.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -20,12 +21,15 @@ from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import Deployment, protocol_abis
 from marketplace.indexer import Indexer, create_db
 from marketplace.node.api import api_router
+from marketplace.node.cache import ResponseCache
 from marketplace.node.dashboard import dashboard_router
 from marketplace.node.queries import Queries
 from marketplace.node.settings import NodeSettings
 from marketplace.storage.gateway_api import gateway_router
 from marketplace.storage.local import LocalStore
 from marketplace.storage.rpc_api import StoreApiSettings, rpc_router
+
+log = logging.getLogger(__name__)
 
 
 class NodeMetrics:
@@ -74,7 +78,7 @@ def create_node_app(settings: NodeSettings) -> FastAPI:
         "a content store (Kubo RPC subset and trustless gateway); a dashboard.",
     )
     app.state.indexer, app.state.queries, app.state.deployment = indexer, queries, deployment
-    app.include_router(api_router(queries), prefix="/v1", tags=["marketplace"])
+    app.include_router(api_router(queries, ResponseCache(lambda: indexer.version)), prefix="/v1", tags=["marketplace"])
     store_settings = StoreApiSettings(
         token=os.environ.get(settings.store_token_env) or None, max_upload_bytes=settings.max_upload_bytes
     )

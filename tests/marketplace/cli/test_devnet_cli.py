@@ -1,4 +1,4 @@
-"""`webi devnet up|status|down` and `webi demo` as a user runs them: real processes, real anvil."""
+"""`webi devnet up|status|down|lifecycle` as a user runs them: real processes, real anvil."""
 
 from __future__ import annotations
 
@@ -60,17 +60,18 @@ def test_unreachable_rpc_url_is_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_demo_runs_every_path_and_balances_the_books(tmp_path: Path) -> None:
-    result = webi("demo", "--run-dir", str(tmp_path / "run"), home=tmp_path)
+def test_lifecycle_runs_every_path_and_balances_the_books(tmp_path: Path) -> None:
+    result = webi("devnet", "lifecycle", "--run-dir", str(tmp_path / "run"), home=tmp_path)
     assert result.returncode == 0, result.stderr
     for expected in ("FINALIZED", "REJECTED", "CANCELLED", "books balance", "slash compensation", "verifier fee"):
         assert expected in result.stdout
     assert (tmp_path / "run" / "anvil.log").exists()
 
 
-def test_demo_against_an_existing_chain(tmp_path: Path) -> None:
+def test_lifecycle_against_an_existing_chain(tmp_path: Path) -> None:
     with Anvil() as anvil:
-        result = webi("--rpc-url", anvil.rpc_url, "demo", "--run-dir", str(tmp_path / "run"), home=tmp_path)
+        result = webi("--rpc-url", anvil.rpc_url, "devnet", "lifecycle", "--run-dir", str(tmp_path / "run"),
+                      home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"using the chain at {anvil.rpc_url}" in result.stdout
     assert "books balance" in result.stdout

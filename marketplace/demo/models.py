@@ -1,0 +1,174 @@
+"""Tiny real transformer models, built and saved as safetensors here (nothing is downloaded).
+
+The demo's generate job runs on one (no trained generator ships offline), and the tests build all
+four kinds. Each bundle is a Hugging Face layout directory: config.json, model.safetensors and a WordPiece
+tokenizer built from a small vocabulary. Weights are seeded, so a bundle's CID is stable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    BertModel,
+    BertTokenizerFast,  # type: ignore[attr-defined]  # a lazy export mypy cannot see
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedModel,
+    T5Config,
+    T5ForConditionalGeneration,
+)
+
+WORDS = (
+    "the",
+    "a",
+    "an",
+    "is",
+    "was",
+    "of",
+    "to",
+    "and",
+    "in",
+    "on",
+    "for",
+    "with",
+    "as",
+    "by",
+    "at",
+    "from",
+    "this",
+    "that",
+    "it",
+    "be",
+    "are",
+    "were",
+    "not",
+    "but",
+    "or",
+    "model",
+    "gpu",
+    "job",
+    "task",
+    "price",
+    "proof",
+    "token",
+    "chain",
+    "block",
+    "hash",
+    "store",
+    "data",
+    "input",
+    "output",
+    "text",
+    "fast",
+    "slow",
+    "good",
+    "bad",
+    "great",
+    "poor",
+    "happy",
+    "sad",
+    "market",
+    "provider",
+    "verifier",
+    "requester",
+    "audit",
+    "cheat",
+    "honest",
+    "paid",
+    "slashed",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "hello",
+    "world",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+)
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+KINDS = ("embed", "classify", "generate", "summarize")
+
+
+def tokenizer(directory: Path) -> BertTokenizerFast:
+    directory.mkdir(parents=True, exist_ok=True)
+    letters = [chr(code) for code in range(ord("a"), ord("z") + 1)]
+    # One id per token, contiguous: "a" is both a word and a letter.
+    tokens = list(dict.fromkeys([*SPECIALS, *WORDS, *letters, *(f"##{letter}" for letter in letters)]))
+    return BertTokenizerFast(vocab={token: index for index, token in enumerate(tokens)}, do_lower_case=True)
+
+
+def build_bundle(kind: str, directory: Path, seed: int = 0) -> Path:
+    """Writes a tiny model for task ``kind`` (embed, classify, generate, summarize) into ``directory``."""
+    torch.manual_seed(seed)
+    tok = tokenizer(directory)
+    size = len(tok)
+    model: PreTrainedModel
+    # A wide initialization makes even an untrained model's outputs differ from input to input.
+    bert: dict[str, Any] = {
+        "vocab_size": size,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 128,
+        "initializer_range": 0.5,
+    }
+    if kind == "embed":
+        model = BertModel(BertConfig(**bert))
+    elif kind == "classify":
+        labels = {0: "negative", 1: "neutral", 2: "positive"}
+        model = BertForSequenceClassification(
+            BertConfig(**bert, num_labels=3, id2label=labels, label2id={name: index for index, name in labels.items()})  # type: ignore[call-arg]
+        )
+    elif kind == "generate":
+        model = GPT2LMHeadModel(
+            GPT2Config(
+                vocab_size=size,
+                n_embd=32,
+                n_layer=2,
+                n_head=2,
+                n_positions=256,
+                initializer_range=0.5,
+                bos_token_id=tok.cls_token_id,
+                eos_token_id=tok.sep_token_id,
+                pad_token_id=tok.pad_token_id,
+            )
+        )
+    elif kind == "summarize":
+        model = T5ForConditionalGeneration(
+            T5Config(
+                vocab_size=size,
+                d_model=32,
+                d_kv=16,
+                d_ff=64,
+                num_layers=2,
+                num_decoder_layers=2,
+                num_heads=2,
+                initializer_factor=1.5,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.sep_token_id,
+                decoder_start_token_id=tok.pad_token_id,  # type: ignore[call-arg]  # a PretrainedConfig kwarg
+            )
+        )
+    else:
+        raise ValueError(kind)
+    model.eval()  # type: ignore[no-untyped-call]  # transformers leaves it untyped
+    model.save_pretrained(directory, safe_serialization=True)
+    tok.save_pretrained(directory)
+    return directory
