@@ -97,6 +97,11 @@ class ProviderDaemon:
                 delay = self.journal.back_off(record, error, base_s=self.config.poll_interval_s, max_doublings=8,
                                               max_s=300.0)
                 log.warning("job %d (%s): %s; retrying in %.0f s", record.job_id, record.stage, error, delay)
+            except Exception as error:  # a model that breaks on its inputs must not stop every other job
+                current = self.journal.get(record.job_id) or record
+                log.exception("job %d (%s): inference failed", record.job_id, current.stage)
+                self._end(current, Stage.SKIPPED if current.stage == Stage.SEEN else Stage.FAILED,
+                          f"inference failed: {type(error).__name__}: {error}")
         if self.metrics is not None:
             self.metrics.observe(self.journal.all(), self.gpus.samples())
 

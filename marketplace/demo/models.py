@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import (
+from transformers import (  # type: ignore[attr-defined]  # BertTokenizerFast: a lazy export
     BertConfig,
     BertForSequenceClassification,
     BertModel,
-    BertTokenizerFast,  # type: ignore[attr-defined]  # a lazy export mypy cannot see
+    BertTokenizerFast,
     GPT2Config,
     GPT2LMHeadModel,
     PreTrainedModel,

@@ -232,6 +232,9 @@ def _run(
             console.print(f"posted job {job_id}: {task}, {webi(JOB_PRICE_WEI)} WEBI escrowed, audit rate 100 %")
         _follow(console, supervisor, client, list(jobs), options.timeout_s)
         outcomes = [_outcome(protocol, client, job_id, task, provider) for job_id, (task, provider) in jobs.items()]
+        for outcome in outcomes:
+            if outcome.state == "finalized":
+                _show_results(console, client, outcome, texts)
 
     slashed = STAKE_WEBI * WEI - protocol.market.provider_stake(cast.generator.address).stake
     _withdraw_all(protocol, cast, dev_account(0))
@@ -336,6 +339,21 @@ def _outcome(protocol: Protocol, client: Client, job_id: int, task: str, provide
     except (WebiError, ValueError):
         reason = "evidence document unavailable"
     return JobOutcome(job_id, task, provider, state.name.lower(), True, bool(args["passed"]), reason)
+
+
+def _show_results(console: Console, client: Client, outcome: JobOutcome, texts: list[str]) -> None:
+    """What the requester got, downloaded and checked against the on-chain root."""
+    results = client.results(outcome.job_id)
+    console.print(f"job {outcome.job_id}: {len(results)} outputs downloaded and verified against the on-chain root")
+    if outcome.task == "embed":
+        vectors = [result["embedding"] for result in results]
+        pairs = sorted(((sum(a * b for a, b in zip(vectors[i], vectors[j], strict=True)), i, j)
+                        for i in range(len(vectors)) for j in range(i + 1, len(vectors))), reverse=True)
+        for similarity, i, j in pairs[:3]:
+            console.print(f"  closest pair (cosine {similarity:.2f}): “{texts[i]}” ~ “{texts[j]}”", highlight=False)
+    else:
+        for prompt, result in list(zip(texts, results, strict=False))[:2]:
+            console.print(f"  “{prompt[:48]}…” → “{result['text'][:60]}”", highlight=False)
 
 
 def _withdraw_all(protocol: Protocol, cast: Cast, owner: LocalAccount) -> None:

@@ -122,3 +122,32 @@ def test_an_unreachable_store_is_retried_not_fatal(chain: Chain, market: Market,
         assert record.stage == Stage.SEEN
         assert "failed" in record.reason
         assert not daemon.stopping.is_set()
+
+
+def test_a_model_that_fails_on_its_inputs_fails_that_job_only(chain: Chain, market: Market, config_for, requester,
+                                                                provider, tmp_path) -> None:
+    """A bundle whose vocabulary is larger than its embedding table passes every static check and breaks in
+    the forward pass: the job fails, and the daemon goes on to the next one."""
+    import json
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(market.bundles["embed"], broken)
+    config_file = broken / "config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "vocab_size": 8}))
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(broken / "model.safetensors")
+    name = next(key for key in weights if key.endswith("word_embeddings.weight"))
+    weights[name] = weights[name][:8].clone()
+    save_file(weights, broken / "model.safetensors")
+    spec_cid = market.upload_spec("embed", TEXTS)
+    bad_spec = JobSpec.model_validate_json(market.read(spec_cid)).model_copy(
+        update={"model": str(market.store.add_path(broken, recursive=True).cid)})
+    bad = market.post(requester, spec_cid=str(market.store.add_bytes(bad_spec.to_bytes()).cid))
+    with running(config_for(provider), provider) as daemon:
+        wait_for(lambda: stage_of(daemon, bad) == Stage.FAILED, what="the broken job to fail")
+        good = market.post(requester, "embed")
+        wait_for(lambda: stage_of(daemon, good) == Stage.SUBMITTED, what="the next job to go through")
+    record = daemon.journal.get(bad)
+    assert record is not None and record.reason.startswith("inference failed: IndexError")

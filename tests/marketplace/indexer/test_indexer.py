@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine, func, select
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel, create_engine
 
 from marketplace.chain.deployment import WEI
 from marketplace.chain.devnet import Devnet, revert, snapshot
@@ -16,23 +19,50 @@ from marketplace.indexer.models import AccountRow, EventRow, JobRow, LedgerRow, 
 from tests.conftest import Chain
 from tests.support.history import settle_history
 
+# PostgreSQL too when a test database is given (its tables are dropped first), e.g.
+# WEBI_TEST_DATABASE_URL=postgresql+psycopg://webi:PASSWORD@127.0.0.1/webi_test with `pip install psycopg[binary]`.
+DATABASES = ["sqlite", *(["postgresql"] if os.environ.get("WEBI_TEST_DATABASE_URL") else [])]
 
-def indexer(devnet: Devnet, path: Path, **options: int) -> tuple[Indexer, Engine]:
-    engine = create_db(path)
-    return Indexer(engine, devnet.client, devnet.protocol.deployment, **options), engine
+
+@pytest.fixture(params=DATABASES)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "index.db")
+    url = os.environ["WEBI_TEST_DATABASE_URL"]
+    engine = create_engine(url)
+    SQLModel.metadata.drop_all(engine)
+    engine.dispose()
+    return url
+
+
+MakeIndexer = Callable[..., tuple[Indexer, Engine]]
+
+
+@pytest.fixture
+def make_indexer(devnet: Devnet, database: str) -> Iterator[MakeIndexer]:
+    """Indexers over the test's database (a second one on the same database is a restart)."""
+    engines: list[Engine] = []
+
+    def make(**options: int) -> tuple[Indexer, Engine]:
+        engines.append(create_db(database))
+        return Indexer(engines[-1], devnet.client, devnet.protocol.deployment, **options), engines[-1]
+
+    yield make
+    for engine in engines:
+        engine.dispose()
 
 
 def test_projections_agree_with_the_contracts(
     chain: Chain,
     devnet: Devnet,
-    tmp_path: Path,
+    make_indexer: MakeIndexer,
     requester: LocalAccount,
     provider: LocalAccount,
     verifier: LocalAccount,
 ) -> None:
     history = settle_history(chain, requester, provider, verifier)
     done, cancelled, open_job = history.finalized, history.cancelled, history.open
-    index, engine = indexer(devnet, tmp_path / "index.db", chunk=7)
+    index, engine = make_indexer(chunk=7)
     progress = index.step()
     assert progress.block == chain.block_number()
     with Session(engine) as session:
@@ -55,16 +85,16 @@ def test_projections_agree_with_the_contracts(
 
 
 def test_step_is_idempotent_and_a_restart_resumes_from_the_cursor(
-    chain: Chain, devnet: Devnet, tmp_path: Path, requester: LocalAccount
+    chain: Chain, devnet: Devnet, make_indexer: MakeIndexer, requester: LocalAccount
 ) -> None:
     first = chain.post(requester)
-    index, engine = indexer(devnet, tmp_path / "index.db")
+    index, engine = make_indexer()
     index.step()
     before = index.step().events
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(EventRow)).one()[0] == before
     second = chain.post(requester)
-    restarted, engine = indexer(devnet, tmp_path / "index.db")
+    restarted, engine = make_indexer()
     assert restarted.state.events == before and restarted.cursor == index.cursor
     restarted.step()
     with Session(engine) as session:
@@ -73,9 +103,9 @@ def test_step_is_idempotent_and_a_restart_resumes_from_the_cursor(
 
 
 def test_confirmations_hold_back_the_newest_blocks(
-    chain: Chain, devnet: Devnet, tmp_path: Path, requester: LocalAccount
+    chain: Chain, devnet: Devnet, make_indexer: MakeIndexer, requester: LocalAccount
 ) -> None:
-    index, _ = indexer(devnet, tmp_path / "index.db", confirmations=3)
+    index, _ = make_indexer(confirmations=3)
     job = chain.post(requester)
     assert job not in index.state.jobs and index.step().block == chain.block_number() - 3
     chain.mine(3)
@@ -84,10 +114,10 @@ def test_confirmations_hold_back_the_newest_blocks(
 
 
 def test_a_reorg_rewinds_to_the_common_ancestor(
-    chain: Chain, devnet: Devnet, tmp_path: Path, requester: LocalAccount, stranger: LocalAccount
+    chain: Chain, devnet: Devnet, make_indexer: MakeIndexer, requester: LocalAccount, stranger: LocalAccount
 ) -> None:
     chain.approve(requester)
-    index, engine = indexer(devnet, tmp_path / "index.db")
+    index, engine = make_indexer()
     index.step()
     fork = snapshot(chain.client)
     orphan = chain.market.post_job(requester, chain.request(price=11 * WEI))
