@@ -278,7 +278,11 @@ def _config(
 
 
 def _tiny_generator(folder: Path) -> Path:
+    from transformers.utils import logging as transformers_logging
+
     from marketplace.demo.models import build_bundle
+
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # the demo prints its own progress
 
     return folder if (folder / "config.json").exists() else build_bundle("generate", folder)
 
