@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -192,6 +193,7 @@ def main() -> int:
             **latency(net, home, args.clients, args.requests),
             "clients": args.clients,
         }
+    shutil.rmtree(home, ignore_errors=True)  # kept when something failed: the node's and anvil's logs are there
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0

@@ -21,10 +21,12 @@ Figures:
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import itertools
 import json
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -99,6 +101,7 @@ def served(store: LocalStore) -> Iterator[str]:
 
 def measure(num_tasks: int, rounds: int) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="webi-bench-provider-"))
+    atexit.register(shutil.rmtree, work, True)  # models and caches: hundreds of MB per run
     store = LocalStore(work / "store")
     bundle, model_name = model_bundle(work / "model")
     model_cid = store.add_path(bundle, recursive=True).cid

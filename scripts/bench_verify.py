@@ -26,8 +26,10 @@ Runs on CUDA when present (the verifier in bf16 there too), else on the CPU.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -231,6 +233,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="webi-bench-verify-"))
+    atexit.register(shutil.rmtree, work, True)  # models and caches: hundreds of MB per run
     store = LocalStore(work / "store")
     device = available_devices()[0]
     fpr, counted, worst = false_positives(work, store, device, args.honest_tasks)
