@@ -38,6 +38,10 @@ class ResultMismatchError(WebiError):
     """The outputs in the store do not rebuild the root the provider committed on-chain."""
 
 
+class JobTimeoutError(WebiError, TimeoutError):
+    """A job did not reach the awaited state in time (it may still: nothing was changed)."""
+
+
 @dataclass(frozen=True)
 class JobInfo:
     """A job as the chain sees it now."""
@@ -206,7 +210,7 @@ class Client:
         interval: float = 1.0,
         on_change: Callable[[JobInfo], None] | None = None,
     ) -> JobInfo:
-        """Polls until the job reaches one of ``until`` (default: settled); ``TimeoutError`` after ``timeout``."""
+        """Polls until the job reaches one of ``until`` (default: settled); ``JobTimeoutError`` after ``timeout``."""
         deadline = time.monotonic() + timeout
         last: JobState | None = None
         while True:
@@ -217,7 +221,7 @@ class Client:
             if info.state in until:
                 return info
             if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {info.state.name.lower()} after {timeout:.0f} s")
+                raise JobTimeoutError(f"job {job_id} still {info.state.name.lower()} after {timeout:g} s")
             time.sleep(interval)
 
     def results(self, job_id: int) -> list[dict[str, Any]]:
@@ -248,4 +252,4 @@ def _count_lines(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip())
 
 
-__all__ = ["Client", "JobInfo", "ResultMismatchError"]
+__all__ = ["Client", "JobInfo", "JobTimeoutError", "ResultMismatchError"]

@@ -99,7 +99,7 @@ class Auditor:
     ) -> None:
         self.protocol = protocol
         self.client: ChainClient = protocol.market.client
-        genesis = first_block(self.client, protocol.deployment.token, protocol.deployment.block)
+        genesis = first_block(self.client, protocol.deployment)
         self.from_block = genesis if from_block is None else from_block
         self.whole_history = self.from_block <= genesis
         self.database = database

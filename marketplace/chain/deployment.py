@@ -45,6 +45,7 @@ class Deployment:
     market: str
     deployer: str
     block: int
+    token_block: int | None = None  # where the token's history (its mint) starts; older files lack it
 
     def save(self, folder: Path | None = None) -> Path:
         folder = folder or contracts_dir() / "deployments"
@@ -80,12 +81,12 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, *, treasury: st
                     supply: int = DEFAULT_SUPPLY, terms: Terms = DEFAULT_TERMS,
                     params: Params = DEFAULT_PARAMS) -> Protocol:
     """Deploys the token (whole supply to the deployer) and the market (owned by the deployer)."""
-    token_contract, _ = client.deploy(deployer, load_artifact("WebiToken"), deployer.address, supply)
+    token_contract, token_receipt = client.deploy(deployer, load_artifact("WebiToken"), deployer.address, supply)
     market_contract, receipt = client.deploy(
         deployer, load_artifact("JobMarket"), token_contract.address, deployer.address,
         treasury or deployer.address, terms.as_tuple(), params.as_tuple())
     deployment = Deployment(client.chain_id, str(token_contract.address), str(market_contract.address),
-                            deployer.address, int(receipt["blockNumber"]))
+                            deployer.address, int(receipt["blockNumber"]), int(token_receipt["blockNumber"]))
     market = JobMarket(client, market_contract, from_block=deployment.block)
     return Protocol(deployment, WebiToken(client, token_contract), market)
 

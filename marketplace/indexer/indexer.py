@@ -56,12 +56,15 @@ def decoder_for(deployment: Deployment) -> EventDecoder:
     )
 
 
-def first_block(client: ChainClient, address: str, upto: int) -> int:
-    """The block of the contract at ``address``'s first log (the token's mint, in its constructor): the
-    token's history starts there, a block or more before the market's. Logs, unlike historical state,
-    are kept by pruned nodes and anvil alike."""
-    logs = client.w3.eth.get_logs({"address": address, "fromBlock": 0, "toBlock": upto})  # type: ignore[typeddict-item]
-    return min((int(log["blockNumber"]) for log in logs), default=upto)
+def first_block(client: ChainClient, deployment: Deployment) -> int:
+    """The block where the token's history starts (its mint, in its constructor), a block or more before
+    the market's. Recorded at deployment; for older deployment files, the token's first log up to the
+    market's block (logs, unlike historical state, are kept by pruned nodes and anvil alike)."""
+    if deployment.token_block is not None:
+        return deployment.token_block
+    logs = client.w3.eth.get_logs({"address": deployment.token, "fromBlock": 0,  # type: ignore[typeddict-item]
+                                   "toBlock": deployment.block})
+    return min((int(log["blockNumber"]) for log in logs), default=deployment.block)
 
 
 def plain_json(value: Any) -> Any:
@@ -137,7 +140,7 @@ class Indexer:
             cursor = session.get(CursorRow, CURSOR)
         if cursor is not None:
             return cursor.block_number, cursor.block_hash
-        start = first_block(self.client, self.deployment.token, self.deployment.block)
+        start = first_block(self.client, self.deployment)
         return start - 1, ""
 
     def _chain_hash(self, number: int) -> str | None:
@@ -154,7 +157,7 @@ class Indexer:
             ).scalars()  # type: ignore[attr-defined]
             ancestor = next(((row.number, row.hash) for row in rows if self._chain_hash(row.number) == row.hash), None)
         if ancestor is None:
-            start = first_block(self.client, self.deployment.token, self.deployment.block)
+            start = first_block(self.client, self.deployment)
             ancestor = (start - 1, "")
         log.warning("chain reorganized below block %d: rewinding to block %d", number, ancestor[0])
         self._rewind(*ancestor)

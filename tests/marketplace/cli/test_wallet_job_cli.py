@@ -110,6 +110,10 @@ def test_wallets_post_status_results_and_cancel(
     refused = cli("job", "results", str(forged_id), "-o", str(tmp_path / "forged.jsonl"), code=1)
     assert "but the provider committed" in refused and not (tmp_path / "forged.jsonl").exists()
 
+    # --watch follows a job until it settles, and gives up with a clear error after --timeout.
+    waited = cli("job", "status", str(forged_id), "--watch", "--timeout", "0.5", code=1)
+    assert f"job {forged_id}: submitted" in waited and f"job {forged_id} still submitted after 0.5 s" in waited
+
     # Cancelling an open job refunds the escrow to the wallet.
     third = cli(
         "job",
@@ -131,6 +135,7 @@ def test_wallets_post_status_results_and_cancel(
     assert "3 WEBI withdrawn" in cli("job", "cancel", str(third_id), "--wallet", "alice", *cli.password)
     assert chain.market.get_job(third_id).state == JobState.CANCELLED
     assert chain.token.balance_of(requester.address) == before + 3 * WEI
+    assert f"job {third_id}: cancelled" in cli("job", "status", str(third_id), "--watch")
 
 
 def test_bad_input_is_refused_before_anything_is_spent(

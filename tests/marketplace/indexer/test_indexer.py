@@ -137,3 +137,20 @@ def test_a_reorg_rewinds_to_the_common_ancestor(
         assert int(session.get(AccountRow, stranger.address).balance) == chain.token.balance_of(stranger.address)
         hashes = {row.tx_hash for row in session.exec(select(EventRow).where(EventRow.job_id == replacement)).scalars()}
         assert len(hashes) == 1
+
+
+def test_an_older_deployment_file_finds_the_token_mint_by_its_logs(
+    chain: Chain, devnet: Devnet, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    recorded = devnet.protocol.deployment
+    assert recorded.token_block is not None and recorded.token_block <= recorded.block
+    engine = create_db(tmp_path / "old.db")
+    try:
+        index = Indexer(engine, devnet.client, replace(recorded, token_block=None))
+        index.step()
+        assert sum(index.state.balances.values()) == chain.token.total_supply()
+        assert index.state.events > 0
+    finally:
+        engine.dispose()
