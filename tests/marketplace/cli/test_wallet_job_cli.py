@@ -32,6 +32,15 @@ class Cli:
         # An error reaches the user as one line (marketplace.cli.main.run); here it is the exception.
         return result.output + (str(result.exception) if result.exception else "")
 
+    def post(self, model: Path, inputs: Path, price: str, *extra: str, code: int = 0) -> str:
+        """``webi job post`` of an embed job from wallet alice; the output (error text when it fails)."""
+        return self("job", "post", "--task", "embed", "--model", str(model), "--inputs", str(inputs),
+                    "--price", price, *extra, "--wallet", "alice", *self.password, code=code)
+
+    @staticmethod
+    def job_id(posted: str) -> int:
+        return int(posted.split("posted job ")[1].split(":")[0])
+
 
 def test_wallets_post_status_results_and_cancel(
     chain: Chain,
@@ -55,24 +64,7 @@ def test_wallets_post_status_results_and_cancel(
 
     inputs = tmp_path / "inputs.jsonl"
     inputs.write_text("".join(json.dumps({"text": text}) + "\n" for text in TEXTS))
-    posted = cli(
-        "job",
-        "post",
-        "--task",
-        "embed",
-        "--model",
-        str(bundles["embed"]),
-        "--inputs",
-        str(inputs),
-        "--price",
-        "12.5",
-        "--sample-rate",
-        "0.2",
-        "--wallet",
-        "alice",
-        *cli.password,
-    )
-    job_id = int(posted.split("posted job ")[1].split(":")[0])
+    job_id = cli.job_id(cli.post(bundles["embed"], inputs, "12.5", "--sample-rate", "0.2"))
     status = json.loads(cli("job", "status", str(job_id), "--json"))
     assert status["state"] == "open" and status["price"] == str(12_500_000_000_000_000_000)
     assert status["num_tasks"] == len(TEXTS)
@@ -89,22 +81,7 @@ def test_wallets_post_status_results_and_cancel(
     assert [json.loads(line) for line in result_file.read_text().splitlines()][3] == {"embedding": [3.0, 1.0]}
 
     # A root that the stored outputs do not rebuild is refused, and nothing is written.
-    forged = cli(
-        "job",
-        "post",
-        "--task",
-        "embed",
-        "--model",
-        str(bundles["embed"]),
-        "--inputs",
-        str(inputs),
-        "--price",
-        "1",
-        "--wallet",
-        "alice",
-        *cli.password,
-    )
-    forged_id = int(forged.split("posted job ")[1].split(":")[0])
+    forged_id = cli.job_id(cli.post(bundles["embed"], inputs, "1"))
     chain.market.claim_job(provider, forged_id)
     chain.market.submit_result(provider, forged_id, output_cid, b"\x33" * 32)
     refused = cli("job", "results", str(forged_id), "-o", str(tmp_path / "forged.jsonl"), code=1)
@@ -115,22 +92,7 @@ def test_wallets_post_status_results_and_cancel(
     assert f"job {forged_id}: submitted" in waited and f"job {forged_id} still submitted after 0.5 s" in waited
 
     # Cancelling an open job refunds the escrow to the wallet.
-    third = cli(
-        "job",
-        "post",
-        "--task",
-        "embed",
-        "--model",
-        str(bundles["embed"]),
-        "--inputs",
-        str(inputs),
-        "--price",
-        "3",
-        "--wallet",
-        "alice",
-        *cli.password,
-    )
-    third_id = int(third.split("posted job ")[1].split(":")[0])
+    third_id = cli.job_id(cli.post(bundles["embed"], inputs, "3"))
     before = chain.token.balance_of(requester.address)
     assert "3 WEBI withdrawn" in cli("job", "cancel", str(third_id), "--wallet", "alice", *cli.password)
     assert chain.market.get_job(third_id).state == JobState.CANCELLED
@@ -153,37 +115,7 @@ def test_bad_input_is_refused_before_anything_is_spent(
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine"}\n{"text": ""}\n')
     next_id = chain.market.next_job_id()
-    output = cli(
-        "job",
-        "post",
-        "--task",
-        "embed",
-        "--model",
-        str(bundles["embed"]),
-        "--inputs",
-        str(bad),
-        "--price",
-        "1",
-        "--wallet",
-        "alice",
-        *cli.password,
-        code=1,
-    )
+    output = cli.post(bundles["embed"], bad, "1", code=1)
     assert "inputs[2]" in output and chain.market.next_job_id() == next_id
     assert "no wallet named 'carol'" in cli("job", "cancel", "1", "--wallet", "carol", *cli.password, code=1)
-    assert "not an amount" in cli(
-        "job",
-        "post",
-        "--task",
-        "embed",
-        "--model",
-        str(bundles["embed"]),
-        "--inputs",
-        str(bad),
-        "--price",
-        "lots",
-        "--wallet",
-        "alice",
-        *cli.password,
-        code=1,
-    )
+    assert "not an amount" in cli.post(bundles["embed"], bad, "lots", code=1)
