@@ -77,6 +77,7 @@ class Client:
         self.protocol = protocol
         self.store = store
         self.account = account
+        self._submitted: dict[int, Any] = {}  # ResultSubmitted arguments by job
 
     @classmethod
     def connect(
@@ -182,12 +183,13 @@ class Client:
         market = self.protocol.market
         posted = market.posted(job_id)
         status = market.get_job(job_id)
-        submitted = None
-        if status.state in (JobState.SUBMITTED, JobState.FINALIZED, JobState.REJECTED):
+        submitted = self._submitted.get(job_id)
+        if submitted is None and status.state in (JobState.SUBMITTED, JobState.FINALIZED, JobState.REJECTED):
             logs = market.contract.events.ResultSubmitted().get_logs(
                 from_block=market.from_block, argument_filters={"jobId": job_id}
             )
-            submitted = logs[-1]["args"] if logs else None
+            if logs:  # a job is submitted once: what it committed never changes, so polling looks it up once
+                submitted = self._submitted[job_id] = logs[-1]["args"]
         provider = status.provider if int(status.provider, 16) else None
         return JobInfo(
             job_id,

@@ -32,9 +32,11 @@ from marketplace.chain.devnet import Anvil, deploy_devnet, dev_account, free_por
 from marketplace.client import Client
 from marketplace.demo.processes import Supervisor
 from marketplace.errors import ConfigError, WebiError
+from marketplace.history import ChainState, fetch_events
+from marketplace.indexer.indexer import decoder_for
 from marketplace.jobspec import parse_inputs
 from marketplace.keystore import save_account
-from marketplace.protocol import TERMINAL_STATES, CreditKind, JobState
+from marketplace.protocol import TERMINAL_STATES, JobState
 from marketplace.storage import open_store
 from marketplace.storage.cid import Cid
 from marketplace.units import webi
@@ -370,35 +372,26 @@ def _withdraw_all(protocol: Protocol, cast: Cast, owner: LocalAccount) -> None:
 
 
 def _holdings(protocol: Protocol, names: dict[str, str]) -> dict[str, int]:
-    """Wallet balance plus stake (staked WEBI is still the staker's) for every named account."""
+    """Wallet balance plus stake (staked WEBI is still the staker's) for every named account; the market
+    contract's own share is what it holds beyond those stakes."""
     market, token = protocol.market, protocol.token
-    held = {}
-    for address, name in names.items():
-        total = token.balance_of(address)
-        if name != "market contract":
-            for stake in (market.provider_stake(address), market.verifier_stake(address)):
-                total += stake.stake + stake.unbonding
-        else:
-            total -= sum(
-                s.stake + s.unbonding
-                for a in names
-                if a != address
-                for s in (market.provider_stake(a), market.verifier_stake(a))
-            )
-        held[address] = total
+    stakes = {address: sum(stake.stake + stake.unbonding
+                           for stake in (market.provider_stake(address), market.verifier_stake(address)))
+              for address in names if address != market.address}
+    held = {address: token.balance_of(address) + staked for address, staked in stakes.items()}
+    held[market.address] = token.balance_of(market.address) - sum(stakes.values())
     return held
 
 
 def _credits(protocol: Protocol, names: dict[str, str]) -> dict[tuple[str, str], int]:
-    totals: dict[tuple[str, str], int] = {}
-    for event in protocol.market.client.events(protocol.market.contract, protocol.deployment.block):
-        if event["event"] == "Credited":
-            key = (
-                names.get(event["args"]["account"], event["args"]["account"]),
-                CreditKind(event["args"]["kind"]).name.lower().replace("_", " "),
-            )
-            totals[key] = totals.get(key, 0) + int(event["args"]["amount"])
-    return totals
+    """Credited totals by (actor, kind), from the same event fold the indexer and the auditor use."""
+    state = ChainState()
+    client = protocol.market.client
+    for event in fetch_events(client, decoder_for(protocol.deployment), protocol.deployment.block,
+                              int(client.w3.eth.block_number)):
+        state.apply(event)
+    return {(names.get(account, account), kind.name.lower().replace("_", " ")): amount
+            for (account, kind), amount in state.earned.items()}
 
 
 def _report(console: Console, result: DemoOutcome, discrepancies: Sequence[object]) -> None:
