@@ -4,13 +4,16 @@
 
 Figures:
   detection            per cheat strategy (tests/support/cheats.py), the share of the tasks whose answer the
-                       cheat changed (embedding cosine under 0.99, another label or probabilities off by
-                       more than 0.05, other tokens) that a bf16 verifier refuses, over all four task
-                       types where the strategy applies, on the tests' tiny models (goal 1.0)
-  honest_equivalent    per strategy, changed generated outputs that the provider's own fp32 model rates
-                       within the honest noise (every token as close to its argmax as honest outputs
-                       came): no comparator that passes honest work can refuse them, so they are
-                       counted apart from detection
+                       cheat changed that a bf16 verifier refuses, over all four task types where the
+                       strategy applies, on the tests' tiny models (goal 1.0). Changed: outside what
+                       the comparator accepts from honest work by more than the honest fp32-vs-bf16
+                       noise measured on the same model (``detection_honest_noise``): embedding
+                       cosine, classify probabilities or a decided label (``changed_answer``); tokens
+                       the provider's own fp32 model puts outside the near-tie allowance
+                       (``outside_allowance``). ``detection_tasks``: how many tasks each rate is over
+  within_allowance     per strategy, generated outputs with other tokens that the provider's own fp32
+                       model puts within the near-tie allowance, widened by the honest noise
+                       (``outside_allowance``): answers honest hardware may give, counted apart
   false_positive_rate  honest tasks computed in fp32 (the provider) refused by a verifier in bf16, with
                        the provider's batch size 1 and the verifier's batches: embed on all-MiniLM-L6-v2,
                        classify on MiniLM with a fresh classification head (a random model of MiniLM's
@@ -45,9 +48,9 @@ from marketplace.jobspec import JobSpec, TaskType, inputs_manifest
 from marketplace.storage.local import LocalStore
 from provider.runtime import Runtime, RuntimeLimits
 from provider.runtime.device import available_devices
-from tests.support.cheats import STRATEGIES, CheatingRuntime, applies
+from tests.support.cheats import GENERATIVE, STRATEGIES, CheatingRuntime, applies, changed_answer, outside_allowance
 from tests.support.models import KINDS, WORDS, build_bundle, tokenizer
-from verifier.compare import CLASSIFY_PROB_TOLERANCE, EMBED_MIN_COSINE, check_tasks
+from verifier.compare import check_tasks
 
 GOALS = {"detection": 1.0, "false_positive_rate": 0.005, "verify_cost_ratio": 0.2}
 
@@ -128,57 +131,52 @@ def test_bundle(work: Path, kind: str, other: bool = False) -> Path:
     return folder if folder.exists() else build_bundle(kind, folder, seed=5 if other else 0)
 
 
-def materially_different(cheat: dict, honest: dict) -> bool:
-    """Whether a cheat changed a task's answer, not just its last digits: a replayed or borrowed output
-    that lands within tolerance of the true one is a correct answer, whatever produced it."""
-    if "embedding" in honest:
-        a, b = torch.tensor(cheat["embedding"]), torch.tensor(honest["embedding"])
-        return float(torch.nn.functional.cosine_similarity(a, b, dim=0)) < EMBED_MIN_COSINE
-    if "probabilities" in honest:
-        gap = max(abs(p - q) for p, q in zip(cheat["probabilities"], honest["probabilities"], strict=True))
-        return cheat["label_id"] != honest["label_id"] or gap > CLASSIFY_PROB_TOLERANCE
-    return bool(cheat["tokens"] != honest["tokens"])
+def detection(work: Path, store: LocalStore, device: torch.device, honest_worst: dict[str, float]
+              ) -> tuple[dict[str, float], dict[str, int], dict[str, float], dict[str, int]]:
+    """Per cheat, the share of the tasks it changed that the bf16 verifier refuses.
 
-
-def detection(work: Path, store: LocalStore, device: torch.device,
-              noise: dict[str, float]) -> tuple[dict[str, float], dict[str, int]]:
-    """Per cheat, the share of tasks it changed that the bf16 verifier refuses.
-
-    A generated output the cheat changed can still be an answer the model gives: with the random test
-    models a replayed sequence sometimes starts with a token a fraction of a logit behind the argmax and
-    continues as the model would. When the provider's own fp32 model puts every token of it within the
-    honest noise measured by ``false_positives`` (``noise``: the largest gap an honest fp32 output
-    showed against the bf16 verifier), no comparator that passes honest work can refuse it; those
-    tasks are counted apart, as ``honest_equivalent``, not as caught or missed.
+    Changed means outside what the comparator promises to accept from honest work, by more than the
+    honest noise of the same model (fp32 honest outputs against the bf16 verifier, here and, for
+    generate and summarize, in ``false_positives``' ``honest_worst``): ``changed_answer`` for embed
+    and classify; for generate and summarize, other tokens that the provider's own fp32 model puts
+    outside the near-tie allowance (``outside_allowance``). A replayed sequence that differs from
+    greedy decoding only by near-ties within the allowance is an answer honest hardware may give;
+    those are counted apart, per strategy, as ``within_allowance``, neither caught nor missed.
     """
     verifier = Runtime(store, work / "detect-verifier", devices=[device], dtype=torch.bfloat16)
     reference = Runtime(store, work / "detect-reference", devices=[device], dtype=torch.float32)
     texts = sentences(32, seed=1)
-    rates, equivalent = {}, {}
-    for strategy in STRATEGIES:
-        touched = caught = equivalent[strategy] = 0
-        for kind in KINDS:
+    indices = list(range(len(texts)))
+    touched = dict.fromkeys(STRATEGIES, 0)
+    caught = dict.fromkeys(STRATEGIES, 0)
+    allowed = dict.fromkeys(STRATEGIES, 0)
+    noise: dict[str, float] = {}
+    for kind in KINDS:
+        spec = spec_for(store, test_bundle(work, kind), kind, texts)
+        other = str(store.add_path(test_bundle(work, kind, other=True), recursive=True).cid)
+        honest = reference.run(spec, texts)
+        honest_checks = check_tasks(verifier, spec, texts, indices, dict(enumerate(honest)))
+        metrics = [check.metric or 0.0 for check in honest_checks]
+        noise[kind] = round(1.0 - min(metrics) if kind == "embed" else max([*metrics, honest_worst.get(kind, 0.0)]), 5)
+        for strategy in STRATEGIES:
             if not applies(strategy, TaskType(kind)):
                 continue
-            spec = spec_for(store, test_bundle(work, kind), kind, texts)
-            other = str(store.add_path(test_bundle(work, kind, other=True), recursive=True).cid)
-            honest = Runtime(store, work / "honest", devices=[device]).run(spec, texts)
-            cheat = CheatingRuntime(store, work / f"cheat-{strategy}", devices=[device], strategy=strategy,
-                                    other_model=other).run(spec, texts)
-            indices = list(range(len(texts)))
-            checks = check_tasks(verifier, spec, texts, indices, dict(enumerate(cheat)))
+            raw = CheatingRuntime(store, work / f"cheat-{strategy}", devices=[device], strategy=strategy,
+                                  other_model=other).run(spec, texts)
+            cheat = [json.loads(output) for output in raw]
+            checks = check_tasks(verifier, spec, texts, indices, dict(enumerate(raw)))
             changed = [index for index in indices
-                       if materially_different(json.loads(cheat[index]), json.loads(honest[index]))]
-            passed = [index for index in changed if checks[index].passed and kind in noise]
-            own = dict(zip(passed, check_tasks(reference, spec, texts, passed, dict(enumerate(cheat))), strict=True))
-            for index in changed:
-                if index in own and own[index].passed and (own[index].metric or 0.0) <= noise[kind]:
-                    equivalent[strategy] += 1
-                    continue
-                touched += 1
-                caught += not checks[index].passed
-        rates[strategy] = round(caught / touched, 4) if touched else 0.0
-    return rates, equivalent
+                       if changed_answer(cheat[index], json.loads(honest[index]), noise[kind])]
+            if TaskType(kind) in GENERATIVE:
+                outside = outside_allowance(reference.load(spec, device), spec, texts,
+                                            {index: cheat[index] for index in changed}, noise[kind])
+                allowed[strategy] += len(changed) - len(outside)
+                changed = outside
+            touched[strategy] += len(changed)
+            caught[strategy] += sum(not checks[index].passed for index in changed)
+    rates = {strategy: round(caught[strategy] / touched[strategy], 4) if touched[strategy] else 0.0
+             for strategy in STRATEGIES}
+    return rates, allowed, noise, touched
 
 
 def false_positives(work: Path, store: LocalStore, device: torch.device, total: int) -> tuple[float, int, dict]:
@@ -237,13 +235,15 @@ def main() -> int:
     store = LocalStore(work / "store")
     device = available_devices()[0]
     fpr, counted, worst = false_positives(work, store, device, args.honest_tasks)
-    noise = {kind: float(worst[kind] or 0.0) for kind in ("generate", "summarize")}
-    rates, equivalent = detection(work, store, device, noise)
+    rates, allowed, noise, touched = detection(
+        work, store, device, {kind: float(worst[kind] or 0.0) for kind in ("generate", "summarize")})
     ratio, generation, verification = cost_ratio(work, store, device)
     figures = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "detection": rates,
-        "honest_equivalent": equivalent,
+        "detection_tasks": touched,
+        "within_allowance": allowed,
+        "detection_honest_noise": noise,
         "false_positive_rate": round(fpr, 5),
         "honest_tasks": counted,
         "honest_worst_metric": worst,
@@ -256,11 +256,16 @@ def main() -> int:
         return 0
     table = Table("figure", "value", "goal", title="verifier")
     for strategy, rate in rates.items():
-        table.add_row(f"detection[{strategy}]", str(rate), ">= 1.0")
-    for name in ("honest_equivalent", "false_positive_rate", "honest_tasks", "honest_worst_metric",
-                 "verify_cost_ratio", "generation_s", "verification_s", "device"):
-        goal = {"false_positive_rate": "<= 0.005", "verify_cost_ratio": "<= 0.2"}.get(name, "")
-        table.add_row(name, str(figures[name]), goal)
+        table.add_row(f"detection: {strategy}", f"{rate} over {touched[strategy]} tasks"
+                      f" ({allowed[strategy]} within allowance)", ">= 1.0")
+    for kind, value in noise.items():
+        table.add_row(f"honest noise on the detection model: {kind}", str(value), "")
+    table.add_row("false_positive_rate", f"{figures['false_positive_rate']} over {counted} tasks", "<= 0.005")
+    for kind in KINDS:
+        table.add_row(f"honest worst metric: {kind}", str(worst[kind]), "")
+    table.add_row("verify_cost_ratio", f"{figures['verify_cost_ratio']} ({figures['verification_s']} s /"
+                  f" {figures['generation_s']} s)", "<= 0.2")
+    table.add_row("device", str(figures["device"]), "")
     Console().print(table)
     return 0
 

@@ -10,20 +10,29 @@ rate with the provider in fp32 and the verifier in bf16, and detection of each c
   vectors or random unit vectors land far below 0.9.
 - ``classify``: the same label, unless the verifier's top two are within ``CLASSIFY_PROB_TOLERANCE``
   (0.05) of each other (a near-tie that rounding may flip), and every probability within that
-  tolerance. bf16 moves probabilities by about 0.01 at most.
+  tolerance. bf16 moves probabilities by about 0.01 at most (0.0002 on MiniLM, 0.01 on the tiny
+  test classifier).
 - ``generate`` / ``summarize``: no re-generation. One teacher-forced forward pass over the prompt
   and the committed tokens gives the verifier's logits at every position; each committed token must
   be the verifier's argmax, or within ``NEAR_TIE_LOGITS`` (1.0) of its logit, and at most
-  ``NEAR_TIE_BUDGET`` (10 %, at least ``NEAR_TIE_FLOOR`` = 2) of the tokens may be such near-ties. Calibration
-  (bench_verify.py, 1,280 honest tasks, fp32 provider at batch size 1 against a bf16 verifier)
-  saw honest tokens at most 0.66 logits behind the verifier's argmax, and one 8-token output with
-  two near-ties (hence the floor of 2); 1.0 logit leaves a margin. Wrong tokens from the cheats sit
-  several logits behind. The sequence must
-  also end where greedy decoding ends: with the end-of-sequence token, or at ``max_new_tokens``.
+  ``NEAR_TIE_BUDGET`` (10 %, at least ``NEAR_TIE_FLOOR`` = 2) of the tokens may be such near-ties.
+  Calibration (bench_verify.py, 1,280 honest tasks, fp32 provider at batch size 1 against a bf16
+  verifier, random GPT-2 and T5 models, which are more sensitive to bf16 than trained ones): honest
+  tokens came at most 0.66 logits behind the verifier's argmax (T5, initializer factor 1.5; a GPT-2
+  with a 0.5 initialization reached 1.66 in one task, the test models now use 0.3 and stay within
+  0.16), and one 8-token output had two near-ties (hence the floor of 2). 1.0 logit leaves a margin.
+  Wrong tokens from the cheats sit several logits behind. The sequence must also end where greedy
+  decoding ends: with the end-of-sequence token, or at ``max_new_tokens``.
+
+What a pass promises: the committed answer is within these tolerances of the verifier's own
+computation. An answer that lands within them however it was produced (a classify output borrowed
+from a similar sentence, a generation that differs from greedy decoding only by allowed near-ties)
+is a right answer by that promise; a cheat is caught when its answer falls outside it.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -118,7 +127,7 @@ def _classify(index: int, theirs: dict[str, Any], mine: dict[str, Any], labels: 
     return TaskCheck(index, True, "label and probabilities within tolerance", gap)
 
 
-def _shape(loaded: LoadedModel, spec: JobSpec, index: int, theirs: dict[str, Any]) -> TaskCheck | None:
+def check_shape(loaded: LoadedModel, spec: JobSpec, index: int, theirs: dict[str, Any]) -> TaskCheck | None:
     """What can be refused without the model: malformed tokens, wrong length, text that is not theirs."""
     tokens = theirs.get("tokens")
     limit = spec.parameters.max_new_tokens
@@ -138,31 +147,33 @@ def _shape(loaded: LoadedModel, spec: JobSpec, index: int, theirs: dict[str, Any
     return None
 
 
+def near_tie_budget(length: int) -> int:
+    """How many of ``length`` committed tokens may be near-ties rather than the argmax."""
+    return max(NEAR_TIE_FLOOR, int(NEAR_TIE_BUDGET * length))
+
+
 def _teacher_forced_all(loaded: LoadedModel, spec: JobSpec, todo: list[int], inputs: list[str],
                         parsed: dict[int, dict[str, Any]], batch: int = 32) -> dict[int, TaskCheck]:
     checks: dict[int, TaskCheck] = {}
     ready = []
     for index in todo:
-        refused = _shape(loaded, spec, index, parsed[index])
+        refused = check_shape(loaded, spec, index, parsed[index])
         if refused is None:
             ready.append(index)
         else:
             checks[index] = refused
     for start in range(0, len(ready), batch):
         group = ready[start:start + batch]
-        tokens = [parsed[index]["tokens"] for index in group]
-        for index, logits, committed in zip(group, _logits(loaded, spec, [inputs[i] for i in group], tokens),
-                                            tokens, strict=True):
-            checks[index] = _judge(index, logits, committed)
+        gaps = token_gaps(loaded, spec, [inputs[i] for i in group], [parsed[i]["tokens"] for i in group])
+        for index, behind in zip(group, gaps, strict=True):
+            checks[index] = _judge(index, behind)
     return checks
 
 
-def _judge(index: int, logits: torch.Tensor, tokens: list[int]) -> TaskCheck:
-    chosen = logits.gather(1, torch.tensor(tokens, device=logits.device).unsqueeze(1)).squeeze(1)
-    behind = (logits.max(dim=1).values - chosen).float().cpu()
+def _judge(index: int, behind: torch.Tensor) -> TaskCheck:
     mismatched = int((behind > 0).sum())
     worst = float(behind.max())
-    budget = max(NEAR_TIE_FLOOR, int(NEAR_TIE_BUDGET * len(tokens)))
+    budget = near_tie_budget(len(behind))
     if worst > NEAR_TIE_LOGITS:
         return TaskCheck(index, False, f"a token is {worst:.2f} logits behind the argmax (> {NEAR_TIE_LOGITS})", worst)
     if mismatched > budget:
@@ -171,9 +182,15 @@ def _judge(index: int, logits: torch.Tensor, tokens: list[int]) -> TaskCheck:
 
 
 @torch.inference_mode()
-def _logits(loaded: LoadedModel, spec: JobSpec, texts: list[str], tokens: list[list[int]]) -> list[torch.Tensor]:
-    """The verifier's logits at every committed position of each task: one right-padded forward pass for
-    the batch (padding on the right leaves every real position's attention and position id unchanged)."""
+def token_gaps(loaded: LoadedModel, spec: JobSpec, texts: list[str], tokens: list[list[int]]) -> list[torch.Tensor]:
+    """How far behind the model's argmax each committed token is, in logits (0 where it is the
+    argmax), as a float32 CPU tensor per task: one right-padded, teacher-forced forward pass for the
+    batch (padding on the right leaves every real position's attention and position id unchanged).
+
+    Only the two numbers per position that the comparison needs leave the model's dtype: a float copy
+    of the whole logits tensor would be batch x length x vocabulary x 4 bytes (gigabytes for a
+    128k-token vocabulary), and decoder-only models skip the vocabulary projection of all prompt
+    positions but the last (``logits_to_keep``)."""
     model, device = loaded.model, loaded.device
     pad = loaded.tokenizer.pad_token_id or 0
     prompts = [loaded.tokenizer(text, truncation=True, max_length=spec.parameters.max_input_tokens)["input_ids"]
@@ -182,14 +199,24 @@ def _logits(loaded: LoadedModel, spec: JobSpec, texts: list[str], tokens: list[l
         start = model.config.decoder_start_token_id
         encoder, encoder_mask = _right_padded(prompts, pad, device)
         decoder, decoder_mask = _right_padded([[start, *committed[:-1]] for committed in tokens], pad, device)
-        every = model(input_ids=encoder, attention_mask=encoder_mask, decoder_input_ids=decoder,
-                      decoder_attention_mask=decoder_mask).logits.float()
-        return [every[row, :len(committed)] for row, committed in enumerate(tokens)]
-    ids, mask = _right_padded([[*prompt, *committed[:-1]] for prompt, committed in zip(prompts, tokens, strict=True)],
-                              pad, device)
-    every = model(input_ids=ids, attention_mask=mask).logits.float()
-    return [every[row, len(prompt) - 1:len(prompt) - 1 + len(committed)]
-            for row, (prompt, committed) in enumerate(zip(prompts, tokens, strict=True))]
+        logits = model(input_ids=encoder, attention_mask=encoder_mask, decoder_input_ids=decoder,
+                       decoder_attention_mask=decoder_mask).logits
+        first = [0] * len(tokens)
+    else:
+        rows = [[*prompt, *committed[:-1]] for prompt, committed in zip(prompts, tokens, strict=True)]
+        ids, mask = _right_padded(rows, pad, device)
+        skipped = min(len(prompt) for prompt in prompts) - 1
+        if "logits_to_keep" in inspect.signature(model.forward).parameters:
+            logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=ids.shape[1] - skipped).logits
+        else:
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, skipped:]
+        first = [len(prompt) - 1 - skipped for prompt in prompts]
+    behind = []
+    for row, (begin, committed) in enumerate(zip(first, tokens, strict=True)):
+        scores = logits[row, begin:begin + len(committed)]
+        chosen = scores.gather(1, torch.tensor(committed, device=device).unsqueeze(1)).squeeze(1)
+        behind.append((scores.max(dim=1).values.float() - chosen.float()).cpu())
+    return behind
 
 
 def _right_padded(rows: list[list[int]], pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

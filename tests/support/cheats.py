@@ -18,7 +18,15 @@ from typing import Any
 
 from marketplace.jobspec import JobSpec, TaskType
 from marketplace.results import canonical, rounded
-from provider.runtime import Runtime
+from provider.runtime import LoadedModel, Runtime
+from verifier.compare import (
+    CLASSIFY_PROB_TOLERANCE,
+    EMBED_MIN_COSINE,
+    NEAR_TIE_LOGITS,
+    check_shape,
+    near_tie_budget,
+    token_gaps,
+)
 
 STRATEGIES = ("random", "other-model", "truncated", "padded", "replay", "half")
 GENERATIVE = (TaskType.GENERATE, TaskType.SUMMARIZE)
@@ -26,6 +34,52 @@ GENERATIVE = (TaskType.GENERATE, TaskType.SUMMARIZE)
 
 def applies(strategy: str, task: TaskType) -> bool:
     return strategy not in ("truncated", "padded") or task in GENERATIVE
+
+
+def changed_answer(cheat: dict[str, Any], honest: dict[str, Any], noise: float = 0.0) -> bool:
+    """Whether a cheat changed a task's answer by more than the comparator accepts from honest work.
+
+    The comparator promises an answer within its tolerance of the verifier's own computation, and an
+    honest provider's computation sits up to ``noise`` from the verifier's (the largest difference
+    measured for this model: 1 - cosine for embed, the probability gap for classify). A replayed or
+    borrowed output that lands within tolerance plus noise of the true one is, by that promise, a
+    right answer whatever produced it: a less chaotic classifier gives two similar sentences
+    probabilities 0.02 apart. Generated tokens count as changed when any differs (then see
+    ``outside_allowance``).
+    """
+    if "embedding" in honest:
+        a, b = honest["embedding"], cheat["embedding"]
+        dot = sum(x * y for x, y in zip(a, b, strict=True))
+        cosine = dot / ((sum(x * x for x in a) * sum(y * y for y in b)) ** 0.5 or 1.0)
+        return bool(cosine < EMBED_MIN_COSINE - noise)
+    if "probabilities" in honest:
+        gap = max(abs(p - q) for p, q in zip(cheat["probabilities"], honest["probabilities"], strict=True))
+        ranked = sorted(honest["probabilities"], reverse=True)
+        decided = ranked[0] - ranked[1] > CLASSIFY_PROB_TOLERANCE + noise
+        return gap > CLASSIFY_PROB_TOLERANCE + noise or (cheat["label_id"] != honest["label_id"] and decided)
+    return bool(cheat["tokens"] != honest["tokens"])
+
+
+def outside_allowance(reference: LoadedModel, spec: JobSpec, texts: Sequence[str],
+                      outputs: dict[int, dict[str, Any]], noise: float = 0.0) -> list[int]:
+    """The generated outputs (of tasks ``outputs``' keys) that fall outside what the comparator
+    accepts by more than honest noise, as the provider's own model (``reference``, in fp32) rates them.
+
+    Outside means malformed (``check_shape``: stopped early, continued past the end, text that is
+    not the tokens'), or a token more than ``NEAR_TIE_LOGITS + noise`` behind the argmax, or more
+    tokens more than ``noise`` behind it than the near-tie budget allows: a token within the noise of
+    the argmax may be the argmax on the verifier's hardware, so counting it against the budget would
+    call a boundary case a cheat. ``noise``: the largest gap honest outputs showed against the verifier.
+    """
+    shaped = [index for index in outputs if check_shape(reference, spec, index, outputs[index]) is None]
+    outside = [index for index in outputs if index not in shaped]
+    if shaped:
+        gaps = token_gaps(reference, spec, [texts[index] for index in shaped],
+                          [outputs[index]["tokens"] for index in shaped])
+        outside += [index for index, behind in zip(shaped, gaps, strict=True)
+                    if float(behind.max()) > NEAR_TIE_LOGITS + noise
+                    or int((behind > noise).sum()) > near_tie_budget(len(behind))]
+    return sorted(outside)
 
 
 class CheatingRuntime(Runtime):
