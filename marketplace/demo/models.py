@@ -119,7 +119,9 @@ def build_bundle(kind: str, directory: Path, seed: int = 0) -> Path:
     tok = tokenizer(directory)
     size = len(tok)
     model: PreTrainedModel
-    # A wide initialization makes even an untrained model's outputs differ from input to input.
+    # A wide initialization makes even an untrained model's outputs differ from input to input; too
+    # wide, and the model turns chaotic: bf16 rounding then moves its outputs as far as another input
+    # would, which real (trained) models never do.
     bert: dict[str, Any] = {
         "vocab_size": size,
         "hidden_size": 32,
@@ -133,9 +135,12 @@ def build_bundle(kind: str, directory: Path, seed: int = 0) -> Path:
         model = BertModel(BertConfig(**bert))
     elif kind == "classify":
         labels = {0: "negative", 1: "neutral", 2: "positive"}
-        model = BertForSequenceClassification(
-            BertConfig(**bert, num_labels=3, id2label=labels, label2id={name: index for index, name in labels.items()})  # type: ignore[call-arg]
-        )
+        # 0.3, not 0.5: at 0.5 this model is chaotic enough that bf16 moves its probabilities by up to
+        # 0.08 (more than the verifier's tolerance) against fp32; at 0.3 by 0.012, while replayed inputs
+        # still land a median 0.1 apart.
+        config = BertConfig(**{**bert, "initializer_range": 0.3}, num_labels=3, id2label=labels,  # type: ignore[call-arg]
+                            label2id={name: index for index, name in labels.items()})
+        model = BertForSequenceClassification(config)
     elif kind == "generate":
         model = GPT2LMHeadModel(
             GPT2Config(
@@ -144,7 +149,7 @@ def build_bundle(kind: str, directory: Path, seed: int = 0) -> Path:
                 n_layer=2,
                 n_head=2,
                 n_positions=256,
-                initializer_range=0.5,
+                initializer_range=0.3,  # at 0.5, bf16 put honest tokens up to 1.66 logits off the argmax
                 bos_token_id=tok.cls_token_id,
                 eos_token_id=tok.sep_token_id,
                 pad_token_id=tok.pad_token_id,

@@ -60,12 +60,19 @@ def test_embed_is_mean_pooled_and_normalized(store, tmp_path, bundles) -> None:
 
 
 def test_classify_gives_label_and_probabilities(store, tmp_path, bundles) -> None:
+    """Each input's softmax, as a float64 forward pass of that input alone gives it."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
     outputs = run(store, tmp_path, spec_for(store, bundles["classify"], "classify"))
-    for output in outputs:
-        assert output["label"] in ("negative", "neutral", "positive")
-        assert abs(sum(output["probabilities"]) - 1.0) < 1e-5
-        assert output["probabilities"][output["label_id"]] == max(output["probabilities"])
-    assert len({output["label"] for output in outputs}) > 1
+    model = AutoModelForSequenceClassification.from_pretrained(bundles["classify"]).double().eval()
+    tokenizer = AutoTokenizer.from_pretrained(bundles["classify"])
+    for text, output in zip(TEXTS, outputs, strict=True):
+        with torch.no_grad():
+            expected = model(**tokenizer([text], return_tensors="pt")).logits[0].softmax(dim=0)
+        assert torch.allclose(torch.tensor(output["probabilities"], dtype=torch.float64), expected, atol=1e-5)
+        assert output["label_id"] == int(expected.argmax())
+        assert output["label"] == model.config.id2label[output["label_id"]]
+    assert len({tuple(output["probabilities"]) for output in outputs}) == len(TEXTS)
 
 
 @pytest.mark.parametrize("kind", ["generate", "summarize"])
