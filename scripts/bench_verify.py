@@ -11,9 +11,10 @@ Figures:
                        cosine, classify probabilities or a decided label (``changed_answer``); tokens
                        the provider's own fp32 model puts outside the near-tie allowance
                        (``outside_allowance``). ``detection_tasks``: how many tasks each rate is over
-  within_allowance     per strategy, generated outputs with other tokens that the provider's own fp32
-                       model puts within the near-tie allowance, widened by the honest noise
-                       (``outside_allowance``): answers honest hardware may give, counted apart
+  within_allowance     per strategy, outputs that differ from the honest ones but stay within the
+                       comparator's tolerances widened by the honest noise (other tokens inside the
+                       near-tie allowance, probabilities within 0.05): answers honest hardware may
+                       give, counted apart
   false_positive_rate  honest tasks computed in fp32 (the provider) refused by a verifier in bf16, with
                        the provider's batch size 1 and the verifier's batches: embed on all-MiniLM-L6-v2,
                        classify on MiniLM with a fresh classification head (a random model of MiniLM's
@@ -140,8 +141,10 @@ def detection(work: Path, store: LocalStore, device: torch.device, honest_worst:
     generate and summarize, in ``false_positives``' ``honest_worst``): ``changed_answer`` for embed
     and classify; for generate and summarize, other tokens that the provider's own fp32 model puts
     outside the near-tie allowance (``outside_allowance``). A replayed sequence that differs from
-    greedy decoding only by near-ties within the allowance is an answer honest hardware may give;
-    those are counted apart, per strategy, as ``within_allowance``, neither caught nor missed.
+    greedy decoding only by near-ties within the allowance is an answer honest hardware may give, as
+    is a replayed classify answer within 0.05 of the true one; outputs that differ from the honest
+    ones only that much are counted apart, per strategy, as ``within_allowance``, neither caught nor
+    missed.
     """
     verifier = Runtime(store, work / "detect-verifier", devices=[device], dtype=torch.bfloat16)
     reference = Runtime(store, work / "detect-reference", devices=[device], dtype=torch.float32)
@@ -165,13 +168,13 @@ def detection(work: Path, store: LocalStore, device: torch.device, honest_worst:
                                   other_model=other).run(spec, texts)
             cheat = [json.loads(output) for output in raw]
             checks = check_tasks(verifier, spec, texts, indices, dict(enumerate(raw)))
-            changed = [index for index in indices
+            different = [index for index in indices if cheat[index] != json.loads(honest[index])]
+            changed = [index for index in different
                        if changed_answer(cheat[index], json.loads(honest[index]), noise[kind])]
             if TaskType(kind) in GENERATIVE:
-                outside = outside_allowance(reference.load(spec, device), spec, texts,
+                changed = outside_allowance(reference.load(spec, device), spec, texts,
                                             {index: cheat[index] for index in changed}, noise[kind])
-                allowed[strategy] += len(changed) - len(outside)
-                changed = outside
+            allowed[strategy] += len(different) - len(changed)
             touched[strategy] += len(changed)
             caught[strategy] += sum(not checks[index].passed for index in changed)
     rates = {strategy: round(caught[strategy] / touched[strategy], 4) if touched[strategy] else 0.0
