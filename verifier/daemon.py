@@ -86,6 +86,13 @@ class VerifierDaemon:
             except WebiError as error:
                 delay = self.journal.back_off(record, error, base_s=self.poll_interval_s, max_doublings=6, max_s=60.0)
                 log.warning("audit of job %d: %s; retrying in %.0f s", record.job_id, error, delay)
+            except Exception as error:  # re-execution broke here: out of memory, a driver error
+                # Our failure, not the provider's: no verdict on it, and no reason to stop auditing the
+                # other jobs. Retry with backoff; if it never succeeds the window closes and the job
+                # settles as the contract says for a verifier that does not answer.
+                delay = self.journal.back_off(record, f"re-execution failed: {type(error).__name__}: {error}",
+                                              base_s=self.poll_interval_s, max_doublings=6, max_s=60.0)
+                log.exception("audit of job %d: re-execution failed; retrying in %.0f s", record.job_id, delay)
 
     def poll(self) -> None:
         client = self.market.client

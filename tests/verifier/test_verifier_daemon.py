@@ -185,3 +185,29 @@ def test_restart_mid_audit_submits_the_same_evidence(chain: Chain, market: Marke
         second.close()
     assert done.stage == AuditStage.VERDICT and done.evidence_cid == checked.evidence_cid
     assert state_of(chain, job_id) == JobState.FINALIZED
+
+
+def test_a_re_execution_that_breaks_is_retried_and_stops_nothing(chain: Chain, market: Market, config_for,
+                                                                 make_verifier, requester, provider, verifier,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """The verifier's own failure (here the first re-execution raises, as an out-of-memory error would)
+    is neither a verdict against the provider nor the end of the daemon: it backs off, retries, and
+    the job gets its verdict."""
+    chain.register(verifier, Role.VERIFIER, 1_000 * WEI)
+    providing = create_daemon(config_for(provider), provider)
+    auditing = make_verifier(verifier)
+    real_run, failures = auditing.runtime.run, []
+
+    def breaks_once(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real_run(*args, **kwargs)
+
+    auditing.runtime.run = breaks_once  # type: ignore[method-assign]
+    with block_production(chain), running(providing, auditing):
+        job_id = market.post(requester, "embed", **AUDIT_ALL)
+        wait_for(lambda: state_of(chain, job_id) == JobState.FINALIZED, timeout=120, what="the verdict after a retry")
+    record = auditing.journal.get(job_id)
+    assert failures and record.stage == AuditStage.VERDICT and record.passed
+    assert any("re-execution failed" in entry.getMessage() and entry.exc_info for entry in caplog.records)
