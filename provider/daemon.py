@@ -23,6 +23,7 @@ from eth_account.signers.local import LocalAccount
 from web3.types import TxReceipt
 
 from marketplace.chain.market import JobMarket
+from marketplace.daemon import PollingDaemon
 from marketplace.errors import ContractError, JobSpecError, ModelError, WebiError
 from marketplace.jobspec import JobSpec
 from marketplace.protocol import CreditKind, JobState, JobStatus
@@ -41,7 +42,7 @@ Hook = Callable[[str, int], None]
 
 
 @dataclass
-class ProviderDaemon:
+class ProviderDaemon(PollingDaemon):
     config: ProviderConfig
     account: LocalAccount
     market: JobMarket
@@ -55,29 +56,15 @@ class ProviderDaemon:
     _started: bool = field(default=False, repr=False)  # the first pass after a start ignores backoff
     _prepared: dict[int, tuple[JobSpec, list[str]]] = field(default_factory=dict, repr=False)
 
-    @property
-    def address(self) -> str:
-        return str(self.account.address)
-
     # -- the loop ------------------------------------------------------------------------------
 
+    def poll_interval(self) -> float:
+        return self.config.poll_interval_s
+
     def run(self) -> None:
-        """Serves until ``stop()``: the step in progress finishes, and the journal holds the rest."""
         mode = "GPU: " + ", ".join(fact.name for fact in self.gpus.facts()) if self.gpus.available else "CPU mode"
         log.info("provider %s serving (%s)", self.address, mode)
-        while not self.stopping.is_set():
-            self.step()
-            self.stopping.wait(self.config.poll_interval_s)
-        log.info("provider %s stopped", self.address)
-
-    def stop(self) -> None:
-        self.stopping.set()
-
-    def close(self) -> None:
-        """Releases the chain connection, the store's connections and the journal."""
-        self.market.client.close()
-        self.store.close()
-        self.journal.close()
+        super().run()
 
     def step(self) -> None:
         """One pass: pick up new jobs, then move every active job as far as it can go now."""

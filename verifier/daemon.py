@@ -21,6 +21,7 @@ import torch
 from eth_account.signers.local import LocalAccount
 
 from marketplace.chain.market import JobMarket
+from marketplace.daemon import PollingDaemon
 from marketplace.errors import (
     BlockMismatchError,
     ContentError,
@@ -44,7 +45,7 @@ _MAX_MANIFEST = 1024**3
 
 
 @dataclass
-class VerifierDaemon:
+class VerifierDaemon(PollingDaemon):
     account: LocalAccount
     market: JobMarket
     store: ContentStore
@@ -54,23 +55,12 @@ class VerifierDaemon:
     stopping: threading.Event = field(default_factory=threading.Event)
     _started: bool = field(default=False, repr=False)  # the first pass after a start ignores backoff
 
-    @property
-    def address(self) -> str:
-        return str(self.account.address)
+    def poll_interval(self) -> float:
+        return self.poll_interval_s
 
     def run(self) -> None:
         log.info("verifier %s serving", self.address)
-        while not self.stopping.is_set():
-            self.step()
-            self.stopping.wait(self.poll_interval_s)
-
-    def stop(self) -> None:
-        self.stopping.set()
-
-    def close(self) -> None:
-        self.market.client.close()
-        self.store.close()
-        self.journal.close()
+        super().run()
 
     def step(self) -> None:
         try:
