@@ -49,7 +49,15 @@ from marketplace.jobspec import JobSpec, TaskType, inputs_manifest
 from marketplace.storage.local import LocalStore
 from provider.runtime import Runtime, RuntimeLimits
 from provider.runtime.device import available_devices
-from tests.support.cheats import GENERATIVE, STRATEGIES, CheatingRuntime, applies, changed_answer, outside_allowance
+from tests.support.cheats import (
+    GENERATIVE,
+    STRATEGIES,
+    CheatingRuntime,
+    applies,
+    changed_answer,
+    honest_noise,
+    outside_allowance,
+)
 from tests.support.models import KINDS, WORDS, build_bundle, tokenizer
 from verifier.compare import check_tasks
 
@@ -157,10 +165,10 @@ def detection(work: Path, store: LocalStore, device: torch.device, honest_worst:
     for kind in KINDS:
         spec = spec_for(store, test_bundle(work, kind), kind, texts)
         other = str(store.add_path(test_bundle(work, kind, other=True), recursive=True).cid)
-        honest = reference.run(spec, texts)
-        honest_checks = check_tasks(verifier, spec, texts, indices, dict(enumerate(honest)))
-        metrics = [check.metric or 0.0 for check in honest_checks]
-        noise[kind] = round(1.0 - min(metrics) if kind == "embed" else max([*metrics, honest_worst.get(kind, 0.0)]), 5)
+        honest_raw = reference.run(spec, texts)
+        honest = [json.loads(output) for output in honest_raw]
+        measured = honest_noise(kind, check_tasks(verifier, spec, texts, indices, dict(enumerate(honest_raw))))
+        noise[kind] = round(max(measured, honest_worst.get(kind, 0.0)), 5)
         for strategy in STRATEGIES:
             if not applies(strategy, TaskType(kind)):
                 continue
@@ -168,9 +176,8 @@ def detection(work: Path, store: LocalStore, device: torch.device, honest_worst:
                                   other_model=other).run(spec, texts)
             cheat = [json.loads(output) for output in raw]
             checks = check_tasks(verifier, spec, texts, indices, dict(enumerate(raw)))
-            different = [index for index in indices if cheat[index] != json.loads(honest[index])]
-            changed = [index for index in different
-                       if changed_answer(cheat[index], json.loads(honest[index]), noise[kind])]
+            different = [index for index in indices if cheat[index] != honest[index]]
+            changed = [index for index in different if changed_answer(cheat[index], honest[index], noise[kind])]
             if TaskType(kind) in GENERATIVE:
                 changed = outside_allowance(reference.load(spec, device), spec, texts,
                                             {index: cheat[index] for index in changed}, noise[kind])

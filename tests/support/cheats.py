@@ -23,6 +23,7 @@ from verifier.compare import (
     CLASSIFY_PROB_TOLERANCE,
     EMBED_MIN_COSINE,
     NEAR_TIE_LOGITS,
+    TaskCheck,
     check_shape,
     near_tie_budget,
     token_gaps,
@@ -34,6 +35,14 @@ GENERATIVE = (TaskType.GENERATE, TaskType.SUMMARIZE)
 
 def applies(strategy: str, task: TaskType) -> bool:
     return strategy not in ("truncated", "padded") or task in GENERATIVE
+
+
+def honest_noise(kind: str, checks: Sequence[TaskCheck]) -> float:
+    """How far honest outputs came from the verifier's (``checks`` of them), in the unit each
+    comparator measures: 1 - cosine for embed, the probability gap for classify, logits behind the
+    argmax for generate and summarize."""
+    metrics = [check.metric or 0.0 for check in checks]
+    return 1.0 - min(metrics) if kind == "embed" else max(metrics)
 
 
 def changed_answer(cheat: dict[str, Any], honest: dict[str, Any], noise: float = 0.0) -> bool:

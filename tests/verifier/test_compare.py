@@ -11,7 +11,15 @@ import torch
 from marketplace.jobspec import JobSpec, TaskType, inputs_manifest
 from marketplace.storage.local import LocalStore
 from provider.runtime import Runtime, RuntimeLimits
-from tests.support.cheats import GENERATIVE, STRATEGIES, CheatingRuntime, applies, changed_answer, outside_allowance
+from tests.support.cheats import (
+    GENERATIVE,
+    STRATEGIES,
+    CheatingRuntime,
+    applies,
+    changed_answer,
+    honest_noise,
+    outside_allowance,
+)
 from tests.support.jobs import TEXTS
 from tests.support.models import KINDS, build_bundle
 from verifier.compare import check_tasks, token_gaps
@@ -59,8 +67,7 @@ def test_every_cheat_fails_on_every_task_it_touches(world: dict, kind: str, stra
     honest = reference.run(spec, TEXTS)
     honest_checks = check_tasks(world["verifier"], spec, TEXTS, ALL, dict(enumerate(honest)))
     assert all(check.passed for check in honest_checks)
-    metrics = [check.metric or 0.0 for check in honest_checks]
-    noise = 1.0 - min(metrics) if kind == "embed" else max(metrics)
+    noise = honest_noise(kind, honest_checks)
     cheat = CheatingRuntime(world["store"], world["root"] / f"cheat-{kind}", devices=[CPU], strategy=strategy,
                             other_model=world["others"][kind])
     raw = cheat.run(spec, TEXTS)
