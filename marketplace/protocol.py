@@ -1,25 +1,36 @@
-"""The JobMarket protocol in Python: states, transitions, value types and audit derivation.
+"""The JobMarket protocol in Python: states, transitions, value types, and the audit derivations.
 
-This module mirrors ``contracts/src/JobMarket.sol``; the contract is the source of truth and the
-tests check that both agree. Daemons use the pure functions here to learn, from chain data
-alone, whether a job is audited, by whom and on which tasks, without trusting any server.
+This module mirrors ``contracts/src`` (``IJobMarket`` and the contracts that implement it); the
+contract is the source of truth and the tests check that both agree. Daemons use the pure
+functions here to learn, from chain data alone, which tasks an audit re-executes and what a vote
+commits to, without trusting any server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import hashlib
+import hmac
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
+from marketplace.results import MerkleTree
+
 BPS = 10_000
 SEED_HORIZON = 256
 MAX_SAMPLE_TASKS = 64
-MAX_VERIFIER_PROBES = 8
+PANEL_SIZE = 3
+# Verifier weights change only in the first SYNC_BLOCKS blocks of every EPOCH_BLOCKS (see
+# ``JobMarket.syncVerifier``); a draw never spans such a block.
+EPOCH_BLOCKS = 32
+SYNC_BLOCKS = 4
+MAX_FEE_BPS = 2_000
+MAX_VERIFIER_FEE_BPS = 50_000
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+ZERO_HASH = b"\x00" * 32
 
 
 class JobState(IntEnum):
@@ -32,11 +43,29 @@ class JobState(IntEnum):
     FINALIZED = 4
     CANCELLED = 5
     REJECTED = 6
+    AUDITED = 7
+    CHALLENGED = 8
 
 
 class Role(IntEnum):
     PROVIDER = 0
     VERIFIER = 1
+
+
+class Verdict(IntEnum):
+    """An audit's verdict; values match the Solidity enum."""
+
+    NONE = 0
+    PASS = 1
+    FAIL = 2
+    INCONCLUSIVE = 3
+
+    @classmethod
+    def of(cls, value: Verdict | bool) -> Verdict:
+        """A verdict from a bool (passed or not), for callers that only know pass and fail."""
+        if isinstance(value, Verdict):
+            return value
+        return cls.PASS if value else cls.FAIL
 
 
 class CreditKind(IntEnum):
@@ -46,7 +75,9 @@ class CreditKind(IntEnum):
     VERIFIER_FEE = 1
     PROTOCOL_FEE = 2
     REFUND = 3
-    SLASH_COMPENSATION = 4
+    REWARD = 4
+    PANEL_FEE = 5
+    BOND_REFUND = 6
 
 
 # Every transition the contract allows, with the function that makes it.
@@ -56,12 +87,18 @@ TRANSITIONS: dict[tuple[JobState, JobState], str] = {
     (JobState.OPEN, JobState.CLAIMED): "claimJob",
     (JobState.CLAIMED, JobState.OPEN): "reclaimExpired",
     (JobState.CLAIMED, JobState.SUBMITTED): "submitResult",
-    (JobState.SUBMITTED, JobState.FINALIZED): "finalize or submitVerdict(passed)",
-    (JobState.SUBMITTED, JobState.REJECTED): "submitVerdict(failed)",
+    (JobState.SUBMITTED, JobState.AUDITED): "submitVerdict",
+    (JobState.SUBMITTED, JobState.REJECTED): "failUnrevealed or redrawVerifier (unanswered reveal demand)",
+    (JobState.AUDITED, JobState.FINALIZED): "finalize (pass or inconclusive)",
+    (JobState.AUDITED, JobState.REJECTED): "finalize (fail)",
+    (JobState.AUDITED, JobState.CHALLENGED): "challenge",
+    (JobState.CHALLENGED, JobState.FINALIZED): "resolveChallenge or drawPanel (nobody eligible)",
+    (JobState.CHALLENGED, JobState.REJECTED): "resolveChallenge or drawPanel (nobody eligible)",
 }
 
 TERMINAL_STATES = frozenset({JobState.FINALIZED, JobState.CANCELLED, JobState.REJECTED})
-LIVE_STATES = frozenset({JobState.OPEN, JobState.CLAIMED, JobState.SUBMITTED})
+LIVE_STATES = frozenset({JobState.OPEN, JobState.CLAIMED, JobState.SUBMITTED, JobState.AUDITED,
+                         JobState.CHALLENGED})
 
 
 def is_allowed(before: JobState, after: JobState) -> bool:
@@ -71,15 +108,23 @@ def is_allowed(before: JobState, after: JobState) -> bool:
 
 @dataclass(frozen=True)
 class JobRequest:
-    """What a requester posts; mirrors ``IJobMarket.JobRequest``. Fixed for the job's life."""
+    """What a requester posts; mirrors ``IJobMarket.JobRequest``. Fixed for the job's life.
+
+    The gating fields limit who may claim; the bounds make the post revert if the protocol terms in
+    force are worse than the requester accepted (the SDK sets them to the terms it read).
+    """
 
     spec_cid: str
     num_tasks: int
     price: int
     claim_by: int
     exec_window: int
-    sample_rate_bps: int
     sample_tasks: int
+    min_provider_stake: int = 0
+    allowlist_root: bytes = ZERO_HASH
+    max_protocol_fee_bps: int = MAX_FEE_BPS
+    max_verifier_fee_bps: int = MAX_VERIFIER_FEE_BPS
+    min_collateral_bps: int = 0
 
     def as_tuple(self) -> tuple[Any, ...]:
         return (
@@ -88,9 +133,21 @@ class JobRequest:
             self.price,
             self.claim_by,
             self.exec_window,
-            self.sample_rate_bps,
             self.sample_tasks,
+            self.min_provider_stake,
+            self.allowlist_root,
+            self.max_protocol_fee_bps,
+            self.max_verifier_fee_bps,
+            self.min_collateral_bps,
         )
+
+    def escrow(self, terms: Terms) -> int:
+        """What posting under ``terms`` pulls from the requester: the price plus the audit fee."""
+        return self.price + audit_fee(self.price, self.num_tasks, self.sample_tasks, terms.verifier_fee_bps)
+
+
+_TERMS_TYPES = ["address", "uint96", "uint32", "uint40", "uint24", "uint16", "uint16", "uint16", "uint16", "uint32",
+                "uint32", "uint96", "uint96", "bytes32"]
 
 
 @dataclass(frozen=True)
@@ -105,40 +162,50 @@ class JobTerms:
     num_tasks: int
     claim_by: int
     exec_window: int
-    sample_rate_bps: int
     sample_tasks: int
     protocol_fee_bps: int
     verifier_fee_bps: int
     collateral_bps: int
     audit_window: int
+    challenge_window: int
+    audit_fee: int
+    min_provider_stake: int
+    allowlist_root: bytes
 
     def as_tuple(self) -> tuple[Any, ...]:
-        return (self.requester, self.price, self.num_tasks, self.claim_by, self.exec_window, self.sample_rate_bps,
-                self.sample_tasks, self.protocol_fee_bps, self.verifier_fee_bps, self.collateral_bps,
-                self.audit_window)
+        return (self.requester, self.price, self.num_tasks, self.claim_by, self.exec_window, self.sample_tasks,
+                self.protocol_fee_bps, self.verifier_fee_bps, self.collateral_bps, self.audit_window,
+                self.challenge_window, self.audit_fee, self.min_provider_stake, self.allowlist_root)
 
     @classmethod
     def from_event(cls, args: Any) -> JobTerms:
         """From the decoded ``terms`` argument of a ``JobPosted`` event."""
         return cls(args["requester"], args["price"], args["numTasks"], args["claimBy"], args["execWindow"],
-                   args["sampleRateBps"], args["sampleTasks"], args["protocolFeeBps"], args["verifierFeeBps"],
-                   args["collateralBps"], args["auditWindow"])
+                   args["sampleTasks"], args["protocolFeeBps"], args["verifierFeeBps"], args["collateralBps"],
+                   args["auditWindow"], args["challengeWindow"], args["auditFee"], args["minProviderStake"],
+                   bytes(args["allowlistRoot"]))
 
     def hash(self) -> bytes:
         """``keccak256(abi.encode(terms))``, the value the contract stores."""
-        types = ["address", "uint96", "uint32", "uint40", "uint24", "uint16", "uint16", "uint16", "uint16", "uint16",
-                 "uint32"]
-        return keccak(encode(["(" + ",".join(types) + ")"], [self.as_tuple()]))
+        return keccak(encode(["(" + ",".join(_TERMS_TYPES) + ")"], [self.as_tuple()]))
 
     @property
     def collateral(self) -> int:
         return self.price * self.collateral_bps // BPS
 
-    def split(self, audited: bool) -> Split:
-        """How a settled job's price is divided; the provider takes the rounding remainder."""
+    @property
+    def escrow(self) -> int:
+        return self.price + self.audit_fee
+
+    @property
+    def bond(self) -> int:
+        """What a challenge of this job's verdict pulls from the challenger."""
+        return PANEL_SIZE * self.audit_fee
+
+    def split(self) -> Split:
+        """How a paid job's escrow is divided (pass or inconclusive, verifier not contradicted)."""
         protocol_fee = self.price * self.protocol_fee_bps // BPS
-        verifier_fee = self.price * self.verifier_fee_bps // BPS if audited else 0
-        return Split(provider=self.price - protocol_fee - verifier_fee, verifier=verifier_fee, protocol=protocol_fee)
+        return Split(provider=self.price - protocol_fee, verifier=self.audit_fee, protocol=protocol_fee)
 
 
 @dataclass(frozen=True)
@@ -149,13 +216,71 @@ class JobStatus:
     provider: str
     stamp: int
     seed_block: int
-    verifier_count: int
     terms_hash: bytes
 
     @classmethod
     def from_call(cls, raw: tuple[Any, ...]) -> JobStatus:
-        (state, provider, stamp, seed_block, verifier_count), terms_hash = raw
-        return cls(JobState(state), provider, stamp, seed_block, verifier_count, bytes(terms_hash))
+        (state, provider, stamp, seed_block), terms_hash = raw
+        return cls(JobState(state), provider, stamp, seed_block, bytes(terms_hash))
+
+
+@dataclass(frozen=True)
+class Audit:
+    """A job's audit record (``IJobMarket.Audit``).
+
+    ``secret`` is the drawn verifier's commitment until it reveals its secret; from then on
+    (``revealed``) it is the sample seed that picks the re-executed tasks.
+    """
+
+    verifier: str
+    deadline: int
+    verdict: Verdict
+    draws: int
+    reveal_by: int
+    seed: bytes
+    secret: bytes
+
+    @property
+    def drawn(self) -> bool:
+        return self.verifier != ZERO_ADDRESS
+
+    @property
+    def revealed(self) -> bool:
+        """Whether ``secret`` holds the sample seed (a reveal demand or the verdict opened it)."""
+        return self.reveal_by != 0 or self.verdict is not Verdict.NONE
+
+    @property
+    def reveal_pending(self) -> bool:
+        """A reveal demand the provider has not answered yet."""
+        return self.reveal_by > 1
+
+    @classmethod
+    def from_call(cls, raw: tuple[Any, ...]) -> Audit:
+        verifier, deadline, verdict, draws, reveal_by, seed, secret = raw
+        return cls(str(verifier), int(deadline), Verdict(verdict), int(draws), int(reveal_by), bytes(seed),
+                   bytes(secret))
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A job's challenge and panel (``IJobMarket.Panel``); ``members[:size]`` are drawn."""
+
+    challenger: str
+    bond: int
+    seed_block: int
+    commit_by: int
+    reveal_by: int
+    size: int
+    members: tuple[str, ...]
+    commits: tuple[bytes, ...]
+    votes: tuple[Verdict, ...]
+
+    @classmethod
+    def from_call(cls, raw: tuple[Any, ...]) -> Panel:
+        challenger, bond, seed_block, commit_by, reveal_by, size, members, commits, votes = raw
+        return cls(str(challenger), int(bond), int(seed_block), int(commit_by), int(reveal_by), int(size),
+                   tuple(str(m) for m in members[:size]), tuple(bytes(c) for c in commits[:size]),
+                   tuple(Verdict(v) for v in votes[:size]))
 
 
 @dataclass(frozen=True)
@@ -166,9 +291,11 @@ class Terms:
     verifier_fee_bps: int
     collateral_bps: int
     audit_window: int
+    challenge_window: int
 
-    def as_tuple(self) -> tuple[int, int, int, int]:
-        return (self.protocol_fee_bps, self.verifier_fee_bps, self.collateral_bps, self.audit_window)
+    def as_tuple(self) -> tuple[int, int, int, int, int]:
+        return (self.protocol_fee_bps, self.verifier_fee_bps, self.collateral_bps, self.audit_window,
+                self.challenge_window)
 
 
 @dataclass(frozen=True)
@@ -180,17 +307,22 @@ class Split:
 
 @dataclass(frozen=True)
 class Params:
-    """Network-wide parameters that do not bind running jobs."""
+    """Network-wide parameters (``IJobMarket.Params``)."""
 
     min_provider_stake: int
     min_verifier_stake: int
+    min_task_price: int
     unstake_cooldown: int
-    min_sample_rate_bps: int
-    max_sample_rate_bps: int
+    reveal_window: int
+    vote_window: int
+    verifier_slash_bps: int
+    no_show_slash_bps: int
+    reward_bps: int
 
-    def as_tuple(self) -> tuple[int, int, int, int, int]:
-        return (self.min_provider_stake, self.min_verifier_stake, self.unstake_cooldown, self.min_sample_rate_bps,
-                self.max_sample_rate_bps)
+    def as_tuple(self) -> tuple[int, ...]:
+        return (self.min_provider_stake, self.min_verifier_stake, self.min_task_price, self.unstake_cooldown,
+                self.reveal_window, self.vote_window, self.verifier_slash_bps, self.no_show_slash_bps,
+                self.reward_bps)
 
 
 @dataclass(frozen=True)
@@ -198,7 +330,7 @@ class Stake:
     stake: int
     locked: int
     unlock_at: int
-    entry: int
+    duties: int
     unbonding: int
 
     @property
@@ -206,30 +338,62 @@ class Stake:
         return self.stake - self.locked
 
 
-@dataclass(frozen=True)
-class Audit:
-    audited: bool
-    verifier: str
-    seed: bytes
+def in_sync_phase(block_number: int) -> bool:
+    """Whether verifier weights may change in block ``block_number``."""
+    return block_number % EPOCH_BLOCKS < SYNC_BLOCKS
 
 
-def audit_seed(seed_block_hash: bytes, job_id: int) -> bytes:
-    """``keccak256(abi.encode(blockhash(seedBlock), jobId))``, as the contract derives it."""
-    return keccak(encode(["bytes32", "uint256"], [seed_block_hash, job_id]))
+def next_sync_block(block_number: int) -> int:
+    """The first block at or after ``block_number`` in which verifier weights may change."""
+    if in_sync_phase(block_number):
+        return block_number
+    return block_number - block_number % EPOCH_BLOCKS + EPOCH_BLOCKS
 
 
-def is_sampled(seed: bytes, sample_rate_bps: int) -> bool:
-    """Whether the seed falls inside the job's audit rate (before verifier eligibility)."""
-    return int.from_bytes(seed, "big") % BPS < sample_rate_bps
+def audit_fee(price: int, num_tasks: int, sample_tasks: int, verifier_fee_bps: int) -> int:
+    """The audit fee a job escrows on top of its price, exactly as ``JobMarket.auditFee``."""
+    sampled = min(sample_tasks, num_tasks)
+    return price * sampled * verifier_fee_bps // (num_tasks * BPS)
 
 
-def verifier_start(seed: bytes, verifier_count: int) -> int:
-    """The first verifier entry the contract probes for a sampled job."""
-    return int.from_bytes(keccak(encode(["bytes32", "uint256"], [seed, 0])), "big") % verifier_count
+def draw_seed(block_hash: bytes, job_id: int, draws: int) -> bytes:
+    """``keccak256(abi.encode(blockhash(seedBlock), jobId, draws))``: the seed of a verifier draw."""
+    return keccak(encode(["bytes32", "uint256", "uint256"], [block_hash, job_id, draws]))
 
 
-def sampled_task_indices(seed: bytes, num_tasks: int, sample_tasks: int) -> list[int]:
-    """The task indices an audit re-executes, drawn exactly as ``JobMarket.sampledTasks``."""
+def secret_hash(secret: bytes) -> bytes:
+    """The commitment a verifier publishes for ``secret``: ``keccak256(abi.encode(secret))``."""
+    return keccak(encode(["bytes32"], [secret]))
+
+
+def sample_seed(seed: bytes, secret: bytes) -> bytes:
+    """``keccak256(abi.encode(seed, secret))``: the seed that picks an audit's tasks."""
+    return keccak(encode(["bytes32", "bytes32"], [seed, secret]))
+
+
+def audit_secret(key: bytes, chain_id: int, market: str, index: int) -> bytes:
+    """A verifier's ``index``-th audit secret, derived from its account key with HMAC-SHA256.
+
+    Deterministic, so a restarted daemon finds every secret it committed to; unpredictable to
+    anyone without the key. The chain and market are mixed in so that no secret is reused across
+    deployments.
+    """
+    message = b"webi-audit-secret" + chain_id.to_bytes(32, "big") + bytes.fromhex(market.removeprefix("0x")) \
+        + index.to_bytes(32, "big")
+    return hmac.new(key, message, hashlib.sha256).digest()
+
+
+def find_audit_secret(key: bytes, chain_id: int, market: str, commitment: bytes, *, limit: int = 100_000) -> bytes:
+    """The secret behind ``commitment`` among the first ``limit`` derived from ``key``."""
+    for index in range(limit):
+        secret = audit_secret(key, chain_id, market, index)
+        if secret_hash(secret) == commitment:
+            return secret
+    raise LookupError(f"no audit secret of this key hashes to 0x{commitment.hex()}")
+
+
+def sampled_task_indices(sample_seed_: bytes, num_tasks: int, sample_tasks: int) -> list[int]:
+    """The task indices an audit re-executes, drawn exactly as ``JobMarket.sampleOf``."""
     want = min(sample_tasks, num_tasks)
     if want == num_tasks:
         return list(range(num_tasks))
@@ -237,34 +401,49 @@ def sampled_task_indices(seed: bytes, num_tasks: int, sample_tasks: int) -> list
     for draw in range(1, 4 * want + 1):
         if len(found) == want:
             break
-        candidate = int.from_bytes(keccak(encode(["bytes32", "uint256"], [seed, draw])), "big") % num_tasks
+        candidate = int.from_bytes(keccak(encode(["bytes32", "uint256"], [sample_seed_, draw])), "big") % num_tasks
         if candidate not in found:
             found.append(candidate)
     return found
 
 
+def vote_commitment(job_id: int, member: str, vote: Verdict, salt: bytes) -> bytes:
+    """What a panel member commits to: ``keccak256(abi.encode(jobId, member, vote, salt))``."""
+    return keccak(encode(["uint256", "address", "uint8", "bytes32"], [job_id, member, int(vote), salt]))
+
+
+def allowlist_leaf(account: str) -> bytes:
+    """``keccak256(bytes.concat(keccak256(abi.encode(account))))``: OpenZeppelin's double-hashed leaf."""
+    return keccak(keccak(encode(["address"], [account])))
+
+
 @dataclass(frozen=True)
-class VerifierEntry:
-    """An entry of the contract's append-only verifier list."""
+class Allowlist:
+    """The providers a requester lets claim a job, as an OpenZeppelin-compatible Merkle tree.
 
-    account: str
-    exit_at: int
-
-
-def audit_assignment(seed: bytes, terms: JobTerms, status: JobStatus,
-                     entries: Sequence[VerifierEntry]) -> Audit:
-    """Whether a submitted job is audited and by whom, exactly as ``JobMarket._assignment``.
-
-    ``entries`` is the verifier list (at least ``status.verifier_count`` long); entries added after
-    the submission are never looked at, so a later list gives the same answer.
+    The same sorted-pair tree as a job's result commitment (``results.MerkleTree``), over leaves
+    sorted so that the root does not depend on the order the accounts are given in.
     """
-    count = status.verifier_count
-    if not is_sampled(seed, terms.sample_rate_bps) or count == 0:
-        return Audit(False, ZERO_ADDRESS, seed)
-    start = verifier_start(seed, count)
-    for k in range(min(count, MAX_VERIFIER_PROBES)):
-        entry = entries[(start + k) % count]
-        present = entry.exit_at == 0 or entry.exit_at > status.stamp
-        if present and entry.account not in (status.provider, terms.requester):
-            return Audit(True, entry.account, seed)
-    return Audit(False, ZERO_ADDRESS, seed)
+
+    accounts: tuple[str, ...]
+    _tree: MerkleTree = field(init=False, repr=False, compare=False)
+    _leaves: list[bytes] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.accounts:
+            raise ValueError("an allowlist names at least one provider")
+        leaves = sorted(allowlist_leaf(a) for a in self.accounts)
+        object.__setattr__(self, "_leaves", leaves)
+        object.__setattr__(self, "_tree", MerkleTree.of_leaves(leaves))
+
+    @property
+    def root(self) -> bytes:
+        return self._tree.root
+
+    def proof(self, account: str) -> list[bytes]:
+        """The proof that lets ``account`` claim; raises ``KeyError`` when it is not listed."""
+        try:
+            index = self._leaves.index(allowlist_leaf(account))
+        except ValueError:
+            raise KeyError(f"{account} is not in the allowlist") from None
+        return self._tree.proof(index)

@@ -72,12 +72,25 @@ class MerkleTree:
     def __init__(self, outputs: Sequence[bytes]) -> None:
         if not outputs:
             raise ValueError("a job has at least one task")
-        layers = [[leaf_hash(index, output) for index, output in enumerate(outputs)]]
+        self._layers = self._build([leaf_hash(index, output) for index, output in enumerate(outputs)])
+
+    @classmethod
+    def of_leaves(cls, leaves: Sequence[bytes]) -> MerkleTree:
+        """A tree over leaves hashed elsewhere (an allowlist's), with the same pairs and proofs."""
+        if not leaves:
+            raise ValueError("a Merkle tree has at least one leaf")
+        tree = cls.__new__(cls)
+        tree._layers = cls._build(list(leaves))
+        return tree
+
+    @staticmethod
+    def _build(leaves: list[bytes]) -> list[list[bytes]]:
+        layers = [leaves]
         while len(layers[-1]) > 1:
             below = layers[-1]
             layers.append([_pair(below[i], below[i + 1]) if i + 1 < len(below) else below[i]
                            for i in range(0, len(below), 2)])
-        self._layers = layers
+        return layers
 
     @property
     def root(self) -> bytes:

@@ -26,8 +26,9 @@ _IMPORT = re.compile(r'^\s*import\s+(?:[^"\']*?\bfrom\s+)?["\']([^"\']+)["\']\s*
 
 # Settings are part of the input hash: changing them makes the artifacts stale, as it should.
 SETTINGS: dict[str, Any] = {
-    "optimizer": {"enabled": True, "runs": 10_000},
+    "optimizer": {"enabled": True, "runs": 200},
     "evmVersion": "cancun",
+    "viaIR": False,
     "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
 }
 

@@ -13,27 +13,41 @@ from marketplace.chain.client import ChainClient
 from marketplace.chain.market import JobMarket
 from marketplace.chain.token import WebiToken
 from marketplace.errors import ConfigError
-from marketplace.protocol import Params, Terms
+from marketplace.protocol import ZERO_ADDRESS, Params, Terms
 
 WEI = 10**18
 
-# Defaults for a new network. Every number is within the contract's hard bounds.
+# Defaults for a new network. Every number is within the contract's hard bounds; the figures that
+# justify them come from scripts/bench_economics.py (README, "Security model").
 DEFAULT_SUPPLY = 1_000_000_000 * WEI
 DEFAULT_TERMS = Terms(
-    protocol_fee_bps=250,  # 2.5 % to the treasury on every settled job
-    verifier_fee_bps=500,  # 5 % to the verifier of an audited job
+    protocol_fee_bps=250,  # 2.5 % of the price to the treasury on every paid job
+    # An audit pays 2x the per-task price per sampled task: a verifier computes two references
+    # (its dtype and fp32) and still covers them at a provider cost of 0.9 x the price.
+    verifier_fee_bps=20_000,
     collateral_bps=5_000,  # a provider locks half the price while it holds a job
-    audit_window=3_600,  # one hour for the verdict: room to fetch a model and re-run a sample
+    audit_window=3_600,  # one hour from the draw for the verdict: fetch a model, re-run a sample
+    challenge_window=3_600,  # one hour in which a verdict can be challenged before it is final
 )
 DEFAULT_PARAMS = Params(
     min_provider_stake=100 * WEI,
-    min_verifier_stake=100 * WEI,
+    # A job's price is at most min_verifier_stake x verifier_slash_bps (500 WEBI): a wrong verdict always
+    # costs its verifier at least the price of the job it judged.
+    min_verifier_stake=1_000 * WEI,
+    # 0.05 WEBI a task: every audit is paid for, and an honest verifier's margin on even a 1-task
+    # sample covers its gas on an L2 (scripts/bench_economics.py)
+    min_task_price=WEI // 20,
     unstake_cooldown=3 * 24 * 3_600,
-    min_sample_rate_bps=500,  # at least 5 % of jobs are audited
-    max_sample_rate_bps=10_000,
+    reveal_window=3_600,  # a provider has an hour to reveal demanded outputs on-chain
+    vote_window=3_600,  # a panel has an hour to commit, then an hour to reveal
+    verifier_slash_bps=5_000,  # a verifier a panel contradicts loses half its stake
+    no_show_slash_bps=100,  # 1 % for a missed verdict or vote
+    reward_bps=1_000,  # 10 % of a slash to whoever proved the fault; the rest is burned
 )
+# The devnet's owner is a TimelockController: every change of terms waits this long.
+DEFAULT_GOVERNANCE_DELAY = 2 * 24 * 3_600
 
-CONTRACT_NAMES = ("WebiToken", "JobMarket")
+CONTRACT_NAMES = ("WebiToken", "JobMarket", "Disputes", "Governance")
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,8 @@ class Deployment:
     deployer: str
     block: int
     token_block: int | None = None  # where the token's history (its mint) starts; older files lack it
+    disputes: str | None = None  # the Disputes code the market delegates to
+    governance: str | None = None  # the TimelockController that owns the market, if any
 
     def save(self, folder: Path | None = None) -> Path:
         folder = folder or contracts_dir() / "deployments"
@@ -78,15 +94,27 @@ def protocol_abis() -> list[list[dict[str, object]]]:
 
 
 def deploy_protocol(client: ChainClient, deployer: LocalAccount, *, treasury: str | None = None,
-                    supply: int = DEFAULT_SUPPLY, terms: Terms = DEFAULT_TERMS,
-                    params: Params = DEFAULT_PARAMS) -> Protocol:
-    """Deploys the token (whole supply to the deployer) and the market (owned by the deployer)."""
+                    supply: int = DEFAULT_SUPPLY, terms: Terms = DEFAULT_TERMS, params: Params = DEFAULT_PARAMS,
+                    governance_delay: int | None = None) -> Protocol:
+    """Deploys the token (whole supply to the deployer), the dispute code and the market.
+
+    With ``governance_delay``, the market's owner is a new TimelockController (the deployer
+    proposes, anyone executes once the delay has passed); without, the deployer owns it.
+    """
     token_contract, token_receipt = client.deploy(deployer, load_artifact("WebiToken"), deployer.address, supply)
+    disputes, _ = client.deploy(deployer, load_artifact("Disputes"), token_contract.address)
+    owner: str = deployer.address
+    governance: str | None = None
+    if governance_delay is not None:
+        timelock, _ = client.deploy(deployer, load_artifact("Governance"), governance_delay, [deployer.address],
+                                    [ZERO_ADDRESS], ZERO_ADDRESS)
+        owner = governance = str(timelock.address)
     market_contract, receipt = client.deploy(
-        deployer, load_artifact("JobMarket"), token_contract.address, deployer.address,
+        deployer, load_artifact("JobMarket"), token_contract.address, disputes.address, owner,
         treasury or deployer.address, terms.as_tuple(), params.as_tuple())
     deployment = Deployment(client.chain_id, str(token_contract.address), str(market_contract.address),
-                            deployer.address, int(receipt["blockNumber"]), int(token_receipt["blockNumber"]))
+                            deployer.address, int(receipt["blockNumber"]), int(token_receipt["blockNumber"]),
+                            str(disputes.address), governance)
     market = JobMarket(client, market_contract, from_block=deployment.block)
     return Protocol(deployment, WebiToken(client, token_contract), market)
 

@@ -23,7 +23,7 @@ from eth_account.signers.local import LocalAccount
 
 from marketplace.chain.artifacts import repo_root
 from marketplace.chain.client import ChainClient
-from marketplace.chain.deployment import WEI, Protocol, deploy_protocol, protocol_abis
+from marketplace.chain.deployment import DEFAULT_GOVERNANCE_DELAY, WEI, Protocol, deploy_protocol, protocol_abis
 from marketplace.errors import DevnetError
 
 logger = logging.getLogger(__name__)
@@ -59,11 +59,19 @@ def free_port() -> int:
 
 @dataclass
 class Anvil:
-    """One anvil process on 127.0.0.1. ``detach`` keeps it running after this process exits."""
+    """One anvil process on 127.0.0.1. ``detach`` keeps it running after this process exits.
+
+    ``pinned_clock`` starts the chain at ``genesis_timestamp`` and gives every block the previous
+    block's time + 1 s, whatever the wall clock says: the same transactions then give the same
+    block hashes (and so the same audit seeds) on every run. Tests use it; a devnet for people
+    follows the wall clock.
+    """
 
     port: int = 0
     accounts: int = 10
     block_time: float | None = None
+    pinned_clock: bool = False
+    genesis_timestamp: int = 1_800_000_000
     log_path: Path | None = None
     detach: bool = False
     startup_timeout: float = 30.0
@@ -80,6 +88,8 @@ class Anvil:
                "--mnemonic", DEV_MNEMONIC, "--accounts", str(self.accounts), "--balance", "1000000"]
         if self.block_time:
             cmd += ["--block-time", str(self.block_time)]
+        if self.pinned_clock:
+            cmd += ["--timestamp", str(self.genesis_timestamp)]
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -88,6 +98,9 @@ class Anvil:
             if self.log_path:
                 log.close()  # type: ignore[union-attr]
         self._wait_ready()
+        if self.pinned_clock:
+            requests.post(self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "anvil_setBlockTimestampInterval",
+                                              "params": [1]}, timeout=5).raise_for_status()
         logger.info("anvil %d listening on %s", self.process.pid, self.rpc_url)
         return self
 
@@ -143,10 +156,12 @@ class Devnet:
 def deploy_funded(client: ChainClient, *, fund_accounts: int = 9, fund_amount: int = 1_000_000 * WEI) -> Protocol:
     """Deploys WEBI from dev account 0 and gives dev accounts 1..fund_accounts ``fund_amount`` each.
 
+    The market's owner is a TimelockController in which dev account 0 proposes changes.
+
     Works on any chain where anvil's dev accounts hold gas money (anvil, hardhat).
     """
     deployer = dev_account(0)
-    protocol = deploy_protocol(client, deployer)
+    protocol = deploy_protocol(client, deployer, governance_delay=DEFAULT_GOVERNANCE_DELAY)
     for index in range(1, fund_accounts + 1):
         protocol.token.transfer(deployer, dev_account(index).address, fund_amount)
     return protocol
@@ -159,8 +174,13 @@ def deploy_devnet(anvil: Anvil, *, fund_accounts: int = 9, fund_amount: int = 1_
 
 
 def increase_time(client: ChainClient, seconds: int) -> None:
-    """Moves a devnet's clock forward and mines a block (anvil and hardhat only)."""
-    client.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+    """Moves a devnet's clock forward and mines a block at the new time (anvil and hardhat only).
+
+    It sets the next block's timestamp rather than calling ``evm_increaseTime``, which anvil
+    ignores on a pinned clock (``Anvil(pinned_clock=True)``).
+    """
+    target = client.timestamp() + seconds
+    client.w3.provider.make_request("evm_setNextBlockTimestamp", [target])  # type: ignore[arg-type]
     client.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +19,13 @@ from marketplace.protocol import (
     JobRequest,
     JobStatus,
     JobTerms,
+    Panel,
     Params,
     Role,
     Stake,
     Terms,
-    VerifierEntry,
+    Verdict,
+    vote_commitment,
 )
 
 
@@ -66,6 +69,14 @@ class JobMarket:
     def withdraw_stake(self, account: LocalAccount, role: Role) -> TxReceipt:
         return self.client.transact(account, self.contract.functions.withdrawStake(int(role)))
 
+    def sync_verifier(self, account: LocalAccount, verifier: str) -> TxReceipt:
+        """Applies ``verifier``'s stake and secret to the draw (only in a sync phase)."""
+        return self.client.transact(account, self.contract.functions.syncVerifier(verifier))
+
+    def commit_secret(self, account: LocalAccount, secret_hash: bytes) -> TxReceipt:
+        """Publishes a verifier's next audit-secret commitment (it is drawn only while it has one)."""
+        return self.client.transact(account, self.contract.functions.commitSecret(secret_hash))
+
     # ───────────────────────────────────────────── jobs
 
     def post_job(self, account: LocalAccount, request: JobRequest) -> int:
@@ -82,8 +93,11 @@ class JobMarket:
     def cancel_job(self, account: LocalAccount, job_id: int, terms: JobTerms | None = None) -> TxReceipt:
         return self.client.transact(account, self.contract.functions.cancelJob(job_id, self._t(job_id, terms)))
 
-    def claim_job(self, account: LocalAccount, job_id: int, terms: JobTerms | None = None) -> TxReceipt:
-        return self.client.transact(account, self.contract.functions.claimJob(job_id, self._t(job_id, terms)))
+    def claim_job(self, account: LocalAccount, job_id: int, terms: JobTerms | None = None,
+                  proof: Sequence[bytes] = ()) -> TxReceipt:
+        """Claims a job; ``proof`` places the caller in the job's allowlist, when it has one."""
+        call = self.contract.functions.claimJob(job_id, self._t(job_id, terms), list(proof))
+        return self.client.transact(account, call)
 
     def reclaim_expired(self, account: LocalAccount, job_id: int, terms: JobTerms | None = None) -> TxReceipt:
         call = self.contract.functions.reclaimExpired(job_id, self._t(job_id, terms))
@@ -92,12 +106,51 @@ class JobMarket:
     def submit_result(self, account: LocalAccount, job_id: int, output_cid: str, result_root: bytes) -> TxReceipt:
         return self.client.transact(account, self.contract.functions.submitResult(job_id, output_cid, result_root))
 
-    def lock_seed(self, account: LocalAccount, job_id: int) -> TxReceipt:
-        return self.client.transact(account, self.contract.functions.lockSeed(job_id))
+    def lock_seed(self, account: LocalAccount, job_id: int, terms: JobTerms | None = None) -> TxReceipt:
+        """Draws the job's verifier (or re-arms a seed block gone out of view)."""
+        return self.client.transact(account, self.contract.functions.lockSeed(job_id, self._t(job_id, terms)))
 
-    def submit_verdict(self, account: LocalAccount, job_id: int, passed: bool, evidence_cid: str,
-                       terms: JobTerms | None = None) -> TxReceipt:
-        call = self.contract.functions.submitVerdict(job_id, self._t(job_id, terms), passed, evidence_cid)
+    def demand_reveal(self, account: LocalAccount, job_id: int, secret: bytes, next_secret_hash: bytes,
+                      terms: JobTerms | None = None) -> TxReceipt:
+        call = self.contract.functions.demandReveal(job_id, self._t(job_id, terms), secret, next_secret_hash)
+        return self.client.transact(account, call)
+
+    def reveal_outputs(self, account: LocalAccount, job_id: int, outputs: Sequence[bytes],
+                       proofs: Sequence[Sequence[bytes]], terms: JobTerms | None = None) -> TxReceipt:
+        call = self.contract.functions.revealOutputs(
+            job_id, self._t(job_id, terms), list(outputs), [list(p) for p in proofs])
+        return self.client.transact(account, call)
+
+    def fail_unrevealed(self, account: LocalAccount, job_id: int, terms: JobTerms | None = None) -> TxReceipt:
+        return self.client.transact(account, self.contract.functions.failUnrevealed(job_id, self._t(job_id, terms)))
+
+    def submit_verdict(self, account: LocalAccount, job_id: int, verdict: Verdict | bool, evidence_cid: str,
+                       secret: bytes, next_secret_hash: bytes, terms: JobTerms | None = None) -> TxReceipt:
+        """The drawn verifier's verdict; it reveals ``secret`` and commits to the next one."""
+        call = self.contract.functions.submitVerdict(
+            job_id, self._t(job_id, terms), int(Verdict.of(verdict)), evidence_cid, secret, next_secret_hash)
+        return self.client.transact(account, call)
+
+    def redraw_verifier(self, account: LocalAccount, job_id: int, terms: JobTerms | None = None) -> TxReceipt:
+        return self.client.transact(account, self.contract.functions.redrawVerifier(job_id, self._t(job_id, terms)))
+
+    def challenge(self, account: LocalAccount, job_id: int, terms: JobTerms | None = None) -> TxReceipt:
+        """Challenges a provisional verdict (the bond allowance must exist)."""
+        return self.client.transact(account, self.contract.functions.challenge(job_id, self._t(job_id, terms)))
+
+    def draw_panel(self, account: LocalAccount, job_id: int, terms: JobTerms | None = None) -> TxReceipt:
+        return self.client.transact(account, self.contract.functions.drawPanel(job_id, self._t(job_id, terms)))
+
+    def commit_vote(self, account: LocalAccount, job_id: int, vote: Verdict, salt: bytes) -> TxReceipt:
+        """Commits a panel vote; keep ``salt`` to reveal it."""
+        commitment = vote_commitment(job_id, account.address, vote, salt)
+        return self.client.transact(account, self.contract.functions.commitVote(job_id, commitment))
+
+    def reveal_vote(self, account: LocalAccount, job_id: int, vote: Verdict, salt: bytes) -> TxReceipt:
+        return self.client.transact(account, self.contract.functions.revealVote(job_id, int(vote), salt))
+
+    def resolve_challenge(self, account: LocalAccount, job_id: int, terms: JobTerms | None = None) -> TxReceipt:
+        call = self.contract.functions.resolveChallenge(job_id, self._t(job_id, terms))
         return self.client.transact(account, call)
 
     def finalize(self, account: LocalAccount, job_id: int, terms: JobTerms | None = None) -> TxReceipt:
@@ -137,14 +190,32 @@ class JobMarket:
     def spec_cid(self, job_id: int) -> str:
         return self.posted(job_id).spec_cid
 
-    def audit_of(self, job_id: int, terms: JobTerms | None = None) -> Audit:
-        call = self.contract.functions.auditOf(job_id, self._t(job_id, terms))
-        audited, verifier, seed = self.client.call(call)
-        return Audit(bool(audited), str(verifier), bytes(seed))
+    def audit_of(self, job_id: int) -> Audit:
+        """The job's audit record: drawn verifier, deadlines, verdict, seed and secret or sample seed."""
+        return Audit.from_call(tuple(self.client.call(self.contract.functions.auditOf(job_id))))
+
+    def panel_of(self, job_id: int) -> Panel:
+        return Panel.from_call(tuple(self.client.call(self.contract.functions.panelOf(job_id))))
+
+    def result_root(self, job_id: int) -> bytes:
+        return bytes(self.client.call(self.contract.functions.resultRoot(job_id)))
 
     def sampled_tasks(self, job_id: int, terms: JobTerms | None = None) -> list[int]:
+        """The tasks the audit re-executes; the contract knows them once the secret is revealed."""
         call = self.contract.functions.sampledTasks(job_id, self._t(job_id, terms))
         return [int(i) for i in self.client.call(call)]
+
+    def sample_of(self, sample_seed: bytes, num_tasks: int, sample_tasks: int) -> list[int]:
+        call = self.contract.functions.sampleOf(sample_seed, num_tasks, sample_tasks)
+        return [int(i) for i in self.client.call(call)]
+
+    def draw_verifier(self, seed: bytes, excluded: Sequence[str] = ()) -> str:
+        """The verifier a draw with ``seed`` would pick now (a view of the draw ``lock_seed`` makes)."""
+        return str(self.client.call(self.contract.functions.drawVerifier(seed, list(excluded))))
+
+    def audit_fee(self, price: int, num_tasks: int, sample_tasks: int, verifier_fee_bps: int) -> int:
+        return int(self.client.call(self.contract.functions.auditFee(price, num_tasks, sample_tasks,
+                                                                     verifier_fee_bps)))
 
     def credits(self, account: str) -> int:
         return int(self.client.call(self.contract.functions.credits(account)))
@@ -155,13 +226,20 @@ class JobMarket:
     def verifier_stake(self, account: str) -> Stake:
         return Stake(*self.client.call(self.contract.functions.verifierStake(account)))
 
-    def verifier_entries(self) -> int:
-        return int(self.client.call(self.contract.functions.verifierEntries()))
+    def verifier_weight(self, account: str) -> int:
+        return int(self.client.call(self.contract.functions.verifierWeight(account)))
 
-    def verifier_list(self) -> list[VerifierEntry]:
-        """The whole append-only verifier list, for deriving assignments off-chain."""
-        return [VerifierEntry(*self.client.call(self.contract.functions.verifierAt(i)))
-                for i in range(self.verifier_entries())]
+    def total_verifier_weight(self) -> int:
+        return int(self.client.call(self.contract.functions.totalVerifierWeight()))
+
+    def verifier_count(self) -> int:
+        return int(self.client.call(self.contract.functions.verifierCount()))
+
+    def secret_of(self, verifier: str) -> bytes:
+        return bytes(self.client.call(self.contract.functions.secretOf(verifier)))
+
+    def burned(self) -> int:
+        return int(self.client.call(self.contract.functions.burned()))
 
     def terms(self) -> Terms:
         """The protocol terms that new jobs commit to."""

@@ -1,191 +1,47 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
+import {IJobMarketTypes} from "./IJobMarketTypes.sol";
+
 /// @title IJobMarket
-/// @notice Escrowed AI inference jobs with staked providers and sampled re-execution.
+/// @notice Escrowed AI inference jobs, staked providers, and audits by stake-weighted verifiers
+///         whose verdicts can be challenged before a panel.
 ///
-/// A job moves `Open → Claimed → Submitted → Finalized`, with the side exits
-/// `Open → Cancelled` (requester), `Claimed → Open` (claim expired; anyone may reclaim and the
-/// provider's collateral goes to the requester) and `Submitted → Rejected` (failed audit: the
-/// requester is refunded and the provider's collateral is slashed).
+/// A job moves `Open → Claimed → Submitted → Audited → Finalized | Rejected`, with the side exits
+/// `Open → Cancelled` (requester), `Claimed → Open` (claim expired: the provider's collateral is
+/// slashed), `Audited → Challenged → Finalized | Rejected` (a panel re-decides) and
+/// `Submitted → Rejected` (the provider did not reveal demanded outputs).
 ///
-/// Audit selection is derived from the hash of the block after the submission block, so the
-/// result commitment is fixed before the randomness exists. The same seed picks the verifier and
-/// the task indices to re-execute.
+/// Every job is audited. After the submission, the first call that needs the seed (`lockSeed`)
+/// draws a verifier in proportion to stake from the verifiers present then, excluding the job's
+/// parties. The tasks it re-executes follow `keccak256(seed, secret)`, where `secret` is the
+/// preimage of a hash that the verifier committed to before the draw: the producer of the seed
+/// block chooses among verifiers, never among tasks. The verdict (pass, fail or inconclusive) is
+/// provisional for the challenge window. The side it harms, or any staked verifier, may challenge
+/// with a bond; a panel of `PANEL_SIZE` seats, each drawn by stake from the other verifiers, votes by commit
+/// and reveal, and the majority decides. The side the panel contradicts pays: a wrong verifier
+/// loses `verifierSlashBps` of its stake, a losing challenger its bond.
 ///
-/// Every movement of value into a withdrawable balance goes through one internal function that
-/// emits `Credited`; together with the stake and job events, the event log alone rebuilds every
-/// balance, stake and escrow.
+/// Money: a requester escrows the price plus the audit fee (`verifierFeeBps` of the per-task
+/// price for each sampled task). A provider's collateral is `collateralBps` of the price. Slashes
+/// refund nobody beyond their loss: a bounded reward (`rewardBps` of the slash) goes to whoever
+/// proved the fault, panel fees come out of a losing side, and the rest is burned (kept by the
+/// contract forever, counted in `burned`). Every movement into a withdrawable balance emits
+/// `Credited`, every stake reduction `Slashed`, every burn `Burned`: the event log alone rebuilds
+/// every balance, stake, bond and burn.
 ///
-/// @dev Warning: the seed is a block hash. A block producer who is also the provider can bias it
-///      by withholding blocks; on a chain with a single sequencer, that sequencer is trusted here.
-/// @dev Warning: verifiers are staked but this contract cannot check their verdicts; their stake is
-///      a Sybil cost, and the owner cannot slash them either.
-interface IJobMarket {
-    // ─────────────────────────────────────────────────────────── Types
-
-    enum JobState {
-        None,
-        Open,
-        Claimed,
-        Submitted,
-        Finalized,
-        Cancelled,
-        Rejected
-    }
-
-    enum Role {
-        Provider,
-        Verifier
-    }
-
-    /// @notice Why a balance was credited; one value per kind of ledger entry.
-    enum CreditKind {
-        ProviderPayment,
-        VerifierFee,
-        ProtocolFee,
-        Refund,
-        SlashCompensation
-    }
-
-    /// @notice What a requester asks for.
-    /// @param specCid CID of the job spec document (task type, model, inputs, parameters).
-    /// @param numTasks Number of tasks (inputs) in the job.
-    /// @param price Total escrow in WEBI wei; split at settlement.
-    /// @param claimBy Unix time after which the job can no longer be claimed.
-    /// @param execWindow Seconds a provider has from its claim to submit the result.
-    /// @param sampleRateBps Probability, in basis points, that the job is audited.
-    /// @param sampleTasks How many distinct tasks an audit re-executes (capped at numTasks).
-    struct JobRequest {
-        string specCid;
-        uint32 numTasks;
-        uint96 price;
-        uint40 claimBy;
-        uint24 execWindow;
-        uint16 sampleRateBps;
-        uint16 sampleTasks;
-    }
-
-    /// @notice A job's terms, fixed at posting: the request, its requester and the protocol
-    ///         terms then in force. Only their hash is stored; every call that needs them takes
-    ///         them back as calldata (they are in the `JobPosted` event) and checks the hash.
-    struct JobTerms {
-        address requester;
-        uint96 price;
-        uint32 numTasks;
-        uint40 claimBy;
-        uint24 execWindow;
-        uint16 sampleRateBps;
-        uint16 sampleTasks;
-        uint16 protocolFeeBps;
-        uint16 verifierFeeBps;
-        uint16 collateralBps;
-        uint32 auditWindow;
-    }
-
-    /// @notice A job's mutable state: one slot.
-    /// @param stamp Submission deadline while Claimed; submission time from Submitted on.
-    /// @param seedBlock Block whose hash seeds the audit (the block after the submission).
-    /// @param verifierCount Number of verifier entries at submission; the seed picks among them.
-    /// @dev Warning: `stamp` is a uint32 Unix time (good until 2106) and `seedBlock` a uint32
-    ///      block number; `submitResult` reverts rather than wrap on a chain past 2^32 blocks.
-    struct JobStatus {
-        JobState state;
-        address provider;
-        uint32 stamp;
-        uint32 seedBlock;
-        uint24 verifierCount;
-    }
-
-    /// @notice Protocol terms for jobs posted from now on; a job keeps the terms it was posted with.
-    struct Terms {
-        uint16 protocolFeeBps;
-        uint16 verifierFeeBps;
-        uint16 collateralBps;
-        uint32 auditWindow;
-    }
-
-    /// @notice Network-wide parameters that do not bind running jobs.
-    struct Params {
-        uint96 minProviderStake;
-        uint96 minVerifierStake;
-        uint32 unstakeCooldown;
-        uint16 minSampleRateBps;
-        uint16 maxSampleRateBps;
-    }
-
-    /// @notice A staker's record. `locked` is collateral held by claimed or submitted jobs
-    ///         (providers only); `entry` is the 1-based verifier list entry (verifiers only).
-    struct Stake {
-        uint96 stake;
-        uint96 locked;
-        uint40 unlockAt;
-        uint24 entry;
-        uint96 unbonding;
-    }
-
-    // ─────────────────────────────────────────────────────────── Errors
-
-    error ZeroAmount();
-    error AlreadyRegistered(address account, Role role);
-    error NotRegistered(address account, Role role);
-    error InsufficientStake(address account, uint256 have, uint256 need);
-    error CooldownActive(address account, uint256 unlockAt);
-    error NothingToWithdraw(address account);
-    error JobNotFound(uint256 jobId);
-    error WrongState(uint256 jobId, JobState have, JobState want);
-    error NotRequester(uint256 jobId, address caller);
-    error NotProvider(uint256 jobId, address caller);
-    error InvalidNumTasks(uint256 numTasks);
-    error InvalidPrice(uint256 price);
-    error InvalidClaimBy(uint256 claimBy, uint256 now_);
-    error InvalidExecWindow(uint256 execWindow, uint256 min, uint256 max);
-    error SampleRateOutOfBounds(uint256 rateBps, uint256 min, uint256 max);
-    error InvalidSampleTasks(uint256 sampleTasks, uint256 max);
-    error ClaimWindowClosed(uint256 jobId, uint256 claimBy);
-    error SubmitDeadlinePassed(uint256 jobId, uint256 deadline);
-    error SubmitDeadlineNotReached(uint256 jobId, uint256 deadline);
-    error AuditWindowOpen(uint256 jobId, uint256 endsAt);
-    error AuditWindowClosed(uint256 jobId, uint256 endedAt);
-    error SeedNotReady(uint256 jobId, uint256 seedBlock);
-    error SeedExpired(uint256 jobId, uint256 seedBlock);
-    error NotAudited(uint256 jobId);
-    error NotAssignedVerifier(uint256 jobId, address caller, address assigned);
-    error ParamOutOfBounds(bytes32 name, uint256 value, uint256 min, uint256 max);
-    error ZeroAddress();
-    error TermsMismatch(uint256 jobId);
-    error BlockNumberTooLarge(uint256 blockNumber);
-
-    // ─────────────────────────────────────────────────────────── Events
-
-    event Registered(address indexed account, Role indexed role, uint256 amount, string metadataCid);
-    event StakeAdded(address indexed account, Role indexed role, uint256 amount);
-    event UnstakeRequested(address indexed account, Role indexed role, uint256 amount, uint256 unlockAt);
-    event StakeWithdrawn(address indexed account, Role indexed role, uint256 amount);
-
-    event JobPosted(uint256 indexed jobId, address indexed requester, string specCid, JobTerms terms);
-    event JobCancelled(uint256 indexed jobId);
-    event JobClaimed(uint256 indexed jobId, address indexed provider, uint256 collateral, uint256 deadline);
-    event ClaimExpired(uint256 indexed jobId, address indexed provider, uint256 slashed);
-    event ResultSubmitted(
-        uint256 indexed jobId, address indexed provider, string outputCid, bytes32 resultRoot, uint256 seedBlock
-    );
-    event SeedLocked(uint256 indexed jobId, bytes32 seed);
-    event VerdictSubmitted(uint256 indexed jobId, address indexed verifier, bool passed, string evidenceCid);
-    event JobFinalized(uint256 indexed jobId);
-
-    /// @notice The ledger: every credit to a withdrawable balance.
-    event Credited(address indexed account, uint256 indexed jobId, CreditKind indexed kind, uint256 amount);
-    event Withdrawn(address indexed account, uint256 amount);
-    event ProtocolFeesWithdrawn(address indexed treasury, uint256 amount);
-
-    event TermsUpdated(Terms terms);
-    event ParamsUpdated(Params params);
-    event TreasuryUpdated(address treasury);
-
+/// @dev Warning: the seed is a block hash. The producer of the seed block (or an L2 sequencer) can
+///      grind it to choose which verifier audits, and can delay or censor transactions (a verdict,
+///      a challenge, a reveal) within the windows; it cannot choose the sampled tasks, which also
+///      follow the drawn verifier's committed secret, and it cannot change a submitted result.
+/// @dev Warning: safety assumes that honest verifiers hold most of the verifier stake (a panel
+///      is a majority of stake-weighted draws) and that harmed parties or watchtowers challenge
+///      wrong verdicts within the challenge window.
+interface IJobMarket is IJobMarketTypes {
     // ─────────────────────────────────────────────────────────── Staking
 
     /// @notice Joins as a provider or verifier with `amount` WEBI pulled from the caller.
+    ///         A verifier is drawn only once it has committed a secret (`commitSecret`).
     /// @param metadataCid CID of a document describing the staker (GPU facts for providers).
     function register(Role role, uint96 amount, string calldata metadataCid) external;
 
@@ -193,17 +49,32 @@ interface IJobMarket {
     function addStake(Role role, uint96 amount) external;
 
     /// @notice Starts unbonding `amount`; it can be withdrawn after the cooldown. Unstaking all of
-    ///         a role's stake leaves the role (a verifier stops being picked for new audits).
+    ///         a role's stake leaves the role (a verifier leaves the draw at once).
     ///         A request while earlier stake is unbonding restarts the cooldown for the total.
-    /// @dev Collateral locked by live jobs cannot be unstaked.
+    /// @dev Collateral locked by live jobs cannot be unstaked. Unbonding stake can still be slashed.
     function requestUnstake(Role role, uint96 amount) external;
 
-    /// @notice Transfers the caller's unbonded stake in `role` once its cooldown has passed.
+    /// @notice Transfers the caller's unbonded stake in `role` once its cooldown has passed and,
+    ///         for a verifier, once no audit or panel it serves on is open and its weight in the
+    ///         draw no longer counts the stake it takes out (in a sync phase; NotSyncPhase else).
     function withdrawStake(Role role) external;
+
+    /// @notice Applies `account`'s current stake and secret to its weight in the draw. Only in a
+    ///         sync phase (the first `SYNC_BLOCKS` blocks of every `EPOCH_BLOCKS`); staking calls
+    ///         made in a sync phase apply at once, others wait for this call. Anyone may call it.
+    function syncVerifier(address account) external;
+
+    /// @notice Sets the caller's secret commitment `keccak256(abi.encode(secret))` for the next
+    ///         audit it is drawn for. Verifiers without one are not drawn.
+    /// @dev Warning: the secret must be unpredictable and never reused; the reference daemon
+    ///      derives it with HMAC-SHA256 from the account key and a counter.
+    function commitSecret(bytes32 secretHash) external;
 
     // ─────────────────────────────────────────────────────────── Jobs
 
-    /// @notice Posts a job and pulls `request.price` WEBI into escrow (needs an allowance).
+    /// @notice Posts a job and pulls the escrow (price plus audit fee) from the caller. The price is
+    ///         at least `numTasks * minTaskPrice` and at most `minVerifierStake * verifierSlashBps
+    ///         / 10_000`: a verifier's wrong verdict always costs it at least the job's price.
     /// @return jobId The new job's id, counting from 1.
     function postJob(JobRequest calldata request) external returns (uint256 jobId);
 
@@ -213,37 +84,93 @@ interface IJobMarket {
         external
         returns (uint256 jobId);
 
-    /// @notice The requester cancels an open job; the escrow is credited back.
+    /// @notice The requester cancels an open job; the whole escrow is credited back.
     function cancelJob(uint256 jobId, JobTerms calldata terms) external;
 
     /// @notice Claims an open job, locking `price * collateralBps / 10_000` of the caller's stake
     ///         until settlement. The result is due within the job's `execWindow`.
-    function claimJob(uint256 jobId, JobTerms calldata terms) external;
+    /// @param proof Merkle proof of the caller in the job's allowlist (empty when it has none).
+    function claimJob(uint256 jobId, JobTerms calldata terms, bytes32[] calldata proof) external;
 
-    /// @notice Anyone reopens a claimed job whose submission deadline has passed; the provider's
-    ///         collateral is credited to the requester.
+    /// @notice Anyone reopens a claimed job whose submission deadline has passed. The provider's
+    ///         collateral is slashed: `rewardBps` of it to the caller, the rest burned.
     function reclaimExpired(uint256 jobId, JobTerms calldata terms) external;
 
-    /// @notice The claiming provider commits to its outputs.
+    /// @notice The claiming provider commits to its outputs. The seed block is the next block.
     /// @param outputCid CID of the output manifest in the content store.
     /// @param resultRoot Merkle root (OpenZeppelin MerkleProof, sorted pairs) over per-task leaves.
     function submitResult(uint256 jobId, string calldata outputCid, bytes32 resultRoot) external;
 
-    /// @notice Stores a submitted job's seed while its block hash is still visible (256 blocks), so
-    ///         that an audit may outlast that horizon. Anyone may call it.
-    function lockSeed(uint256 jobId) external;
+    /// @notice Draws the job's verifier from the seed block's hash. Anyone may call it once the
+    ///         seed block exists; the first call that needs the seed must. A seed block that has
+    ///         gone out of view (256 blocks), or since which a sync phase has passed, is replaced
+    ///         by a later block (`SeedRearmed`): the audit is delayed, never skipped.
+    /// @dev Warning: reverts with NoEligibleVerifier when no verifier but the job's parties is
+    ///      present; the job then waits for one (its escrow and collateral stay locked).
+    /// @dev Warning: weights change only in sync phases (`syncVerifier`), and a draw never spans
+    ///      one, so nobody who learns the seed can move the draw by staking or unstaking, nor
+    ///      veto it. A block producer of the seed block can still choose among verifiers by
+    ///      grinding the hash.
+    function lockSeed(uint256 jobId, JobTerms calldata terms) external;
 
-    /// @notice The assigned verifier's verdict on an audited job, within the audit window.
-    ///         Passed: the job settles at once: the verifier fee and the protocol fee come out of
-    ///         the price, the provider gets the rest.
-    ///         Failed: the requester is refunded in full, the provider's collateral pays the
-    ///         verifier fee and the rest of it goes to the requester.
-    function submitVerdict(uint256 jobId, JobTerms calldata terms, bool passed, string calldata evidenceCid)
-        external;
+    /// @notice The drawn verifier, unable to retrieve the sampled outputs, reveals its secret and
+    ///         demands that the provider reveal them on-chain within `revealWindow`.
+    function demandReveal(uint256 jobId, JobTerms calldata terms, bytes32 secret, bytes32 nextSecretHash) external;
 
-    /// @notice Settles a submitted job whose audit window has ended without a verdict (unaudited,
-    ///         or its verifier missed the window): the protocol takes its fee and the provider the
-    ///         rest; no verifier fee is due. Anyone may call it.
+    /// @notice The provider answers a reveal demand with the sampled tasks' outputs and proofs,
+    ///         in the order of `sampledTasks`.
+    function revealOutputs(
+        uint256 jobId,
+        JobTerms calldata terms,
+        bytes[] calldata outputs,
+        bytes32[][] calldata proofs
+    ) external;
+
+    /// @notice Anyone rejects a job whose provider let a reveal demand expire: the provider is
+    ///         slashed as for a failed audit, and that is final.
+    function failUnrevealed(uint256 jobId, JobTerms calldata terms) external;
+
+    /// @notice The drawn verifier's verdict, before its deadline. It reveals the secret the draw
+    ///         committed it to (unless a reveal demand did) and commits the next one.
+    ///         The verdict is provisional for the job's challenge window.
+    function submitVerdict(
+        uint256 jobId,
+        JobTerms calldata terms,
+        Verdict verdict,
+        string calldata evidenceCid,
+        bytes32 secret,
+        bytes32 nextSecretHash
+    ) external;
+
+    /// @notice Anyone penalizes a drawn verifier that missed its deadline and arms a new draw.
+    function redrawVerifier(uint256 jobId, JobTerms calldata terms) external;
+
+    /// @notice Challenges a provisional verdict within the challenge window, pulling a bond of
+    ///         `PANEL_SIZE` audit fees. The requester may challenge a pass or inconclusive, the
+    ///         provider a fail, and any staked verifier other than the job's verifier any verdict.
+    function challenge(uint256 jobId, JobTerms calldata terms) external;
+
+    /// @notice Draws the panel from a block after the challenge: `PANEL_SIZE` seats, each an
+    ///         independent stake-weighted draw (with replacement: a verifier drawn twice holds two
+    ///         seats and two votes), excluding the job's parties, its verifier and the challenger.
+    ///         Anyone may call it. With nobody eligible, the challenge is dismissed and the bond
+    ///         returned.
+    function drawPanel(uint256 jobId, JobTerms calldata terms) external;
+
+    /// @notice A panel member commits to `keccak256(abi.encode(jobId, member, vote, salt))`, for
+    ///         every seat it holds.
+    function commitVote(uint256 jobId, bytes32 commitment) external;
+
+    /// @notice A panel member reveals its vote, for every seat it holds, after the commit phase
+    ///         (or once all seats committed).
+    function revealVote(uint256 jobId, Verdict vote, bytes32 salt) external;
+
+    /// @notice Anyone settles a challenge after the reveal phase (or once all revealed). The
+    ///         verdict with most votes wins; a tie or no vote keeps the first verdict and returns
+    ///         the bond. Members who did not reveal lose `noShowSlashBps` of their stake.
+    function resolveChallenge(uint256 jobId, JobTerms calldata terms) external;
+
+    /// @notice Anyone settles an audited job whose challenge window has passed.
     function finalize(uint256 jobId, JobTerms calldata terms) external;
 
     /// @notice Transfers the caller's whole credited balance.
@@ -255,13 +182,13 @@ interface IJobMarket {
     // ─────────────────────────────────────────────────────────── Owner
 
     /// @notice Publishes new terms for jobs posted from now on; running jobs keep theirs.
-    /// @dev Bounded: fees ≤ MAX_FEE_BPS each, collateral in [MIN_COLLATERAL_BPS, MAX_COLLATERAL_BPS]
-    ///      and at least the verifier fee, audit window in [MIN_AUDIT_WINDOW, MAX_AUDIT_WINDOW].
+    /// @dev Bounded: protocol fee ≤ MAX_FEE_BPS, verifier fee in [MIN_VERIFIER_FEE_BPS,
+    ///      MAX_VERIFIER_FEE_BPS], collateral in [MIN_COLLATERAL_BPS, MAX_COLLATERAL_BPS], windows
+    ///      in [MIN_WINDOW, MAX_WINDOW]. Requesters bound what they accept in their request.
     function setTerms(Terms calldata terms) external;
 
-    /// @notice Sets stake minimums, the cooldown and the sample-rate bounds.
-    /// @dev Bounded: cooldown in [MIN_COOLDOWN, MAX_COOLDOWN], sample rates in
-    ///      [MIN_SAMPLE_RATE_BPS, 10_000]. The owner can never move escrow, stakes or balances.
+    /// @notice Sets stake minimums, the minimum task price, the cooldown, windows and slashes.
+    /// @dev Bounded (see the constants). The owner can never move escrow, stakes or balances.
     function setParams(Params calldata params) external;
 
     /// @notice Sets where protocol fees are credited.
@@ -272,29 +199,47 @@ interface IJobMarket {
     /// @notice A job's state and the hash of its terms (zero once the job has ended).
     function getJob(uint256 jobId) external view returns (JobStatus memory status, bytes32 termsHash);
 
-    /// @notice The hash a job's terms are stored as.
-    function hashTerms(JobTerms calldata terms) external pure returns (bytes32);
+    /// @notice A job's audit record.
+    function auditOf(uint256 jobId) external view returns (Audit memory);
 
-    /// @notice The audit decision of a submitted job once its seed exists: whether it is audited,
-    ///         by whom and with which seed. Reverts with SeedNotReady / SeedExpired when the seed
-    ///         cannot be known.
-    function auditOf(uint256 jobId, JobTerms calldata terms)
+    /// @notice A job's challenge and panel (empty when unchallenged).
+    function panelOf(uint256 jobId) external view returns (Panel memory);
+
+    /// @notice The result root a job's provider committed to (zero before submission).
+    function resultRoot(uint256 jobId) external view returns (bytes32);
+
+    /// @notice The audit fee of a job: `price * min(sampleTasks, numTasks) * verifierFeeBps /
+    ///         (numTasks * 10_000)`.
+    function auditFee(uint256 price, uint256 numTasks, uint256 sampleTasks, uint256 verifierFeeBps)
         external
-        view
-        returns (bool audited, address verifier, bytes32 seed);
+        pure
+        returns (uint256);
 
-    /// @notice The task indices an audit of a submitted job re-executes: `min(sampleTasks,
-    ///         numTasks)` distinct indices drawn as `keccak256(abi.encode(seed, i)) % numTasks` for
-    ///         i = 1, 2, ... (repeats skipped, at most 4 draws per index; all tasks when the sample
-    ///         covers them).
+    /// @notice The task indices an audit re-executes once its sample seed is revealed.
     function sampledTasks(uint256 jobId, JobTerms calldata terms) external view returns (uint32[] memory);
+
+    /// @notice `min(sampleTasks, numTasks)` distinct indices drawn as
+    ///         `keccak256(abi.encode(sampleSeed, i)) % numTasks` for i = 1, 2, ... (repeats
+    ///         skipped, at most 4 draws per index; all tasks when the sample covers them).
+    function sampleOf(bytes32 sampleSeed, uint256 numTasks, uint256 sampleTasks)
+        external
+        pure
+        returns (uint32[] memory);
+
+    /// @notice The verifier a seed would draw now, excluding `excluded`: the draw `lockSeed` and
+    ///         `drawPanel` make, as a view.
+    function drawVerifier(bytes32 seed, address[] calldata excluded) external view returns (address);
 
     function credits(address account) external view returns (uint256);
     function protocolFees() external view returns (uint256);
+    function burned() external view returns (uint256);
     function providerStake(address account) external view returns (Stake memory);
     function verifierStake(address account) external view returns (Stake memory);
-    function verifierAt(uint256 index) external view returns (address account, uint40 exitAt);
-    function verifierEntries() external view returns (uint256);
+    /// @notice A verifier's weight in the draw: its stake while it has a secret commitment, else 0.
+    function verifierWeight(address account) external view returns (uint256);
+    function totalVerifierWeight() external view returns (uint256);
+    function verifierCount() external view returns (uint256);
+    function secretOf(address verifier) external view returns (bytes32);
     function terms() external view returns (Terms memory);
     function params() external view returns (Params memory);
     function treasury() external view returns (address);
