@@ -3,15 +3,24 @@
 It fetches every WEBI event from the token's creation block (or ``from_block``), folds them with
 ``ChainState`` and checks:
 
-- every balance, credit and stake it rebuilt against ``balanceOf``, ``credits``, ``providerStake``
-  and ``verifierStake``; the protocol fees against ``protocolFees``; the total supply against the
-  sum of balances; the market's own token balance against escrow + stakes + credits + fees;
-- every job's state against ``getJob``;
-- every settlement's split (payment, fees, refund, slash) against the job's posted terms;
+- every balance, credit, stake, unbonding amount, locked collateral, verifier duty count, draw
+  weight and secret commitment it rebuilt against ``balanceOf``, ``credits``, ``providerStake``,
+  ``verifierStake``, ``verifierWeight`` and ``secretOf``; the protocol fees against
+  ``protocolFees``; the burned total against ``burned``; the total supply against the sum of
+  balances;
+- conservation, exactly: the market's own token balance equals stakes + unbonding stakes + credits
+  + protocol fees + the escrow of live jobs (price + audit fee) + open challenge bonds + burned;
+- every job's state, drawn verifier, verdict and challenge against ``getJob``, ``auditOf`` and
+  ``panelOf``;
+- every job's settlement re-derived from its terms and its events (``expected_settlement``): each
+  slash (collateral, or a share of a verifier's stake at the time), each credit (payment and fees
+  on pass or inconclusive; refund, audit fee and the reward/burn split of the collateral on fail;
+  bond refunds, panel fees and rewards on challenges) and each burn, against what the contract did;
 - optionally, an indexer database (``--db``): each job, stake, account and ledger row against the
   replay, which catches a wrong or forged row;
-- optionally, ``reexecute`` random tasks of finalized jobs, through a re-executor the verifier
-  package provides (the marketplace package runs no models itself).
+- optionally, ``reexecute`` tasks that audits sampled in finalized jobs (the sample follows from the
+  ``VerdictSubmitted`` event's sample seed), through a re-executor the verifier package provides
+  (the marketplace package runs no models itself).
 
 Balance checks need the whole history: starting at a later block leaves them out, and the report
 says so.
@@ -20,6 +29,7 @@ says so.
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -28,13 +38,32 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
+from web3.exceptions import Web3RPCError
 
 from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import Protocol
+from marketplace.errors import ChainError
 from marketplace.history import ChainState, JobView, fetch_events
+from marketplace.history.state import SlashCause, params_dict
 from marketplace.indexer.indexer import decoder_for, first_block
 from marketplace.indexer.models import AccountRow, JobRow, LedgerRow, StakeRow
-from marketplace.protocol import CreditKind, JobState, Role
+from marketplace.protocol import (
+    BPS,
+    ZERO_ADDRESS,
+    Audit,
+    CreditKind,
+    JobState,
+    Panel,
+    Params,
+    Role,
+    Verdict,
+    sampled_task_indices,
+)
+
+log = logging.getLogger(__name__)
+
+# Who called reclaimExpired or redrawVerifier is not in their events; the reward credit names it.
+CALLER = "the caller"
 
 
 @dataclass(frozen=True)
@@ -88,6 +117,16 @@ class AuditReport:
         return data
 
 
+@dataclass
+class Settlement:
+    """What the contract must have done for one job: credits (account, kind, amount), the total it
+    burned, and slashes (account, role, from stake, from unbonding)."""
+
+    credits: list[tuple[str, str, int]] = field(default_factory=list)
+    burned: int = 0
+    slashes: list[tuple[str, str, int, int]] = field(default_factory=list)
+
+
 class Auditor:
     def __init__(
         self,
@@ -107,7 +146,7 @@ class Auditor:
 
     def run(self, *, reexecute: int = 0, seed: int | None = None) -> AuditReport:
         to_block = int(self.client.w3.eth.block_number)
-        state = ChainState()
+        state = ChainState() if self.whole_history else self._state_before(self.from_block)
         for event in fetch_events(self.client, decoder_for(self.protocol.deployment), self.from_block, to_block):
             state.apply(event)
         accounts = sorted(set(state.balances) | set(state.credits) | {account for account, _ in state.stakes})
@@ -132,9 +171,13 @@ class Auditor:
             report.reexecuted = self._reexecute(state, reexecute, random.Random(seed))
         report.totals = {
             "escrow": str(state.escrow),
+            "bonds": str(state.bonds),
+            "burned": str(state.burned),
             "protocol_fees": str(state.protocol_fees),
             "credits": str(sum(state.credits.values())),
-            "stakes": str(sum(view.stake + view.unbonding for view in state.stakes.values())),
+            "stakes": str(sum(view.stake for view in state.stakes.values())),
+            "unbonding": str(sum(view.unbonding for view in state.stakes.values())),
+            "slashed": str(sum(view.slashed for view in state.stakes.values())),
             **{
                 kind.name.lower(): str(sum(amount for (_, k), amount in state.earned.items() if k == kind))
                 for kind in CreditKind
@@ -142,10 +185,24 @@ class Auditor:
         }
         return report
 
+    def _state_before(self, block: int) -> ChainState:
+        """A fold that starts at ``block`` with the parameters and treasury in force before it (the
+        settlement checks need them); the latest ones where the node keeps no state that old."""
+        market = self.protocol.market.contract.functions
+        at: int | str = max(block - 1, 0)
+        try:
+            params = Params(*self.client.call(market.params(), at))
+        except (ChainError, Web3RPCError, ValueError) as error:
+            log.warning("no state at block %s (%s): using the latest parameters", at, error)
+            at = "latest"
+            params = Params(*self.client.call(market.params(), at))
+        return ChainState(params=params_dict(params), treasury=str(self.client.call(market.treasury(), at)))
+
     # ───────────────────────────────────────────── checks
 
     def _balances(self, state: ChainState, accounts: list[str], check: _Checker) -> None:
         token, market = self.protocol.token, self.protocol.market
+        views = market.contract.functions
         block = check.block
         for account in accounts:
             check.equal(
@@ -158,52 +215,71 @@ class Auditor:
                 "withdrawable credits",
                 account,
                 state.credits.get(account, 0),
-                int(self.client.call(market.contract.functions.credits(account), block)),
+                int(self.client.call(views.credits(account), block)),
             )
         for (account, role), view in sorted(state.stakes.items()):
-            function = (
-                market.contract.functions.providerStake
-                if role == Role.PROVIDER
-                else market.contract.functions.verifierStake
-            )
-            stake, locked, _, _, unbonding = self.client.call(function(account), block)
+            function = views.providerStake if role == Role.PROVIDER else views.verifierStake
+            stake, locked, _, duties, unbonding = self.client.call(function(account), block)
             subject = f"{account} as {role.name.lower()}"
             check.equal("stake", subject, view.stake, int(stake))
             check.equal("locked collateral", subject, view.locked, int(locked))
             check.equal("unbonding stake", subject, view.unbonding, int(unbonding))
+            if role == Role.VERIFIER:
+                check.equal("verifier duties", subject, view.duties, int(duties))
+                check.equal("draw weight", subject, view.weight,
+                            int(self.client.call(views.verifierWeight(account), block)))
+                secret = "0x" + bytes(self.client.call(views.secretOf(account), block)).hex()
+                check.equal("secret commitment", subject, view.secret_hash or "0x" + "00" * 32, secret)
         check.equal(
-            "protocol fees",
-            market.address,
-            state.protocol_fees,
-            int(self.client.call(market.contract.functions.protocolFees(), block)),
+            "protocol fees", market.address, state.protocol_fees, int(self.client.call(views.protocolFees(), block))
         )
+        check.equal("burned", market.address, state.burned, int(self.client.call(views.burned(), block)))
         check.equal(
             "total supply",
             token.address,
             sum(state.balances.values()),
             int(self.client.call(token.contract.functions.totalSupply(), block)),
         )
-        held = (
-            state.escrow
-            + sum(view.stake + view.unbonding for view in state.stakes.values())
-            + sum(state.credits.values())
-            + state.protocol_fees
-        )
+        held = state.staked + sum(state.credits.values()) + state.protocol_fees + state.escrow + state.bonds
+        held += state.burned
         check.equal(
-            "market holdings = escrow + stakes + credits + fees",
+            "market holdings = stakes + unbonding + credits + fees + escrow + bonds + burned",
             market.address,
             held,
             state.balances.get(market.address, 0),
         )
 
     def _jobs(self, state: ChainState, check: _Checker) -> None:
-        market = self.protocol.market
+        views = self.protocol.market.contract.functions
         for job in state.jobs.values():
-            status, _ = self.client.call(market.contract.functions.getJob(job.job_id), check.block)
-            check.equal("job state", f"job {job.job_id}", job.state.name, JobState(status[0]).name)
-            expected = Counter(expected_credits(job, state))
-            found = Counter((account, kind.name, amount) for account, kind, amount in job.credits)
-            check.equal("settlement split", f"job {job.job_id}", _credits_text(expected), _credits_text(found))
+            subject = f"job {job.job_id}"
+            status, _ = self.client.call(views.getJob(job.job_id), check.block)
+            check.equal("job state", subject, job.state.name, JobState(status[0]).name)
+            audit = Audit.from_call(tuple(self.client.call(views.auditOf(job.job_id), check.block)))
+            check.equal("drawn verifier", subject, job.verifier or ZERO_ADDRESS, audit.verifier)
+            check.equal("verdict", subject, (job.verdict or Verdict.NONE).name, audit.verdict.name)
+            check.equal("draws", subject, job.draws, audit.draws)
+            if job.challenge is not None:
+                panel = Panel.from_call(tuple(self.client.call(views.panelOf(job.job_id), check.block)))
+                check.equal("challenger", subject, job.challenge.challenger, panel.challenger)
+                check.equal("challenge bond", subject, job.challenge.bond, panel.bond)
+                check.equal("panel", subject, job.challenge.members, list(panel.members))
+            if job.state in (JobState.FINALIZED, JobState.REJECTED):
+                final = expected_verdict(job)
+                check.equal("final verdict", subject, final.name, (job.verdict or Verdict.NONE).name)
+            try:
+                expected = expected_settlement(job)
+            except ValueError as error:
+                check.fail("settlement split", subject, "known network parameters", str(error))
+                continue
+            found = Counter((credit.account, credit.kind.name, credit.amount) for credit in job.credits)
+            check.equal("settlement split", subject, *_difference(Counter(expected.credits), found, _credit_text))
+            check.equal("burned", subject, expected.burned, job.burned)
+            slashes = Counter(
+                (slash.account, slash.role.name.lower(), slash.from_stake, slash.from_unbonding)
+                for slash in job.slashes
+            )
+            check.equal("slashes", subject, *_difference(Counter(expected.slashes), slashes, _slash_text))
 
     def _database(self, state: ChainState, check: _Checker) -> None:
         assert self.database is not None
@@ -223,16 +299,19 @@ class Auditor:
                 ("requester", job.requester, row.requester),
                 ("provider", job.provider, row.provider),
                 ("output CID", job.output_cid, row.output_cid),
-                ("verdict", job.passed, row.passed),
+                ("verifier", job.verifier, row.verifier),
+                ("verdict", job.verdict.name.lower() if job.verdict else None, row.verdict),
+                ("challenger", job.challenge.challenger if job.challenge else None, row.challenger),
+                ("burned", str(job.burned), row.burned),
             ):
                 check.equal(f"database job {name}", f"job {job.job_id}", mine, theirs)
         for job_id in jobs:
             check.fail("database job row", f"job {job_id}", "no such job on-chain", "a row")
         for (account, role), view in state.stakes.items():
             row = stakes.get((account, role.name.lower()))
-            check.equal(
-                "database stake", f"{account} as {role.name.lower()}", str(view.stake), row.stake if row else None
-            )
+            subject = f"{account} as {role.name.lower()}"
+            check.equal("database stake", subject, str(view.stake), row.stake if row else None)
+            check.equal("database unbonding", subject, str(view.unbonding), row.unbonding if row else None)
         for address, row in accounts.items():
             check.equal("database balance", address, str(state.balances.get(address, 0)), row.balance)
             check.equal("database credits", address, str(state.credits.get(address, 0)), row.credits)
@@ -242,14 +321,16 @@ class Auditor:
         )
 
     def _reexecute(self, state: ChainState, count: int, chooser: random.Random) -> list[TaskVerdict]:
+        """``count`` of the tasks that audits sampled in finalized jobs, chosen at random."""
         assert self.reexecutor is not None
-        finalized = [job for job in state.jobs.values() if job.state == JobState.FINALIZED and job.output_cid]
-        picks = [
-            (job, chooser.randrange(job.num_tasks))
-            for job in (chooser.choice(finalized) for _ in range(count if finalized else 0))
+        sampled = [
+            (job, index)
+            for job in state.jobs.values()
+            if job.state == JobState.FINALIZED and job.output_cid and job.sample_seed
+            for index in sampled_task_indices(_bytes(job.sample_seed), job.num_tasks, job.sample_tasks)
         ]
         by_job: dict[int, tuple[JobView, set[int]]] = {}
-        for job, index in picks:
+        for job, index in chooser.sample(sampled, min(count, len(sampled))):
             by_job.setdefault(job.job_id, (job, set()))[1].add(index)
         verdicts = []
         for job, indices in by_job.values():
@@ -257,29 +338,106 @@ class Auditor:
         return verdicts
 
 
-def expected_credits(job: JobView, state: ChainState) -> list[tuple[str, str, int]]:
-    """The credits the contract must have made for ``job``, from its terms and events alone."""
-    treasury = state.treasury or ""
-    price, credits = job.price, []
-    protocol_fee, verifier_fee = job.bps_of_price("protocolFeeBps"), job.bps_of_price("verifierFeeBps")
-    collateral = job.bps_of_price("collateralBps")
-    # Each expired claim slashed the provider's collateral to the requester.
-    credits += [(job.requester, CreditKind.SLASH_COMPENSATION.name, collateral)] * job.expirations
+def expected_verdict(job: JobView) -> Verdict:
+    """The verdict a settled job must have settled by: the drawn verifier's, unless a panel's
+    majority contradicted it; FAIL when the provider let a reveal demand expire (no verdict)."""
+    first = job.audit_verdict
+    if first is None:
+        return Verdict.FAIL
+    challenge = job.challenge
+    if challenge is None or challenge.dismissed:
+        return first
+    outcome, _ = challenge.tally()
+    return first if outcome in (Verdict.NONE, first) else outcome
+
+
+def expected_settlement(job: JobView) -> Settlement:
+    """What the contract must have credited, burned and slashed for ``job``, from its terms, its
+    events and the stakes and parameters in force when each penalty arose (``Penalty``).
+
+    Raises ``ValueError`` when the fold never saw the network parameters a penalty depends on.
+    """
+    result = Settlement()
+    challenge = job.challenge
+
+    def credit(account: str | None, kind: CreditKind, amount: int) -> None:
+        if amount:
+            result.credits.append((account or "nobody", kind.name, amount))
+
+    def reward(prover: str | None, amount: int, params: dict[str, Any]) -> None:
+        paid = 0 if prover is None else amount * int(params["rewardBps"]) // BPS  # as the contract's _reward
+        credit(prover, CreditKind.REWARD, paid)
+        result.burned += amount - paid
+
+    def pay_panel(amount: int) -> None:
+        assert challenge is not None
+        outcome, winners = challenge.tally()
+        majority = [member for member in challenge.members if challenge.votes.get(member) == outcome]
+        if not winners or not majority:
+            return
+        share = amount // winners
+        remainder = amount - share * winners
+        for member in majority:
+            credit(member, CreditKind.PANEL_FEE, share + remainder)
+            remainder = 0
+
+    # A member holding several panel seats is slashed once a seat it left unvoted, one after the
+    # other in the same transaction: each slash takes its share of what the previous ones left.
+    taken: dict[tuple[str, str], tuple[int, int]] = {}
+    for penalty in job.penalties:
+        params = penalty.params
+        if params is None:
+            raise ValueError(f"network parameters unknown at the {penalty.cause.value} of {penalty.account}")
+        if penalty.role == Role.PROVIDER:
+            amount = job.terms_collateral
+            from_stake = amount
+        else:
+            bps = params["verifierSlashBps"] if penalty.cause == SlashCause.OVERTURNED else params["noShowSlashBps"]
+            before_stake, before_unbonding = taken.get((penalty.account, penalty.tx_hash), (0, 0))
+            stake, unbonding = penalty.stake - before_stake, penalty.unbonding - before_unbonding
+            amount = (stake + unbonding) * int(bps) // BPS
+            from_stake = min(amount, stake)
+            taken[(penalty.account, penalty.tx_hash)] = (before_stake + from_stake,
+                                                         before_unbonding + amount - from_stake)
+        if amount:
+            result.slashes.append((penalty.account, penalty.role.name.lower(), from_stake, amount - from_stake))
+        if penalty.cause in (SlashCause.EXPIRED_CLAIM, SlashCause.MISSED_VERDICT):
+            caller = next(
+                (c.account for c in job.credits if c.tx_hash == penalty.tx_hash and c.kind == CreditKind.REWARD),
+                CALLER,
+            )
+            reward(caller, amount, params)
+        elif penalty.cause == SlashCause.MISSED_VOTE:
+            result.burned += amount
+        elif penalty.cause == SlashCause.OVERTURNED:
+            assert challenge is not None
+            panel_pay = min(amount, challenge.bond)
+            pay_panel(panel_pay)
+            reward(challenge.challenger, amount - panel_pay, params)
+        else:  # FAILED_AUDIT: whoever proved the fault takes the reward
+            prover = challenge.challenger if challenge is not None and job.overturned else job.verifier
+            reward(prover, amount, params)
+
     if job.state == JobState.CANCELLED:
-        credits.append((job.requester, CreditKind.REFUND.name, price))
-    elif job.state == JobState.FINALIZED and job.provider:
-        fee = verifier_fee if job.passed else 0
-        credits.append((job.provider, CreditKind.PROVIDER_PAYMENT.name, price - protocol_fee - fee))
-        if job.passed and job.verifier:
-            credits.append((job.verifier, CreditKind.VERIFIER_FEE.name, fee))
-        credits.append((treasury, CreditKind.PROTOCOL_FEE.name, protocol_fee))
-    elif job.state == JobState.REJECTED and job.verifier:
-        credits += [
-            (job.requester, CreditKind.REFUND.name, price),
-            (job.verifier, CreditKind.VERIFIER_FEE.name, verifier_fee),
-            (job.requester, CreditKind.SLASH_COMPENSATION.name, collateral - verifier_fee),
-        ]
-    return [entry for entry in credits if entry[2]]
+        credit(job.requester, CreditKind.REFUND, job.escrow)
+    elif job.state in (JobState.FINALIZED, JobState.REJECTED):
+        if challenge is not None:
+            outcome, _ = challenge.tally()
+            if challenge.dismissed or outcome == Verdict.NONE or job.overturned:
+                credit(challenge.challenger, CreditKind.BOND_REFUND, challenge.bond)
+            else:
+                pay_panel(challenge.bond)
+        if job.verdict == Verdict.FAIL:
+            credit(job.requester, CreditKind.REFUND, job.price)
+        else:
+            protocol_fee = job.bps_of_price("protocolFeeBps")
+            credit(job.provider, CreditKind.PROVIDER_PAYMENT, job.price - protocol_fee)
+            credit(job.settled_treasury or "the treasury", CreditKind.PROTOCOL_FEE, protocol_fee)
+        if job.overturned:
+            credit(job.requester, CreditKind.REFUND, job.audit_fee)
+        else:
+            credit(job.verifier, CreditKind.VERIFIER_FEE, job.audit_fee)
+    return result
 
 
 class _Checker:
@@ -301,10 +459,26 @@ def _text(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, str) else value
 
 
-def _credits_text(credits: Counter[tuple[str, str, int]]) -> str:
-    return (
-        "; ".join(
-            f"{count}x {kind} {amount} to {account}" for (account, kind, amount), count in sorted(credits.items())
-        )
-        or "none"
-    )
+def _bytes(value: str) -> bytes:
+    return bytes.fromhex(value.removeprefix("0x"))
+
+
+def _difference(expected: Counter[Any], found: Counter[Any], text: Callable[[Any], str]) -> tuple[str, str]:
+    """Both sides of a comparison of multisets, as the entries that differ (and how many agree)."""
+    agree = sum((expected & found).values())
+    suffix = f" ({agree} more agree)" if agree else ""
+
+    def side(entries: Counter[Any]) -> str:
+        return "; ".join(f"{count}x {text(entry)}" for entry, count in sorted(entries.items())) or "none"
+
+    return side(expected - found) + suffix, side(found - expected) + suffix
+
+
+def _credit_text(entry: tuple[str, str, int]) -> str:
+    account, kind, amount = entry
+    return f"{kind} {amount} to {account}"
+
+
+def _slash_text(entry: tuple[str, str, int, int]) -> str:
+    account, role, stake, unbonding = entry
+    return f"{account} as {role}: {stake} from stake + {unbonding} from unbonding"

@@ -37,7 +37,9 @@ def audit(
             help="Replay from this block (default: the token's creation; later starts skip the balance checks)."
         ),
     ] = None,
-    reexecute: Annotated[int, typer.Option(help="Re-execute this many random tasks of finalized jobs.")] = 0,
+    reexecute: Annotated[
+        int, typer.Option(help="Re-execute this many of the tasks that audits sampled in finalized jobs, at random.")
+    ] = 0,
     report: Annotated[Path | None, typer.Option(help="Folder for audit.json and audit.html.")] = None,
     db: Annotated[
         str | None, typer.Option(help="Also check an indexer database (file or URL) against the chain.")
@@ -48,7 +50,8 @@ def audit(
     seed: Annotated[int | None, typer.Option(help="Seed for choosing the tasks to re-execute.")] = None,
     deployments: Annotated[Path | None, typer.Option(help="Folder of deployment files.")] = None,
 ) -> None:
-    """Replays every WEBI event from the chain alone and checks balances, stakes, escrow and settlements."""
+    """Replays every WEBI event from the chain alone and checks balances, stakes, escrow, bonds, burns and
+    every settlement, slash and reward."""
     context: CliContext = ctx.obj
     client = ChainClient.connect(context.rpc_url or "http://127.0.0.1:8545", protocol_abis())
     try:
@@ -83,4 +86,6 @@ def audit(
         console.print(f"report: {data} and {page}")
     if not result.clean:
         raise typer.Exit(1)
-    console.print("[green]clean[/green]: every balance, stake, escrow and settlement agrees with the chain")
+    console.print(
+        "[green]clean[/green]: every balance, stake, escrow, bond, burn and settlement agrees with the chain"
+    )

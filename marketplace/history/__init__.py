@@ -5,6 +5,27 @@ them from the chain alone and checks them against the contracts' own view).
 """
 
 from marketplace.history.events import ChainEvent, EventDecoder, fetch_events
-from marketplace.history.state import ChainState, JobView, StakeView
+from marketplace.history.state import (
+    ChainState,
+    ChallengeView,
+    Credit,
+    JobView,
+    Penalty,
+    SlashCause,
+    SlashView,
+    StakeView,
+)
 
-__all__ = ["ChainEvent", "ChainState", "EventDecoder", "JobView", "StakeView", "fetch_events"]
+__all__ = [
+    "ChainEvent",
+    "ChainState",
+    "ChallengeView",
+    "Credit",
+    "EventDecoder",
+    "JobView",
+    "Penalty",
+    "SlashCause",
+    "SlashView",
+    "StakeView",
+    "fetch_events",
+]

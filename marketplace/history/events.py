@@ -131,6 +131,9 @@ def _struct(item: dict[str, Any], value: Sequence[Any]) -> dict[str, Any]:
 
 
 def _plain(value: Any, kind: str) -> Any:
+    if kind.endswith("]"):  # an array: each item as its element type
+        element = kind[: kind.rindex("[")]
+        return [_plain(item, element) for item in value]
     if kind == "address":
         return to_checksum_address(value)
     if isinstance(value, bytes):

@@ -1,24 +1,137 @@
 # ruff: noqa: N802  (handlers are named _on_<contract>_<Event>, after the Solidity events)
-"""What the event log says the protocol holds: jobs, stakes, credits, fees, token balances.
+"""What the event log says the protocol holds: jobs, audits, challenges, stakes, credits, burns.
 
-``ChainState.apply`` folds one decoded event at a time, mirroring ``JobMarket.sol`` (every value
-movement there emits an event, by design). The indexer keeps one of these in memory and writes it
-to SQL; the auditor builds one from the chain alone and compares it with the contracts' views.
+``ChainState.apply`` folds one decoded event at a time, mirroring the contracts in
+``contracts/src`` (every value movement there emits an event, by design: ``Credited`` for each
+credit, ``Slashed`` for each stake reduction, ``Burned`` for each burn). The indexer keeps one of
+these in memory and writes it to SQL; the auditor builds one from the chain alone, compares it with
+the contracts' views and re-derives each job's settlement from the snapshots kept here.
+
+The fold describes; it does not judge. Where the auditor needs to know what a stake or the
+network parameters were at the moment of a penalty (a slash is a share of the stake at that
+moment), the fold keeps a snapshot (``Penalty``) taken when the event that causes the penalty
+arrives, before the ``Slashed`` event that carries it out.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from enum import Enum
+from typing import Any, NamedTuple
 
 from marketplace.history.events import ChainEvent
-from marketplace.protocol import BPS, LIVE_STATES, ZERO_ADDRESS, CreditKind, JobState, Role
+from marketplace.protocol import (
+    BPS,
+    LIVE_STATES,
+    ZERO_ADDRESS,
+    CreditKind,
+    JobState,
+    JobTerms,
+    Role,
+    Verdict,
+)
+
+
+class SlashCause(Enum):
+    """Why a stake was reduced; the fold tells from the job event that came first in the same transaction."""
+
+    EXPIRED_CLAIM = "expired claim"  # reclaimExpired: the provider's collateral
+    FAILED_AUDIT = "failed audit"  # a settlement by a fail verdict: the provider's collateral
+    MISSED_VERDICT = "missed verdict"  # redrawVerifier: noShowSlashBps of the drawn verifier's stake
+    MISSED_VOTE = "missed vote"  # resolveChallenge: noShowSlashBps of a panel member that did not reveal
+    OVERTURNED = "overturned verdict"  # resolveChallenge: verifierSlashBps of the contradicted verifier
+
+
+class Credit(NamedTuple):
+    """One ``Credited`` event of a job."""
+
+    account: str
+    kind: CreditKind
+    amount: int
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class SlashView:
+    """One ``Slashed`` event, with the cause the fold inferred."""
+
+    account: str
+    role: Role
+    cause: SlashCause | None
+    from_stake: int
+    from_unbonding: int
+    tx_hash: str
+
+    @property
+    def amount(self) -> int:
+        return self.from_stake + self.from_unbonding
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """A penalty the protocol owes, noted when the event that causes it arrives.
+
+    ``stake`` and ``unbonding`` are the account's amounts at that moment, ``params`` the network
+    parameters in force (``None`` when the fold has not seen them): together they fix what the
+    ``Slashed`` event that follows in transaction ``tx_hash`` must take.
+    """
+
+    account: str
+    role: Role
+    cause: SlashCause
+    stake: int
+    unbonding: int
+    tx_hash: str
+    params: dict[str, Any] | None
+
+
+@dataclass
+class ChallengeView:
+    """A job's challenge and panel as their events describe them."""
+
+    challenger: str
+    bond: int
+    seed_block: int | None = None
+    members: list[str] = field(default_factory=list)  # in draw order (the contract's order)
+    commit_by: int | None = None
+    reveal_by: int | None = None
+    committed: list[str] = field(default_factory=list)
+    votes: dict[str, Verdict] = field(default_factory=dict)
+    outcome: Verdict | None = None  # the ChallengeResolved verdict
+    upheld: bool | None = None
+    open: bool = True  # the bond is held by the contract until the challenge is resolved
+
+    @property
+    def dismissed(self) -> bool:
+        """Resolved without a panel: nobody was eligible to judge."""
+        return not self.open and not self.members
+
+    def tally(self) -> tuple[Verdict, int]:
+        """The verdict with strictly most revealed votes and its count; NONE on a tie or no vote
+        (exactly as the contract's ``_tally``)."""
+        counts = [0] * 4
+        for member in self.members:
+            vote = self.votes.get(member)
+            if vote is not None:
+                counts[int(vote)] += 1
+        outcome, votes = Verdict.NONE, 0
+        for value in (Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE):
+            if counts[value] > votes:
+                votes, outcome = counts[value], value
+            elif counts[value] == votes:
+                outcome = Verdict.NONE
+        return (Verdict.NONE, 0) if votes == 0 else (outcome, votes)
 
 
 @dataclass
 class JobView:
-    """A job as its events describe it."""
+    """A job as its events describe it.
+
+    ``verifier`` is the drawn verifier (``None`` before the draw and again after a missed
+    deadline); ``audit_verdict`` is its (provisional) verdict; ``verdict`` is the job's verdict:
+    the provisional one while audited or challenged, then the final one (``JobSettled``).
+    """
 
     job_id: int
     requester: str
@@ -33,12 +146,28 @@ class JobView:
     output_cid: str | None = None
     result_root: str | None = None
     seed_block: int | None = None
+    rearms: int = 0
     verifier: str | None = None
-    passed: bool | None = None
+    draws: int = 0
+    seed: str | None = None
+    audit_deadline: int | None = None
+    missed: list[str] = field(default_factory=list)
+    reveal_by: int | None = None
+    revealed_tasks: list[int] | None = None
+    sample_seed: str | None = None
+    audit_verdict: Verdict | None = None
+    verdict: Verdict | None = None
     evidence_cid: str | None = None
-    updated_block: int = 0
+    challenge: ChallengeView | None = None
     expirations: int = 0
-    credits: list[tuple[str, CreditKind, int]] = field(default_factory=list)
+    updated_block: int = 0
+    burned: int = 0
+    credits: list[Credit] = field(default_factory=list)
+    slashes: list[SlashView] = field(default_factory=list)
+    penalties: list[Penalty] = field(default_factory=list)
+    settled_params: dict[str, Any] | None = None
+    settled_treasury: str | None = None
+    context: tuple[str, str] = ("", "")  # (tx hash, name) of the job's last own event: what a slash is for
 
     @property
     def price(self) -> int:
@@ -48,8 +177,41 @@ class JobView:
     def num_tasks(self) -> int:
         return int(self.terms["numTasks"])
 
+    @property
+    def sample_tasks(self) -> int:
+        return int(self.terms["sampleTasks"])
+
+    @property
+    def audit_fee(self) -> int:
+        return int(self.terms["auditFee"])
+
+    @property
+    def escrow(self) -> int:
+        """What the requester escrowed: the price plus the audit fee."""
+        return self.price + self.audit_fee
+
+    @property
+    def terms_collateral(self) -> int:
+        """The collateral a claim locks, from the terms (``collateral`` is what the claim event said)."""
+        return self.bps_of_price("collateralBps")
+
+    @property
+    def overturned(self) -> bool:
+        """A panel contradicted the drawn verifier's verdict."""
+        return self.challenge is not None and self.challenge.upheld is False
+
     def bps_of_price(self, name: str) -> int:
         return self.price * int(self.terms[name]) // BPS
+
+    def job_terms(self) -> JobTerms:
+        """The terms as ``protocol.JobTerms`` (what every contract call about this job takes back)."""
+        t = self.terms
+        return JobTerms(
+            t["requester"], int(t["price"]), int(t["numTasks"]), int(t["claimBy"]), int(t["execWindow"]),
+            int(t["sampleTasks"]), int(t["protocolFeeBps"]), int(t["verifierFeeBps"]), int(t["collateralBps"]),
+            int(t["auditWindow"]), int(t["challengeWindow"]), int(t["auditFee"]), int(t["minProviderStake"]),
+            bytes.fromhex(str(t["allowlistRoot"]).removeprefix("0x")),
+        )
 
 
 @dataclass
@@ -60,8 +222,17 @@ class StakeView:
     locked: int = 0
     unbonding: int = 0
     unlock_at: int = 0
+    duties: int = 0  # verifiers: audits and panels open
+    secret_hash: str | None = None  # verifiers: the current audit-secret commitment
+    slashed: int = 0  # lifetime total taken by Slashed events
     metadata_cid: str = ""
     registered_block: int = 0
+
+    weight: int = 0  # verifiers: the weight in the draw, as last applied in a sync phase (WeightChanged)
+
+
+# Job events that say what a Slashed event in the same transaction is for.
+_CAUSE_EVENTS = {"ClaimExpired", "VerifierMissed", "ChallengeResolved", "JobSettled"}
 
 
 @dataclass
@@ -73,6 +244,7 @@ class ChainState:
     credits: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     earned: dict[tuple[str, CreditKind], int] = field(default_factory=lambda: defaultdict(int))
     protocol_fees: int = 0
+    burned: int = 0
     balances: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     treasury: str | None = None
     terms: dict[str, Any] | None = None
@@ -92,8 +264,18 @@ class ChainState:
 
     @property
     def escrow(self) -> int:
-        """WEBI held for jobs not yet settled: every live job's price."""
-        return sum(job.price for job in self.jobs.values() if job.state in LIVE_STATES)
+        """WEBI held for jobs not yet settled: every live job's price plus audit fee."""
+        return sum(job.escrow for job in self.jobs.values() if job.state in LIVE_STATES)
+
+    @property
+    def bonds(self) -> int:
+        """WEBI held as challenge bonds not yet resolved."""
+        return sum(job.challenge.bond for job in self.jobs.values() if job.challenge and job.challenge.open)
+
+    @property
+    def staked(self) -> int:
+        """Every stake, unbonding or not (both are in the contract)."""
+        return sum(view.stake + view.unbonding for view in self.stakes.values())
 
     def stake(self, account: str, role: Role) -> StakeView:
         return self.stakes.setdefault((account, role), StakeView(account, role))
@@ -125,6 +307,25 @@ class ChainState:
     def _on_market_StakeWithdrawn(self, _: ChainEvent, args: dict[str, Any]) -> None:
         self.stake(args["account"], Role(args["role"])).unbonding -= int(args["amount"])
 
+    def _on_market_WeightChanged(self, _: ChainEvent, args: dict[str, Any]) -> None:
+        self.stake(args["verifier"], Role.VERIFIER).weight = int(args["weight"])
+
+    def _on_market_SecretCommitted(self, _: ChainEvent, args: dict[str, Any]) -> None:
+        self.stake(args["verifier"], Role.VERIFIER).secret_hash = str(args["secretHash"])
+
+    def _on_market_Slashed(self, event: ChainEvent, args: dict[str, Any]) -> None:
+        role = Role(args["role"])
+        view = self.stake(args["account"], role)
+        from_stake, from_unbonding = int(args["fromStake"]), int(args["fromUnbonding"])
+        view.stake -= from_stake
+        view.unbonding -= from_unbonding
+        view.slashed += from_stake + from_unbonding
+        job = self.jobs.get(int(args["jobId"]))
+        if job is None:
+            return
+        job.slashes.append(SlashView(view.account, role, _cause(job, event, view.account, role), from_stake,
+                                     from_unbonding, event.tx_hash))
+
     # ───────────────────────────────────────────── jobs
 
     def _on_market_JobPosted(self, event: ChainEvent, args: dict[str, Any]) -> None:
@@ -137,56 +338,158 @@ class ChainState:
             event.block_number,
             event.tx_hash,
             updated_block=event.block_number,
+            context=(event.tx_hash, event.name),
         )
 
-    def _job(self, event: ChainEvent, state: JobState | None = None) -> JobView:
-        job = self.jobs[int(event.args["jobId"])]
+    def _job(self, event: ChainEvent, state: JobState | None = None) -> JobView | None:
+        """The event's job, marked as updated (``None`` for a job posted before the fold started)."""
+        job = self.jobs.get(int(event.args["jobId"]))
+        if job is None:
+            return None
         job.updated_block = event.block_number
+        job.context = (event.tx_hash, event.name)
         if state is not None:
             job.state = state
         return job
+
+    def _penalty(self, event: ChainEvent, job: JobView, account: str, role: Role, cause: SlashCause) -> None:
+        view = self.stake(account, role)
+        job.penalties.append(Penalty(account, role, cause, view.stake, view.unbonding, event.tx_hash, self.params))
 
     def _on_market_JobCancelled(self, event: ChainEvent, _: dict[str, Any]) -> None:
         self._job(event, JobState.CANCELLED)
 
     def _on_market_JobClaimed(self, event: ChainEvent, args: dict[str, Any]) -> None:
         job = self._job(event, JobState.CLAIMED)
+        if job is None:
+            return
         job.provider, job.collateral, job.deadline = args["provider"], int(args["collateral"]), int(args["deadline"])
         self.stake(job.provider, Role.PROVIDER).locked += job.collateral
 
     def _on_market_ClaimExpired(self, event: ChainEvent, args: dict[str, Any]) -> None:
         job = self._job(event, JobState.OPEN)
-        view = self.stake(args["provider"], Role.PROVIDER)
-        view.locked -= job.collateral
-        view.stake -= int(args["slashed"])
+        if job is None:
+            return
+        self.stake(args["provider"], Role.PROVIDER).locked -= job.collateral
+        self._penalty(event, job, args["provider"], Role.PROVIDER, SlashCause.EXPIRED_CLAIM)
         job.expirations += 1
         job.provider, job.collateral, job.deadline = None, 0, None
 
     def _on_market_ResultSubmitted(self, event: ChainEvent, args: dict[str, Any]) -> None:
         job = self._job(event, JobState.SUBMITTED)
+        if job is None:
+            return
         job.output_cid, job.result_root, job.seed_block = (
             str(args["outputCid"]),
             args["resultRoot"],
             int(args["seedBlock"]),
         )
 
-    def _on_market_SeedLocked(self, event: ChainEvent, _: dict[str, Any]) -> None:
-        self._job(event)
+    def _on_market_SeedRearmed(self, event: ChainEvent, args: dict[str, Any]) -> None:
+        job = self._job(event)
+        if job is None:
+            return
+        job.rearms += 1
+        if job.challenge is not None and job.state == JobState.CHALLENGED:
+            job.challenge.seed_block = int(args["seedBlock"])
+        else:
+            job.seed_block = int(args["seedBlock"])
+
+    def _on_market_VerifierDrawn(self, event: ChainEvent, args: dict[str, Any]) -> None:
+        job = self._job(event)
+        if job is None:
+            return
+        job.verifier, job.seed, job.audit_deadline = args["verifier"], str(args["seed"]), int(args["deadline"])
+        job.draws += 1
+        job.seed_block = None
+        self.stake(job.verifier, Role.VERIFIER).duties += 1
+
+    def _on_market_VerifierMissed(self, event: ChainEvent, args: dict[str, Any]) -> None:
+        job = self._job(event)
+        if job is None:
+            return
+        verifier = args["verifier"]
+        self.stake(verifier, Role.VERIFIER).duties -= 1
+        self._penalty(event, job, verifier, Role.VERIFIER, SlashCause.MISSED_VERDICT)
+        job.missed.append(verifier)
+        job.verifier = job.seed = job.audit_deadline = job.sample_seed = None
+        job.reveal_by = None
+        job.seed_block = int(args["seedBlock"])
+
+    def _on_market_RevealDemanded(self, event: ChainEvent, args: dict[str, Any]) -> None:
+        job = self._job(event)
+        if job is None:
+            return
+        job.sample_seed, job.reveal_by = str(args["sampleSeed"]), int(args["revealBy"])
+
+    def _on_market_OutputsRevealed(self, event: ChainEvent, args: dict[str, Any]) -> None:
+        job = self._job(event)
+        if job is None:
+            return
+        job.revealed_tasks = [int(index) for index in args["taskIndices"]]
 
     def _on_market_VerdictSubmitted(self, event: ChainEvent, args: dict[str, Any]) -> None:
-        passed = bool(args["passed"])
-        job = self._job(event, JobState.FINALIZED if passed else JobState.REJECTED)
-        job.verifier, job.passed, job.evidence_cid = args["verifier"], passed, str(args["evidenceCid"])
-        assert job.provider is not None
-        view = self.stake(job.provider, Role.PROVIDER)
-        view.locked -= job.collateral
-        if not passed:
-            view.stake -= job.collateral
+        job = self._job(event, JobState.AUDITED)
+        if job is None:
+            return
+        job.verifier = args["verifier"]
+        job.audit_verdict = job.verdict = Verdict(int(args["verdict"]))
+        job.evidence_cid, job.sample_seed = str(args["evidenceCid"]), str(args["sampleSeed"])
 
-    def _on_market_JobFinalized(self, event: ChainEvent, _: dict[str, Any]) -> None:
-        job = self._job(event, JobState.FINALIZED)
-        assert job.provider is not None
-        self.stake(job.provider, Role.PROVIDER).locked -= job.collateral
+    def _on_market_Challenged(self, event: ChainEvent, args: dict[str, Any]) -> None:
+        job = self._job(event, JobState.CHALLENGED)
+        if job is None:
+            return
+        job.challenge = ChallengeView(args["challenger"], int(args["bond"]), int(args["seedBlock"]))
+
+    def _on_market_PanelDrawn(self, event: ChainEvent, args: dict[str, Any]) -> None:
+        job = self._job(event)
+        if job is None or job.challenge is None:
+            return
+        challenge = job.challenge
+        challenge.members = [str(member) for member in args["members"]]
+        challenge.commit_by, challenge.reveal_by = int(args["commitBy"]), int(args["revealBy"])
+        challenge.seed_block = None
+        for member in challenge.members:
+            self.stake(member, Role.VERIFIER).duties += 1
+
+    def _on_market_VoteCommitted(self, event: ChainEvent, args: dict[str, Any]) -> None:
+        job = self._job(event)
+        if job is not None and job.challenge is not None:
+            job.challenge.committed.append(args["member"])
+
+    def _on_market_VoteRevealed(self, event: ChainEvent, args: dict[str, Any]) -> None:
+        job = self._job(event)
+        if job is not None and job.challenge is not None:
+            job.challenge.votes[args["member"]] = Verdict(int(args["vote"]))
+
+    def _on_market_ChallengeResolved(self, event: ChainEvent, args: dict[str, Any]) -> None:
+        job = self._job(event)
+        if job is None or job.challenge is None:
+            return
+        challenge = job.challenge
+        challenge.outcome, challenge.upheld, challenge.open = Verdict(int(args["verdict"])), bool(args["upheld"]), False
+        # Noted before the Slashed events this resolution makes, so the stakes are those they take a share of.
+        for member in challenge.members:
+            self.stake(member, Role.VERIFIER).duties -= 1
+            if member not in challenge.votes:
+                self._penalty(event, job, member, Role.VERIFIER, SlashCause.MISSED_VOTE)
+        if not challenge.upheld and job.verifier is not None:
+            self._penalty(event, job, job.verifier, Role.VERIFIER, SlashCause.OVERTURNED)
+
+    def _on_market_JobSettled(self, event: ChainEvent, args: dict[str, Any]) -> None:
+        verdict = Verdict(int(args["verdict"]))
+        job = self._job(event, JobState.REJECTED if verdict == Verdict.FAIL else JobState.FINALIZED)
+        if job is None:
+            return
+        job.verdict = verdict
+        job.settled_params, job.settled_treasury = self.params, self.treasury
+        if job.provider is not None:
+            self.stake(job.provider, Role.PROVIDER).locked -= job.collateral
+            if verdict == Verdict.FAIL:
+                self._penalty(event, job, job.provider, Role.PROVIDER, SlashCause.FAILED_AUDIT)
+        if job.verifier is not None:
+            self.stake(job.verifier, Role.VERIFIER).duties -= 1
 
     # ───────────────────────────────────────────── ledger
 
@@ -199,7 +502,14 @@ class ChainState:
         self.earned[(account, kind)] += amount
         job = self.jobs.get(int(args["jobId"]))
         if job is not None:
-            job.credits.append((account, kind, amount))
+            job.credits.append(Credit(account, kind, amount, event.tx_hash))
+
+    def _on_market_Burned(self, _: ChainEvent, args: dict[str, Any]) -> None:
+        amount = int(args["amount"])
+        self.burned += amount
+        job = self.jobs.get(int(args["jobId"]))
+        if job is not None:
+            job.burned += amount
 
     def _on_market_Withdrawn(self, _: ChainEvent, args: dict[str, Any]) -> None:
         self.credits[args["account"]] -= int(args["amount"])
@@ -217,3 +527,26 @@ class ChainState:
 
     def _on_market_TreasuryUpdated(self, _: ChainEvent, args: dict[str, Any]) -> None:
         self.treasury = args["treasury"]
+
+
+def _cause(job: JobView, event: ChainEvent, account: str, role: Role) -> SlashCause | None:
+    """What a ``Slashed`` event is for: the job's last own event in the same transaction says it."""
+    tx_hash, name = job.context
+    if tx_hash != event.tx_hash or name not in _CAUSE_EVENTS:
+        return None
+    if name == "ClaimExpired":
+        return SlashCause.EXPIRED_CLAIM
+    if name == "VerifierMissed":
+        return SlashCause.MISSED_VERDICT
+    if name == "JobSettled":
+        return SlashCause.FAILED_AUDIT
+    # ChallengeResolved: the contradicted verifier, or a member that did not reveal its vote.
+    return SlashCause.OVERTURNED if role == Role.VERIFIER and account == job.verifier else SlashCause.MISSED_VOTE
+
+
+def params_dict(params: Any) -> dict[str, Any]:
+    """``protocol.Params`` as the ``ParamsUpdated`` event's dict (for a fold that starts after it)."""
+    names = ("minProviderStake", "minVerifierStake", "minTaskPrice", "unstakeCooldown", "revealWindow",
+             "voteWindow", "verifierSlashBps", "noShowSlashBps", "rewardBps")
+    return dict(zip(names, params.as_tuple(), strict=True))
+

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, inspect, make_url
 from sqlmodel import SQLModel, create_engine
 
+from marketplace.errors import ConfigError
 from marketplace.indexer import models  # noqa: F401  (registers the tables)
 
 
@@ -33,5 +34,25 @@ def create_db(location: str | Path) -> Engine:
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
 
+    _check_schema(engine, url)
     SQLModel.metadata.create_all(engine)
     return engine
+
+
+def _check_schema(engine: Engine, url: str) -> None:
+    """Refuses a database whose tables an older WEBI wrote (``create_all`` adds missing tables, never
+    missing columns). Everything in it is a copy of the chain, so deleting it loses nothing."""
+    inspector = inspect(engine)
+    present = set(inspector.get_table_names())
+    for table in SQLModel.metadata.sorted_tables:
+        if table.name not in present:
+            continue
+        have = {column["name"] for column in inspector.get_columns(table.name)}
+        missing = sorted(set(table.columns.keys()) - have)
+        if missing:
+            engine.dispose()
+            where = make_url(url).render_as_string(hide_password=True)
+            raise ConfigError(
+                f"the index at {where} was written by an older WEBI (table {table.name} lacks {', '.join(missing)}): "
+                "delete it (or its tables) and the indexer rebuilds it from the chain"
+            )

@@ -28,15 +28,17 @@ from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import Deployment
 from marketplace.errors import WebiError
 from marketplace.history import ChainEvent, ChainState, EventDecoder, fetch_events
-from marketplace.history.state import JobView, StakeView
+from marketplace.history.state import ChallengeView, JobView, StakeView
 from marketplace.indexer.models import AccountRow, BlockRow, CursorRow, EventRow, JobRow, LedgerRow, StakeRow
 from marketplace.protocol import CreditKind, Role
 
 log = logging.getLogger(__name__)
 
 CURSOR = "webi"
-_ACCOUNT_ARGS = ("account", "requester", "provider", "verifier", "from", "treasury")
-_STAKE_EVENTS = {"Registered", "StakeAdded", "UnstakeRequested", "StakeWithdrawn"}
+# The event argument that names the account an event row is filed under (first found wins).
+_ACCOUNT_ARGS = ("account", "requester", "provider", "verifier", "challenger", "member", "from", "treasury")
+# Event arguments that name stakers whose stake rows an event may change.
+_STAKER_ARGS = ("account", "provider", "verifier", "member", "challenger")
 
 
 @dataclass(frozen=True)
@@ -192,13 +194,7 @@ class Indexer:
         for event in events:
             self.state.apply(event)
         jobs = {event.job_id for event in events if event.job_id is not None and event.contract == "market"}
-        stakes = {(event.args["account"], Role(event.args["role"])) for event in events if event.name in _STAKE_EVENTS}
-        stakes |= {
-            (job.provider, Role.PROVIDER)
-            for job in (self.state.jobs[i] for i in jobs if i in self.state.jobs)
-            if job.provider
-        }
-        stakes |= {(event.args["provider"], Role.PROVIDER) for event in events if event.name == "ClaimExpired"}
+        stakes = self._stakers(events, jobs)
         accounts = {
             value
             for event in events
@@ -243,6 +239,24 @@ class Indexer:
                 found[number] = (block["hash"].to_0x_hex(), int(block["timestamp"]))
         return found
 
+    def _stakers(self, events: list[ChainEvent], jobs: set[int]) -> set[tuple[str, Role]]:
+        """The stake rows ``events`` may have changed: stakers they name, and the parties of the jobs
+        they touch (a settlement names only the job, yet releases collateral and verifier duties)."""
+        named = {
+            str(value)
+            for event in events
+            if event.contract == "market"
+            for key, value in event.args.items()
+            if key in _STAKER_ARGS
+        }
+        named |= {str(member) for event in events if event.name == "PanelDrawn" for member in event.args["members"]}
+        for job in (self.state.jobs[i] for i in jobs if i in self.state.jobs):
+            named |= {party for party in (job.provider, job.verifier) if party}
+            named |= set(job.missed)
+            if job.challenge is not None:
+                named |= set(job.challenge.members)
+        return {(account, role) for account in named for role in Role if (account, role) in self.state.stakes}
+
     def _set_cursor(self, session: Session, number: int, block_hash: str) -> None:
         cursor = session.get(CursorRow, CURSOR) or CursorRow(name=CURSOR, block_number=number, block_hash=block_hash)
         cursor.block_number, cursor.block_hash = number, block_hash
@@ -273,6 +287,7 @@ class Indexer:
             session.execute(insert(AccountRow), params=[self._account_row(address) for address in accounts])  # type: ignore[call-overload]
 
     def _job_row(self, job: JobView) -> dict[str, Any]:
+        challenge = job.challenge
         return {
             "job_id": job.job_id,
             "state": job.state.name.lower(),
@@ -281,13 +296,20 @@ class Indexer:
             "verifier": job.verifier,
             "spec_cid": job.spec_cid,
             "price": str(job.price),
+            "audit_fee": str(job.audit_fee),
             "num_tasks": job.num_tasks,
-            "sample_rate_bps": int(job.terms["sampleRateBps"]),
+            "sample_tasks": job.sample_tasks,
             "collateral": str(job.collateral),
             "output_cid": job.output_cid,
             "result_root": job.result_root,
-            "passed": job.passed,
+            "verdict": job.verdict.name.lower() if job.verdict else None,
             "evidence_cid": job.evidence_cid,
+            "sample_seed": job.sample_seed,
+            "challenger": challenge.challenger if challenge else None,
+            "bond": str(challenge.bond) if challenge else None,
+            "burned": str(job.burned),
+            "audit": json.dumps(plain_json(_audit_json(job))),
+            "challenge": json.dumps(plain_json(_challenge_json(challenge))) if challenge else None,
             "terms": json.dumps(plain_json(job.terms)),
             "posted_block": job.posted_block,
             "posted_at": self._times.get(job.posted_block, 0),
@@ -316,8 +338,39 @@ def _stake_row(view: StakeView) -> dict[str, Any]:
         "locked": str(view.locked),
         "unbonding": str(view.unbonding),
         "unlock_at": view.unlock_at,
+        "duties": view.duties,
+        "secret_hash": view.secret_hash,
+        "slashed": str(view.slashed),
         "metadata_cid": view.metadata_cid,
         "registered_block": view.registered_block,
+    }
+
+
+def _audit_json(job: JobView) -> dict[str, Any]:
+    return {
+        "draws": job.draws,
+        "seed": job.seed,
+        "deadline": job.audit_deadline,
+        "missed": job.missed,
+        "verifier_verdict": job.audit_verdict.name.lower() if job.audit_verdict else None,
+        "reveal_by": job.reveal_by,
+        "revealed_tasks": job.revealed_tasks,
+        "rearms": job.rearms,
+    }
+
+
+def _challenge_json(challenge: ChallengeView) -> dict[str, Any]:
+    return {
+        "challenger": challenge.challenger,
+        "bond": str(challenge.bond),
+        "members": challenge.members,
+        "committed": challenge.committed,
+        "votes": {member: vote.name.lower() for member, vote in challenge.votes.items()},
+        "commit_by": challenge.commit_by,
+        "reveal_by": challenge.reveal_by,
+        "outcome": challenge.outcome.name.lower() if challenge.outcome else None,
+        "upheld": challenge.upheld,
+        "open": challenge.open,
     }
 
 
@@ -345,6 +398,8 @@ def _ints(value: Any) -> Any:
     """Undoes ``plain_json`` for the fold: decimal strings back to integers (CIDs and hex stay strings)."""
     if isinstance(value, dict):
         return {key: _ints(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_ints(item) for item in value]
     if isinstance(value, str) and value.isdigit():
         return int(value)
     return value

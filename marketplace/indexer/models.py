@@ -42,22 +42,32 @@ class CursorRow(SQLModel, table=True):
 
 
 class JobRow(SQLModel, table=True):
+    """A job as its events describe it. ``verdict`` is the provisional one while audited or
+    challenged, then the final one; ``audit`` and ``challenge`` hold the details as JSON."""
+
     __tablename__ = "jobs"
 
     job_id: int = Field(primary_key=True)
     state: str = Field(index=True)
     requester: str = Field(index=True)
     provider: str | None = Field(default=None, index=True)
-    verifier: str | None = None
+    verifier: str | None = Field(default=None, index=True)
     spec_cid: str
     price: str
+    audit_fee: str
     num_tasks: int
-    sample_rate_bps: int
+    sample_tasks: int
     collateral: str
     output_cid: str | None = None
     result_root: str | None = None
-    passed: bool | None = None
+    verdict: str | None = None  # pass, fail, inconclusive
     evidence_cid: str | None = None
+    sample_seed: str | None = None
+    challenger: str | None = Field(default=None, index=True)
+    bond: str | None = None
+    burned: str = "0"
+    audit: str  # JSON: draws, seed, missed verifiers, reveal demand, the verifier's own verdict
+    challenge: str | None = None  # JSON: challenger, bond, panel, votes, outcome
     terms: str  # JSON
     posted_block: int
     posted_at: int
@@ -73,6 +83,9 @@ class StakeRow(SQLModel, table=True):
     locked: str
     unbonding: str
     unlock_at: int
+    duties: int = 0
+    secret_hash: str | None = None
+    slashed: str = "0"
     metadata_cid: str
     registered_block: int
 

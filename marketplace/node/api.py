@@ -15,8 +15,14 @@ from fastapi.concurrency import run_in_threadpool
 
 from marketplace.node.cache import ResponseCache
 from marketplace.node.queries import Queries
+from marketplace.protocol import JobState
 
-STATES = ("open", "claimed", "submitted", "finalized", "cancelled", "rejected")
+# In the order a job moves through them, the exits last.
+STATES = tuple(
+    state.name.lower()
+    for state in (JobState.OPEN, JobState.CLAIMED, JobState.SUBMITTED, JobState.AUDITED, JobState.CHALLENGED,
+                  JobState.FINALIZED, JobState.REJECTED, JobState.CANCELLED)
+)
 Limit = Annotated[int | None, Query(ge=1, le=500, description="Page size (default: the node's).")]
 
 
@@ -40,16 +46,19 @@ def api_router(queries: Queries, cache: ResponseCache) -> APIRouter:
         state: Annotated[str | None, Query(pattern="^(" + "|".join(STATES) + ")$")] = None,
         requester: str | None = None,
         provider: str | None = None,
+        verifier: str | None = None,
         cursor: Annotated[int | None, Query(ge=0)] = None,
         limit: Limit = None,
     ) -> Response:
         def compute() -> dict[str, Any]:
-            page = queries.jobs(state=state, requester=requester, provider=provider, cursor=cursor, limit=limit)
+            page = queries.jobs(
+                state=state, requester=requester, provider=provider, verifier=verifier, cursor=cursor, limit=limit
+            )
             return {"items": page.items, "next_cursor": page.next_cursor}
 
         return await cached(request, compute)
 
-    @router.get("/jobs/{job_id}", summary="One job: timeline, spec, outputs, verdict, ledger entries")
+    @router.get("/jobs/{job_id}", summary="One job: timeline, spec, outputs, audit, challenge, ledger entries")
     async def job(request: Request, job_id: int) -> Response:
         return await cached(request, lambda: queries.job(job_id), f"no job {job_id} indexed")
 

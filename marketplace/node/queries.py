@@ -16,10 +16,13 @@ from sqlalchemy.orm import Session
 
 from marketplace.errors import ContentNotFoundError, WebiError
 from marketplace.indexer.models import AccountRow, BlockRow, EventRow, JobRow, LedgerRow, StakeRow
+from marketplace.protocol import LIVE_STATES as LIVE_JOB_STATES
+from marketplace.protocol import sampled_task_indices
 from marketplace.storage.cid import Cid
 from marketplace.storage.store import ContentStore
 
 MAX_DOCUMENT = 1024 * 1024  # spec and metadata documents are small; larger ones are not shown inline
+LIVE_STATES = frozenset(state.name.lower() for state in LIVE_JOB_STATES)  # the jobs whose escrow the market holds
 
 
 @dataclass(frozen=True)
@@ -35,15 +38,20 @@ def job_dict(row: JobRow) -> dict[str, Any]:
         "requester": row.requester,
         "provider": row.provider,
         "verifier": row.verifier,
+        "verdict": row.verdict,
+        "challenger": row.challenger,
         "spec_cid": row.spec_cid,
         "price": row.price,
+        "audit_fee": row.audit_fee,
         "num_tasks": row.num_tasks,
-        "sample_rate_bps": row.sample_rate_bps,
+        "sample_tasks": row.sample_tasks,
         "collateral": row.collateral,
         "output_cid": row.output_cid,
         "result_root": row.result_root,
-        "passed": row.passed,
         "evidence_cid": row.evidence_cid,
+        "sample_seed": row.sample_seed,
+        "bond": row.bond,
+        "burned": row.burned,
         "posted_block": row.posted_block,
         "posted_at": row.posted_at,
         "updated_block": row.updated_block,
@@ -77,6 +85,7 @@ class Queries:
         state: str | None = None,
         requester: str | None = None,
         provider: str | None = None,
+        verifier: str | None = None,
         cursor: int | None = None,
         limit: int | None = None,
     ) -> Page:
@@ -89,6 +98,8 @@ class Queries:
             query = query.where(func.lower(JobRow.requester) == requester.lower())
         if provider:
             query = query.where(func.lower(JobRow.provider) == provider.lower())
+        if verifier:
+            query = query.where(func.lower(JobRow.verifier) == verifier.lower())
         if cursor is not None:
             query = query.where(JobRow.job_id < cursor)
         with Session(self.engine) as session:
@@ -133,16 +144,26 @@ class Queries:
         detail["ledger"] = [ledger_dict(entry, times) for entry in ledger]
         detail["spec"] = self.document(row.spec_cid)
         detail["outputs"] = {"cid": row.output_cid, "result_root": row.result_root} if row.output_cid else None
-        detail["verdict"] = (
-            {
-                "verifier": row.verifier,
-                "passed": row.passed,
-                "evidence_cid": row.evidence_cid,
-                "evidence": self.document(row.evidence_cid),
-            }
-            if row.passed is not None
-            else None
-        )
+        audit = json.loads(row.audit)
+        detail["audit"] = {
+            "verifier": row.verifier,
+            "verdict": row.verdict,
+            "final": row.state in ("finalized", "rejected"),
+            "verifier_verdict": audit["verifier_verdict"],
+            "evidence_cid": row.evidence_cid,
+            "evidence": self.document(row.evidence_cid),
+            "sample_seed": row.sample_seed,
+            "sampled_tasks": (
+                sampled_task_indices(bytes.fromhex(row.sample_seed.removeprefix("0x")), row.num_tasks, row.sample_tasks)
+                if row.sample_seed
+                else None
+            ),
+            "draws": audit["draws"],
+            "missed": audit["missed"],
+            "reveal_by": audit["reveal_by"],
+            "revealed_tasks": audit["revealed_tasks"],
+        }
+        detail["challenge"] = json.loads(row.challenge) if row.challenge else None
         return detail
 
     # ───────────────────────────────────────────── providers
@@ -267,6 +288,7 @@ class Queries:
             "stake": stake.stake,
             "locked": stake.locked,
             "unbonding": stake.unbonding,
+            "slashed": stake.slashed,
             "metadata_cid": stake.metadata_cid,
             "registered_block": stake.registered_block,
             "jobs_by_state": dict(states),
@@ -316,27 +338,31 @@ class Queries:
     def stats(self) -> dict[str, Any]:
         with Session(self.engine) as session:
             states = dict(session.execute(select(JobRow.state, func.count()).group_by(JobRow.state)).all())
-            live = session.execute(select(JobRow.price).where(JobRow.state.in_(["open", "claimed", "submitted"]))).all()  # type: ignore[attr-defined]
-            roles = dict(
-                session.execute(
-                    select(StakeRow.role, func.count()).where(StakeRow.stake != "0").group_by(StakeRow.role)
-                ).all()
-            )
+            jobs = session.execute(
+                select(JobRow.state, JobRow.price, JobRow.audit_fee, JobRow.bond, JobRow.burned)
+            ).all()
+            stakes = session.execute(select(StakeRow.role, StakeRow.stake, StakeRow.slashed)).all()
             kinds: Counter[str] = Counter()
             for kind, amount in session.execute(select(LedgerRow.kind, LedgerRow.amount)).all():
                 kinds[kind] += int(amount)
             events = session.execute(select(func.count()).select_from(EventRow)).one()[0]
+        roles = Counter(role for role, stake, _ in stakes if stake != "0")
         return {
             "jobs": sum(states.values()),
             "jobs_by_state": states,
-            "escrow": str(sum(int(p[0]) for p in live)),
+            "escrow": str(sum(int(price) + int(fee) for state, price, fee, _, _ in jobs if state in LIVE_STATES)),
+            "bonds": str(sum(int(bond) for state, _, _, bond, _ in jobs if state == "challenged" and bond)),
+            "burned": str(sum(int(burned) for *_, burned in jobs)),
+            "slashed": str(sum(int(slashed) for _, _, slashed in stakes)),
             "providers": roles.get("provider", 0),
             "verifiers": roles.get("verifier", 0),
             "paid_to_providers": str(kinds["provider_payment"]),
             "verifier_fees": str(kinds["verifier_fee"]),
             "protocol_fees": str(kinds["protocol_fee"]),
             "refunds": str(kinds["refund"]),
-            "slashed_to_requesters": str(kinds["slash_compensation"]),
+            "rewards": str(kinds["reward"]),
+            "panel_fees": str(kinds["panel_fee"]),
+            "bond_refunds": str(kinds["bond_refund"]),
             "events": events,
         }
 

@@ -16,8 +16,9 @@ from marketplace.chain.deployment import WEI
 from marketplace.chain.devnet import Devnet, revert, snapshot
 from marketplace.indexer import Indexer, create_db
 from marketplace.indexer.models import AccountRow, EventRow, JobRow, LedgerRow, StakeRow
+from marketplace.protocol import BPS, PANEL_SIZE, ZERO_ADDRESS, Role, Verdict
 from tests.conftest import Chain
-from tests.support.history import settle_history
+from tests.support.history import eventful_history, panel_accounts, settle_history
 
 # PostgreSQL too when a test database is given (its tables are dropped first), e.g.
 # WEBI_TEST_DATABASE_URL=postgresql+psycopg://webi:PASSWORD@127.0.0.1/webi_test with `pip install psycopg[binary]`.
@@ -66,11 +67,18 @@ def test_projections_agree_with_the_contracts(
     progress = index.step()
     assert progress.block == chain.block_number()
     with Session(engine) as session:
-        states = {row.job_id: row.state for row in session.exec(select(JobRow)).scalars()}
-        assert states[done] == "finalized" and states[cancelled] == "cancelled" and states[open_job] == "open"
+        jobs = {row.job_id: row for row in session.exec(select(JobRow)).scalars()}
+        assert {job_id: row.state for job_id, row in jobs.items()} == {
+            done: "finalized", cancelled: "cancelled", open_job: "open"}
+        assert (jobs[done].verifier, jobs[done].verdict, jobs[open_job].verdict) == (verifier.address, "pass", None)
+        assert jobs[done].sample_seed == "0x" + chain.market.audit_of(done).secret.hex()
+        assert int(jobs[open_job].audit_fee) == chain.market.terms_of(open_job).audit_fee
         stake = session.get(StakeRow, (provider.address, "provider"))
         on_chain = chain.market.provider_stake(provider.address)
         assert stake is not None and int(stake.stake) == on_chain.stake and int(stake.locked) == on_chain.locked
+        audits = session.get(StakeRow, (verifier.address, "verifier"))
+        assert audits is not None and audits.duties == 0 and int(audits.stake) == 1_000 * WEI
+        assert audits.secret_hash == "0x" + chain.market.secret_of(verifier.address).hex()
         for account in (requester, provider, verifier, chain.owner):
             row = session.get(AccountRow, account.address)
             assert row is not None
@@ -82,6 +90,65 @@ def test_projections_agree_with_the_contracts(
         assert [(row.account, row.amount[0]) for row in withdrawals] == [(provider.address, "-")]
         posted = session.exec(select(EventRow).where(EventRow.job_id == open_job)).scalars().one()
         assert posted.name == "JobPosted" and json.loads(posted.args)["terms"]["price"] == str(7 * WEI)
+
+
+def test_every_event_folds_to_the_contracts_view_and_a_restart_folds_the_same(
+    chain: Chain,
+    devnet: Devnet,
+    make_indexer: MakeIndexer,
+    requester: LocalAccount,
+    provider: LocalAccount,
+    verifier: LocalAccount,
+    stranger: LocalAccount,
+) -> None:
+    history = eventful_history(chain, requester, provider, verifier, stranger)
+    market = chain.market
+    index, engine = make_indexer(chunk=5)
+    index.step()
+    with Session(engine) as session:
+        stakes = list(session.exec(select(StakeRow)).scalars())
+        jobs = {row.job_id: row for row in session.exec(select(JobRow)).scalars()}
+    assert len(stakes) == 3 and len(jobs) == 7
+    for row in stakes:
+        view = market.provider_stake(row.account) if row.role == "provider" else market.verifier_stake(row.account)
+        assert (int(row.stake), int(row.locked), int(row.unbonding), row.duties) == (
+            view.stake, view.locked, view.unbonding, view.duties), row
+    slashed = {(row.account, row.role): int(row.slashed) for row in stakes}
+    # The judge left unvoted the three seats it held: slashed 1 % three times over, out of unbonding
+    # stake (it had asked to unstake all), each time of what the previous slash left; then it withdrew.
+    leaver = panel_accounts()[0].address
+    left, slashes, bps = 1_000 * WEI, 0, market.params().no_show_slash_bps
+    for _ in range(PANEL_SIZE):
+        slashes, left = slashes + left * bps // BPS, left - left * bps // BPS
+    assert slashed[(leaver, "verifier")] == slashes == 29_701 * WEI // 1_000
+    assert index.state.stakes[(leaver, Role.VERIFIER)].stake == 0
+    assert slashed[(provider.address, "provider")] == 3 * 50 * WEI  # an expired claim and two failed audits
+    for job_id, row in jobs.items():
+        status, audit = market.get_job(job_id), market.audit_of(job_id)
+        assert row.state == status.state.name.lower()
+        assert (row.verifier or ZERO_ADDRESS, row.verdict or "none") == (audit.verifier, audit.verdict.name.lower())
+        if row.challenger:
+            panel = market.panel_of(job_id)
+            assert (row.challenger, int(row.bond or 0)) == (panel.challenger, panel.bond)
+            assert json.loads(row.challenge or "{}")["members"] == list(panel.members)
+    assert sum(int(row.burned) for row in jobs.values()) == market.burned()
+    audit = json.loads(jobs[history.revealed].audit)
+    assert audit["draws"] == 2 and audit["missed"] == [verifier.address] and audit["verifier_verdict"] == "inconclusive"
+    assert sorted(audit["revealed_tasks"]) == sorted(market.sample_of(market.audit_of(history.revealed).secret, 16, 4))
+    assert json.loads(jobs[history.unrevealed].audit)["rearms"] == 1 and jobs[history.unrevealed].verdict == "fail"
+    outcomes = {
+        job_id: (challenge["outcome"], challenge["upheld"], len(challenge["members"]), len(challenge["votes"]))
+        for job_id, challenge in ((i, json.loads(jobs[i].challenge or "{}")) for i in jobs if jobs[i].challenge)
+    }
+    assert outcomes == {  # seats, and the votes of the one member holding them
+        history.dismissed: ("pass", True, 0, 0),
+        history.overturned: ("pass", False, 3, 1),
+        history.upheld: ("fail", True, 3, 1),
+        history.unvoted: ("pass", True, 3, 0),
+    }
+    assert index.state.jobs[history.overturned].audit_verdict == Verdict.FAIL
+    restarted, _ = make_indexer()
+    assert restarted.state == index.state  # the stored events fold to the same state as the chain's
 
 
 def test_step_is_idempotent_and_a_restart_resumes_from_the_cursor(
@@ -154,3 +221,15 @@ def test_an_older_deployment_file_finds_the_token_mint_by_its_logs(
         assert index.state.events > 0
     finally:
         engine.dispose()
+
+
+def test_an_index_an_older_webi_wrote_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    import sqlite3
+
+    from marketplace.errors import ConfigError
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as connection:  # the jobs table as it was when jobs had a sample rate
+        connection.execute("CREATE TABLE jobs (job_id INTEGER PRIMARY KEY, state TEXT, sample_rate_bps INTEGER)")
+    with pytest.raises(ConfigError, match=r"older WEBI \(table jobs lacks .*audit_fee.*\): delete it"):
+        create_db(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 
@@ -12,7 +13,7 @@ from eth_account.signers.local import LocalAccount
 
 from tests.conftest import Chain
 from tests.marketplace.node.test_api import GPU_FACTS
-from tests.support.history import rejected_job, settle_history
+from tests.support.history import challenged_job, rejected_job, settle_history
 from tests.support.node import Node
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -52,36 +53,53 @@ def test_a_person_follows_a_job_a_provider_and_the_ledger(
     metadata = str(node.store.add_bytes(json.dumps(GPU_FACTS).encode()).cid)
     history = settle_history(chain, requester, provider, verifier, metadata)
     rejected = rejected_job(chain, requester, provider, verifier)
+    challenged = challenged_job(chain, requester, provider, verifier)
     node.caught_up(chain.block_number())
     page = browser.new_page()  # type: ignore[attr-defined]
 
     page.goto(node.url)
     expect(page.get_by_role("heading", name="Network overview")).to_be_visible()
-    expect(page.locator("[data-stat=jobs]")).to_have_text("4")
-    expect(page.locator("[data-stat=escrow]")).to_have_text("7")
+    expect(page.locator("[data-stat=jobs]")).to_have_text("5")
+    expect(page.locator("[data-stat=escrow]")).to_have_text("10.5")  # the open job: price 7, audit fee 3.5
+    expect(page.locator("[data-stat=burned]")).to_have_text("360")
+    expect(page.get_by_text("Audit rate")).to_have_count(0)
+    expect(page.locator("time").first).not_to_have_text("Invalid Date")  # times in the reader's zone
 
     page.get_by_role("link", name="Jobs", exact=True).click()
     page.get_by_label("State").select_option("rejected")
     expect(page).to_have_url(f"{node.url}/jobs?state=rejected")
     rows = page.locator("tbody tr")
     expect(rows).to_have_count(1)
+    expect(rows).to_contain_text("fail")
     rows.get_by_role("link", name=f"#{rejected}").click()
 
     expect(page.get_by_role("heading", name=f"Job #{rejected}")).to_contain_text("rejected")
-    expect(page.locator("ol.timeline li")).to_have_count(4)
-    expect(page.locator("ol.timeline li").last).to_contain_text("VerdictSubmitted")
-    expect(page.get_by_text("failed: provider slashed")).to_be_visible()
+    expect(page.locator("ol.timeline li")).to_have_count(8)
+    expect(page.locator("ol.timeline li").nth(4)).to_contain_text("VerdictSubmitted")
+    expect(page.get_by_role("row", name=re.compile(r"^Verdict "))).to_contain_text("fail: provider slashed")
+    expect(page.get_by_role("row", name=re.compile(r"^Verifier "))).to_contain_text(verifier.address)
+    expect(page.get_by_role("row", name=re.compile(r"^Audit "))).to_contain_text("4 of 16 tasks re-executed: tasks")
+
+    page.goto(f"{node.url}/jobs/{challenged}")
+    expect(page.get_by_role("heading", name="Challenge")).to_be_visible()
+    expect(page.get_by_role("row", name=re.compile(r"^Outcome "))).to_contain_text("overturned: pass")
+    expect(page.get_by_role("row", name=re.compile(r"^Verdict "))).to_contain_text("overturned the verifier's fail")
+    expect(page.locator("table.panel tbody tr")).to_have_count(3)
+    expect(page.locator("table.panel tbody tr td:nth-child(3)")).to_have_text(["pass", "pass", "pass"])
 
     page.locator("td.mono a", has_text=provider.address).first.click()
     expect(page.get_by_role("heading", name=f"Provider {provider.address}")).to_be_visible()
     expect(page.get_by_role("cell", name="NVIDIA H100 80GB HBM3")).to_be_visible()
     expect(page.get_by_role("img", name="cumulative earnings")).to_be_visible()
-    expect(page.locator(".card", has_text="Success rate")).to_contain_text("50.0 %")
+    expect(page.locator(".card", has_text="Success rate")).to_contain_text("66.7 %")
+    expect(page.locator(".card", has_text="Slashed")).to_contain_text("50")
 
     page.get_by_role("link", name="Ledger").click()
     page.get_by_label("Account").fill(provider.address)
     page.get_by_role("button", name="Filter").click()
     kinds = page.locator("tbody tr td:nth-child(4)")
-    expect(kinds).to_have_text(["withdrawn", "provider_payment"])
+    expect(kinds).to_have_text(["provider_payment", "bond_refund"])  # the node's page size is 2
     expect(page.locator("tbody tr").first).to_contain_text("0x")
+    page.get_by_role("link", name="Older entries").click()
+    expect(kinds).to_have_text(["reward", "withdrawn"])
     assert history.finalized != rejected
