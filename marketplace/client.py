@@ -2,7 +2,7 @@
 
     client = Client.connect("http://127.0.0.1:8545", "http://127.0.0.1:8000", account)
     job_id = client.post_job("embed", "./my-model", ["hello", "world"], price_wei=10 * WEI)
-    client.wait(job_id)
+    client.wait(job_id)  # submitted, audited (verdict), then final after the challenge window
     outputs = client.results(job_id)  # every output checked against the on-chain root
 
 The client trusts neither the store nor any server: uploads are hashed locally (the CID is
@@ -20,18 +20,21 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_utils.address import is_address, to_checksum_address
 
 from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import Deployment, Protocol, connect_protocol, protocol_abis
 from marketplace.errors import CidError, ConfigError, ContentError, WebiError
 from marketplace.jobspec import MAX_TASKS, JobSpec, Parameters, TaskType, inputs_manifest, parse_inputs
-from marketplace.protocol import TERMINAL_STATES, JobRequest, JobState
+from marketplace.protocol import TERMINAL_STATES, ZERO_HASH, Allowlist, JobRequest, JobState, Verdict
 from marketplace.results import MerkleTree, parse_output_manifest
 from marketplace.storage import ContentStore, open_store
 from marketplace.storage.cid import Cid
 from marketplace.storage.importer import Progress
 
 MAX_OUTPUT_MANIFEST = 1024**3
+_SUBMITTED_OR_LATER = frozenset({JobState.SUBMITTED, JobState.AUDITED, JobState.CHALLENGED, JobState.FINALIZED,
+                                 JobState.REJECTED})
 
 
 class ResultMismatchError(WebiError):
@@ -55,6 +58,10 @@ class JobInfo:
     num_tasks: int
     output_cid: str | None
     result_root: str | None
+    audit_fee: int = 0
+    verifier: str | None = None  # the drawn verifier, once drawn
+    verdict: Verdict = Verdict.NONE  # provisional while audited, final once settled
+    deadline: int | None = None  # the verdict's deadline once drawn; the end of the challenge window once audited
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -64,9 +71,13 @@ class JobInfo:
             "provider": self.provider,
             "spec_cid": self.spec_cid,
             "price": str(self.price),
+            "audit_fee": str(self.audit_fee),
             "num_tasks": self.num_tasks,
             "output_cid": self.output_cid,
             "result_root": self.result_root,
+            "verifier": self.verifier,
+            "verdict": None if self.verdict == Verdict.NONE else self.verdict.name.lower(),
+            "deadline": self.deadline,
         }
 
 
@@ -123,54 +134,66 @@ class Client:
         inputs: list[str] | Path,
         *,
         price_wei: int,
-        sample_rate_bps: int | None = None,
         sample_tasks: int = 4,
         claim_window_s: int = 3_600,
         exec_window_s: int = 1_800,
         parameters: dict[str, int] | None = None,
+        min_provider_stake: int = 0,
+        allowlist: list[str] | None = None,
         progress: Progress | None = None,
         permit: bool = True,
     ) -> int:
-        """Uploads the model (when a folder), the inputs and the spec, escrows ``price_wei`` and posts.
+        """Uploads the model (when a folder), the inputs and the spec, escrows the price plus the
+        audit fee, and posts. Every job is audited: ``sample_tasks`` of its tasks are re-executed.
 
         ``inputs`` is a list of texts or a JSONL file (one ``{"text": ...}`` or string per line); it is
-        checked before anything is uploaded or spent.
+        checked before anything is uploaded or spent. ``min_provider_stake`` (wei) and ``allowlist``
+        (provider addresses, named in the spec, committed on-chain as a Merkle root) limit who may
+        claim. The request accepts exactly the protocol terms in force now: if the owner changes
+        them before the post is mined, it reverts (``TermsOutOfBounds``) instead of costing more.
         """
         account = self._signer()
         texts = parse_inputs(inputs.read_bytes(), _count_lines(inputs)) if isinstance(inputs, Path) else list(inputs)
         if not texts or len(texts) > MAX_TASKS:
             raise ConfigError(f"a job has 1 to {MAX_TASKS} inputs, not {len(texts)}")
+        members = _allowlist(allowlist) if allowlist else None
         spec = JobSpec(
             task=TaskType(task),
             model=self.upload_model(model, progress),
             num_tasks=len(texts),
             inputs=str(self.store.add_bytes(inputs_manifest(texts)).cid),
             parameters=Parameters(**(parameters or {})),
+            allowlist=members.accounts if members else (),
         )
         spec_cid = str(self.store.add_bytes(spec.to_bytes()).cid)
         market, token = self.protocol.market, self.protocol.token
-        rate = sample_rate_bps if sample_rate_bps is not None else max(market.params().min_sample_rate_bps, 1_000)
+        terms = market.terms()
         request = JobRequest(
             spec_cid,
             len(texts),
             price_wei,
             market.client.timestamp() + claim_window_s,
             exec_window_s,
-            rate,
             min(sample_tasks, len(texts)),
+            min_provider_stake=min_provider_stake,
+            allowlist_root=members.root if members else ZERO_HASH,
+            max_protocol_fee_bps=terms.protocol_fee_bps,
+            max_verifier_fee_bps=terms.verifier_fee_bps,
+            min_collateral_bps=terms.collateral_bps,
         )
+        escrow = request.escrow(terms)
         if permit:
-            signature = token.sign_permit(account, market.address, price_wei, market.client.timestamp() + 3_600)
+            signature = token.sign_permit(account, market.address, escrow, market.client.timestamp() + 3_600)
             return market.post_job_with_permit(account, request, signature)
-        if token.allowance(account.address, market.address) < price_wei:
-            token.approve(account, market.address, price_wei)
+        if token.allowance(account.address, market.address) < escrow:
+            token.approve(account, market.address, escrow)
         return market.post_job(account, request)
 
     def cancel(self, job_id: int) -> None:
         self.protocol.market.cancel_job(self._signer(), job_id)
 
     def withdraw(self) -> int:
-        """Withdraws the account's credits (refunds, compensation); returns how much."""
+        """Withdraws the account's credits (refunds, rewards); returns how much."""
         account = self._signer()
         amount = self.protocol.market.credits(account.address)
         if amount:
@@ -184,12 +207,13 @@ class Client:
         posted = market.posted(job_id)
         status = market.get_job(job_id)
         submitted = self._submitted.get(job_id)
-        if submitted is None and status.state in (JobState.SUBMITTED, JobState.FINALIZED, JobState.REJECTED):
+        if submitted is None and status.state in _SUBMITTED_OR_LATER:
             logs = market.contract.events.ResultSubmitted().get_logs(
                 from_block=market.from_block, argument_filters={"jobId": job_id}
             )
             if logs:  # a job is submitted once: what it committed never changes, so polling looks it up once
                 submitted = self._submitted[job_id] = logs[-1]["args"]
+        audit = market.audit_of(job_id) if status.state in _SUBMITTED_OR_LATER else None
         provider = status.provider if int(status.provider, 16) else None
         return JobInfo(
             job_id,
@@ -201,6 +225,10 @@ class Client:
             posted.terms.num_tasks,
             submitted["outputCid"] if submitted else None,
             "0x" + bytes(submitted["resultRoot"]).hex() if submitted else None,
+            posted.terms.audit_fee,
+            audit.verifier if audit is not None and audit.drawn else None,
+            audit.verdict if audit is not None else Verdict.NONE,
+            audit.deadline if audit is not None and audit.deadline else None,
         )
 
     def wait(
@@ -212,14 +240,18 @@ class Client:
         interval: float = 1.0,
         on_change: Callable[[JobInfo], None] | None = None,
     ) -> JobInfo:
-        """Polls until the job reaches one of ``until`` (default: settled); ``JobTimeoutError`` after ``timeout``."""
+        """Polls until the job reaches one of ``until`` (default: settled); ``JobTimeoutError`` after ``timeout``.
+
+        ``on_change`` sees each new state, verifier draw and verdict.
+        """
         deadline = time.monotonic() + timeout
-        last: JobState | None = None
+        last: tuple[JobState, str | None, Verdict] | None = None
         while True:
             info = self.status(job_id)
-            if info.state != last and on_change is not None:
+            now = (info.state, info.verifier, info.verdict)  # a draw is news too, within Submitted
+            if now != last and on_change is not None:
                 on_change(info)
-            last = info.state
+            last = now
             if info.state in until:
                 return info
             if time.monotonic() > deadline:
@@ -248,6 +280,16 @@ class Client:
         if self.account is None:
             raise ConfigError("this needs an account: pass --wallet (see `webi wallet list`)")
         return self.account
+
+
+def _allowlist(addresses: list[str]) -> Allowlist:
+    """The allowlist of ``addresses`` (checksummed, each once); ``ConfigError`` for one that is not an address."""
+    members: dict[str, None] = {}
+    for address in addresses:
+        if not is_address(address):
+            raise ConfigError(f"allowlist: {address!r} is not an address")
+        members[to_checksum_address(address)] = None
+    return Allowlist(tuple(sorted(members)))
 
 
 def _count_lines(path: Path) -> int:

@@ -5,6 +5,10 @@ unknown fields, wrong types and out-of-range numbers are refused with a ``JobSpe
 the field. The spec is versioned (``version: 1``); a later version will be a new model here.
 
 Inputs are a JSONL manifest, one task per line: a JSON string, or an object with a ``text`` field.
+
+A job that only some providers may claim names them in ``allowlist``: the chain holds only the
+Merkle root of that list (``JobTerms.allowlist_root``), so the spec is where a provider learns the
+members and builds its claim proof.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import enum
 import json
 from typing import Annotated, Any, Literal
 
+from eth_utils.address import is_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from marketplace.errors import CidError, JobSpecError
@@ -21,6 +26,7 @@ from marketplace.storage.cid import Cid
 MAX_SPEC_BYTES = 64 * 1024
 MAX_TASKS = 100_000
 MAX_INPUT_CHARS = 100_000
+MAX_ALLOWLIST = 1_000  # 1,000 addresses are about 44 KiB of spec, under MAX_SPEC_BYTES
 
 
 class TaskType(enum.StrEnum):
@@ -48,6 +54,8 @@ class JobSpec(BaseModel):
     inputs: str = Field(description="CID of the input manifest: JSONL, one input per task")
     num_tasks: Annotated[int, Field(ge=1, le=MAX_TASKS)]
     parameters: Parameters = Parameters()
+    allowlist: tuple[str, ...] = Field(default=(), max_length=MAX_ALLOWLIST,
+                                       description="the providers who may claim (checksummed addresses, sorted)")
 
     @field_validator("model", "inputs")
     @classmethod
@@ -57,9 +65,26 @@ class JobSpec(BaseModel):
         except CidError as error:
             raise ValueError(str(error)) from None
 
+    @field_validator("allowlist")
+    @classmethod
+    def _are_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not all(isinstance(item, str) and is_address(item) for item in value):
+            raise ValueError("every allowlist entry must be a 0x-prefixed 20-byte address")
+        members = sorted({to_checksum_address(item) for item in value})
+        if len(members) != len(value):
+            raise ValueError("the allowlist names an address twice")
+        return tuple(members)
+
     def to_bytes(self) -> bytes:
-        """Canonical JSON (sorted keys, no spaces): the same spec always has the same CID."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+        """Canonical JSON (sorted keys, no spaces): the same spec always has the same CID.
+
+        An empty allowlist is left out, so that specs without one keep the bytes (and CIDs) they
+        had before the field existed.
+        """
+        document = self.model_dump(mode="json")
+        if not document["allowlist"]:
+            del document["allowlist"]
+        return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
 def parse_spec(data: bytes) -> JobSpec:

@@ -5,6 +5,15 @@ the chain where the job stands, so repeating a step is harmless: a claim already
 again, a result already on-chain is not submitted twice. That is what makes a restart after a crash
 (or ``kill -9``) safe: the daemon re-reads its journal and the chain and carries on.
 
+A job is refused on its on-chain terms (claim window, price, the requester's gating) before
+anything is fetched. After the submission the provider sees its job through the audit, since it is
+paid only once the job is finalized: it draws the verifier (``lockSeed``) when nobody has, arms a
+new draw (``redrawVerifier``) when the drawn verifier lets its deadline pass, and settles the job
+(``finalize``) once the verdict's challenge window is over. The seed block may lie a few blocks
+ahead (the end of a sync phase), and a draw whose seed block has a sync phase after it re-arms
+(``SeedRearmed``): the daemon draws again at a later pass. An operator staked as a verifier too (with
+the same key) has its draw weight brought up to date in each sync phase (``syncVerifier``).
+
 Failures of the world (RPC down, store unreachable, a lost claim race, a revert) are logged and
 retried with backoff; they never stop the daemon. Only the job's own faults (a bad spec, a model
 refused) end a job, as ``skipped`` before a claim or ``failed`` after one.
@@ -26,10 +35,11 @@ from marketplace.chain.market import JobMarket
 from marketplace.daemon import PollingDaemon
 from marketplace.errors import ContractError, JobSpecError, ModelError, WebiError
 from marketplace.jobspec import JobSpec
-from marketplace.protocol import CreditKind, JobState, JobStatus
+from marketplace.protocol import ZERO_HASH, Allowlist, CreditKind, JobState, JobStatus, JobTerms, allowlist_leaf
 from marketplace.results import MerkleTree, output_manifest
 from marketplace.storage import ContentStore
 from provider.config import ProviderConfig
+from provider.epochs import sync_own_weight
 from provider.gpu import Gpus
 from provider.journal import ACTIVE, JobRecord, Journal, Stage
 from provider.metrics import ProviderMetrics
@@ -38,6 +48,11 @@ from provider.runtime import Runtime
 log = logging.getLogger(__name__)
 
 LOST_RACE = {"WrongState", "ClaimWindowClosed", "TermsMismatch"}
+# The requester's allowlist refused us after all (the spec named members the root does not hold).
+# (InsufficientStake is retried instead: it is most often collateral that other jobs still lock.)
+GATED = {"NotAllowlisted"}
+# Calls anyone may make to move an audit along; these refusals mean "not now" or "someone did".
+NOT_YET = {"SeedNotReady", "NoEligibleVerifier", "AlreadyDrawn", "NotDrawn", "DeadlineNotReached", "WrongState"}
 Hook = Callable[[str, int], None]
 
 
@@ -72,6 +87,10 @@ class ProviderDaemon(PollingDaemon):
             self.poll()
         except WebiError as error:
             log.warning("could not read new jobs: %s", error)
+        try:
+            sync_own_weight(self.market, self.account)  # nothing to do unless staked as a verifier too
+        except WebiError as error:
+            log.warning("could not bring the draw weight up to date: %s; trying again", error)
         first_pass, self._started = not self._started, True
         for record in self.journal.due(ACTIVE, ignore_backoff=first_pass):
             if self.stopping.is_set():
@@ -143,8 +162,16 @@ class ProviderDaemon(PollingDaemon):
     def _consider_and_claim(self, record: JobRecord) -> None:
         terms = self.market.terms_of(record.job_id)
         now = self.market.client.timestamp()
+        # The on-chain terms first: a job this provider may not or will not claim costs no fetch.
+        refusal = self._refusal_on_chain(terms, now)
+        if refusal is not None:
+            self._end(record, Stage.SKIPPED, refusal)
+            return
         spec = self.runtime.read_spec(record.spec_cid)
-        refusal = self._refusal(spec, terms.price, terms.num_tasks, terms.claim_by, now)
+        refusal = self._refusal(spec, terms.price, terms.num_tasks)
+        proof: list[bytes] = []
+        if refusal is None:
+            proof, refusal = self._allowlist_proof(terms, spec)
         if refusal is not None:
             self._end(record, Stage.SKIPPED, refusal)
             return
@@ -157,15 +184,48 @@ class ProviderDaemon(PollingDaemon):
             return
         self._hook("claiming", record.job_id)
         try:
-            receipt = self.market.claim_job(self.account, record.job_id, terms)
+            receipt = self.market.claim_job(self.account, record.job_id, terms, proof)
         except ContractError as error:
             if error.name in LOST_RACE:
                 self._end(record, Stage.LOST, f"claim refused: {error}")
                 return
+            if error.name in GATED:
+                self._end(record, Stage.SKIPPED, f"claim refused: {error}")
+                return
             raise
         self._mined(record, receipt, "claim", Stage.CLAIMED)
 
-    def _refusal(self, spec: JobSpec, price: int, num_tasks: int, claim_by: int, now: int) -> str | None:
+    def _refusal_on_chain(self, terms: JobTerms, now: int) -> str | None:
+        """Why the job is not for us, from its terms and our stake alone: nothing is fetched from a store."""
+        if terms.claim_by < now:
+            return "the claim window has closed"
+        floors = [self.config.floor_wei(task) for task in self.config.tasks]
+        if floors and terms.price // terms.num_tasks < min(floors):
+            return f"{terms.price // terms.num_tasks} wei per task is under this provider's floor of {min(floors)}"
+        stake = self.market.provider_stake(self.address).stake
+        if terms.min_provider_stake > stake:
+            return f"the requester asks for a provider stake of {terms.min_provider_stake} wei; ours is {stake}"
+        return None
+
+    def _allowlist_proof(self, terms: JobTerms, spec: JobSpec) -> tuple[list[bytes], str | None]:
+        """Our proof for the job's allowlist (empty without one), or why we are not in it.
+
+        The chain holds only the list's Merkle root; the spec names its members. A list of one is
+        its own root, so that case needs no spec at all.
+        """
+        if terms.allowlist_root == ZERO_HASH or terms.allowlist_root == allowlist_leaf(self.address):
+            return [], None
+        if not spec.allowlist:
+            return [], "the job has an allowlist, and its spec does not name the members"
+        allowlist = Allowlist(spec.allowlist)
+        if allowlist.root != terms.allowlist_root:
+            return [], "the spec's allowlist does not match the job's allowlist root"
+        try:
+            return allowlist.proof(self.address), None
+        except KeyError:
+            return [], "this provider is not in the job's allowlist"
+
+    def _refusal(self, spec: JobSpec, price: int, num_tasks: int) -> str | None:
         if spec.task not in self.config.tasks:
             return f"task type {spec.task.value} is not served here"
         if spec.num_tasks != num_tasks:
@@ -173,8 +233,6 @@ class ProviderDaemon(PollingDaemon):
         floor = self.config.floor_wei(spec.task)
         if price // num_tasks < floor:
             return f"{price // num_tasks} wei per task is under this provider's floor of {floor}"
-        if claim_by < now:
-            return "the claim window has closed"
         return None
 
     def _compute(self, record: JobRecord) -> None:
@@ -221,28 +279,61 @@ class ProviderDaemon(PollingDaemon):
         self._hook(stage.value, record.job_id)
 
     def _settle(self, record: JobRecord, status: JobStatus) -> None:
+        """Follows a submitted job to its end, making the calls that move its audit along."""
+        job_id = record.job_id
         if status.state == JobState.FINALIZED:
-            earned = self._earned(record.job_id)
+            earned = self._earned(job_id)
             self._end(record, Stage.FINALIZED, "", earned_wei=str(earned))
-        elif status.state == JobState.REJECTED:
+            return
+        if status.state == JobState.REJECTED:
             self._end(record, Stage.REJECTED, "the audit failed; collateral slashed")
-        elif status.state == JobState.SUBMITTED:
-            terms = self.market.terms_of(record.job_id)
-            audit_end = status.stamp + terms.audit_window
-            if self.market.client.timestamp() > audit_end:
-                try:
-                    self.market.finalize(self.account, record.job_id, terms)
-                except ContractError as error:
-                    if error.name not in LOST_RACE:  # someone else finalized, or a verdict came: re-read next pass
-                        raise
-            else:
-                self.journal.update(record.job_id, retry_at=time.time() + self.config.poll_interval_s)
+            return
+        changes: dict[str, object] = {"retry_at": time.time() + self.config.poll_interval_s}
+        if status.state == JobState.SUBMITTED:
+            self._audit_along(record, status)
+        elif status.state == JobState.AUDITED:
+            audit = self.market.audit_of(job_id)
+            changes["reason"] = f"audited ({audit.verdict.name.lower()}); final after {audit.deadline}"
+            if self.market.client.timestamp() > audit.deadline:
+                self._anyone_may("finalize", job_id)
+        elif status.state == JobState.CHALLENGED:
+            changes["reason"] = "challenged: a panel decides"  # serving panels is a later issue
+        self.journal.update(job_id, **changes)  # re-read the job at the next poll
+
+    def _audit_along(self, record: JobRecord, status: JobStatus) -> None:
+        """Submitted: draw the verifier once the seed block exists, and redraw when it lets its deadline pass."""
+        audit = self.market.audit_of(record.job_id)
+        if not audit.drawn:
+            job_id = record.job_id
+            readable = status.seed_block and self.market.client.w3.eth.block_number > status.seed_block
+            if readable and self._anyone_may("lock_seed", job_id) and not self.market.audit_of(job_id).drawn:
+                log.info("job %d: seed re-armed (a sync phase came after it) to block %d; drawing again later",
+                         job_id, self.market.get_job(job_id).seed_block)
+        elif not audit.reveal_pending and self.market.client.timestamp() > audit.deadline:
+            # (An unanswered reveal demand would reject the job on a redraw; answering it is a later issue.)
+            log.info("job %d: verifier %s missed its deadline; redrawing", record.job_id, audit.verifier)
+            self._anyone_may("redraw_verifier", record.job_id)
+
+    def _anyone_may(self, call: str, job_id: int) -> bool:
+        """``lock_seed``, ``redraw_verifier`` or ``finalize``; a refusal that means "not now" is no error.
+
+        Whether the call went through (a ``lock_seed`` that goes through may have re-armed the draw).
+        """
+        try:
+            getattr(self.market, call)(self.account, job_id)
+        except ContractError as error:
+            if error.name not in NOT_YET:
+                raise
+            log.debug("job %d: %s: %s", job_id, call, error)
+            return False
+        log.info("job %d: %s", job_id, call.replace("_", " "))
+        return True
 
     def _follow_elsewhere(self, record: JobRecord, status: JobStatus, mine: bool) -> None:
         """The chain moved without us noticing (a restart, a race): catch the journal up with it."""
         if mine and status.state == JobState.CLAIMED:
             self.journal.update(record.job_id, stage=Stage.CLAIMED)
-        elif mine and status.state == JobState.SUBMITTED:
+        elif mine and status.state in (JobState.SUBMITTED, JobState.AUDITED, JobState.CHALLENGED):
             self.journal.update(record.job_id, stage=Stage.SUBMITTED)
         elif mine and status.state in (JobState.FINALIZED, JobState.REJECTED):
             self._settle(record, status)

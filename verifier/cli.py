@@ -1,4 +1,4 @@
-"""``webi verifier ...``: stake as a verifier, run the audit daemon, see its audits."""
+"""``webi verifier ...``: stake as a verifier (and commit an audit secret), run the audit daemon, see its audits."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from marketplace.chain.deployment import WEI
+from marketplace.errors import ConfigError
 from marketplace.keystore import load_account, read_password
 from marketplace.protocol import Role
+from marketplace.units import webi
+from provider.epochs import joins_at, weight_check
 from verifier.config import VerifierConfig, load_verifier_config
 from verifier.journal import AuditJournal
 
@@ -40,15 +43,31 @@ def _console(ctx: typer.Context) -> Console:
 @app.command()
 def register(ctx: typer.Context, stake: Annotated[float, typer.Option(help="WEBI to stake.")],
              config: ConfigOption = None) -> None:
-    """Stakes WEBI as a verifier."""
+    """Stakes WEBI as a verifier (at least the minimum) and commits its first audit secret, which puts it in
+    the draw from the next sync phase."""
     from verifier.factory import connect
+    from verifier.secrets import AuditSecrets
 
     settings, account = _setup(ctx, config)
     protocol = connect(settings)
     amount = int(stake * WEI)
+    minimum = protocol.market.params().min_verifier_stake
+    if amount < minimum:
+        # The contract would refuse it too (InsufficientStake); say so before spending gas on an approval.
+        raise ConfigError(f"--stake {stake:g} WEBI is below the minimum verifier stake of {webi(minimum)} WEBI: "
+                          "only verifiers with at least the minimum are drawn")
     protocol.token.approve(account, protocol.market.address, amount)
     protocol.market.register(account, Role.VERIFIER, amount)
-    _console(ctx).print(f"registered {account.address} as a verifier with {stake} WEBI staked", highlight=False)
+    secrets = AuditSecrets.of(account, protocol.market)
+    index = secrets.first_unused(protocol.market, account.address)
+    receipt = protocol.market.commit_secret(account, secrets.commitment(index))
+    if protocol.market.verifier_weight(account.address):
+        where = "so it is in the draw"
+    else:  # weights change only in a sync phase: the daemon (or anyone) calls syncVerifier in the next
+        where = (f"it joins the draw in the sync phase at block {joins_at(int(receipt['blockNumber']))} "
+                 "(`webi verifier run` syncs it)")
+    _console(ctx).print(f"registered {account.address} as a verifier with {stake:g} WEBI staked; audit secret "
+                        f"#{index} committed; {where}", highlight=False)
 
 
 @app.command()
@@ -74,10 +93,23 @@ def status(ctx: typer.Context, config: ConfigOption = None) -> None:
 
     settings, account = _setup(ctx, config)
     protocol = connect(settings)
-    stake = protocol.market.verifier_stake(account.address)
+    market = protocol.market
+    stake = market.verifier_stake(account.address)
     console = _console(ctx)
-    console.print(f"{account.address}: stake {stake.stake / WEI:g} WEBI, withdrawable "
-                  f"{protocol.market.credits(account.address) / WEI:g} WEBI", highlight=False)
+    check = weight_check(market, account.address)
+    if check.weight and not check.stale:
+        in_draw = "in the draw"
+    elif check.weight:
+        in_draw = f"in the draw with {webi(check.weight)} WEBI until the next sync phase, then {webi(check.due)}"
+    elif not check.committed:
+        in_draw = "NOT in the draw (no secret committed)"
+    elif check.stake < check.minimum:
+        in_draw = f"NOT in the draw (stake below the minimum of {webi(check.minimum)} WEBI)"
+    else:
+        block = joins_at(market.client.w3.eth.block_number)
+        in_draw = f"NOT in the draw yet (it joins in the sync phase at block {block}: `webi verifier run` syncs it)"
+    console.print(f"{account.address}: stake {stake.stake / WEI:g} WEBI, {in_draw}, {stake.duties} open duties, "
+                  f"withdrawable {market.credits(account.address) / WEI:g} WEBI", highlight=False)
     journal = AuditJournal(settings.journal_path(protocol.deployment.chain_id, account.address))
     table = Table("job", "stage", "verdict", "evidence", "note")
     for record in journal.all():

@@ -1,30 +1,37 @@
 """The verifier's journal: one SQLite row per submitted job it has looked at, and its block cursor.
 
 An audit's evidence CID and verdict are written before the verdict transaction, so a restart
-resubmits the same verdict instead of redoing the work (and the chain refuses a second one anyway).
+resubmits the same verdict instead of redoing the work (the secret it reveals is derived from the
+key, and the chain refuses a second verdict anyway). A record also notes which draw of the job
+the evidence belongs to: after a missed deadline the job is drawn again, from a new seed, and
+any earlier sample is void.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Session, SQLModel
 
 from marketplace.journal import SqliteJournal
 
 
 class AuditStage(enum.StrEnum):
-    WAITING = "waiting"        # submitted; seed block not yet mined, or not yet looked at
-    CHECKED = "checked"        # evidence stored, verdict decided, not yet on-chain
-    VERDICT = "verdict"        # our verdict is on-chain; final
-    NOT_OURS = "not-ours"      # not audited, or assigned to another verifier; final
-    MISSED = "missed"          # the audit window closed first; final
-    CLOSED = "closed"          # the job left Submitted without us (finalized, rejected); final
+    WAITING = "waiting"        # submitted; no verifier drawn yet (we lock the seed), or not yet looked at
+    CHECKED = "checked"        # drawn to us; evidence stored, verdict decided, not yet on-chain
+    VERDICT = "verdict"        # our verdict is on-chain; following it through the challenge window
+    SETTLED = "settled"        # the job settled after our verdict (finalized or rejected); final
+    NOT_OURS = "not-ours"      # another verifier was drawn (reopened if it misses its deadline)
+    MISSED = "missed"          # our verdict deadline passed first (reopened when the job is redrawn)
+    CLOSED = "closed"          # the job left Submitted without our verdict; final
 
 
-OPEN = (AuditStage.WAITING, AuditStage.CHECKED)
+OPEN = (AuditStage.WAITING, AuditStage.CHECKED, AuditStage.VERDICT)
+# What a redraw (``VerifierMissed``) sends back to WAITING: the job is in the draw again.
+REOPENED_BY_REDRAW = (AuditStage.WAITING, AuditStage.CHECKED, AuditStage.NOT_OURS, AuditStage.MISSED)
 
 
 class AuditRecord(SQLModel, table=True):
@@ -34,6 +41,7 @@ class AuditRecord(SQLModel, table=True):
     stage: AuditStage = Field(index=True)
     output_cid: str = ""
     result_root: str = ""
+    draw: int = 0  # the job's draw count (``Audit.draws``) the evidence was made for
     evidence_cid: str = ""
     passed: bool | None = None
     reason: str = ""
@@ -56,7 +64,24 @@ class AuditJournal(SqliteJournal[AuditRecord]):
     def __init__(self, path: Path) -> None:
         super().__init__(path, AuditRecord, AuditCursor, "result_submitted")
 
-    def record_submitted(self, jobs: list[tuple[int, str, str]], up_to_block: int) -> None:
-        """New submissions (job id, output CID, root hex) and the cursor, in one transaction."""
-        self.add_new((AuditRecord(job_id=job_id, stage=AuditStage.WAITING, output_cid=output_cid, result_root=root)
-                      for job_id, output_cid, root in jobs), up_to_block)
+    def record_events(self, submitted: list[tuple[int, str, str]], redrawn: Iterable[int], up_to_block: int) -> None:
+        """New submissions (job id, output CID, root hex), jobs whose verifier missed its deadline
+        (back in the draw), and the cursor, in one transaction: none lost, none twice."""
+        with Session(self.engine) as session:
+            for job_id, output_cid, root in submitted:
+                if session.get(AuditRecord, job_id) is None:
+                    session.add(AuditRecord(job_id=job_id, stage=AuditStage.WAITING, output_cid=output_cid,
+                                            result_root=root))
+            session.flush()
+            for job_id in redrawn:
+                record = session.get(AuditRecord, job_id)
+                if record is not None and record.stage in REOPENED_BY_REDRAW:
+                    record.stage, record.evidence_cid, record.passed = AuditStage.WAITING, "", None
+                    record.attempts, record.retry_at, record.reason = 0, 0.0, "redrawn after a missed deadline"
+                    record.updated_at = datetime.now(UTC)
+                    session.add(record)
+            cursor = session.get(AuditCursor, "result_submitted") or AuditCursor(name="result_submitted",
+                                                                                 block=up_to_block)
+            cursor.block = up_to_block
+            session.add(cursor)
+            session.commit()

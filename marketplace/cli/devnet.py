@@ -19,6 +19,7 @@ from marketplace.chain.deployment import Deployment, connect_protocol, protocol_
 from marketplace.chain.devnet import Anvil, deploy_devnet, dev_account
 from marketplace.cli.context import CliContext
 from marketplace.errors import DevnetError
+from marketplace.units import webi
 
 app = typer.Typer(help="Run a local devnet (anvil) with WEBI deployed.", no_args_is_help=True)
 
@@ -120,10 +121,20 @@ def _show(cli: CliContext, client: ChainClient, deployment: Deployment) -> None:
     table = Table(title=f"chain {client.chain_id}, block {client.w3.eth.block_number}", show_header=False)
     table.add_row("WebiToken", deployment.token)
     table.add_row("JobMarket", deployment.market)
-    table.add_row("fees", f"protocol {terms.protocol_fee_bps / 100:g} %, verifier {terms.verifier_fee_bps / 100:g} %")
-    table.add_row("collateral", f"{terms.collateral_bps / 100:g} % of price")
-    table.add_row("audit", f"window {terms.audit_window} s, rate {params.min_sample_rate_bps / 100:g}"
-                  f" to {params.max_sample_rate_bps / 100:g} %")
+    table.add_row("fees", f"protocol {terms.protocol_fee_bps / 100:g} % of the price; audit "
+                  f"{terms.verifier_fee_bps / 100:g} % of the per-task price per sampled task")
+    table.add_row("collateral", f"{terms.collateral_bps / 100:g} % of the price")
+    table.add_row("windows", f"audit {_duration(terms.audit_window)} from the draw, challenge "
+                  f"{_duration(terms.challenge_window)} after the verdict")
+    table.add_row("minimums", f"task price {webi(params.min_task_price)} WEBI; stake {webi(params.min_provider_stake)}"
+                  f" WEBI (provider), {webi(params.min_verifier_stake)} WEBI (verifier)")
+    table.add_row("slashes", f"verifier overturned {params.verifier_slash_bps / 100:g} %, missed verdict or vote "
+                  f"{params.no_show_slash_bps / 100:g} % of stake; {params.reward_bps / 100:g} % of a slash to "
+                  "whoever proved the fault, the rest burned")
+    table.add_row("disputes", f"reveal {_duration(params.reveal_window)}, panel vote {_duration(params.vote_window)}"
+                  f" to commit and again to reveal; unstake cooldown {_duration(params.unstake_cooldown)}")
+    if deployment.governance:
+        table.add_row("owner", f"timelock {deployment.governance}")
     cli.console.print(table)
     if client.chain_id == 31337:
         accounts = Table(title="dev accounts (anvil's public keys: devnet only)")
@@ -134,3 +145,11 @@ def _show(cli: CliContext, client: ChainClient, deployment: Deployment) -> None:
             address = dev_account(index).address
             accounts.add_row(str(index), address, f"{protocol.token.balance_of(address) / 10**18:,.0f}")
         cli.console.print(accounts)
+
+
+def _duration(seconds: int) -> str:
+    """``3600`` as ``1 h``: windows read better in the unit they were chosen in."""
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"

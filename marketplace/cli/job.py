@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from eth_utils.address import is_address
 from rich.table import Table
 
 from marketplace.cli.context import CliContext
@@ -16,7 +17,7 @@ from marketplace.cli.wallet import PasswordEnv, PasswordFile, password, wallets
 from marketplace.client import Client, JobInfo
 from marketplace.errors import ConfigError
 from marketplace.jobspec import TaskType
-from marketplace.protocol import BPS
+from marketplace.protocol import JobState, Verdict
 from marketplace.units import to_wei, webi
 
 app = typer.Typer(help="Post jobs, follow them, fetch verified results.", no_args_is_help=True)
@@ -62,8 +63,47 @@ def _client(
 def _show(ctx: typer.Context, info: JobInfo) -> None:
     table = Table("", "", title=f"job {info.job_id}", show_header=False)
     for key, value in info.as_dict().items():
-        table.add_row(key, webi(value) + " WEBI" if key == "price" else str(value if value is not None else "—"))
+        if key in ("price", "audit_fee"):
+            shown = webi(value) + " WEBI"
+        elif key == "deadline" and value is not None:
+            shown = f"{value} ({_deadline_meaning(info.state)})"
+        else:
+            shown = str(value if value is not None else "—")
+        table.add_row(key, shown)
     ctx.obj.console.print(table)
+
+
+def _deadline_meaning(state: JobState) -> str:
+    return "verdict due" if state == JobState.SUBMITTED else "challenge window ends"
+
+
+def _allowlist(value: str | None) -> list[str] | None:
+    """``--allowlist``: a file with one address per line (``#`` comments allowed), or a comma list."""
+    if not value:
+        return None
+    path = Path(value)
+    if path.is_file():
+        entries = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    else:
+        entries = [entry.strip() for entry in value.split(",")]
+    addresses = [entry for entry in entries if entry]
+    bad = [entry for entry in addresses if not is_address(entry)]
+    if bad or not addresses:
+        raise ConfigError(f"--allowlist {value}: not a file of addresses or a comma-separated list of addresses"
+                          + (f" ({bad[0]!r} is not an address)" if bad else ""))
+    return addresses
+
+
+def _describe(info: JobInfo) -> str:
+    """One line for --watch: the state, and who is on it."""
+    parts = [f"job {info.job_id}: [bold]{info.state.name.lower()}[/bold]"]
+    if info.provider:
+        parts.append(f"provider {info.provider}")
+    if info.verifier:
+        parts.append(f"verifier {info.verifier}")
+    if info.verdict != Verdict.NONE and info.state != JobState.SUBMITTED:
+        parts.append(f"verdict {info.verdict.name.lower()}")
+    return parts[0] + (f" ({', '.join(parts[1:])})" if len(parts) > 1 else "")
 
 
 @app.command()
@@ -72,9 +112,16 @@ def post(
     task: Annotated[TaskType, typer.Option(help="What to compute for each input.")],
     model: Annotated[str, typer.Option(help="Model bundle: a Hugging Face folder (uploaded) or its CID.")],
     inputs: Annotated[Path, typer.Option(help='JSONL file: one input per line, a string or {"text": ...}.')],
-    price: Annotated[str, typer.Option(help="Total price in WEBI, escrowed until the job settles.")],
-    sample_rate: Annotated[float, typer.Option(help="Chance the job is audited, 0.05 to 1.")] = 0.1,
-    sample_tasks: Annotated[int, typer.Option(help="Tasks an audit re-executes.")] = 4,
+    price: Annotated[
+        str, typer.Option(help="Price in WEBI for the work; escrowed with the audit fee until the job settles.")
+    ],
+    sample_tasks: Annotated[int, typer.Option(help="Tasks the audit re-executes (every job is audited).")] = 4,
+    min_provider_stake: Annotated[
+        str | None, typer.Option(help="Only providers with at least this stake (WEBI) may claim.")
+    ] = None,
+    allowlist: Annotated[
+        str | None, typer.Option(help="Only these providers may claim: a file of addresses or a comma list.")
+    ] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="generate/summarize: tokens to produce.")] = None,
     claim_window: Annotated[int, typer.Option(help="Seconds providers have to claim the job.")] = 3_600,
     exec_window: Annotated[int, typer.Option(help="Seconds a provider has from its claim to submit.")] = 1_800,
@@ -84,11 +131,14 @@ def post(
     store: StoreOption = DEFAULT_STORE,
     deployments: Deployments = None,
 ) -> None:
-    """Uploads the model and inputs, escrows the price (with a permit: one transaction) and posts the job."""
+    """Uploads the model and inputs, escrows the price and the audit fee (with a permit: one transaction) and
+    posts the job. Every job is audited; --min-provider-stake and --allowlist limit who may claim it."""
     if not inputs.is_file():
         raise ConfigError(f"--inputs {inputs}: no such file")
-    if not 0 < sample_rate <= 1:
-        raise ConfigError("--sample-rate is a probability between 0 and 1")
+    if sample_tasks < 1:
+        raise ConfigError("--sample-tasks: the audit re-executes at least one task")
+    members = _allowlist(allowlist)
+    stake_floor = to_wei(min_provider_stake) if min_provider_stake else 0
     parameters = {"max_new_tokens": max_new_tokens} if max_new_tokens else None
     with _client(ctx, store, wallet, password_env, password_file, deployments, signing=True) as client:
         total = size_of(Path(model)) if Path(model).is_dir() else None
@@ -98,8 +148,9 @@ def post(
                 model,
                 inputs,
                 price_wei=to_wei(price),
-                sample_rate_bps=round(sample_rate * BPS),
                 sample_tasks=sample_tasks,
+                min_provider_stake=stake_floor,
+                allowlist=members,
                 claim_window_s=claim_window,
                 exec_window_s=exec_window,
                 parameters=parameters,
@@ -108,7 +159,10 @@ def post(
         info = client.status(job_id)
     ctx.obj.console.print(
         f"posted job [bold]{job_id}[/bold]: {info.num_tasks} {task.value} tasks for "
-        f"{webi(info.price)} WEBI (spec {info.spec_cid})"
+        f"{webi(info.price)} WEBI plus a {webi(info.audit_fee)} WEBI audit fee "
+        f"({min(sample_tasks, info.num_tasks)} tasks re-executed; spec {info.spec_cid})"
+        + (f"; claimable by {len(members)} allowlisted providers" if members else "")
+        + (f"; providers need {webi(stake_floor)} WEBI staked" if stake_floor else "")
     )
 
 
@@ -122,16 +176,13 @@ def status(
     store: StoreOption = DEFAULT_STORE,
     deployments: Deployments = None,
 ) -> None:
-    """A job's state on-chain; --watch prints each change until it is finalized, cancelled or rejected."""
+    """A job's state on-chain, its verifier and verdict; --watch prints each change until it settles."""
     with _client(ctx, store, None, None, None, deployments, signing=False) as client:
         if watch:
             console = ctx.obj.console
 
             def changed(info: JobInfo) -> None:
-                console.print(
-                    f"job {info.job_id}: [bold]{info.state.name.lower()}[/bold]"
-                    + (f" (provider {info.provider})" if info.provider else "")
-                )
+                console.print(_describe(info))
 
             info = client.wait(job_id, timeout=timeout, on_change=changed)
         else:

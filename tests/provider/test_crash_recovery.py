@@ -1,4 +1,4 @@
-"""``kill -9`` at every stage of a job, then a restart: one claim, one submission, the job finalized.
+"""``kill -9`` at every stage of a job, then a restart: one claim, one submission, the job audited and finalized.
 
 The daemon runs in its own process (``tests.support.provider_process``), as ``webi provider run``
 would; the test reads its SQLite journal to see where it is.
@@ -18,7 +18,7 @@ from marketplace.chain.devnet import Devnet
 from marketplace.protocol import Role
 from provider.journal import Journal, Stage
 from tests.conftest import Chain
-from tests.support.jobs import Market, StoreNode, provider_config
+from tests.support.jobs import Market, StoreNode, audit_by_hand, provider_config
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,8 +46,9 @@ def journal_stage(state: Path, job_id: int) -> Stage | None:
 @pytest.mark.parametrize("crash_at", ["claim-sent", "claimed", "computed", "submit-sent", "submitted"])
 def test_kill_9_then_restart_finishes_the_job_once(chain: Chain, market: Market, devnet: Devnet,
                                                    store_node: StoreNode, deployments: Path, tmp_path: Path,
-                                                   requester, provider, crash_at: str) -> None:
+                                                   requester, provider, verifier, crash_at: str) -> None:
     chain.register(provider, Role.PROVIDER, 10_000 * WEI)
+    chain.register(verifier, Role.VERIFIER)
     config = provider_config(tmp_path, provider, devnet.anvil.rpc_url, store_node.url, deployments)
     state, log = config.parent / "state", tmp_path / "provider.log"
     job_id = market.post(requester, "generate")
@@ -58,8 +59,7 @@ def test_kill_9_then_restart_finishes_the_job_once(chain: Chain, market: Market,
     try:
         wait_for(lambda: journal_stage(state, job_id) == Stage.SUBMITTED, timeout=120,
                  what=f"the result after a crash at {crash_at}")
-        chain.increase_time(chain.market.terms_of(job_id).audit_window + 1)
-        chain.mine()
+        audit_by_hand(chain, verifier, job_id)  # the restarted daemon draws the verifier, then finalizes
         wait_for(lambda: journal_stage(state, job_id) == Stage.FINALIZED, timeout=60, what="finalization")
     finally:
         restarted.send_signal(signal.SIGTERM)

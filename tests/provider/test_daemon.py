@@ -10,15 +10,18 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from prometheus_client import generate_latest
 
+from marketplace.chain.deployment import WEI
 from marketplace.chain.devnet import dev_account, free_port
 from marketplace.jobspec import JobSpec
+from marketplace.protocol import Allowlist, JobState, Role, Verdict, allowlist_leaf, secret_hash
 from marketplace.results import MerkleTree, parse_output_manifest
 from provider.config import ProviderConfig
 from provider.daemon import ProviderDaemon
 from provider.factory import create_daemon
 from provider.journal import Stage
 from tests.conftest import Chain
-from tests.support.jobs import TEXTS, Market
+from tests.support.epochs import into_sync_phase, outside_sync_phase, wait_drawn
+from tests.support.jobs import TEXTS, Market, audit_by_hand
 from tests.support.waiting import wait_for
 
 
@@ -41,18 +44,15 @@ def stage_of(daemon: ProviderDaemon, job_id: int) -> Stage | None:
     return None if record is None else record.stage
 
 
-def finish_audit_window(chain: Chain, job_id: int) -> None:
-    chain.increase_time(chain.market.terms_of(job_id).audit_window + 1)
-    chain.mine()
-
-
 @pytest.mark.parametrize("kind", ["embed", "classify", "generate", "summarize"])
-def test_a_job_end_to_end(chain: Chain, market: Market, config_for, requester, provider, kind) -> None:
+def test_a_job_end_to_end(chain: Chain, market: Market, config_for, requester, provider, verifier, kind) -> None:
+    """Claimed, run, submitted; the provider draws the verifier, and settles the job once the pass is final."""
+    chain.register(verifier, Role.VERIFIER)
     config = config_for(provider)
     with running(config, provider) as daemon:
         job_id = market.post(requester, kind)
         wait_for(lambda: stage_of(daemon, job_id) == Stage.SUBMITTED, what="the result on-chain")
-        finish_audit_window(chain, job_id)
+        audit_by_hand(chain, verifier, job_id)
         wait_for(lambda: stage_of(daemon, job_id) == Stage.FINALIZED, what="finalization")
         assert daemon.metrics is not None
         metrics = wait_for(lambda: (text := generate_latest(daemon.metrics.registry).decode())
@@ -67,6 +67,64 @@ def test_a_job_end_to_end(chain: Chain, market: Market, config_for, requester, p
     assert MerkleTree(outputs).root == submitted[0]["args"]["resultRoot"]
     assert f"webi_provider_tasks_total {float(len(TEXTS))}" in metrics
     assert 'webi_provider_jobs{stage="finalized"} 1.0' in metrics
+    settled = chain.market.contract.events.JobSettled().get_logs(from_block=0, argument_filters={"jobId": job_id})
+    assert [chain.client.w3.eth.get_transaction(entry["transactionHash"])["from"] for entry in settled] == [
+        provider.address], "the provider finalizes its own job"
+
+
+def test_a_failed_audit_ends_rejected(chain: Chain, market: Market, config_for, requester, provider,
+                                      verifier) -> None:
+    chain.register(verifier, Role.VERIFIER)
+    with running(config_for(provider), provider) as daemon:
+        job_id = market.post(requester, "embed")
+        audit_by_hand(chain, verifier, job_id, Verdict.FAIL)
+        wait_for(lambda: stage_of(daemon, job_id) == Stage.REJECTED, what="the rejection")
+    assert chain.market.get_job(job_id).state == JobState.REJECTED
+    assert chain.market.credits(provider.address) == 0
+    collateral = chain.market.terms_of(job_id).collateral
+    assert chain.market.provider_stake(provider.address).stake == 10_000 * WEI - collateral
+
+
+def test_a_verifier_that_misses_its_deadline_is_redrawn(chain: Chain, market: Market, config_for, requester,
+                                                         provider, verifier) -> None:
+    """The provider wants to be paid: it draws the verifier, and when that one lets its deadline pass,
+    it penalizes the no-show and draws again."""
+    chain.register(verifier, Role.VERIFIER)
+    stake = chain.market.verifier_stake(verifier.address).stake
+    with running(config_for(provider), provider):
+        job_id = market.post(requester, "classify")
+        wait_for(lambda: chain.market.get_job(job_id).state == JobState.SUBMITTED, what="the result")
+        wait_drawn(chain, job_id)  # the first draw
+        chain.increase_time(chain.market.terms_of(job_id).audit_window + 1)
+        wait_for(lambda: not chain.market.audit_of(job_id).drawn, what="the redraw")
+        audit = wait_drawn(chain, job_id)  # the second draw, past the new seed block
+    assert audit.draws == 2 and audit.verifier == verifier.address
+    missed = chain.market.contract.events.VerifierMissed().get_logs(from_block=0, argument_filters={"jobId": job_id})
+    assert [entry["args"]["verifier"] for entry in missed] == [verifier.address]
+    params = chain.market.params()
+    slash = stake * params.no_show_slash_bps // 10_000
+    assert chain.market.verifier_stake(verifier.address).stake == stake - slash
+    assert chain.market.credits(provider.address) == slash * params.reward_bps // 10_000  # the caller's reward
+
+
+def test_an_operator_staked_as_a_verifier_too_keeps_its_draw_weight_in_sync(chain: Chain, config_for,
+                                                                            provider) -> None:
+    """Staked outside a sync phase, the operator's verifier stake counts only once someone syncs it: its
+    provider daemon does, in the next sync phase."""
+    config = config_for(provider)  # approves the market too
+    outside_sync_phase(chain, 2)
+    chain.market.register(provider, Role.VERIFIER, 1_000 * WEI)
+    chain.market.commit_secret(provider, secret_hash(chain.secret(provider, 0)))
+    assert chain.market.verifier_weight(provider.address) == 0
+    daemon = create_daemon(config, provider)
+    try:
+        daemon.step()
+        assert chain.market.verifier_weight(provider.address) == 0, "no sync outside a sync phase"
+        into_sync_phase(chain)
+        daemon.step()
+        assert chain.market.verifier_weight(provider.address) == 1_000 * WEI
+    finally:
+        daemon.close()
 
 
 def test_skips_what_it_should_not_run(chain: Chain, market: Market, config_for, requester, provider,
@@ -95,6 +153,39 @@ def test_skips_what_it_should_not_run(chain: Chain, market: Market, config_for, 
     assert "pickle checkpoint" in reasons[dangerous]
     assert "has 8 inputs but the job has 9 tasks" in reasons[miscounted]
     assert chain.market.contract.events.JobClaimed().get_logs(from_block=0) == []
+
+
+def test_gated_jobs_are_refused_before_anything_is_fetched(chain: Chain, market: Market, config_for, requester,
+                                                           provider) -> None:
+    """A job the provider may not claim (the requester asks for more stake than it has) is skipped on its
+    on-chain terms: the store, unreachable here, is never asked."""
+    config = config_for(provider).model_copy(update={"store": f"http://127.0.0.1:{free_port()}"})
+    with running(config, provider) as daemon:
+        job_id = market.post(requester, "embed", min_provider_stake=20_000 * WEI)
+        wait_for(lambda: stage_of(daemon, job_id) == Stage.SKIPPED, what="the skip")
+    record = daemon.journal.get(job_id)
+    assert record is not None and record.attempts == 0 and "provider stake" in record.reason
+
+
+def test_allowlisted_jobs_are_claimed_with_a_proof(chain: Chain, market: Market, config_for, requester,
+                                                   provider) -> None:
+    others = [dev_account(5).address, dev_account(6).address]
+    listed = (provider.address, *others)
+    with running(config_for(provider), provider) as daemon:
+        among_three = market.post(requester, spec_cid=market.upload_spec("embed", TEXTS, allowlist=listed),
+                                  allowlist_root=Allowlist(listed).root)
+        alone = market.post(requester, "embed", allowlist_root=allowlist_leaf(provider.address))  # needs no list
+        excluded = market.post(requester, spec_cid=market.upload_spec("embed", TEXTS, allowlist=tuple(others)),
+                               allowlist_root=Allowlist(tuple(others)).root)
+        unnamed = market.post(requester, "embed", allowlist_root=Allowlist(tuple(others)).root)
+        for job_id in (among_three, alone):
+            wait_for(lambda job_id=job_id: stage_of(daemon, job_id) == Stage.SUBMITTED, what=f"job {job_id}")
+        for job_id in (excluded, unnamed):
+            wait_for(lambda job_id=job_id: stage_of(daemon, job_id) == Stage.SKIPPED, what=f"job {job_id} skipped")
+    assert "not in the job's allowlist" in daemon.journal.get(excluded).reason
+    assert "does not name the members" in daemon.journal.get(unnamed).reason
+    claims = chain.market.contract.events.JobClaimed().get_logs(from_block=0)
+    assert sorted(entry["args"]["jobId"] for entry in claims) == [among_three, alone]
 
 
 def test_two_providers_race_one_wins_the_other_moves_on(chain: Chain, market: Market, config_for,

@@ -18,15 +18,17 @@ from marketplace.chain.deployment import WEI
 from marketplace.chain.devnet import Devnet
 from marketplace.jobspec import JobSpec, inputs_manifest
 from marketplace.keystore import save_account
-from marketplace.protocol import Role
+from marketplace.protocol import JobState, Role, Verdict
 from marketplace.storage.app import create_store_app
 from marketplace.storage.cid import Cid
 from marketplace.storage.local import LocalStore
 from marketplace.storage.rpc_api import StoreApiSettings
 from provider.config import ProviderConfig, load_config
 from tests.conftest import Chain
+from tests.support.epochs import wait_drawn
 from tests.support.models import KINDS, build_bundle
 from tests.support.servers import serve
+from tests.support.waiting import wait_for
 
 PASSWORD = "test-password"  # a test keystore's password, not a secret
 TEXTS = [
@@ -68,19 +70,21 @@ class Market:
     store: LocalStore
     bundles: dict[str, Path]
 
-    def upload_spec(self, kind: str, texts: list[str], task: str | None = None, **parameters: Any) -> str:
+    def upload_spec(self, kind: str, texts: list[str], task: str | None = None,
+                    allowlist: tuple[str, ...] = (), **parameters: Any) -> str:
         """Uploads bundle ``kind``, the inputs and a spec for ``task`` (default: ``kind``); returns the spec CID."""
         model = self.store.add_path(self.bundles[kind], recursive=True).cid
         inputs = self.store.add_bytes(inputs_manifest(texts)).cid
         spec = JobSpec(task=task or kind, model=str(model), inputs=str(inputs), num_tasks=len(texts),
-                       parameters=parameters or {"max_new_tokens": 6})
+                       parameters=parameters or {"max_new_tokens": 6}, allowlist=allowlist)
         return str(self.store.add_bytes(spec.to_bytes()).cid)
 
     def post(self, requester: LocalAccount, kind: str = "embed", texts: list[str] | None = None,
              spec_cid: str | None = None, **request: Any) -> int:
+        """Posts a job over ``texts`` (default ``TEXTS``); ``request`` overrides ``JobRequest`` fields."""
         texts = texts or TEXTS
         spec_cid = spec_cid or self.upload_spec(kind, texts)
-        fields = {"spec_cid": spec_cid, "num_tasks": len(texts), "sample_rate_bps": 500, **request}
+        fields = {"spec_cid": spec_cid, "num_tasks": len(texts), **request}
         return self.chain.post(requester, **fields)
 
     def read(self, cid: str) -> bytes:
@@ -131,3 +135,17 @@ def config_for(tmp_path: Path, devnet: Devnet, store_node: StoreNode, deployment
         return load_config(path)
 
     return make
+
+
+def audit_by_hand(chain: Chain, verifier: LocalAccount, job_id: int, verdict: Verdict = Verdict.PASS,
+                  timeout: float = 120.0) -> None:
+    """Audits a job that a provider daemon submits, with ``verifier`` (registered before the job was
+    posted) as the only one in the draw: waits for the result, mines past the seed block, waits for
+    the daemon to draw the verifier (``lockSeed``: the provider wants to be paid; again after a
+    re-arm), gives ``verdict`` and moves the clock past the challenge window, so that the daemon can
+    finalize. Blocks come when the test says, so every run takes the same path."""
+    wait_for(lambda: chain.market.get_job(job_id).state == JobState.SUBMITTED, timeout=timeout,
+             what=f"job {job_id} submitted")
+    wait_drawn(chain, job_id, timeout=timeout)
+    chain.verdict(verifier, job_id, verdict)
+    chain.increase_time(chain.market.terms_of(job_id).challenge_window + 1)

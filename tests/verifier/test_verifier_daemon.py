@@ -1,7 +1,10 @@
-"""The verifier daemon on a real chain: honest jobs pass and pay, cheats are slashed, and the edges."""
+"""The verifier daemon on a real chain: it draws, audits, gives verdicts that become final after the
+challenge window; honest jobs pass and pay, cheats are slashed; and the edges (a missed deadline, a
+restart, a broken re-execution, a job drawn to someone else)."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,12 +18,13 @@ from marketplace.chain.devnet import Devnet
 from marketplace.errors import StoreUnavailableError
 from marketplace.jobspec import JobSpec
 from marketplace.keystore import save_account
-from marketplace.protocol import CreditKind, JobState, Role
+from marketplace.protocol import BPS, ZERO_HASH, CreditKind, JobState, Role, Verdict, secret_hash
 from marketplace.results import MerkleTree, output_manifest
 from provider.factory import create_daemon
 from provider.runtime import Runtime
 from tests.conftest import Chain
 from tests.support.cheats import CheatingRuntime
+from tests.support.epochs import into_sync_phase, outside_sync_phase, seed_readable, wait_drawn
 from tests.support.jobs import PASSWORD, TEXTS, Market, StoreNode
 from tests.support.waiting import wait_for
 from verifier.config import VerifierConfig
@@ -28,7 +32,8 @@ from verifier.daemon import VerifierDaemon
 from verifier.factory import create_verifier
 from verifier.journal import AuditStage
 
-AUDIT_ALL = {"sample_rate_bps": 10_000, "sample_tasks": len(TEXTS)}
+# Every task sampled: the audit's outcome does not depend on the seed, so every run takes one path.
+AUDIT_ALL = {"sample_tasks": len(TEXTS)}
 
 
 @pytest.fixture
@@ -48,22 +53,12 @@ def make_verifier(tmp_path: Path, devnet: Devnet, store_node: StoreNode, deploym
     return make
 
 
-@contextmanager
-def block_production(chain: Chain, interval: float = 0.2) -> Iterator[None]:
-    """A block every ``interval`` seconds, as on a live chain (anvil here only mines on transactions)."""
-    done = threading.Event()
-
-    def produce() -> None:
-        while not done.wait(interval):
-            chain.client.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-
-    thread = threading.Thread(target=produce)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
+def seed_visible(chain: Chain, job_id: int) -> None:
+    """Waits for the provider's result, then mines past the seed block, so that a daemon can read the
+    seed (anvil mines only on transactions), until one draws (again after a re-arm). Blocks come when
+    the test says, not on a timer: the same blocks in the same order on every run."""
+    wait_for(lambda: state_of(chain, job_id) == JobState.SUBMITTED, timeout=120, what="the submission")
+    wait_drawn(chain, job_id)
 
 
 @contextmanager
@@ -86,6 +81,14 @@ def state_of(chain: Chain, job_id: int) -> JobState:
     return chain.market.get_job(job_id).state
 
 
+def settled(chain: Chain, job_id: int) -> None:
+    """Waits for the verdict, then moves the clock past the challenge window; a daemon then finalizes."""
+    wait_for(lambda: state_of(chain, job_id) == JobState.AUDITED, timeout=120, what="a verdict")
+    chain.increase_time(chain.market.terms_of(job_id).challenge_window + 1)
+    wait_for(lambda: state_of(chain, job_id) in (JobState.FINALIZED, JobState.REJECTED), timeout=60,
+             what="the settlement")
+
+
 @pytest.mark.parametrize(("kind", "strategy"), [("embed", None), ("generate", None), ("classify", "random"),
                                                 ("embed", "other-model"), ("generate", "truncated"),
                                                 ("summarize", "replay"), ("classify", "half")])
@@ -103,30 +106,40 @@ def test_verdicts_on_chain(chain: Chain, market: Market, config_for, make_verifi
                                             other_model=other)
     auditing = make_verifier(verifier)
     stake_before = chain.market.provider_stake(provider.address).stake
-    with block_production(chain), running(providing, auditing):
+    with running(providing, auditing):
         job_id = market.post(requester, kind, **AUDIT_ALL)
-        wait_for(lambda: state_of(chain, job_id) in (JobState.FINALIZED, JobState.REJECTED), timeout=120,
-                 what="a verdict")
+        seed_visible(chain, job_id)
+        settled(chain, job_id)
+        wait_for(lambda: auditing.journal.get(job_id).stage == AuditStage.SETTLED, what="the verifier to see it")
     record = auditing.journal.get(job_id)
-    assert record is not None and record.stage == AuditStage.VERDICT
-    evidence = market.read(record.evidence_cid)
-    assert b'"sampled_tasks"' in evidence and b'"thresholds"' in evidence
+    assert record is not None and record.verdict_tx
+    evidence = json.loads(market.read(record.evidence_cid))
+    assert evidence["sampled_tasks"] == list(range(len(TEXTS))) and "thresholds" in evidence
     credited = {entry["args"]["kind"]: entry["args"] for entry in
                 chain.market.contract.events.Credited().get_logs(from_block=0, argument_filters={"jobId": job_id})}
+    terms = chain.market.terms_of(job_id)
+    assert credited[CreditKind.VERIFIER_FEE]["account"] == verifier.address
+    assert credited[CreditKind.VERIFIER_FEE]["amount"] == terms.audit_fee
     if strategy is None:
         assert state_of(chain, job_id) == JobState.FINALIZED and record.passed
-        assert credited[CreditKind.VERIFIER_FEE]["account"] == verifier.address
+        assert chain.market.audit_of(job_id).verdict == Verdict.PASS
         assert credited[CreditKind.PROVIDER_PAYMENT]["account"] == provider.address
     else:
         assert state_of(chain, job_id) == JobState.REJECTED and record.passed is False
-        assert chain.market.provider_stake(provider.address).stake < stake_before
+        assert chain.market.audit_of(job_id).verdict == Verdict.FAIL
+        assert chain.market.provider_stake(provider.address).stake == stake_before - terms.collateral
         assert CreditKind.PROVIDER_PAYMENT not in credited
-        refunds = [args for kind_, args in credited.items() if args["account"] == requester.address]
-        assert refunds, "the requester is refunded"
+        assert credited[CreditKind.REFUND] == {"account": requester.address, "jobId": job_id,
+                                               "kind": CreditKind.REFUND, "amount": terms.price}
+        reward = terms.collateral * chain.market.params().reward_bps // BPS
+        assert credited[CreditKind.REWARD]["account"] == verifier.address
+        assert credited[CreditKind.REWARD]["amount"] == reward
 
 
-def test_a_root_that_does_not_match_the_outputs_fails(chain: Chain, market: Market, make_verifier, requester,
-                                                      provider, verifier, tmp_path) -> None:
+def test_the_verifier_draws_itself_and_fails_a_root_that_does_not_match(chain: Chain, market: Market,
+                                                                         make_verifier, requester, provider,
+                                                                         verifier, tmp_path) -> None:
+    """No provider daemon here: the verifier's own ``lockSeed`` draws the job, and its secret picks the sample."""
     chain.register(verifier, Role.VERIFIER, 1_000 * WEI)
     chain.register(provider, Role.PROVIDER, 10_000 * WEI)
     job_id = market.post(requester, "embed", **AUDIT_ALL)
@@ -136,29 +149,47 @@ def test_a_root_that_does_not_match_the_outputs_fails(chain: Chain, market: Mark
     chain.market.claim_job(provider, job_id)
     other_root = MerkleTree([*outputs[1:], outputs[0]]).root
     chain.market.submit_result(provider, job_id, str(output_cid), other_root)
-    chain.mine(2)
     auditing = make_verifier(verifier)
     with running(auditing):
-        wait_for(lambda: state_of(chain, job_id) == JobState.REJECTED, what="the rejection")
+        wait_drawn(chain, job_id)
+        wait_for(lambda: state_of(chain, job_id) == JobState.AUDITED, what="the verdict")
+    drawn = chain.market.contract.events.VerifierDrawn().get_logs(from_block=0, argument_filters={"jobId": job_id})
+    assert chain.client.w3.eth.get_transaction(drawn[0]["transactionHash"])["from"] == verifier.address
+    audit = chain.market.audit_of(job_id)
+    assert (audit.verifier, audit.verdict, audit.revealed) == (verifier.address, Verdict.FAIL, True)
+    assert chain.market.secret_of(verifier.address) == secret_hash(chain.secret(verifier, 1)), "the next secret"
     assert b"not under the committed root" in market.read(auditing.journal.get(job_id).evidence_cid)
 
 
-def test_a_verifier_that_misses_its_window_changes_nothing(chain: Chain, market: Market, config_for, make_verifier,
-                                                           requester, provider, verifier) -> None:
+def test_a_missed_deadline_is_journaled_and_the_redraw_audited(chain: Chain, market: Market, config_for,
+                                                               make_verifier, requester, provider,
+                                                               verifier) -> None:
     chain.register(verifier, Role.VERIFIER, 1_000 * WEI)
-    providing = create_daemon(config_for(provider), provider)
-    with running(providing):
+    config = config_for(provider)
+    with running(create_daemon(config, provider)):
         job_id = market.post(requester, "classify", **AUDIT_ALL)
-        wait_for(lambda: state_of(chain, job_id) == JobState.SUBMITTED, what="the submission")
-        chain.increase_time(chain.market.terms_of(job_id).audit_window + 1)
-        chain.mine()
-        auditing = make_verifier(verifier)
-        auditing.step()
-        record = auditing.journal.get(job_id)
-        assert record.stage in (AuditStage.MISSED, AuditStage.CLOSED)
-        wait_for(lambda: state_of(chain, job_id) == JobState.FINALIZED, what="the provider's finalize")
-        auditing.close()
-    assert chain.market.credits(verifier.address) == 0
+        seed_visible(chain, job_id)  # the provider's draw
+    # The provider is stopped while the deadline passes and the verifier looks, so that the verifier
+    # finds its deadline passed (missed) on every run, rather than racing the provider's redraw.
+    chain.increase_time(chain.market.terms_of(job_id).audit_window + 1)
+    late = make_verifier(verifier)
+    late.step()
+    record = late.journal.get(job_id)
+    late.close()
+    assert record.stage == AuditStage.MISSED and state_of(chain, job_id) == JobState.SUBMITTED
+    with running(create_daemon(config, provider)):  # restarted from its journal, it redraws, then draws again
+        wait_for(lambda: not chain.market.audit_of(job_id).drawn, what="the provider's redraw")
+        assert wait_drawn(chain, job_id).draws == 2, "the second draw"
+        auditing = make_verifier(verifier)  # the same journal: the redraw reopens the job
+        with running(auditing):
+            settled(chain, job_id)
+            wait_for(lambda: auditing.journal.get(job_id).stage == AuditStage.SETTLED, what="the verifier")
+    assert state_of(chain, job_id) == JobState.FINALIZED
+    fee = chain.market.terms_of(job_id).audit_fee
+    assert chain.market.credits(verifier.address) == fee, "paid for the audit it did, once"
+    stake = chain.market.verifier_stake(verifier.address).stake
+    no_show = chain.market.params().no_show_slash_bps
+    assert stake == 1_000 * WEI * (BPS - no_show) // BPS, "slashed for the one it missed"
 
 
 def test_restart_mid_audit_submits_the_same_evidence(chain: Chain, market: Market, config_for, make_verifier,
@@ -167,8 +198,7 @@ def test_restart_mid_audit_submits_the_same_evidence(chain: Chain, market: Marke
     providing = create_daemon(config_for(provider), provider)
     with running(providing):
         job_id = market.post(requester, "embed", **AUDIT_ALL)
-        wait_for(lambda: state_of(chain, job_id) == JobState.SUBMITTED, what="the submission")
-        chain.mine(2)
+        seed_visible(chain, job_id)
         first = make_verifier(verifier)
 
         def lost_connection(*args, **kwargs):
@@ -177,14 +207,15 @@ def test_restart_mid_audit_submits_the_same_evidence(chain: Chain, market: Marke
         monkeypatch.setattr(first.market, "submit_verdict", lost_connection)
         first.step()
         checked = first.journal.get(job_id)
-        assert checked.stage == AuditStage.CHECKED and checked.evidence_cid
+        assert checked.stage == AuditStage.CHECKED and checked.evidence_cid and checked.draw == 1
         first.close()
         second = make_verifier(verifier)
         second.step()
         done = second.journal.get(job_id)
         second.close()
     assert done.stage == AuditStage.VERDICT and done.evidence_cid == checked.evidence_cid
-    assert state_of(chain, job_id) == JobState.FINALIZED
+    assert state_of(chain, job_id) == JobState.AUDITED
+    assert chain.market.audit_of(job_id).verdict == Verdict.PASS
 
 
 def test_a_re_execution_that_breaks_is_retried_and_stops_nothing(chain: Chain, market: Market, config_for,
@@ -205,9 +236,55 @@ def test_a_re_execution_that_breaks_is_retried_and_stops_nothing(chain: Chain, m
         return real_run(*args, **kwargs)
 
     auditing.runtime.run = breaks_once  # type: ignore[method-assign]
-    with block_production(chain), running(providing, auditing):
+    with running(providing, auditing):
         job_id = market.post(requester, "embed", **AUDIT_ALL)
-        wait_for(lambda: state_of(chain, job_id) == JobState.FINALIZED, timeout=120, what="the verdict after a retry")
+        seed_visible(chain, job_id)
+        wait_for(lambda: state_of(chain, job_id) == JobState.AUDITED, timeout=120, what="the verdict after a retry")
+        wait_for(lambda: auditing.journal.get(job_id).stage == AuditStage.VERDICT, what="the journal")
     record = auditing.journal.get(job_id)
-    assert failures and record.stage == AuditStage.VERDICT and record.passed
+    assert failures and record.passed and chain.market.audit_of(job_id).verdict == Verdict.PASS
     assert any("re-execution failed" in entry.getMessage() and entry.exc_info for entry in caplog.records)
+
+
+def test_a_job_drawn_to_another_verifier_is_left_to_it(chain: Chain, market: Market, make_verifier, requester,
+                                                        provider, verifier) -> None:
+    """The requester also runs a verifier; the draw never picks a job's own parties, so the other verifier
+    audits, and the requester's daemon journals the job as not its own."""
+    chain.register(verifier, Role.VERIFIER, 1_000 * WEI)
+    chain.register(requester, Role.VERIFIER, 5_000 * WEI)
+    chain.register(provider, Role.PROVIDER, 10_000 * WEI)
+    # The seed block, the blocks on top and the daemon's lockSeed all in one draw phase: no re-arm.
+    outside_sync_phase(chain, 8)
+    job_id = chain.submitted_job(requester, provider)
+    seed_readable(chain, chain.market.get_job(job_id).seed_block)
+    daemon = make_verifier(requester)
+    daemon.step()
+    record = daemon.journal.get(job_id)
+    daemon.close()
+    assert record.stage == AuditStage.NOT_OURS and verifier.address in record.reason
+    assert chain.market.audit_of(job_id).verifier == verifier.address
+
+
+def test_a_staked_verifier_without_a_secret_commits_one(chain: Chain, make_verifier, verifier) -> None:
+    """Registered without a commitment it would never be drawn: the daemon commits secret #0 first, and
+    (committed outside a sync phase) syncs its weight into the draw in the next sync phase."""
+    outside_sync_phase(chain, 3)  # the approval, the registration and the commitment
+    chain.approve(verifier)
+    chain.market.register(verifier, Role.VERIFIER, 1_000 * WEI)
+    assert chain.market.secret_of(verifier.address) == ZERO_HASH and chain.market.verifier_weight(verifier.address) == 0
+    daemon = make_verifier(verifier)
+    try:
+        daemon.step()
+        assert chain.market.secret_of(verifier.address) == secret_hash(chain.secret(verifier, 0))
+        assert chain.market.verifier_weight(verifier.address) == 0, "not in the draw before a sync phase"
+        into_sync_phase(chain)
+        daemon.step()
+        assert chain.market.verifier_weight(verifier.address) == 1_000 * WEI
+        synced = chain.market.contract.events.WeightChanged().get_logs(
+            from_block=chain.block_number(), argument_filters={"verifier": verifier.address})
+        assert [entry["args"]["weight"] for entry in synced] == [1_000 * WEI]
+        assert chain.client.w3.eth.get_transaction(synced[0]["transactionHash"])["from"] == verifier.address
+        daemon.step()  # up to date: no second sync
+        assert chain.block_number() == synced[0]["blockNumber"]
+    finally:
+        daemon.close()

@@ -38,6 +38,8 @@ def test_devnet_up_status_down(tmp_path: Path) -> None:
         status = webi("devnet", "status", home=home, env=env)
         assert status.returncode == 0, status.stderr
         assert "JobMarket" in status.stdout and "chain 31337" in status.stdout
+        for row in ("protocol 2.5 %", "collateral", "challenge 1 h", "task price 0.05 WEBI", "slashes", "timelock"):
+            assert row in status.stdout, status.stdout
     finally:
         stopped = webi("devnet", "down", home=home, env=env)
     assert stopped.returncode == 0
@@ -63,7 +65,8 @@ def test_unreachable_rpc_url_is_one_clear_line(tmp_path: Path) -> None:
 def test_lifecycle_runs_every_path_and_balances_the_books(tmp_path: Path) -> None:
     result = webi("devnet", "lifecycle", "--run-dir", str(tmp_path / "run"), home=tmp_path)
     assert result.returncode == 0, result.stderr
-    for expected in ("FINALIZED", "REJECTED", "CANCELLED", "books balance", "slash compensation", "verifier fee"):
+    for expected in ("FINALIZED", "REJECTED", "CANCELLED", "books balance", "verifier fee", "panel fee",
+                     "bond refund", "reward", "slashed", "burned", "a panel of 3 voted pass", "slashed 1 %"):
         assert expected in result.stdout
     assert (tmp_path / "run" / "anvil.log").exists()
 

@@ -13,7 +13,7 @@ import httpx
 from rich.console import Console
 
 from marketplace.chain.deployment import WEI
-from marketplace.demo.run import JOB_PRICE_WEI, STAKE_WEBI, DemoOptions, run_demo
+from marketplace.demo.run import JOB_PRICE_WEI, SAMPLE_TASKS, STAKE_WEBI, DemoOptions, run_demo
 from marketplace.protocol import BPS
 from tests.support.models import build_bundle
 from tests.support.waiting import wait_for
@@ -29,16 +29,24 @@ def test_the_cheater_is_slashed_the_honest_paid_and_the_books_balance(tmp_path: 
     states = {job.task: job.state for job in outcome.jobs}
     assert states == {"embed": "finalized", "generate": "rejected"}, output.getvalue()
     rejected = next(job for job in outcome.jobs if job.task == "generate")
-    assert rejected.passed is False and "logits behind" in rejected.reason
+    assert rejected.verdict == "fail" and rejected.passed is False and "logits behind" in rejected.reason
+    assert "fast-forwarding the 1 h challenge window" in output.getvalue()
 
-    protocol_fee, verifier_fee, collateral = JOB_PRICE_WEI * 250 // BPS, JOB_PRICE_WEI * 500 // BPS, JOB_PRICE_WEI // 2
-    assert outcome.credits[("provider (embed)", "provider payment")] == JOB_PRICE_WEI - protocol_fee - verifier_fee
+    # The embed job: 24 tasks, 4 re-executed at 2x the per-task price; the generate job: 8 tasks, 4 re-executed.
+    embed_fee = JOB_PRICE_WEI * SAMPLE_TASKS * 20_000 // (24 * BPS)
+    generate_fee = JOB_PRICE_WEI * SAMPLE_TASKS * 20_000 // (8 * BPS)
+    protocol_fee, collateral = JOB_PRICE_WEI * 250 // BPS, JOB_PRICE_WEI // 2
+    reward = collateral * 1_000 // BPS  # to the verifier that proved the fault; the rest is burned
+    assert outcome.credits[("provider (embed)", "provider payment")] == JOB_PRICE_WEI - protocol_fee
+    assert outcome.credits[("treasury", "protocol fee")] == protocol_fee
+    assert outcome.credits[("verifier", "verifier fee")] == embed_fee + generate_fee
+    assert outcome.credits[("verifier", "reward")] == reward
     assert outcome.credits[("requester", "refund")] == JOB_PRICE_WEI
-    assert outcome.credits[("requester", "slash compensation")] == collateral - verifier_fee
-    assert outcome.cheater_slashed_wei == collateral
+    assert outcome.cheater_slashed_wei == collateral and outcome.burned_wei == collateral - reward
     assert outcome.net["provider (generate, CHEATER)"] == -collateral
-    assert outcome.net["requester"] == -JOB_PRICE_WEI + collateral - verifier_fee
-    assert outcome.net["verifier"] == 2 * verifier_fee
+    assert outcome.net["requester"] == -JOB_PRICE_WEI - embed_fee - generate_fee
+    assert outcome.net["verifier"] == embed_fee + generate_fee + reward
+    assert outcome.net["market contract"] == collateral - reward
     assert outcome.conserved and sum(outcome.net.values()) == 0
     assert outcome.audit_clean
     assert collateral < STAKE_WEBI * WEI
