@@ -90,13 +90,16 @@ def served(store: LocalStore) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    while not server.started:
+    deadline = time.monotonic() + 30
+    while not server.started:  # polling a condition with a deadline
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the store server did not start")
         time.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{config.port}"
     finally:
         server.should_exit = True
-        thread.join()
+        thread.join(timeout=30)
 
 
 def measure(num_tasks: int, rounds: int) -> dict[str, object]:
@@ -135,7 +138,7 @@ def measure(num_tasks: int, rounds: int) -> dict[str, object]:
         def through_daemon(spec: JobSpec, spec_cid: str) -> float:
             """One job through the daemon's own loop body, ``step()``, driven from this thread: the same
             thread as the bare runtime, so thread-local pools (OpenMP, cuBLAS handles) are shared alike."""
-            request = JobRequest(spec_cid, spec.num_tasks, 100 * WEI, net.client.timestamp() + 3_600, 3_600, 500, 8)
+            request = JobRequest(spec_cid, spec.num_tasks, 100 * WEI, net.client.timestamp() + 3_600, 3_600, 8)
             job_id = net.protocol.market.post_job(requester, request)
             deadline = time.monotonic() + 600
             while (record := daemon.journal.get(job_id)) is None or record.stage != Stage.SUBMITTED:
