@@ -1,4 +1,5 @@
-"""Staking, unbonding with cooldown, and what the owner can and cannot set."""
+"""Staking, unbonding with cooldown, verifier weights and duties, and the owner: a timelock whose
+changes stay within the contract's hard bounds."""
 
 from __future__ import annotations
 
@@ -7,22 +8,51 @@ import dataclasses
 import pytest
 
 from marketplace.chain.deployment import DEFAULT_PARAMS, DEFAULT_TERMS, WEI
-from marketplace.protocol import JobState, Role, Terms
+from marketplace.chain.governance import Governance
+from marketplace.protocol import ZERO_ADDRESS, ZERO_HASH, Role, Verdict, in_sync_phase, next_sync_block, secret_hash
 from tests.conftest import Chain, reverts
+from tests.contracts.support import (
+    audited,
+    challenge,
+    dev,
+    draw_panel,
+    draw_room,
+    name32,
+    resolve,
+    slashes,
+    sync_room,
+    vote,
+)
 
-MIN = 100 * WEI
+MIN = DEFAULT_PARAMS.min_provider_stake
+MINIMUM = {Role.PROVIDER: DEFAULT_PARAMS.min_provider_stake, Role.VERIFIER: DEFAULT_PARAMS.min_verifier_stake}
+VERIFIER_MIN = DEFAULT_PARAMS.min_verifier_stake
 COOLDOWN = DEFAULT_PARAMS.unstake_cooldown
+UINT96_MAX = 2**96 - 1
+WEEK = 7 * 86_400
 
 
-def name32(text: str) -> bytes:
-    return text.encode().ljust(32, b"\0")
+# ───────────────────────────────────────────── joining
+
+
+@pytest.mark.parametrize("role", [Role.PROVIDER, Role.VERIFIER])
+def test_register_pulls_the_stake_and_records_it(chain: Chain, stranger, role) -> None:
+    chain.approve(stranger)
+    amount = 2 * MINIMUM[role]
+    before = chain.token.balance_of(stranger.address)
+    receipt = chain.market.register(stranger, role, amount, "bafkreimeta")
+    assert chain.emitted(receipt, "Registered") == [
+        {"account": stranger.address, "role": role, "amount": amount, "metadataCid": "bafkreimeta"}]
+    stake = (chain.market.provider_stake if role is Role.PROVIDER else chain.market.verifier_stake)(stranger.address)
+    assert (stake.stake, stake.locked, stake.unbonding, stake.duties) == (amount, 0, 0, 0)
+    assert chain.token.balance_of(stranger.address) == before - amount
 
 
 @pytest.mark.parametrize("role", [Role.PROVIDER, Role.VERIFIER])
 def test_register_below_minimum_reverts(chain: Chain, stranger, role) -> None:
     chain.approve(stranger)
-    with reverts("InsufficientStake", stranger.address, MIN - 1, MIN):
-        chain.market.register(stranger, role, MIN - 1)
+    with reverts("InsufficientStake", stranger.address, MINIMUM[role] - 1, MINIMUM[role]):
+        chain.market.register(stranger, role, MINIMUM[role] - 1)
 
 
 @pytest.mark.parametrize("role", [Role.PROVIDER, Role.VERIFIER])
@@ -32,10 +62,78 @@ def test_register_twice_reverts(chain: Chain, stranger, role) -> None:
         chain.market.register(stranger, role, MIN)
 
 
-def test_add_stake_grows_stake(chain: Chain, provider) -> None:
+def test_a_verifier_enters_the_draw_with_its_first_secret_commitment(chain: Chain, verifier) -> None:
+    chain.approve(verifier)
+    sync_room(chain, 3)  # in a sync phase, each change applies at once
+    chain.market.register(verifier, Role.VERIFIER, 3 * VERIFIER_MIN)
+    assert (chain.market.verifier_weight(verifier.address), chain.market.verifier_count(),
+            chain.market.total_verifier_weight()) == (0, 0, 0)
+    commitment = secret_hash(chain.secret(verifier, 0))
+    receipt = chain.market.commit_secret(verifier, commitment)
+    assert chain.emitted(receipt, "SecretCommitted") == [{"verifier": verifier.address, "secretHash": commitment}]
+    assert chain.emitted(receipt, "WeightChanged") == [{"verifier": verifier.address, "weight": 3 * VERIFIER_MIN}]
+    assert chain.market.secret_of(verifier.address) == commitment
+    assert (chain.market.verifier_weight(verifier.address), chain.market.verifier_count(),
+            chain.market.total_verifier_weight()) == (3 * VERIFIER_MIN, 1, 3 * VERIFIER_MIN)
+    # A zero commitment takes it out of the draw again.
+    receipt = chain.market.commit_secret(verifier, ZERO_HASH)
+    assert chain.emitted(receipt, "WeightChanged") == [{"verifier": verifier.address, "weight": 0}]
+    assert (chain.market.verifier_weight(verifier.address), chain.market.verifier_count()) == (0, 0)
+
+
+def test_staking_outside_a_sync_phase_waits_for_a_sync(chain: Chain, verifier, stranger) -> None:
+    chain.approve(verifier)
+    draw_room(chain, 3)
+    chain.market.register(verifier, Role.VERIFIER, VERIFIER_MIN)
+    chain.market.commit_secret(verifier, secret_hash(chain.secret(verifier, 0)))
+    # Nobody who knows a pending seed can move the draw: the change waits for the next sync phase.
+    assert (chain.market.verifier_weight(verifier.address), chain.market.verifier_count()) == (0, 0)
+    latest = chain.block_number()
+    with reverts("NotSyncPhase", latest, next_sync_block(latest)):
+        chain.market.sync_verifier(stranger, verifier.address)
+    sync_room(chain)
+    receipt = chain.market.sync_verifier(stranger, verifier.address)  # anyone may
+    assert in_sync_phase(receipt["blockNumber"])
+    assert chain.emitted(receipt, "WeightChanged") == [{"verifier": verifier.address, "weight": VERIFIER_MIN}]
+    assert chain.market.verifier_weight(verifier.address) == VERIFIER_MIN
+    draw_room(chain)
+    chain.market.add_stake(verifier, Role.VERIFIER, VERIFIER_MIN)
+    assert chain.market.verifier_weight(verifier.address) == VERIFIER_MIN
+    chain.sync(verifier.address)
+    assert chain.market.verifier_weight(verifier.address) == 2 * VERIFIER_MIN
+
+
+def test_a_verifier_below_the_minimum_stake_leaves_the_draw(chain: Chain, verifier) -> None:
+    chain.register(verifier, Role.VERIFIER, VERIFIER_MIN)
+    params = dataclasses.replace(DEFAULT_PARAMS, min_verifier_stake=2 * VERIFIER_MIN)
+    chain.govern(chain.market.contract.functions.setParams(params.as_tuple()))
+    chain.sync(verifier.address)
+    assert chain.market.verifier_weight(verifier.address) == 0
+    assert chain.market.verifier_stake(verifier.address).stake == VERIFIER_MIN  # still registered
+    chain.market.add_stake(verifier, Role.VERIFIER, VERIFIER_MIN)
+    chain.sync(verifier.address)
+    assert chain.market.verifier_weight(verifier.address) == 2 * VERIFIER_MIN
+
+
+def test_commit_secret_requires_a_verifier_stake(chain: Chain, provider, stranger) -> None:
+    with reverts("NotRegistered", stranger.address, Role.VERIFIER):
+        chain.market.commit_secret(stranger, b"\1" * 32)
+    chain.register(provider, Role.PROVIDER)  # a provider stake is not a verifier stake
+    with reverts("NotRegistered", provider.address, Role.VERIFIER):
+        chain.market.commit_secret(provider, b"\1" * 32)
+
+
+def test_add_stake_grows_stake_and_weight(chain: Chain, provider, verifier) -> None:
     chain.register(provider, Role.PROVIDER, MIN)
-    chain.market.add_stake(provider, Role.PROVIDER, 5 * WEI)
+    receipt = chain.market.add_stake(provider, Role.PROVIDER, 5 * WEI)
+    assert chain.emitted(receipt, "StakeAdded") == [{"account": provider.address, "role": Role.PROVIDER,
+                                                     "amount": 5 * WEI}]
     assert chain.market.provider_stake(provider.address).stake == MIN + 5 * WEI
+    chain.register(verifier, Role.VERIFIER, VERIFIER_MIN)
+    chain.market.add_stake(verifier, Role.VERIFIER, 7 * WEI)
+    chain.sync(verifier.address)
+    assert chain.market.verifier_weight(verifier.address) == VERIFIER_MIN + 7 * WEI
+    assert chain.market.total_verifier_weight() == VERIFIER_MIN + 7 * WEI
 
 
 def test_add_stake_errors(chain: Chain, stranger) -> None:
@@ -46,18 +144,41 @@ def test_add_stake_errors(chain: Chain, stranger) -> None:
         chain.market.add_stake(stranger, Role.VERIFIER, WEI)
 
 
-def test_unstake_then_withdraw_after_cooldown(chain: Chain, provider) -> None:
-    chain.register(provider, Role.PROVIDER, 300 * WEI)
-    before = chain.token.balance_of(provider.address)
-    chain.market.request_unstake(provider, Role.PROVIDER, 200 * WEI)
-    stake = chain.market.provider_stake(provider.address)
-    assert (stake.stake, stake.unbonding) == (MIN, 200 * WEI)
-    with reverts("CooldownActive", provider.address, stake.unlock_at):
-        chain.market.withdraw_stake(provider, Role.PROVIDER)
+# ───────────────────────────────────────────── leaving
+
+
+@pytest.mark.parametrize("role", [Role.PROVIDER, Role.VERIFIER])
+def test_unstake_then_withdraw_after_cooldown(chain: Chain, stranger, role) -> None:
+    minimum = MINIMUM[role]
+    chain.register(stranger, role, 3 * minimum)
+    view = chain.market.provider_stake if role is Role.PROVIDER else chain.market.verifier_stake
+    before = chain.token.balance_of(stranger.address)
+    receipt = chain.market.request_unstake(stranger, role, 2 * minimum)
+    stake = view(stranger.address)
+    assert (stake.stake, stake.unbonding) == (minimum, 2 * minimum)
+    assert chain.emitted(receipt, "UnstakeRequested") == [
+        {"account": stranger.address, "role": role, "amount": 2 * minimum, "unlockAt": stake.unlock_at}]
+    assert stake.unlock_at == chain.client.w3.eth.get_block(receipt["blockNumber"])["timestamp"] + COOLDOWN
+    with reverts("CooldownActive", stranger.address, stake.unlock_at):
+        chain.market.withdraw_stake(stranger, role)
     chain.increase_time(COOLDOWN)
-    chain.market.withdraw_stake(provider, Role.PROVIDER)
-    assert chain.token.balance_of(provider.address) == before + 200 * WEI
-    with reverts("NothingToWithdraw", provider.address):
+    receipt = chain.market.withdraw_stake(stranger, role)
+    assert chain.emitted(receipt, "StakeWithdrawn") == [{"account": stranger.address, "role": role,
+                                                         "amount": 2 * minimum}]
+    assert chain.token.balance_of(stranger.address) == before + 2 * minimum
+    with reverts("NothingToWithdraw", stranger.address):
+        chain.market.withdraw_stake(stranger, role)
+
+
+def test_a_second_request_restarts_the_cooldown_for_the_total(chain: Chain, provider) -> None:
+    chain.register(provider, Role.PROVIDER, 500 * WEI)
+    chain.market.request_unstake(provider, Role.PROVIDER, 100 * WEI)
+    chain.increase_time(COOLDOWN // 2)
+    chain.market.request_unstake(provider, Role.PROVIDER, 100 * WEI)
+    stake = chain.market.provider_stake(provider.address)
+    assert stake.unbonding == 200 * WEI
+    chain.increase_time(COOLDOWN // 2 + 10)
+    with reverts("CooldownActive", provider.address, stake.unlock_at):
         chain.market.withdraw_stake(provider, Role.PROVIDER)
 
 
@@ -77,76 +198,160 @@ def test_unstake_errors(chain: Chain, provider, requester, stranger) -> None:
         chain.market.request_unstake(provider, Role.PROVIDER, 300 * WEI)
 
 
-def test_verifier_leaving_marks_its_entry(chain: Chain, verifier) -> None:
+def test_a_verifier_unstaking_everything_leaves_the_draw_at_the_next_sync(chain: Chain, verifier) -> None:
     chain.register(verifier, Role.VERIFIER)
-    entry = chain.market.verifier_stake(verifier.address).entry
-    assert entry == chain.market.verifier_entries()
-    chain.market.request_unstake(verifier, Role.VERIFIER, 1_000 * WEI)
-    account, exit_at = chain.market.contract.functions.verifierAt(entry - 1).call()
-    assert account == verifier.address
-    assert exit_at == chain.now()
-    assert chain.market.verifier_stake(verifier.address).entry == 0
-    # Rejoining appends a new entry, so old assignments keep their meaning.
-    chain.market.register(verifier, Role.VERIFIER, MIN)
-    assert chain.market.verifier_entries() == entry + 1
-    assert chain.market.verifier_stake(verifier.address).entry == entry + 1
+    chain.register(dev(5), Role.VERIFIER, 4 * VERIFIER_MIN)
+    assert (chain.market.verifier_count(), chain.market.total_verifier_weight()) == (2, 5 * VERIFIER_MIN)
+    draw_room(chain)
+    chain.market.request_unstake(verifier, Role.VERIFIER, VERIFIER_MIN)
+    assert chain.market.verifier_weight(verifier.address) == VERIFIER_MIN  # until the next sync phase
+    chain.sync(verifier.address)
+    assert (chain.market.verifier_count(), chain.market.total_verifier_weight()) == (1, 4 * VERIFIER_MIN)
+    assert chain.market.verifier_weight(verifier.address) == 0
+    assert set(chain.draws([bytes([i]) * 32 for i in range(20)])) == {dev(5).address}
+    # Rejoining while the old stake unbonds puts it back (its commitment is still there).
+    chain.market.register(verifier, Role.VERIFIER, VERIFIER_MIN)
+    chain.sync(verifier.address)
+    assert chain.market.verifier_weight(verifier.address) == VERIFIER_MIN
+    assert chain.market.verifier_stake(verifier.address).unbonding == VERIFIER_MIN
 
 
-# ───────────────────────────────────────────── owner
+def test_a_drawn_verifier_cannot_withdraw_until_its_audit_ends(staffed: Chain, requester, provider,
+                                                               verifier) -> None:
+    job_id = staffed.submitted_job(requester, provider)
+    staffed.draw(job_id)
+    assert staffed.market.verifier_stake(verifier.address).duties == 1
+    staffed.market.request_unstake(verifier, Role.VERIFIER, 1_000 * WEI)
+    staffed.verdict(verifier, job_id, Verdict.PASS)
+    staffed.increase_time(COOLDOWN)
+    # Past the cooldown, and past the challenge window, but the verdict is not final yet.
+    with reverts("DutiesOpen", verifier.address, 1):
+        staffed.market.withdraw_stake(verifier, Role.VERIFIER)
+    staffed.market.finalize(requester, job_id)
+    sync_room(staffed)  # its weight leaves the draw as its tokens do
+    staffed.market.withdraw_stake(verifier, Role.VERIFIER)
+    assert staffed.market.verifier_stake(verifier.address).unbonding == 0
+    assert staffed.market.verifier_weight(verifier.address) == 0
 
 
-def test_owner_changes_apply_only_to_new_jobs(chain: Chain, requester, provider) -> None:
+def test_a_panel_member_cannot_withdraw_until_the_challenge_is_resolved(staffed: Chain, requester, provider,
+                                                                        verifier) -> None:
+    juror = dev(5)
+    job_id = audited(staffed, requester, provider, verifier, Verdict.FAIL, [juror])
+    challenge(staffed, provider, job_id)
+    draw_panel(staffed, job_id)
+    # The member leaves the draw, not its duty: it still votes.
+    staffed.market.request_unstake(juror, Role.VERIFIER, 1_000 * WEI)
+    vote(staffed, job_id, [Verdict.FAIL])
+    staffed.increase_time(COOLDOWN)
+    with reverts("DutiesOpen", juror.address, 3):  # the only eligible verifier: all three seats
+        staffed.market.withdraw_stake(juror, Role.VERIFIER)
+    resolve(staffed, job_id)
+    sync_room(staffed)
+    staffed.market.withdraw_stake(juror, Role.VERIFIER)
+
+
+def test_slashing_reaches_unbonding_stake(chain: Chain, requester, provider, verifier, jurors) -> None:
     chain.register(provider, Role.PROVIDER)
-    old_job = chain.post(requester)
-    new_terms = Terms(protocol_fee_bps=1_000, verifier_fee_bps=200, collateral_bps=2_000, audit_window=120)
-    chain.client.transact(chain.owner, chain.market.contract.functions.setTerms(new_terms.as_tuple()))
-    new_job = chain.post(requester)
-    assert chain.market.terms_of(old_job).protocol_fee_bps == DEFAULT_TERMS.protocol_fee_bps
-    assert chain.market.terms_of(new_job).protocol_fee_bps == 1_000
-    chain.market.claim_job(provider, old_job)
-    chain.market.submit_result(provider, old_job, "out", b"\1" * 32)
-    chain.increase_time(DEFAULT_TERMS.audit_window + 1)
-    chain.market.finalize(requester, old_job)
-    assert chain.market.get_job(old_job).state is JobState.FINALIZED
-    assert chain.market.protocol_fees() == chain.market.terms_of(old_job).split(audited=False).protocol
+    chain.register(verifier, Role.VERIFIER, 5 * VERIFIER_MIN)
+    job_id = audited(chain, requester, provider, verifier, Verdict.FAIL, jurors)
+    # The verifier sees the challenge coming and starts to leave with most of its stake.
+    chain.market.request_unstake(verifier, Role.VERIFIER, 4 * VERIFIER_MIN)
+    challenge(chain, provider, job_id)
+    draw_panel(chain, job_id, distinct=True)
+    vote(chain, job_id, [Verdict.PASS] * 3)
+    receipt = resolve(chain, job_id)
+    slash = 5 * VERIFIER_MIN * DEFAULT_PARAMS.verifier_slash_bps // 10_000  # of stake plus unbonding
+    assert [s for s in slashes(chain, receipt) if s[0] == verifier.address] == [
+        (verifier.address, Role.VERIFIER, VERIFIER_MIN, slash - VERIFIER_MIN)]
+    stake = chain.market.verifier_stake(verifier.address)
+    assert (stake.stake, stake.unbonding) == (0, 5 * VERIFIER_MIN - slash)
+    chain.sync(verifier.address)
+    assert chain.market.verifier_weight(verifier.address) == 0
 
 
-def test_only_owner_sets_parameters(chain: Chain, stranger) -> None:
+# ───────────────────────────────────────────── the owner
+
+
+def test_the_market_is_owned_by_the_timelock(chain: Chain) -> None:
+    governance = chain.protocol.deployment.governance
+    assert governance is not None
+    assert chain.client.call(chain.market.contract.functions.owner()) == governance
+    assert Governance(chain.client, governance).delay() == 2 * 86_400
+
+
+@pytest.mark.parametrize("index", [0, 4])
+def test_owner_functions_refuse_direct_calls(chain: Chain, index) -> None:
+    caller = dev(index)  # dev account 0 deployed the market and proposes to the timelock
     functions = chain.market.contract.functions
-    with reverts("OwnableUnauthorizedAccount", stranger.address):
-        chain.client.transact(stranger, functions.setTerms(DEFAULT_TERMS.as_tuple()))
-    with reverts("OwnableUnauthorizedAccount", stranger.address):
-        chain.client.transact(stranger, functions.setParams(DEFAULT_PARAMS.as_tuple()))
-    with reverts("OwnableUnauthorizedAccount", stranger.address):
-        chain.client.transact(stranger, functions.setTreasury(stranger.address))
+    with reverts("OwnableUnauthorizedAccount", caller.address):
+        chain.client.transact(caller, functions.setTerms(DEFAULT_TERMS.as_tuple()))
+    with reverts("OwnableUnauthorizedAccount", caller.address):
+        chain.client.transact(caller, functions.setParams(DEFAULT_PARAMS.as_tuple()))
+    with reverts("OwnableUnauthorizedAccount", caller.address):
+        chain.client.transact(caller, functions.setTreasury(caller.address))
+
+
+def test_a_timelocked_change_waits_out_the_delay(chain: Chain, stranger) -> None:
+    governance = Governance(chain.client, chain.protocol.deployment.governance or "")
+    proposal = governance.schedule(chain.owner, chain.market.contract.functions.setTreasury(stranger.address))
+    with reverts("TimelockUnexpectedOperationState"):
+        governance.execute(chain.owner, proposal)
+    chain.increase_time(governance.delay() + 1)
+    receipt = governance.execute(stranger, proposal)  # anyone executes a ready change
+    assert chain.emitted(receipt, "TreasuryUpdated") == [{"treasury": stranger.address}]
+    assert chain.market.treasury() == stranger.address
+
+
+def test_governed_params_apply(chain: Chain, requester) -> None:
+    params = dataclasses.replace(DEFAULT_PARAMS, min_task_price=WEI)
+    receipt = chain.govern(chain.market.contract.functions.setParams(params.as_tuple()))
+    assert chain.market.params() == params
+    assert len(chain.emitted(receipt, "ParamsUpdated")) == 1
+    chain.approve(requester)
+    with reverts("InvalidPrice", 15 * WEI, 16 * WEI):
+        chain.market.post_job(requester, chain.request(price=15 * WEI, num_tasks=16))
 
 
 @pytest.mark.parametrize(("change", "name", "value", "low", "high"), [
     ({"protocol_fee_bps": 2_001}, "protocolFeeBps", 2_001, 0, 2_000),
-    ({"verifier_fee_bps": 2_001}, "verifierFeeBps", 2_001, 0, 2_000),
+    ({"verifier_fee_bps": 9_999}, "verifierFeeBps", 9_999, 10_000, 50_000),
+    ({"verifier_fee_bps": 50_001}, "verifierFeeBps", 50_001, 10_000, 50_000),
     ({"collateral_bps": 999}, "collateralBps", 999, 1_000, 50_000),
-    ({"verifier_fee_bps": 1_500, "collateral_bps": 1_400}, "collateralBps", 1_400, 1_500, 50_000),
-    ({"audit_window": 59}, "auditWindow", 59, 60, 7 * 86_400),
+    ({"collateral_bps": 50_001}, "collateralBps", 50_001, 1_000, 50_000),
+    ({"audit_window": 59}, "auditWindow", 59, 60, WEEK),
+    ({"audit_window": WEEK + 1}, "auditWindow", WEEK + 1, 60, WEEK),
+    ({"challenge_window": 59}, "challengeWindow", 59, 60, WEEK),
+    ({"challenge_window": WEEK + 1}, "challengeWindow", WEEK + 1, 60, WEEK),
 ])
 def test_terms_out_of_bounds_revert(chain: Chain, change, name, value, low, high) -> None:
     terms = dataclasses.replace(DEFAULT_TERMS, **change)
     with reverts("ParamOutOfBounds", name32(name), value, low, high):
-        chain.client.transact(chain.owner, chain.market.contract.functions.setTerms(terms.as_tuple()))
+        chain.govern(chain.market.contract.functions.setTerms(terms.as_tuple()))
 
 
 @pytest.mark.parametrize(("change", "name", "value", "low", "high"), [
-    ({"min_provider_stake": 0}, "minProviderStake", 0, 1, 2**96 - 1),
+    ({"min_provider_stake": 0}, "minProviderStake", 0, 1, UINT96_MAX),
+    ({"min_verifier_stake": 0}, "minVerifierStake", 0, 1, UINT96_MAX),
+    ({"min_task_price": 0}, "minTaskPrice", 0, 1, UINT96_MAX),
     ({"unstake_cooldown": 3_599}, "unstakeCooldown", 3_599, 3_600, 60 * 86_400),
-    ({"min_sample_rate_bps": 99}, "minSampleRateBps", 99, 100, 10_000),
-    ({"min_sample_rate_bps": 800, "max_sample_rate_bps": 700}, "maxSampleRateBps", 700, 800, 10_000),
+    ({"unstake_cooldown": 60 * 86_400 + 1}, "unstakeCooldown", 60 * 86_400 + 1, 3_600, 60 * 86_400),
+    ({"reveal_window": 59}, "revealWindow", 59, 60, WEEK),
+    ({"reveal_window": WEEK + 1}, "revealWindow", WEEK + 1, 60, WEEK),
+    ({"vote_window": 59}, "voteWindow", 59, 60, WEEK),
+    ({"vote_window": WEEK + 1}, "voteWindow", WEEK + 1, 60, WEEK),
+    ({"verifier_slash_bps": 999}, "verifierSlashBps", 999, 1_000, 10_000),
+    ({"verifier_slash_bps": 10_001}, "verifierSlashBps", 10_001, 1_000, 10_000),
+    ({"no_show_slash_bps": 9}, "noShowSlashBps", 9, 10, 1_000),
+    ({"no_show_slash_bps": 1_001}, "noShowSlashBps", 1_001, 10, 1_000),
+    ({"reward_bps": 2_501}, "rewardBps", 2_501, 0, 2_500),
 ])
 def test_params_out_of_bounds_revert(chain: Chain, change, name, value, low, high) -> None:
     params = dataclasses.replace(DEFAULT_PARAMS, **change)
     with reverts("ParamOutOfBounds", name32(name), value, low, high):
-        chain.client.transact(chain.owner, chain.market.contract.functions.setParams(params.as_tuple()))
+        chain.govern(chain.market.contract.functions.setParams(params.as_tuple()))
 
 
 def test_zero_treasury_reverts(chain: Chain) -> None:
     with reverts("ZeroAddress"):
-        chain.client.transact(chain.owner, chain.market.contract.functions.setTreasury(
-            "0x0000000000000000000000000000000000000000"))
+        chain.govern(chain.market.contract.functions.setTreasury(ZERO_ADDRESS))
