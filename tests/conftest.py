@@ -93,8 +93,8 @@ class Chain:
     def sync(self, *verifiers: str) -> None:
         """Mines to the next sync phase if needed and applies each verifier's stake to the draw."""
         for verifier in verifiers:
-            # Gas is estimated on the latest block and the transaction lands in the next: both
-            # must be in a sync phase.
+            # The transaction lands in the next block, which must be in a sync phase (kept
+            # clear of the phase's last block, so that a retry still lands inside it).
             latest = self.block_number()
             if latest % EPOCH_BLOCKS > SYNC_BLOCKS - 2:
                 self.mine(next_sync_block(latest + 1) - latest)
@@ -114,7 +114,7 @@ class Chain:
     def draw(self, job_id: int) -> str:
         """Mines past the seed block and draws the job's verifier (again after a re-arm); returns it."""
         for _ in range(4):
-            # Gas estimation runs on the latest block, so the seed block must be below it.
+            # The seed block must exist before the block the draw lands in.
             seed_block = self.market.get_job(job_id).seed_block
             if self.block_number() <= seed_block:
                 self.mine(seed_block - self.block_number() + 1)

@@ -103,14 +103,15 @@ class ChainClient:
         """
         with self._lock_for(account.address):
             tx = self._base_tx(account)
-            if gas is not None:
-                tx["gas"] = gas
             try:
+                # Estimated on the pending block, where the transaction will run: a call can cost
+                # more there than on the latest block (a verifier weight change that only applies
+                # in a sync phase, when the next block starts one).
+                tx["gas"] = gas if gas is not None else int(
+                    call.estimate_gas(cast(TxParams, tx), block_identifier="pending") * GAS_MARGIN)
                 built = cast(dict[str, Any], call.build_transaction(cast(TxParams, tx)))
             except (ContractCustomError, ContractLogicError) as exc:
                 raise self.decoder.decode(_revert_data(exc), call.fn_name) from exc
-            if gas is None:
-                built["gas"] = int(built["gas"] * GAS_MARGIN)
             return self._send(account, built, call.fn_name)
 
     def call(self, call: ContractFunction, block: int | str = "latest") -> Any:

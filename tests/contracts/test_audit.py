@@ -66,12 +66,9 @@ def test_lock_seed_waits_for_the_seed_block(staffed: Chain, requester, provider,
     job_id = staffed.submitted_job(requester, provider)
     seed_block = staffed.market.get_job(job_id).seed_block
     assert seed_block == staffed.block_number() + 1
-    with reverts("SeedNotReady", job_id, seed_block):
+    with reverts("SeedNotReady", job_id, seed_block):  # the next block is the seed block itself
         staffed.market.lock_seed(requester, job_id)
-    staffed.mine(1)  # the seed block exists, but a call inside it still cannot see its hash
-    with reverts("SeedNotReady", job_id, seed_block):
-        staffed.market.lock_seed(requester, job_id)
-    staffed.mine(1)
+    staffed.mine(1)  # the seed block exists: the next block can see its hash
     receipt = staffed.market.lock_seed(requester, job_id)
     assert staffed.emitted(receipt, "VerifierDrawn")[0]["verifier"] == verifier.address
 
