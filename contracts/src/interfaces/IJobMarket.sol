@@ -49,7 +49,7 @@ interface IJobMarket is IJobMarketTypes {
     function addStake(Role role, uint96 amount) external;
 
     /// @notice Starts unbonding `amount`; it can be withdrawn after the cooldown. Unstaking all of
-    ///         a role's stake leaves the role (a verifier leaves the draw at once).
+    ///         a role's stake leaves the role (a verifier leaves the draw at the next sync phase).
     ///         A request while earlier stake is unbonding restarts the cooldown for the total.
     /// @dev Collateral locked by live jobs cannot be unstaked. Unbonding stake can still be slashed.
     function requestUnstake(Role role, uint96 amount) external;
