@@ -56,7 +56,9 @@ from tests.contracts.support import (
 
 SLACK = 5  # seconds around a deadline where either outcome is accepted
 REQUESTERS = [dev(10), dev(11)]
-PROVIDERS = [dev(12), dev(13)]
+# The third provider holds no claim in the starting chain, so that exits can complete early in an
+# example (every verifier there has an audit or a panel seat open).
+PROVIDERS = [dev(12), dev(13), dev(9)]
 VERIFIERS = [dev(i) for i in range(14, 20)]
 ACTORS = REQUESTERS + PROVIDERS + VERIFIERS
 VERIFIER_STAKES = [amount * WEI for amount in (1_000, 1_500, 2_000, 2_500, 3_000, 4_000)]

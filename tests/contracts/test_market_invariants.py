@@ -111,7 +111,7 @@ def start(devnet: Devnet) -> Iterator[Start]:
         setup._join(account, amount)
     assert len(model.tree.leaves) == len(VERIFIERS)
     r0, r1 = REQUESTERS
-    p0, p1 = PROVIDERS
+    p0, p1 = PROVIDERS[:2]
     tasks = [(8, 4), (100, 64), (16, 4), (3, 4), (16, 1), (50, 8), (16, 4), (16, 4), (16, 4), (16, 4), (16, 4),
              (16, 4)]
     ids: list[int] = []
