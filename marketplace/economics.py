@@ -10,7 +10,9 @@ Notation (every figure is named the same way in the scripts' output):
 
 - ``P`` a job's price, ``N`` its tasks, ``k = min(sample_tasks, N)`` the tasks an audit re-runs.
   ``P <= P_max = sigma * minVerifierStake`` (``postJob`` reverts ``PriceAboveMaximum`` above it):
-  a larger workload is posted as several jobs (``split_workload``).
+  a larger workload is posted as several jobs (``split_workload``). The sampled work
+  ``V = k * P / N`` is at most ``V_max = P_max / SAMPLE_VALUE_DIVISOR`` (``SampleValueAboveMaximum``):
+  what a lazy pass saves (``C = 2 * c_v * V``) stays below what it risks (``rho*gamma_r*(A + S)``).
 - ``f`` protocol fee, ``kappa`` collateral, ``sigma`` verifier slash, ``r`` reward share (all as
   fractions, from the terms and params).
 - ``A = P * k * verifierFeeBps / (N * 10_000)`` the audit fee, ``C = 2 * c_v * k * P / N`` an
@@ -29,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from marketplace.protocol import BPS, PANEL_SIZE, Params, Terms
+from marketplace.protocol import BPS, PANEL_SIZE, SAMPLE_VALUE_DIVISOR, Params, Terms
 
 WEI = 10**18
 
@@ -58,22 +60,32 @@ class Economy:
         """``P_max``, the most a job may cost: the least slash a drawn verifier can suffer."""
         return self.min_verifier_stake * self.verifier_slash
 
+    @property
+    def max_sample_value(self) -> float:
+        """``V_max``, the most the sampled tasks of a job may be worth."""
+        return self.max_price / SAMPLE_VALUE_DIVISOR
+
 
 # Float slack for comparisons against the cap (500 / 0.05 and the like are not exact in binary).
 _SLACK = 1e-9
 
 
-def split_workload(economy: Economy, num_tasks: int, task_price: float) -> tuple[int, int]:
+def split_workload(economy: Economy, num_tasks: int, task_price: float, sample_tasks: int = 4) -> tuple[int, int]:
     """How ``num_tasks`` tasks at ``task_price`` WEBI each are posted: ``(jobs, tasks of the largest)``.
 
-    Each job is priced at most ``P_max``; the tasks are spread evenly, so the jobs differ by at
-    most one task. ``ValueError`` when one task alone is above the cap or below the minimum price.
+    Each job is priced at most ``P_max`` and its ``min(sample_tasks, n)`` sampled tasks are worth at
+    most ``V_max``; the tasks are spread evenly, so the jobs differ by at most one task.
+    ``ValueError`` when one task alone is above either cap or below the minimum price.
     """
     if task_price < economy.min_task_price * (1 - _SLACK):
         raise ValueError(f"{task_price} WEBI a task is below the minimum of {economy.min_task_price}")
+    if task_price > economy.max_sample_value * (1 + _SLACK):
+        raise ValueError(f"one task at {task_price} WEBI is above the sampled-value cap of "
+                         f"{economy.max_sample_value} WEBI")
     per_job = math.floor(economy.max_price / task_price * (1 + _SLACK))
-    if per_job < 1:
-        raise ValueError(f"one task at {task_price} WEBI is above the price cap of {economy.max_price} WEBI")
+    if sample_tasks * task_price > economy.max_sample_value * (1 + _SLACK):
+        # Fewer tasks a job than the sample: every task is re-run, so the job itself is the sample.
+        per_job = min(per_job, math.floor(economy.max_sample_value / task_price * (1 + _SLACK)))
     jobs = -(-num_tasks // per_job)
     return jobs, -(-num_tasks // jobs)
 
@@ -153,6 +165,10 @@ class AuditCase:
         if self.price > economy.max_price * (1 + _SLACK):
             raise ValueError(f"a job of {self.price} WEBI is above the price cap of {economy.max_price} WEBI: "
                              "split it (split_workload)")
+        if self.sampled * self.task_price > economy.max_sample_value * (1 + _SLACK):
+            raise ValueError(f"the sampled tasks of a job of {self.price} WEBI are worth "
+                             f"{self.sampled * self.task_price} WEBI, above the sampled-value cap of "
+                             f"{economy.max_sample_value} WEBI: split it (split_workload)")
         if assumptions.verifier_stake < economy.min_verifier_stake:
             raise ValueError(f"a verifier staking {assumptions.verifier_stake} WEBI is never drawn (minimum "
                              f"{economy.min_verifier_stake} WEBI)")
@@ -190,8 +206,9 @@ def verifier_outcome(economy: Economy, assumptions: Assumptions, case: AuditCase
                  challenged is overturned, so it forfeits the fee (refunded to the requester) and
                  loses ``S``. Edge ``C - rho*(gamma_r*(A + S) + R)``: it out-earns honest work only
                  below the wrong rate ``C / (gamma_r*(A + S) + R)`` (``lazy_breakeven_wrong_rate``).
-                 ``S`` follows the stake, not the price: where the sample is dear (every task of a
-                 small job at the cap: ``C = 2*c_v*P``), that rate is above 1 and laziness pays.
+                 ``S`` follows the stake, not the price, so the sampled value is capped
+                 (``V <= V_max``): without the cap, every task of a small job at the price cap
+                 (``C = 2*c_v*P``) puts that rate above 1 and laziness pays.
     always-fail  ``(rho + (1-rho)(1-gamma_p))*(A + R) - (1-rho)*gamma_p*S - G``: right on the wrong
                  share; on honest work the provider challenges and the panel overturns it.
     colluding    a requester's Sybil verifier that fails the requester's honest jobs. The

@@ -22,6 +22,8 @@ from marketplace.results import MerkleTree
 BPS = 10_000
 SEED_HORIZON = 256
 MAX_SAMPLE_TASKS = 64
+# The work an audit re-runs is worth at most the price cap over this (``JobMarket.SAMPLE_VALUE_DIVISOR``).
+SAMPLE_VALUE_DIVISOR = 80
 PANEL_SIZE = 3
 # Verifier weights change only in the first SYNC_BLOCKS blocks of every EPOCH_BLOCKS (see
 # ``JobMarket.syncVerifier``); a draw never spans such a block.
@@ -323,6 +325,32 @@ class Params:
         return (self.min_provider_stake, self.min_verifier_stake, self.min_task_price, self.unstake_cooldown,
                 self.reveal_window, self.vote_window, self.verifier_slash_bps, self.no_show_slash_bps,
                 self.reward_bps)
+
+    @property
+    def max_price(self) -> int:
+        """The most a job may cost (``PriceAboveMaximum``): the least slash a drawn verifier can suffer."""
+        return self.min_verifier_stake * self.verifier_slash_bps // BPS
+
+    @property
+    def max_sample_value(self) -> int:
+        """The most the sampled work of a job may be worth (``SampleValueAboveMaximum``)."""
+        return self.max_price // SAMPLE_VALUE_DIVISOR
+
+    def check_request(self, price: int, num_tasks: int, sample_tasks: int) -> None:
+        """``ValueError`` naming the bound when ``postJob`` would refuse a job's price for these terms."""
+        if num_tasks < 1:
+            raise ValueError("a job needs at least one task")
+        if price < num_tasks * self.min_task_price:
+            raise ValueError(f"a price of {price} wei is below the minimum of {num_tasks * self.min_task_price} wei "
+                             f"({self.min_task_price} wei a task)")
+        if price > self.max_price:
+            raise ValueError(f"a price of {price} wei is above the cap of {self.max_price} wei a job: split the "
+                             "inputs into several jobs")
+        sampled = min(sample_tasks, num_tasks)
+        if price * sampled * SAMPLE_VALUE_DIVISOR > self.max_price * num_tasks:
+            raise ValueError(f"the {sampled} sampled tasks are worth {price * sampled // num_tasks} wei, above the "
+                             f"cap of {self.max_sample_value} wei (a lazy audit must not save more than it risks): "
+                             "lower the price or sample_tasks, or post more tasks a job")
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ c*m/N - q*(1 - protocolFee + collateral). Goal: max_cheat_gain < 0.
 
 Verifiers, per audit, for workloads of N in {1, 16, 1,024, 100,000} tasks at three prices a task:
 the minimum ("min"), 1 WEBI ("typical") and the most a job of N tasks may cost ("cap": the price
-cap P_max = minVerifierStake x verifierSlashBps, 500 WEBI by default, spread over its tasks, or
-the minimum when that is less). A workload whose price is above P_max is posted as several jobs
-of at most P_max each (marketplace.economics.split_workload; the tables say "J x n tasks"), and
+cap P_max = minVerifierStake x verifierSlashBps, 500 WEBI by default, spread over its tasks, and
+at most V_max = P_max / SAMPLE_VALUE_DIVISOR, 6.25 WEBI, for its min(k, N) sampled tasks; or the
+minimum when that is less). A workload above either cap is posted as several jobs within both
+(marketplace.economics.split_workload; the tables say "J x n tasks"), and
 the figures are per audit of the largest of them. Strategies: honest, lazy-pass, always-fail,
 colluding with a requester (its Sybil fails honest work), colluding with a cheating provider
 (passes its cheat); the formulas are in marketplace.economics.verifier_outcome. A dishonest
@@ -113,21 +114,23 @@ def provider_grid(economy: Economy, sampled: int) -> list[dict[str, Any]]:
     return rows
 
 
-def task_price(economy: Economy, label: str, workload: int) -> float:
-    """The price a task of a ``workload``-task job for each label (WEBI)."""
+def task_price(economy: Economy, label: str, workload: int, sample_tasks: int) -> float:
+    """The price a task of a ``workload``-task job for each label (WEBI): "cap" is the dearest the
+    contracts allow, under both the price cap and the sampled-value cap."""
     if label == "min":
         return economy.min_task_price
     if label == "typical":
         return TYPICAL_TASK_PRICE
-    return max(economy.max_price / workload, economy.min_task_price)
+    dearest = min(economy.max_price / workload, economy.max_sample_value / min(sample_tasks, workload))
+    return max(dearest, economy.min_task_price)
 
 
 def verifier_grid(economy: Economy, assumptions: Assumptions, sample_tasks: int) -> list[dict[str, Any]]:
     rows = []
     for workload in SIZES:
         for label in PRICE_LABELS:
-            per_task = task_price(economy, label, workload)
-            jobs, num_tasks = split_workload(economy, workload, per_task)
+            per_task = task_price(economy, label, workload, sample_tasks)
+            jobs, num_tasks = split_workload(economy, workload, per_task, sample_tasks)
             case = AuditCase(num_tasks, num_tasks * per_task, sample_tasks)
             outcome = verifier_outcome(economy, assumptions, case)
             panel = panel_outcome(economy, assumptions, case)
@@ -203,7 +206,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     worst_edge, worst_strategy, worst_row = max(edges, key=lambda item: item[0])
     figures: dict[str, Any] = {
         "terms": asdict(terms), "params": asdict(params),
-        "economy": {**asdict(economy), "max_price": economy.max_price},
+        "economy": {**asdict(economy), "max_price": economy.max_price, "max_sample_value": economy.max_sample_value},
         "sample_tasks": sample_tasks, "sample_tasks_source": sample_source,
         "assumptions": {**asdict(assumptions), "gas_price_gwei": args.gas_price_gwei,
                         "webi_per_eth": args.webi_per_eth},
@@ -266,8 +269,9 @@ def job_label(row: dict[str, Any]) -> str:
 def show(figures: dict[str, Any], console: Console) -> None:
     a = figures["assumptions"]
     console.print(f"terms {figures['terms']}\nparams {figures['params']}")
-    console.print(f"price cap P_max = {figures['economy']['max_price']:g} WEBI a job; a workload above it is "
-                  "split into jobs of at most P_max (tasks: workload@price = jobs x tasks of the largest job)")
+    console.print(f"price cap P_max = {figures['economy']['max_price']:g} WEBI a job, sampled-value cap V_max = "
+                  f"{figures['economy']['max_sample_value']:g} WEBI; a workload above them is split into jobs "
+                  "within both (tasks: workload@price = jobs x tasks of the largest job)")
     console.print(f"sample_tasks k = {figures['sample_tasks']} ({figures['sample_tasks_source']}); assumptions: "
                   f"gas {a['gas_price_gwei']} gwei, {a['webi_per_eth']:g} WEBI/ETH, c_v = {a['verifier_cost']}, "
                   f"wrong rate {a['wrong_rate']}, watch rate {a['watch_rate']}, provider challenges every fail "

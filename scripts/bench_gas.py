@@ -184,7 +184,7 @@ class GasBench:
         to_sync_phase(self.client)
         return int(self.market.sync_verifier(self.requester, address)["gasUsed"])
 
-    def post(self, num_tasks: int = 16, price: int = 100 * WEI) -> tuple[int, int]:
+    def post(self, num_tasks: int = 16, price: int = 20 * WEI) -> tuple[int, int]:
         request = JobRequest(CID, num_tasks, price, self.client.timestamp() + 3_600, 600, 4)
         receipt = self.client.transact(self.requester, self.market.contract.functions.postJob(request.as_tuple()))
         return self.market.posted_job_id(receipt), int(receipt["gasUsed"])

@@ -145,7 +145,7 @@ class Chain:
 
     def request(self, **overrides: Any) -> JobRequest:
         fields: dict[str, Any] = {
-            "spec_cid": SPEC_CID, "num_tasks": 16, "price": 100 * WEI, "claim_by": self.now() + 3_600,
+            "spec_cid": SPEC_CID, "num_tasks": 16, "price": 20 * WEI, "claim_by": self.now() + 3_600,
             "exec_window": 600, "sample_tasks": 4,
         }
         fields.update(overrides)

@@ -371,6 +371,10 @@ contract JobMarket is Audits {
         if (request.sampleTasks == 0 || request.sampleTasks > MAX_SAMPLE_TASKS) {
             revert InvalidSampleTasks(request.sampleTasks, MAX_SAMPLE_TASKS);
         }
+        uint256 sampled = request.sampleTasks < n ? request.sampleTasks : n;
+        if (request.price * sampled * SAMPLE_VALUE_DIVISOR > maxPrice * n) {
+            revert SampleValueAboveMaximum(request.price * sampled / n, maxPrice / SAMPLE_VALUE_DIVISOR);
+        }
         if (c.protocolFeeBps > request.maxProtocolFeeBps) {
             revert TermsOutOfBounds("protocolFeeBps", c.protocolFeeBps, request.maxProtocolFeeBps);
         }

@@ -38,6 +38,14 @@ abstract contract MarketBase is IJobMarketTypes, Ownable2Step, ReentrancyGuardTr
     uint256 public constant MAX_NO_SHOW_SLASH_BPS = 1_000;
     uint256 public constant MAX_REWARD_BPS = 2_500;
     uint256 public constant MAX_SAMPLE_TASKS = 64;
+    /// @notice The work an audit re-runs (`price * min(sampleTasks, numTasks) / numTasks`) is worth
+    ///         at most the price cap over this. Skipping a re-run must save less than a lazy pass
+    ///         risks: the slash of a verifier at the minimum stake, times the chance its wrong pass
+    ///         is met and challenged (issue 13's figures: at a 5 % wrong rate and a 50 % watch rate
+    ///         a lazy pass loses money up to a sampled value of about 1/70 of the cap).
+    /// @dev Warning: assumes the watch and wrong rates of scripts/bench_economics.py; a network with
+    ///      fewer watchtowers needs a larger divisor (or larger verifier stakes).
+    uint256 public constant SAMPLE_VALUE_DIVISOR = 80;
     uint256 public constant PANEL_SIZE = 3;
     /// @notice `blockhash` only sees the last 256 blocks.
     uint256 public constant SEED_HORIZON = 256;

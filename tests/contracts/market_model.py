@@ -314,7 +314,11 @@ class Actions:
 
     def _post(self, who: LocalAccount, tasks: int, sample: int, price: int) -> None:
         request = JobRequest("spec", tasks, price, self._now() + 30 * 86_400, EXEC_WINDOW, sample)
-        ok = price >= tasks * self.model.params.min_task_price
+        params = self.model.params
+        cap = params.min_verifier_stake * params.verifier_slash_bps // 10_000
+        # The sampled tasks are worth at most cap / 80: a lazy pass must save less than it risks.
+        ok = (price >= tasks * params.min_task_price and price <= cap
+              and price * min(sample, tasks) * 80 <= cap * tasks)
         posted: list[int] = []
         if self._try("post", ok, lambda: posted.append(self.market.post_job(who, request))):
             self.model.jobs[posted[0]] = ModelJob(self.market.terms_of(posted[0]))

@@ -260,7 +260,7 @@ VOTE_WINDOW = DEFAULT_PARAMS.vote_window
 def audited(chain: Chain, requester: LocalAccount, provider: LocalAccount, verifier: LocalAccount,
             verdict: Verdict, jurors: Sequence[LocalAccount] = (), **overrides) -> int:
     """A job that ``verifier`` (the only verifier at its draw) gave ``verdict``; ``jurors`` join after."""
-    job_id = chain.submitted_job(requester, provider, **{"price": 100 * WEI, **overrides})
+    job_id = chain.submitted_job(requester, provider, **{"price": 20 * WEI, **overrides})
     assert chain.draw(job_id) == verifier.address
     for juror in jurors:
         chain.register(juror, Role.VERIFIER)

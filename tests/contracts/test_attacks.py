@@ -42,7 +42,7 @@ from tests.contracts.support import (
     within_three_sigma,
 )
 
-PRICE = 100 * WEI
+PRICE = 20 * WEI
 MIN_TASK_PRICE = DEFAULT_PARAMS.min_task_price
 SYBILS = [dev(i) for i in range(10, 19)]  # the requester's
 MIN_STAKE = DEFAULT_PARAMS.min_verifier_stake

@@ -45,7 +45,7 @@ from tests.contracts.support import (
     sync_room,
 )
 
-PRICE = 100 * WEI
+PRICE = 20 * WEI
 EVIDENCE = "bafkreievidence"
 NO_SHOW = DEFAULT_PARAMS.no_show_slash_bps
 VERIFIER_MIN = DEFAULT_PARAMS.min_verifier_stake
@@ -215,7 +215,7 @@ def test_staking_after_the_seed_block_cannot_move_the_draw(staffed: Chain, reque
 
 def test_verdict_opens_the_secret_rotates_it_and_fixes_the_sample(staffed: Chain, requester, provider,
                                                                     verifier) -> None:
-    job_id = drawn_job(staffed, requester, provider, num_tasks=1_000, sample_tasks=64)
+    job_id = drawn_job(staffed, requester, provider, num_tasks=1_000, sample_tasks=64, price=60 * WEI)
     audit = staffed.market.audit_of(job_id)
     secret, next_hash = staffed.open_secret(verifier, job_id)
     assert secret == staffed.secret(verifier, 0)
@@ -242,8 +242,9 @@ def test_verdict_opens_the_secret_rotates_it_and_fixes_the_sample(staffed: Chain
 @pytest.mark.parametrize(("num_tasks", "sample_tasks"), [(16, 4), (3, 4), (2, 1), (10_000, 64), (7, 7)])
 def test_python_sample_matches_the_contract(staffed: Chain, requester, provider, verifier, num_tasks,
                                             sample_tasks) -> None:
+    dearest = DEFAULT_PARAMS.max_sample_value * num_tasks // min(num_tasks, sample_tasks)
     job_id = drawn_job(staffed, requester, provider, num_tasks=num_tasks, sample_tasks=sample_tasks,
-                       price=max(PRICE, num_tasks * DEFAULT_PARAMS.min_task_price))
+                       price=max(num_tasks * DEFAULT_PARAMS.min_task_price, min(PRICE, dearest)))
     seed = staffed.market.audit_of(job_id).seed
     secret, _ = staffed.open_secret(verifier, job_id)
     staffed.verdict(verifier, job_id, Verdict.PASS)

@@ -9,10 +9,22 @@ draw a panel of three distinct jurors, letting seeds that would seat one twice e
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from marketplace.chain.deployment import DEFAULT_PARAMS, WEI
-from marketplace.protocol import BPS, ZERO_HASH, CreditKind, JobState, Role, Verdict, vote_commitment
+from marketplace.chain.governance import Governance
+from marketplace.protocol import (
+    BPS,
+    MAX_VERIFIER_FEE_BPS,
+    ZERO_HASH,
+    CreditKind,
+    JobState,
+    Role,
+    Verdict,
+    vote_commitment,
+)
 from tests.conftest import Chain, reverts
 from tests.contracts.support import (
     SALT,
@@ -33,7 +45,7 @@ from tests.contracts.support import (
     vote,
 )
 
-PRICE = 100 * WEI
+PRICE = 20 * WEI
 REWARD = DEFAULT_PARAMS.reward_bps
 NO_SHOW = DEFAULT_PARAMS.no_show_slash_bps
 VERIFIER_SLASH = DEFAULT_PARAMS.verifier_slash_bps
@@ -452,18 +464,34 @@ def test_an_overturned_pass_rejects_the_job_and_rewards_the_challenging_requeste
 
 def test_an_overturning_slash_smaller_than_the_bond_all_goes_to_the_panel(chain: Chain, requester, provider,
                                                                           verifier, jurors) -> None:
+    # Under any terms in force at once the bond (3 A <= 15 V_max) is below the least slash (P_max =
+    # 80 V_max). It passes the slash only when the owner lowers verifierSlashBps after a dear job
+    # was posted, as here: the three proposals are scheduled together, so that the last one is
+    # ready as soon as the verdict is in.
+    governance = Governance(chain.client, chain.protocol.deployment.governance or "")
+    params, terms = chain.market.params(), chain.market.terms()
+    setters = chain.market.contract.functions
+    proposals = [governance.schedule(chain.owner, call, salt=bytes([i]) * 32) for i, call in enumerate([
+        setters.setParams(replace(params, verifier_slash_bps=BPS).as_tuple()),  # P_max 1,000, V_max 12.5 WEBI
+        setters.setTerms(replace(terms, verifier_fee_bps=MAX_VERIFIER_FEE_BPS).as_tuple()),  # A = 5 V
+        setters.setParams(replace(params, verifier_slash_bps=1_000).as_tuple()),  # the least the bounds allow
+    ])]
+    chain.increase_time(governance.delay() + 1)
+    for proposal in proposals[:2]:
+        governance.execute(chain.owner, proposal)
     chain.register(provider, Role.PROVIDER)
     chain.register(verifier, Role.VERIFIER, DEFAULT_PARAMS.min_verifier_stake)
-    # A bond of 3 x 200 WEBI against a slash of half the minimum stake (500 WEBI).
-    job_id = audited(chain, requester, provider, verifier, Verdict.FAIL, jurors, price=400 * WEI)
-    terms = chain.market.terms_of(job_id)
+    job_id = audited(chain, requester, provider, verifier, Verdict.FAIL, jurors, price=50 * WEI)
+    terms_of_job = chain.market.terms_of(job_id)
+    assert terms_of_job.bond == 3 * 5 * 50 * WEI * 4 // 16  # 187.5 WEBI
+    governance.execute(chain.owner, proposals[2])
     challenge(chain, provider, job_id)
     draw_panel(chain, job_id, distinct=True)
     panel = members(chain, job_id)
     vote(chain, job_id, [Verdict.PASS] * 3)
     receipt = resolve(chain, job_id)
-    slash = DEFAULT_PARAMS.min_verifier_stake * VERIFIER_SLASH // BPS
-    assert slash < terms.bond
+    slash = DEFAULT_PARAMS.min_verifier_stake * 1_000 // BPS
+    assert slash < terms_of_job.bond
     fees = [(a, amount) for a, kind, amount in ledger(chain, receipt) if kind is CreditKind.PANEL_FEE]
     assert fees == [(panel[0].address, slash // 3 + slash % 3), (panel[1].address, slash // 3),
                     (panel[2].address, slash // 3)]

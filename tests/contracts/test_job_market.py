@@ -13,7 +13,7 @@ from marketplace.protocol import BPS, SYNC_BLOCKS, Allowlist, CreditKind, JobSta
 from tests.conftest import OUTPUT_CID, SPEC_CID, Chain, reverts
 from tests.contracts.support import burned_in, dev, ledger, name32, slashes
 
-PRICE = 100 * WEI
+PRICE = 20 * WEI
 MIN_TASK_PRICE = DEFAULT_PARAMS.min_task_price
 # Chain.request's defaults: 16 tasks, 4 sampled, so the audit fee is 4/16 of 2x the price.
 FEE = audit_fee(PRICE, 16, 4, DEFAULT_TERMS.verifier_fee_bps)
@@ -90,8 +90,29 @@ def test_post_job_above_what_a_verifier_slash_covers_reverts(chain: Chain, reque
     maximum = DEFAULT_PARAMS.min_verifier_stake * DEFAULT_PARAMS.verifier_slash_bps // BPS
     chain.approve(requester)
     with reverts("PriceAboveMaximum", maximum + 1, maximum):
-        chain.market.post_job(requester, chain.request(price=maximum + 1))
-    assert chain.market.terms_of(chain.post(requester, price=maximum)).price == maximum
+        chain.market.post_job(requester, chain.request(price=maximum + 1, num_tasks=320))
+    assert chain.market.terms_of(chain.post(requester, price=maximum, num_tasks=320)).price == maximum
+
+
+@pytest.mark.parametrize(("num_tasks", "sample_tasks"), [(16, 4), (1, 4), (3, 64), (40, 1)])
+def test_post_job_whose_sample_is_worth_more_than_a_lazy_pass_risks_reverts(chain: Chain, requester, num_tasks,
+                                                                            sample_tasks) -> None:
+    # The sampled tasks are worth at most P_max / 80 (6.25 WEBI): a verifier skipping their re-run
+    # must save less than the slash it risks (scripts/bench_economics.py, lazy_pass).
+    cap = DEFAULT_PARAMS.max_sample_value
+    assert cap == 500 * WEI // 80
+    sampled = min(num_tasks, sample_tasks)
+    price = cap * num_tasks // sampled  # exactly at the cap
+    chain.approve(requester)
+    over = price + num_tasks
+    with reverts("SampleValueAboveMaximum", over * sampled // num_tasks, cap):
+        chain.market.post_job(requester, chain.request(price=over, num_tasks=num_tasks, sample_tasks=sample_tasks))
+    job_id = chain.post(requester, price=price, num_tasks=num_tasks, sample_tasks=sample_tasks)
+    assert chain.market.terms_of(job_id).price == price
+    # The SDK says so before it uploads anything.
+    with pytest.raises(ValueError, match="sampled tasks are worth"):
+        chain.market.params().check_request(over, num_tasks, sample_tasks)
+    chain.market.params().check_request(price, num_tasks, sample_tasks)
 
 
 def test_post_job_at_the_minimum_task_price_pays_for_its_audit(chain: Chain, requester) -> None:
@@ -223,7 +244,7 @@ def test_claim_requires_registration(chain: Chain, requester, stranger) -> None:
 
 def test_claim_requires_free_stake_for_collateral(chain: Chain, requester, provider) -> None:
     chain.register(provider, Role.PROVIDER, 100 * WEI)
-    job_id = chain.post(requester, price=500 * WEI)
+    job_id = chain.post(requester, price=500 * WEI, num_tasks=320)
     with reverts("InsufficientStake", provider.address, 100 * WEI, 250 * WEI):
         chain.market.claim_job(provider, job_id)
 
@@ -241,7 +262,7 @@ def test_claim_below_the_requests_minimum_provider_stake_reverts(staffed: Chain,
 
 def test_claim_after_slash_below_the_network_minimum_reverts(chain: Chain, requester, provider) -> None:
     chain.register(provider, Role.PROVIDER, 150 * WEI)
-    job_id = chain.post(requester, price=200 * WEI, exec_window=60)
+    job_id = chain.post(requester, price=200 * WEI, num_tasks=128, exec_window=60)
     chain.market.claim_job(provider, job_id)
     chain.increase_time(61)
     chain.market.reclaim_expired(requester, job_id)
@@ -402,7 +423,7 @@ def test_a_submitted_job_is_never_settled_unaudited(staffed: Chain, requester, p
 def test_finalize_after_the_challenge_window_pays_provider_verifier_and_protocol(staffed: Chain, requester,
                                                                                  provider, verifier,
                                                                                  stranger) -> None:
-    price = 123_456_789_012_345_678_901  # odd, so that rounding shows
+    price = 23_456_789_012_345_678_901  # odd, so that rounding shows
     job_id = staffed.submitted_job(requester, provider, price=price)
     terms = staffed.market.terms_of(job_id)
     staffed.verdict(verifier, job_id, Verdict.PASS)

@@ -202,9 +202,20 @@ class MarketMachine(Actions, RuleBasedStateMachine):
     def do_post(self, data: st.DataObject) -> None:
         who = data.draw(st.sampled_from(REQUESTERS))
         tasks, sample = data.draw(st.integers(1, 300)), data.draw(st.sampled_from([1, 4, 64]))
-        extra, dust = data.draw(st.integers(0, 60 * WEI)), data.draw(st.integers(0, 99))
-        minimum = tasks * self.model.params.min_task_price
-        self._post(who, tasks, sample, minimum - 1 if dust < 10 else minimum + extra)
+        share, kind = data.draw(st.integers(0, 10_000)), data.draw(st.integers(0, 99))
+        params = self.model.params
+        minimum = tasks * params.min_task_price
+        # The dearest price whose sampled tasks stay within their cap (and the job within the price cap).
+        dearest = min(params.min_verifier_stake * params.verifier_slash_bps // 10_000,
+                      params.min_verifier_stake * params.verifier_slash_bps // 10_000 // 80 * tasks
+                      // min(sample, tasks))
+        if kind < 10:
+            price = minimum - 1  # dust
+        elif kind < 18:
+            price = dearest + 1 + share * WEI // 1_000  # above a cap
+        else:
+            price = minimum + max(dearest - minimum, 0) * share // 10_000
+        self._post(who, tasks, sample, price)
 
     def do_cancel(self, data: st.DataObject) -> None:
         job_id = self._pick_job(data, JobState.OPEN)

@@ -192,7 +192,7 @@ def test_unstake_errors(chain: Chain, provider, requester, stranger) -> None:
     with reverts("InsufficientStake", provider.address, 50 * WEI, MIN):
         chain.market.request_unstake(provider, Role.PROVIDER, 250 * WEI)
     # Collateral locked by a claim cannot be unstaked.
-    job_id = chain.post(requester, price=200 * WEI)
+    job_id = chain.post(requester, price=200 * WEI, num_tasks=128)
     chain.market.claim_job(provider, job_id)
     with reverts("InsufficientStake", provider.address, 200 * WEI, 300 * WEI):
         chain.market.request_unstake(provider, Role.PROVIDER, 300 * WEI)

@@ -50,21 +50,25 @@ def test_cheat_gain_is_saved_compute_less_the_expected_loss() -> None:
 def test_the_price_cap_is_the_least_slash_of_a_drawn_verifier() -> None:
     assert ECONOMY.max_price == pytest.approx(500.0)  # 1,000 WEBI minimum stake x 50 %
     assert ECONOMY.min_verifier_stake * ECONOMY.verifier_slash >= ECONOMY.max_price
+    assert ECONOMY.max_sample_value == pytest.approx(500.0 / 80)  # SampleValueAboveMaximum
 
 
 @pytest.mark.parametrize(("num_tasks", "task_price", "jobs", "largest"), [
-    (1, 500.0, 1, 1), (16, 1.0, 1, 16), (1_024, 1.0, 3, 342), (100_000, 1.0, 200, 500),
-    (100_000, 0.05, 10, 10_000), (10_000, 0.05, 1, 10_000), (10_001, 0.05, 2, 5_001)])
+    (1, 6.25, 1, 1), (16, 1.0, 1, 16), (1_024, 1.0, 3, 342), (100_000, 1.0, 200, 500),
+    (100_000, 0.05, 10, 10_000), (10_000, 0.05, 1, 10_000), (10_001, 0.05, 2, 5_001),
+    # Dear tasks: fewer tasks a job than the sample, so the whole job is the sample (<= 6.25 WEBI).
+    (10, 2.0, 4, 3), (4, 3.0, 2, 2)])
 def test_split_workload_posts_jobs_of_at_most_the_price_cap(num_tasks: int, task_price: float, jobs: int,
                                                              largest: int) -> None:
     assert split_workload(ECONOMY, num_tasks, task_price) == (jobs, largest)
     assert largest * task_price <= ECONOMY.max_price + 1e-9
+    assert min(largest, 4) * task_price <= ECONOMY.max_sample_value + 1e-9
     assert jobs * (largest - 1) < num_tasks <= jobs * largest  # spread evenly
 
 
 def test_split_workload_refuses_a_task_above_the_cap_or_below_the_minimum_price() -> None:
-    with pytest.raises(ValueError, match="above the price cap"):
-        split_workload(ECONOMY, 1, 501.0)
+    with pytest.raises(ValueError, match="above the sampled-value cap"):
+        split_workload(ECONOMY, 1, 6.3)
     with pytest.raises(ValueError, match="below the minimum"):
         split_workload(ECONOMY, 16, 0.01)
 
@@ -72,6 +76,8 @@ def test_split_workload_refuses_a_task_above_the_cap_or_below_the_minimum_price(
 def test_outcomes_refuse_a_job_above_the_cap_and_a_verifier_below_the_minimum_stake() -> None:
     with pytest.raises(ValueError, match="above the price cap"):
         verifier_outcome(ECONOMY, Assumptions(), AuditCase(1_024, 1_024.0, 4))
+    with pytest.raises(ValueError, match="above the sampled-value cap"):
+        verifier_outcome(ECONOMY, Assumptions(), AuditCase(16, 100.0, 4))
     with pytest.raises(ValueError, match="never drawn"):
         panel_outcome(ECONOMY, Assumptions(verifier_stake=999.0), AuditCase(16, 16.0, 4))
 
@@ -94,17 +100,20 @@ def test_every_dishonest_verifier_strategy_loses_under_the_default_terms() -> No
         assert all(edge < 0 for edge in outcome.edges.values()), outcome.edges
 
 
-def test_lazy_pass_pays_on_a_one_task_job_at_the_price_cap() -> None:
-    # What the cap does not fix: on a 1-task job at 500 WEBI, lazy-pass saves two reference runs
-    # (C = 900 WEBI) and risks rho * gamma_r * (A + S) = 37.5 WEBI; it pays at any wrong rate.
-    outcome = verifier_outcome(ECONOMY, Assumptions(), AuditCase(1, 500.0, 4))
-    assert outcome.compute == pytest.approx(900.0)
-    assert outcome.edges["lazy_pass"] == pytest.approx(900.0 - 0.05 * (0.5 * (1_000.0 + 500.0) + 25.0))
-    assert outcome.lazy_breakeven_wrong_rate > 1
+def test_lazy_pass_loses_on_the_dearest_sample_the_contracts_allow() -> None:
+    # Without the sampled-value cap, a 1-task job at 500 WEBI let lazy-pass save two reference runs
+    # (C = 900 WEBI) against a risk of rho * gamma_r * (A + S) = 37.5 WEBI. At the cap (6.25 WEBI):
+    # C = 11.25 WEBI against 0.05 * (0.5 * (12.5 + 500) + 0.3125) = 12.83 WEBI.
+    outcome = verifier_outcome(ECONOMY, Assumptions(), AuditCase(1, 6.25, 4))
+    assert outcome.compute == pytest.approx(11.25)
+    assert outcome.edges["lazy_pass"] == pytest.approx(11.25 - 0.05 * (0.5 * (12.5 + 500.0) + 0.3125))
+    assert outcome.edges["lazy_pass"] < 0
+    assert outcome.lazy_breakeven_wrong_rate == pytest.approx(11.25 / (0.5 * 512.5 + 0.3125))
+    assert outcome.lazy_breakeven_wrong_rate < Assumptions().wrong_rate
 
 
 def test_colluding_cheater_if_drawn_bound_takes_the_least_slash_the_cap_allows() -> None:
-    for case in (AuditCase(1, 500.0, 4), AuditCase(16, 16.0, 4), AuditCase(10_000, 500.0, 4)):
+    for case in (AuditCase(1, 6.25, 4), AuditCase(16, 16.0, 4), AuditCase(10_000, 500.0, 4)):
         outcome = verifier_outcome(ECONOMY, Assumptions(), case)
         a, c, p = outcome.audit_fee, outcome.compute, case.price
         assert outcome.colluding_cheater_if_drawn_bound == pytest.approx(

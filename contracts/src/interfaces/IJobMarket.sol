@@ -74,7 +74,10 @@ interface IJobMarket is IJobMarketTypes {
 
     /// @notice Posts a job and pulls the escrow (price plus audit fee) from the caller. The price is
     ///         at least `numTasks * minTaskPrice` and at most `minVerifierStake * verifierSlashBps
-    ///         / 10_000`: a verifier's wrong verdict always costs it at least the job's price.
+    ///         / 10_000`: a verifier's wrong verdict always costs it at least the job's price. The
+    ///         sampled work (`price * min(sampleTasks, numTasks) / numTasks`) is at most that cap
+    ///         over `SAMPLE_VALUE_DIVISOR` (SampleValueAboveMaximum), so a lazy pass never saves
+    ///         more than it risks; a dearer workload is posted as more tasks or several jobs.
     /// @return jobId The new job's id, counting from 1.
     function postJob(JobRequest calldata request) external returns (uint256 jobId);
 

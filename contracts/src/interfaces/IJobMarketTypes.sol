@@ -191,6 +191,7 @@ interface IJobMarketTypes {
     error InvalidNumTasks(uint256 numTasks);
     error InvalidPrice(uint256 price, uint256 min);
     error PriceAboveMaximum(uint256 price, uint256 max);
+    error SampleValueAboveMaximum(uint256 value, uint256 max);
     error NotSyncPhase(uint256 blockNumber, uint256 nextSync);
     error InvalidClaimBy(uint256 claimBy, uint256 now_);
     error InvalidExecWindow(uint256 execWindow, uint256 min, uint256 max);
