@@ -1,9 +1,13 @@
 """``marketplace.Client``: what a requester does, for scripts and notebooks (``webi job`` uses it too).
 
     client = Client.connect("http://127.0.0.1:8545", "http://127.0.0.1:8000", account)
-    job_id = client.post_job("embed", "./my-model", ["hello", "world"], price_wei=10 * WEI)
-    client.wait(job_id)  # submitted, audited (verdict), then final after the challenge window
+    job_id = client.post_job("embed", "./my-model", ["hello", "world"], price_wei=WEI)
+    client.wait(job_id, until=TERMINAL_STATES | {JobState.AUDITED})  # the verdict, provisional for an hour
     outputs = client.results(job_id)  # every output checked against the on-chain root
+    report = client.check(job_id, 3)  # 3 random tasks re-executed here, as the verifier does
+    if not report.passed:
+        client.challenge(job_id)  # within the challenge window: a panel re-decides
+    client.wait(job_id)  # settled
 
 The client trusts neither the store nor any server: uploads are hashed locally (the CID is
 computed here), and results are accepted only when every output's Merkle leaf rebuilds the root
@@ -13,9 +17,9 @@ the provider committed on-chain.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +28,40 @@ from eth_utils.address import is_address, to_checksum_address
 
 from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import Deployment, Protocol, connect_protocol, protocol_abis
-from marketplace.errors import CidError, ConfigError, ContentError, WebiError
-from marketplace.jobspec import MAX_TASKS, JobSpec, Parameters, TaskType, inputs_manifest, parse_inputs
-from marketplace.protocol import TERMINAL_STATES, ZERO_HASH, Allowlist, JobRequest, JobState, Verdict
+from marketplace.errors import CidError, ConfigError, ContentError, ContractError, WebiError
+from marketplace.job_challenge import ChallengeError, check_challenge
+from marketplace.job_timeline import JobEvent, JobTimeline
+from marketplace.job_views import ChallengeInfo, JobInfo, JobQuote, RequestRefusedError
+from marketplace.jobspec import (
+    MAX_TASKS,
+    JobSpec,
+    Parameters,
+    TaskType,
+    inputs_manifest,
+    parse_inputs,
+    parse_spec,
+)
+from marketplace.protocol import (
+    TERMINAL_STATES,
+    ZERO_HASH,
+    Allowlist,
+    JobRequest,
+    JobState,
+    Verdict,
+    audit_fee,
+)
 from marketplace.results import MerkleTree, parse_output_manifest
+from marketplace.spot_check import CheckReport, TaskChecker, choose_tasks, load_checker
 from marketplace.storage import ContentStore, open_store
 from marketplace.storage.cid import Cid
 from marketplace.storage.importer import Progress
+from marketplace.units import webi
 
 MAX_OUTPUT_MANIFEST = 1024**3
+MAX_SPEC_BYTES = 64 * 1024
 _SUBMITTED_OR_LATER = frozenset({JobState.SUBMITTED, JobState.AUDITED, JobState.CHALLENGED, JobState.FINALIZED,
                                  JobState.REJECTED})
+_CHALLENGED_OR_LATER = frozenset({JobState.CHALLENGED, JobState.FINALIZED, JobState.REJECTED})
 
 
 class ResultMismatchError(WebiError):
@@ -45,49 +72,20 @@ class JobTimeoutError(WebiError, TimeoutError):
     """A job did not reach the awaited state in time (it may still: nothing was changed)."""
 
 
-@dataclass(frozen=True)
-class JobInfo:
-    """A job as the chain sees it now."""
-
-    job_id: int
-    state: JobState
-    requester: str
-    provider: str | None
-    spec_cid: str
-    price: int
-    num_tasks: int
-    output_cid: str | None
-    result_root: str | None
-    audit_fee: int = 0
-    verifier: str | None = None  # the drawn verifier, once drawn
-    verdict: Verdict = Verdict.NONE  # provisional while audited, final once settled
-    deadline: int | None = None  # the verdict's deadline once drawn; the end of the challenge window once audited
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "job_id": self.job_id,
-            "state": self.state.name.lower(),
-            "requester": self.requester,
-            "provider": self.provider,
-            "spec_cid": self.spec_cid,
-            "price": str(self.price),
-            "audit_fee": str(self.audit_fee),
-            "num_tasks": self.num_tasks,
-            "output_cid": self.output_cid,
-            "result_root": self.result_root,
-            "verifier": self.verifier,
-            "verdict": None if self.verdict == Verdict.NONE else self.verdict.name.lower(),
-            "deadline": self.deadline,
-        }
-
-
 class Client:
-    """A requester's view of one deployment: the chain, a content store and (to write) an account."""
+    """A requester's view of one deployment: the chain, a content store and (to write) an account.
 
-    def __init__(self, protocol: Protocol, store: ContentStore, account: LocalAccount | None = None) -> None:
+    ``checker`` re-executes tasks for ``check`` (default: the verifier's, through the ``webi.checkers``
+    entry point, with models cached under ``cache_dir``); tests and notebooks may pass their own.
+    """
+
+    def __init__(self, protocol: Protocol, store: ContentStore, account: LocalAccount | None = None, *,
+                 checker: TaskChecker | None = None, cache_dir: Path | None = None) -> None:
         self.protocol = protocol
         self.store = store
         self.account = account
+        self.checker = checker
+        self.cache_dir = cache_dir or Path(os.environ.get("WEBI_HOME", Path.home() / ".webi")) / "check-cache"
         self._submitted: dict[int, Any] = {}  # ResultSubmitted arguments by job
 
     @classmethod
@@ -99,11 +97,12 @@ class Client:
         *,
         deployments_dir: Path | None = None,
         store_token: str | None = None,
+        cache_dir: Path | None = None,
     ) -> Client:
         """``store``: a directory, a Kubo RPC or WEBI node URL, or ``gateway+URL`` (read-only)."""
         chain = ChainClient.connect(rpc_url, protocol_abis())
         protocol = connect_protocol(chain, Deployment.load(chain.chain_id, deployments_dir))
-        return cls(protocol, open_store(store, token=store_token), account)
+        return cls(protocol, open_store(store, token=store_token), account, cache_dir=cache_dir)
 
     def close(self) -> None:
         self.store.close()
@@ -127,6 +126,46 @@ class Client:
         except CidError:
             raise ConfigError(f"--model {model}: neither a model directory nor a CID") from None
 
+    def quote(
+        self,
+        price_wei: int,
+        num_tasks: int,
+        sample_tasks: int = 4,
+        *,
+        max_protocol_fee_bps: int | None = None,
+        max_verifier_fee_bps: int | None = None,
+        min_collateral_bps: int | None = None,
+    ) -> JobQuote:
+        """What a job costs under the terms in force now, and the bounds its request will hold them to
+        (by default exactly those terms, so a change of terms before the post is mined makes it revert
+        instead of costing more). ``RequestRefusedError`` when the contract would refuse the job."""
+        market = self.protocol.market
+        try:
+            market.params().check_request(price_wei, num_tasks, sample_tasks)
+        except ValueError as error:
+            raise RequestRefusedError(str(error)) from None
+        terms = market.terms()
+        bounds = (
+            terms.protocol_fee_bps if max_protocol_fee_bps is None else max_protocol_fee_bps,
+            terms.verifier_fee_bps if max_verifier_fee_bps is None else max_verifier_fee_bps,
+            terms.collateral_bps if min_collateral_bps is None else min_collateral_bps,
+        )
+        refusals = []
+        if terms.protocol_fee_bps > bounds[0]:
+            refusals.append(f"the protocol fee is {terms.protocol_fee_bps} bps, above --max-protocol-fee-bps "
+                            f"{bounds[0]}")
+        if terms.verifier_fee_bps > bounds[1]:
+            refusals.append(f"the verifier fee is {terms.verifier_fee_bps} bps, above --max-verifier-fee-bps "
+                            f"{bounds[1]}")
+        if terms.collateral_bps < bounds[2]:
+            refusals.append(f"the collateral is {terms.collateral_bps} bps of the price, below --min-collateral-bps "
+                            f"{bounds[2]}")
+        if refusals:
+            raise RequestRefusedError("the terms in force are outside your bounds: " + "; ".join(refusals))
+        sampled = min(sample_tasks, num_tasks)
+        return JobQuote(num_tasks, sampled, price_wei, audit_fee(price_wei, num_tasks, sampled, terms.verifier_fee_bps),
+                        terms, *bounds)
+
     def post_job(
         self,
         task: str | TaskType,
@@ -140,6 +179,9 @@ class Client:
         parameters: dict[str, int] | None = None,
         min_provider_stake: int = 0,
         allowlist: list[str] | None = None,
+        max_protocol_fee_bps: int | None = None,
+        max_verifier_fee_bps: int | None = None,
+        min_collateral_bps: int | None = None,
         progress: Progress | None = None,
         permit: bool = True,
     ) -> int:
@@ -147,15 +189,17 @@ class Client:
         audit fee, and posts. Every job is audited: ``sample_tasks`` of its tasks are re-executed.
 
         ``inputs`` is a list of texts or a JSONL file (one ``{"text": ...}`` or string per line); it is
-        checked before anything is uploaded or spent. ``min_provider_stake`` (wei) and ``allowlist``
-        (provider addresses, named in the spec, committed on-chain as a Merkle root) limit who may
-        claim. The request accepts exactly the protocol terms in force now: if the owner changes
-        them before the post is mined, it reverts (``TermsOutOfBounds``) instead of costing more.
+        checked before anything is uploaded or spent, and so are the price caps and the bounds on the
+        terms (``quote``). ``min_provider_stake`` (wei) and ``allowlist`` (provider addresses, named in
+        the spec, committed on-chain as a Merkle root) limit who may claim. The bounds default to the
+        terms in force now: if the owner changes them before the post is mined, it reverts
+        (``TermsOutOfBounds``) instead of costing more.
         """
         account = self._signer()
-        texts = parse_inputs(inputs.read_bytes(), _count_lines(inputs)) if isinstance(inputs, Path) else list(inputs)
-        if not texts or len(texts) > MAX_TASKS:
-            raise ConfigError(f"a job has 1 to {MAX_TASKS} inputs, not {len(texts)}")
+        texts = read_inputs(inputs)
+        # Before any upload: a job the contract refuses costs nothing and says which bound.
+        quote = self.quote(price_wei, len(texts), sample_tasks, max_protocol_fee_bps=max_protocol_fee_bps,
+                           max_verifier_fee_bps=max_verifier_fee_bps, min_collateral_bps=min_collateral_bps)
         members = _allowlist(allowlist) if allowlist else None
         spec = JobSpec(
             task=TaskType(task),
@@ -167,21 +211,20 @@ class Client:
         )
         spec_cid = str(self.store.add_bytes(spec.to_bytes()).cid)
         market, token = self.protocol.market, self.protocol.token
-        terms = market.terms()
         request = JobRequest(
             spec_cid,
             len(texts),
             price_wei,
             market.client.timestamp() + claim_window_s,
             exec_window_s,
-            min(sample_tasks, len(texts)),
+            quote.sample_tasks,
             min_provider_stake=min_provider_stake,
             allowlist_root=members.root if members else ZERO_HASH,
-            max_protocol_fee_bps=terms.protocol_fee_bps,
-            max_verifier_fee_bps=terms.verifier_fee_bps,
-            min_collateral_bps=terms.collateral_bps,
+            max_protocol_fee_bps=quote.max_protocol_fee_bps,
+            max_verifier_fee_bps=quote.max_verifier_fee_bps,
+            min_collateral_bps=quote.min_collateral_bps,
         )
-        escrow = request.escrow(terms)
+        escrow = request.escrow(quote.terms)
         if permit:
             signature = token.sign_permit(account, market.address, escrow, market.client.timestamp() + 3_600)
             return market.post_job_with_permit(account, request, signature)
@@ -200,6 +243,33 @@ class Client:
             self.protocol.market.withdraw(account)
         return amount
 
+    def challenge(self, job_id: int) -> ChallengeInfo:
+        """Challenges the job's provisional verdict (a requester's right against a pass or inconclusive),
+        approving the bond (``3 · auditFee``) first when the allowance is short.
+
+        Checked first from the chain's views (``job_challenge``), so that a challenge the contract would
+        refuse spends nothing and says why (``ChallengeError``); a refusal racing the checks (the window
+        closing in between) is translated from the contract's error the same way.
+        """
+        account = self._signer()
+        market, token = self.protocol.market, self.protocol.token
+        job = check_challenge(market, job_id, account.address)
+        bond = job.terms.bond
+        balance = token.balance_of(account.address)
+        if balance < bond:
+            raise ChallengeError(f"job {job_id}: the challenge bond is {webi(bond)} WEBI and {account.address} holds "
+                                 f"{webi(balance)} WEBI")
+        approved = token.allowance(account.address, market.address) < bond
+        if approved:
+            token.approve(account, market.address, bond)
+        try:
+            receipt = market.challenge(account, job_id, job.terms)
+        except ContractError as error:
+            raise job.explain(error) from None
+        panel = market.panel_of(job_id)
+        return ChallengeInfo(job_id, account.address, job.audit.verdict, panel.bond, panel.seed_block,
+                             market.params().vote_window, approved, receipt["transactionHash"].to_0x_hex())
+
     # ───────────────────────────────────────────── reading
 
     def status(self, job_id: int) -> JobInfo:
@@ -214,6 +284,8 @@ class Client:
             if logs:  # a job is submitted once: what it committed never changes, so polling looks it up once
                 submitted = self._submitted[job_id] = logs[-1]["args"]
         audit = market.audit_of(job_id) if status.state in _SUBMITTED_OR_LATER else None
+        panel = market.panel_of(job_id) if status.state in _CHALLENGED_OR_LATER else None
+        challenged = panel is not None and int(panel.challenger, 16) != 0
         provider = status.provider if int(status.provider, 16) else None
         return JobInfo(
             job_id,
@@ -229,7 +301,17 @@ class Client:
             audit.verifier if audit is not None and audit.drawn else None,
             audit.verdict if audit is not None else Verdict.NONE,
             audit.deadline if audit is not None and audit.deadline else None,
+            reveal_by=audit.reveal_by if audit is not None and audit.reveal_pending else None,
+            challenger=panel.challenger if panel is not None and challenged else None,
+            bond=panel.bond if panel is not None and challenged else 0,
+            panel_seats=panel.size if panel is not None else 0,
+            panel_committed=sum(1 for c in panel.commits if c != ZERO_HASH) if panel is not None else 0,
+            panel_revealed=sum(1 for v in panel.votes if v != Verdict.NONE) if panel is not None else 0,
         )
+
+    def timeline(self, job_id: int, from_block: int | None = None) -> JobTimeline:
+        """A follower of the job's events (``poll`` returns those not seen yet), from the deployment's block."""
+        return JobTimeline(self.protocol.market, job_id, from_block)
 
     def wait(
         self,
@@ -239,16 +321,24 @@ class Client:
         timeout: float = 600.0,
         interval: float = 1.0,
         on_change: Callable[[JobInfo], None] | None = None,
+        on_event: Callable[[JobEvent], None] | None = None,
     ) -> JobInfo:
         """Polls until the job reaches one of ``until`` (default: settled); ``JobTimeoutError`` after ``timeout``.
 
-        ``on_change`` sees each new state, verifier draw and verdict.
+        ``on_change`` sees each new state, verifier draw, verdict, reveal demand, challenge and panel vote
+        count; ``on_event`` sees every event of the job once, in chain order, from its posting on (the
+        history first, then each as it is mined), stamped with its block and time.
         """
         deadline = time.monotonic() + timeout
-        last: tuple[JobState, str | None, Verdict] | None = None
+        timeline = self.timeline(job_id) if on_event is not None else None
+        last: tuple[Any, ...] | None = None
         while True:
             info = self.status(job_id)
-            now = (info.state, info.verifier, info.verdict)  # a draw is news too, within Submitted
+            if timeline is not None and on_event is not None:
+                for event in timeline.poll():  # the head is read after the state: every event behind it is shown
+                    on_event(event)
+            now = (info.state, info.verifier, info.verdict, info.reveal_by, info.challenger, info.panel_seats,
+                   info.panel_committed, info.panel_revealed)
             if now != last and on_change is not None:
                 on_change(info)
             last = now
@@ -260,6 +350,24 @@ class Client:
 
     def results(self, job_id: int) -> list[dict[str, Any]]:
         """The job's outputs in task order, each checked against the root committed on-chain."""
+        _, outputs = self._verified_outputs(job_id)
+        try:
+            return [json.loads(output) for output in outputs]
+        except json.JSONDecodeError as error:
+            raise ContentError(f"job {job_id}: an output is not JSON ({error})") from None
+
+    def check(self, job_id: int, k: int, *, seed: int | None = None) -> CheckReport:
+        """Re-executes ``k`` tasks of the job chosen at random with ``seed`` (reported; a fresh one when None),
+        with the provider's runtime and the verifier's comparators, and compares them with the outputs
+        committed on-chain (which must rebuild the root first: ``ResultMismatchError``)."""
+        info, outputs = self._verified_outputs(job_id)
+        used, indices = choose_tasks(info.num_tasks, k, seed)
+        spec = parse_spec(self.store.read_bytes(Cid.parse(info.spec_cid), limit=MAX_SPEC_BYTES))
+        checker = self.checker or load_checker(self.store, self.cache_dir)
+        results = checker(info.spec_cid, indices, {index: outputs[index] for index in indices})
+        return CheckReport(job_id, spec.task.value, used, tuple(indices), tuple(results))
+
+    def _verified_outputs(self, job_id: int) -> tuple[JobInfo, list[bytes]]:
         info = self.status(job_id)
         if info.output_cid is None or info.result_root is None:
             raise ConfigError(f"job {job_id} is {info.state.name.lower()}: no results submitted")
@@ -271,15 +379,20 @@ class Client:
                 f"job {job_id}: the outputs at {info.output_cid} give root {root}, "
                 f"but the provider committed {info.result_root}"
             )
-        try:
-            return [json.loads(output) for output in outputs]
-        except json.JSONDecodeError as error:
-            raise ContentError(f"job {job_id}: an output is not JSON ({error})") from None
+        return info, outputs
 
     def _signer(self) -> LocalAccount:
         if self.account is None:
             raise ConfigError("this needs an account: pass --wallet (see `webi wallet list`)")
         return self.account
+
+
+def read_inputs(inputs: list[str] | Path) -> list[str]:
+    """A job's input texts from a list or a JSONL file, checked (``JobSpecError`` names the bad line)."""
+    texts = parse_inputs(inputs.read_bytes(), _count_lines(inputs)) if isinstance(inputs, Path) else list(inputs)
+    if not texts or len(texts) > MAX_TASKS:
+        raise ConfigError(f"a job has 1 to {MAX_TASKS} inputs, not {len(texts)}")
+    return texts
 
 
 def _allowlist(addresses: list[str]) -> Allowlist:
@@ -296,4 +409,16 @@ def _count_lines(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip())
 
 
-__all__ = ["Client", "JobInfo", "JobTimeoutError", "ResultMismatchError"]
+__all__ = [
+    "ChallengeError",
+    "ChallengeInfo",
+    "CheckReport",
+    "Client",
+    "JobEvent",
+    "JobInfo",
+    "JobQuote",
+    "JobTimeoutError",
+    "RequestRefusedError",
+    "ResultMismatchError",
+    "read_inputs",
+]

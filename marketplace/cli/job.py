@@ -1,4 +1,4 @@
-"""``webi job post|status|results|cancel``: a requester's jobs, through ``marketplace.Client``."""
+"""``webi job post|status|results|challenge|cancel``: a requester's jobs, through ``marketplace.Client``."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ from typing import Annotated
 
 import typer
 from eth_utils.address import is_address
-from rich.table import Table
+from rich.console import Console
+from rich.markup import escape
 
 from marketplace.cli.context import CliContext
+from marketplace.cli.job_render import describe, show_challenge, show_check, show_info, show_quote
 from marketplace.cli.progress import size_of, transfer_progress
 from marketplace.cli.wallet import PasswordEnv, PasswordFile, password, wallets
-from marketplace.client import Client, JobInfo
+from marketplace.client import Client, JobEvent, RequestRefusedError, read_inputs
 from marketplace.errors import ConfigError
 from marketplace.jobspec import TaskType
-from marketplace.protocol import JobState, Verdict
 from marketplace.units import to_wei, webi
 
 app = typer.Typer(help="Post jobs, follow them, fetch verified results.", no_args_is_help=True)
@@ -57,30 +58,19 @@ def _client(
         account,
         deployments_dir=deployments,
         store_token=os.environ.get("WEBI_STORE_TOKEN") or None,
+        cache_dir=context.home / "check-cache",
     )
 
 
-def _show(ctx: typer.Context, info: JobInfo) -> None:
-    table = Table("", "", title=f"job {info.job_id}", show_header=False)
-    for key, value in info.as_dict().items():
-        if key in ("price", "audit_fee"):
-            shown = webi(value) + " WEBI"
-        elif key == "deadline" and value is not None:
-            shown = f"{value} ({_deadline_meaning(info.state)})"
-        else:
-            shown = str(value if value is not None else "—")
-        table.add_row(key, shown)
-    ctx.obj.console.print(table)
-
-
-def _deadline_meaning(state: JobState) -> str:
-    return "verdict due" if state == JobState.SUBMITTED else "challenge window ends"
-
-
-def _allowlist(value: str | None) -> list[str] | None:
-    """``--allowlist``: a file with one address per line (``#`` comments allowed), or a comma list."""
+def _allowlist(value: str | None, allow: list[str] | None) -> list[str] | None:
+    """``--allowlist`` (a file with one address per line, ``#`` comments allowed, or a comma list) and every
+    ``--allow ADDRESS``, together; None when neither is given."""
+    extra = [entry.strip() for entry in allow or []]
+    bad_allow = [entry for entry in extra if not is_address(entry)]
+    if bad_allow:
+        raise ConfigError(f"--allow {bad_allow[0]!r}: not an address")
     if not value:
-        return None
+        return extra or None
     path = Path(value)
     if path.is_file():
         entries = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
@@ -91,19 +81,7 @@ def _allowlist(value: str | None) -> list[str] | None:
     if bad or not addresses:
         raise ConfigError(f"--allowlist {value}: not a file of addresses or a comma-separated list of addresses"
                           + (f" ({bad[0]!r} is not an address)" if bad else ""))
-    return addresses
-
-
-def _describe(info: JobInfo) -> str:
-    """One line for --watch: the state, and who is on it."""
-    parts = [f"job {info.job_id}: [bold]{info.state.name.lower()}[/bold]"]
-    if info.provider:
-        parts.append(f"provider {info.provider}")
-    if info.verifier:
-        parts.append(f"verifier {info.verifier}")
-    if info.verdict != Verdict.NONE and info.state != JobState.SUBMITTED:
-        parts.append(f"verdict {info.verdict.name.lower()}")
-    return parts[0] + (f" ({', '.join(parts[1:])})" if len(parts) > 1 else "")
+    return addresses + extra
 
 
 @app.command()
@@ -122,6 +100,18 @@ def post(
     allowlist: Annotated[
         str | None, typer.Option(help="Only these providers may claim: a file of addresses or a comma list.")
     ] = None,
+    allow: Annotated[
+        list[str] | None, typer.Option("--allow", help="A provider that may claim (repeatable; adds to --allowlist).")
+    ] = None,
+    max_protocol_fee_bps: Annotated[
+        int | None, typer.Option(min=0, help="Refuse a protocol fee above this (default: the current terms).")
+    ] = None,
+    max_verifier_fee_bps: Annotated[
+        int | None, typer.Option(min=0, help="Refuse a verifier fee above this (default: the current terms).")
+    ] = None,
+    min_collateral_bps: Annotated[
+        int | None, typer.Option(min=0, help="Refuse a provider collateral below this (default: the current terms).")
+    ] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="generate/summarize: tokens to produce.")] = None,
     claim_window: Annotated[int, typer.Option(help="Seconds providers have to claim the job.")] = 3_600,
     exec_window: Annotated[int, typer.Option(help="Seconds a provider has from its claim to submit.")] = 1_800,
@@ -132,22 +122,36 @@ def post(
     deployments: Deployments = None,
 ) -> None:
     """Uploads the model and inputs, escrows the price and the audit fee (with a permit: one transaction) and
-    posts the job. Every job is audited; --min-provider-stake and --allowlist limit who may claim it."""
+    posts the job. Every job is audited; --min-provider-stake, --allowlist and --allow limit who may claim it;
+    the fee and collateral bounds default to the terms in force, so a change of terms makes the post revert
+    instead of costing more. Prints the audit level and the cost first; a job the contract would refuse
+    (a price over a cap, terms outside the bounds) exits with code 2 before anything is uploaded."""
     if not inputs.is_file():
         raise ConfigError(f"--inputs {inputs}: no such file")
     if sample_tasks < 1:
         raise ConfigError("--sample-tasks: the audit re-executes at least one task")
-    members = _allowlist(allowlist)
+    members = _allowlist(allowlist, allow)
     stake_floor = to_wei(min_provider_stake) if min_provider_stake else 0
     parameters = {"max_new_tokens": max_new_tokens} if max_new_tokens else None
+    price_wei = to_wei(price)
+    texts = read_inputs(inputs)
+    bounds = {"max_protocol_fee_bps": max_protocol_fee_bps, "max_verifier_fee_bps": max_verifier_fee_bps,
+              "min_collateral_bps": min_collateral_bps}
+    console: Console = ctx.obj.console
     with _client(ctx, store, wallet, password_env, password_file, deployments, signing=True) as client:
+        try:
+            quote = client.quote(price_wei, len(texts), sample_tasks, **bounds)
+        except RequestRefusedError as error:
+            Console(stderr=True).print(f"[red]error:[/red] {escape(str(error))}")
+            raise typer.Exit(2) from None
+        show_quote(console, quote)
         total = size_of(Path(model)) if Path(model).is_dir() else None
         with transfer_progress(f"uploading {Path(model).name}", total) as progress:
             job_id = client.post_job(
                 task,
                 model,
-                inputs,
-                price_wei=to_wei(price),
+                texts,
+                price_wei=price_wei,
                 sample_tasks=sample_tasks,
                 min_provider_stake=stake_floor,
                 allowlist=members,
@@ -155,13 +159,16 @@ def post(
                 exec_window_s=exec_window,
                 parameters=parameters,
                 progress=progress,
+                max_protocol_fee_bps=quote.max_protocol_fee_bps,
+                max_verifier_fee_bps=quote.max_verifier_fee_bps,
+                min_collateral_bps=quote.min_collateral_bps,
             )
         info = client.status(job_id)
-    ctx.obj.console.print(
+    console.print(
         f"posted job [bold]{job_id}[/bold]: {info.num_tasks} {task.value} tasks for "
         f"{webi(info.price)} WEBI plus a {webi(info.audit_fee)} WEBI audit fee "
         f"({min(sample_tasks, info.num_tasks)} tasks re-executed; spec {info.spec_cid})"
-        + (f"; claimable by {len(members)} allowlisted providers" if members else "")
+        + (f"; claimable by {len(set(members))} allowlisted providers" if members else "")
         + (f"; providers need {webi(stake_floor)} WEBI staked" if stake_floor else "")
     )
 
@@ -170,44 +177,88 @@ def post(
 def status(
     ctx: typer.Context,
     job_id: int,
-    watch: Annotated[bool, typer.Option("--watch", help="Follow the job until it settles.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Print every event of the job as it happens, until it settles.")
+    ] = False,
     timeout: Annotated[float, typer.Option(help="--watch gives up after this many seconds.")] = 3_600,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    interval: Annotated[float, typer.Option(min=0.05, help="--watch polls the chain this often (seconds).")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (with --watch: one line per event).")] = False,
     store: StoreOption = DEFAULT_STORE,
     deployments: Deployments = None,
 ) -> None:
-    """A job's state on-chain, its verifier and verdict; --watch prints each change until it settles."""
+    """A job's state on-chain, its verifier, verdict, challenge and panel; --watch prints the job's history
+    (claim, result, draw, reveal demands and reveals, verdict, challenge, panel votes, settlement) with each
+    event's block and time, then each new one as it is mined, until the job settles."""
+    console: Console = ctx.obj.console
     with _client(ctx, store, None, None, None, deployments, signing=False) as client:
         if watch:
-            console = ctx.obj.console
 
-            def changed(info: JobInfo) -> None:
-                console.print(_describe(info))
+            def happened(event: JobEvent) -> None:
+                if as_json:
+                    typer.echo(json.dumps(event.as_dict()))
+                else:
+                    console.print(escape(event.line()), highlight=False, soft_wrap=True)
 
-            info = client.wait(job_id, timeout=timeout, on_change=changed)
+            info = client.wait(job_id, timeout=timeout, interval=interval, on_event=happened)
         else:
             info = client.status(job_id)
     if as_json:
         typer.echo(json.dumps(info.as_dict()))
+    elif watch:
+        console.print(escape(describe(info)), highlight=False, soft_wrap=True)
     else:
-        _show(ctx, info)
+        show_info(console, info)
 
 
 @app.command()
 def results(
     ctx: typer.Context,
     job_id: int,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the results (JSONL).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where to write the results (JSONL).")
+    ] = None,
+    check: Annotated[
+        int | None,
+        typer.Option("--check", metavar="K", help="Re-execute K random tasks here, as the verifier does, and compare."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="--check: the seed that chooses the tasks (default: fresh).")] = None,
     store: StoreOption = DEFAULT_STORE,
     deployments: Deployments = None,
 ) -> None:
-    """Downloads the outputs, checks every one against the on-chain root, writes them as JSONL."""
+    """Downloads the outputs, checks every one against the on-chain root, writes them as JSONL; --check K
+    re-executes K of them at random with the verifier's runtime and tolerances, and exits 1 on a mismatch."""
+    if output is None and check is None:
+        raise ConfigError("pass -o FILE to write the results, --check K to re-execute K tasks, or both")
+    console: Console = ctx.obj.console
     with _client(ctx, store, None, None, None, deployments, signing=False) as client:
-        outputs = client.results(job_id)
-    temporary = output.with_name(output.name + ".partial")
-    temporary.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in outputs))
-    temporary.replace(output)
-    ctx.obj.console.print(f"{len(outputs)} outputs verified against the on-chain root, written to {output}")
+        if output is not None:
+            outputs = client.results(job_id)
+            temporary = output.with_name(output.name + ".partial")
+            temporary.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in outputs))
+            temporary.replace(output)
+            console.print(f"{len(outputs)} outputs verified against the on-chain root, written to {output}")
+        if check is not None:
+            report = client.check(job_id, check, seed=seed)
+            show_check(console, report)
+            if not report.passed:
+                raise typer.Exit(1)
+
+
+@app.command()
+def challenge(
+    ctx: typer.Context,
+    job_id: int,
+    wallet: WalletOption = None,
+    password_env: PasswordEnv = None,
+    password_file: PasswordFile = None,
+    store: StoreOption = DEFAULT_STORE,
+    deployments: Deployments = None,
+) -> None:
+    """Challenges a job's provisional pass (the requester's right, within the challenge window): pulls a bond of
+    3 audit fees (approving it first when needed) and a 3-seat panel re-decides the verdict."""
+    with _client(ctx, store, wallet, password_env, password_file, deployments, signing=True) as client:
+        made = client.challenge(job_id)
+    show_challenge(ctx.obj.console, made)
 
 
 @app.command()

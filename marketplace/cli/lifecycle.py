@@ -252,7 +252,7 @@ class _Walk:
                 f"nobody challenged in the window → {state.name}, provider paid")
 
     def caught_cheating(self) -> str:
-        job_id = self.submitted(self.cast.cheater, 200, b"\xff" * 32)
+        job_id = self.submitted(self.cast.cheater, 80, b"\xff" * 32)
         drawn = self.draw(job_id, self.cast.requester)
         self.verdict(job_id, Verdict.FAIL)
         state = self.after_challenge_window(job_id)

@@ -6,42 +6,16 @@ import json
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
-from typer.testing import CliRunner
 
 from marketplace.chain.deployment import WEI
 from marketplace.chain.devnet import Devnet, dev_account
-from marketplace.cli.main import app
 from marketplace.jobspec import JobSpec
 from marketplace.protocol import Allowlist, JobState, Role, Verdict
 from marketplace.results import MerkleTree, canonical, output_manifest
 from marketplace.storage.cid import Cid
 from tests.conftest import Chain
-from tests.support.jobs import PASSWORD, TEXTS, StoreNode
-
-
-class Cli:
-    def __init__(self, devnet: Devnet, home: Path, deployments: Path, store: str) -> None:
-        self.env = {"WEBI_HOME": str(home), "WEBI_STORE": store, "COLUMNS": "200"}
-        self.base = ["--rpc-url", devnet.anvil.rpc_url]
-        self.deployments = ["--deployments", str(deployments)]
-        (home / "password").parent.mkdir(parents=True, exist_ok=True)
-        (home / "password").write_text(PASSWORD + "\n")
-        self.password = ["--password-file", str(home / "password")]
-
-    def __call__(self, *args: str, deployments: bool = True, code: int = 0) -> str:
-        result = CliRunner().invoke(app, [*self.base, *args, *(self.deployments if deployments else [])], env=self.env)
-        assert result.exit_code == code, result.output + repr(result.exception)
-        # An error reaches the user as one line (marketplace.cli.main.run); here it is the exception.
-        return result.output + (str(result.exception) if result.exception else "")
-
-    def post(self, model: Path, inputs: Path, price: str, *extra: str, code: int = 0) -> str:
-        """``webi job post`` of an embed job from wallet alice; the output (error text when it fails)."""
-        return self("job", "post", "--task", "embed", "--model", str(model), "--inputs", str(inputs),
-                    "--price", price, *extra, "--wallet", "alice", *self.password, code=code)
-
-    @staticmethod
-    def job_id(posted: str) -> int:
-        return int(posted.split("posted job ")[1].split(":")[0])
+from tests.marketplace.cli.runner import Cli
+from tests.support.jobs import TEXTS, StoreNode
 
 
 def test_wallets_post_status_results_and_cancel(
@@ -121,8 +95,9 @@ def test_wallets_post_status_results_and_cancel(
     assert "but the provider committed" in refused and not (tmp_path / "forged.jsonl").exists()
 
     # --watch follows a job until it settles, and gives up with a clear error after --timeout.
-    waited = cli("job", "status", str(forged_id), "--watch", "--timeout", "0.5", code=1)
-    assert f"job {forged_id}: submitted" in waited and f"job {forged_id} still submitted after 0.5 s" in waited
+    waited = cli("job", "status", str(forged_id), "--watch", "--timeout", "0.5", "--interval", "0.1", code=1)
+    assert f"job {forged_id}: result submitted by {provider.address}" in waited
+    assert f"job {forged_id} still submitted after 0.5 s" in waited
 
     # Cancelling an open job refunds the whole escrow to the wallet: the price and the audit fee (3 + 3 WEBI).
     third_id = cli.job_id(cli.post(bundles["embed"], inputs, "3"))

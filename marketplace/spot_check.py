@@ -1,0 +1,105 @@
+"""A requester's own spot check: re-execute a few tasks of a job locally, as its verifier would.
+
+A pass from the drawn verifier is a promise backed by its stake; a requester who wants to see for
+itself re-runs K tasks it picks at random (``random.Random(seed)``, the seed reported so the same
+choice can be made again) with the provider's runtime and the verifier's comparators, so a figure
+within tolerance here means what it means in an audit. A mismatch is the requester's ground for
+``webi job challenge`` while the verdict is provisional.
+
+The marketplace package runs no models: the runtime and the comparators come from the provider and
+verifier packages through the ``webi.checkers`` entry point (``runtime``, ``check_tasks``).
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from marketplace.errors import ConfigError
+from marketplace.storage import ContentStore
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One re-executed task: within tolerance or not, why, and the figure measured (cosine, probability gap,
+    logits behind the argmax), when the comparator measured one."""
+
+    index: int
+    passed: bool
+    reason: str
+    metric: float | None = None
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What ``Client.check`` found: the tasks it chose with ``seed``, and one result per task in that order."""
+
+    job_id: int
+    task: str  # the job's task type: what the figures measure
+    seed: int
+    indices: tuple[int, ...]
+    results: tuple[TaskResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(result.passed for result in self.results)
+
+    @property
+    def mismatches(self) -> tuple[TaskResult, ...]:
+        return tuple(result for result in self.results if not result.passed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "task": self.task,
+            "seed": self.seed,
+            "indices": list(self.indices),
+            "passed": self.passed,
+            "results": [asdict(result) for result in self.results],
+        }
+
+
+# What each task type's figure is, for people reading a report.
+METRICS = {
+    "embed": "cosine similarity",
+    "classify": "largest probability difference",
+    "generate": "logits behind the argmax, worst token",
+    "summarize": "logits behind the argmax, worst token",
+}
+
+# (spec CID, task indices, committed output of each index) -> one result per index, in order.
+TaskChecker = Callable[[str, list[int], dict[int, bytes]], list[TaskResult]]
+
+
+def choose_tasks(num_tasks: int, k: int, seed: int | None = None) -> tuple[int, list[int]]:
+    """The seed used (a fresh one when ``seed`` is None) and ``min(k, num_tasks)`` distinct task indices, sorted."""
+    if k < 1:
+        raise ConfigError(f"--check {k}: re-execute at least one task")
+    used = secrets.randbelow(2**32) if seed is None else seed
+    return used, sorted(random.Random(used).sample(range(num_tasks), min(k, num_tasks)))
+
+
+def load_checker(store: ContentStore, cache: Path) -> TaskChecker:
+    """The verifier's re-execution over ``store``: the provider's ``Runtime`` (models cached under ``cache``)
+    and ``verifier.compare.check_tasks``, found through the ``webi.checkers`` entry point."""
+    found = {entry.name: entry for entry in entry_points(group="webi.checkers")}
+    if "runtime" not in found or "check_tasks" not in found:
+        raise ConfigError("checking tasks needs the provider and verifier packages (pip install webi)")
+    runtime = found["runtime"].load()(store, cache)
+    check_tasks = found["check_tasks"].load()
+
+    def check(spec_cid: str, indices: list[int], committed: dict[int, bytes]) -> list[TaskResult]:
+        spec = runtime.read_spec(spec_cid)
+        inputs = runtime.read_inputs(spec)
+        return [TaskResult(c.index, bool(c.passed), str(c.reason), None if c.metric is None else float(c.metric))
+                for c in check_tasks(runtime, spec, inputs, indices, committed)]
+
+    return check
+
+
+__all__ = ["METRICS", "CheckReport", "TaskChecker", "TaskResult", "choose_tasks", "load_checker"]
