@@ -1,5 +1,8 @@
 """``webi audit``: the protocol's books rebuilt from the chain alone and checked against the contracts."""
 
-from marketplace.audit.auditor import Auditor, AuditReport, Discrepancy, Reexecutor, TaskVerdict
+from marketplace.audit.auditor import Auditor, AuditReport, Discrepancy, Reexecutor
+from marketplace.audit.findings import ContradictedPass, OverturnedVerdict, TaskVerdict
 
-__all__ = ["AuditReport", "Auditor", "Discrepancy", "Reexecutor", "TaskVerdict"]
+__all__ = [
+    "AuditReport", "Auditor", "ContradictedPass", "Discrepancy", "OverturnedVerdict", "Reexecutor", "TaskVerdict",
+]

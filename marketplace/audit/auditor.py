@@ -5,8 +5,9 @@ It fetches every WEBI event from the token's creation block (or ``from_block``),
 
 - every balance, credit, stake, unbonding amount, locked collateral, verifier duty count, draw
   weight and secret commitment it rebuilt against ``balanceOf``, ``credits``, ``providerStake``,
-  ``verifierStake``, ``verifierWeight`` and ``secretOf``; the protocol fees against
-  ``protocolFees``; the burned total against ``burned``; the total supply against the sum of
+  ``verifierStake``, ``verifierWeight`` and ``secretOf``; the draw's total weight and size against
+  ``totalVerifierWeight`` and ``verifierCount``; the protocol fees against ``protocolFees``; the
+  burned total against ``burned``; the owner and the treasury; the total supply against the sum of
   balances;
 - conservation, exactly: the market's own token balance equals stakes + unbonding stakes + credits
   + protocol fees + the escrow of live jobs (price + audit fee) + open challenge bonds + burned;
@@ -20,7 +21,10 @@ It fetches every WEBI event from the token's creation block (or ``from_block``),
   replay, which catches a wrong or forged row;
 - optionally, ``reexecute`` tasks that audits sampled in finalized jobs (the sample follows from the
   ``VerdictSubmitted`` event's sample seed), through a re-executor the verifier package provides
-  (the marketplace package runs no models itself).
+  (the marketplace package runs no models itself); a job paid on a PASS that re-execution
+  contradicts is named (``ContradictedPass``: who passed it, which tasks failed).
+
+Every verdict a panel overturned is named too (``OverturnedVerdict``), with what it cost its verifier.
 
 Balance checks need the whole history: starting at a later block leaves them out, and the report
 says so.
@@ -40,15 +44,22 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from web3.exceptions import Web3RPCError
 
+from marketplace.audit.findings import (
+    ContradictedPass,
+    OverturnedVerdict,
+    TaskVerdict,
+    contradicted_passes,
+    overturned_verdicts,
+)
+from marketplace.audit.settlement import expected_settlement, expected_verdict
 from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import Protocol
 from marketplace.errors import ChainError
 from marketplace.history import ChainState, JobView, fetch_events
-from marketplace.history.state import SlashCause, params_dict
+from marketplace.history.state import params_dict
 from marketplace.indexer.indexer import decoder_for, first_block
 from marketplace.indexer.models import AccountRow, JobRow, LedgerRow, StakeRow
 from marketplace.protocol import (
-    BPS,
     ZERO_ADDRESS,
     Audit,
     CreditKind,
@@ -62,8 +73,6 @@ from marketplace.protocol import (
 
 log = logging.getLogger(__name__)
 
-# Who called reclaimExpired or redrawVerifier is not in their events; the reward credit names it.
-CALLER = "the caller"
 
 
 @dataclass(frozen=True)
@@ -77,14 +86,6 @@ class Discrepancy:
 
     def __str__(self) -> str:
         return f"{self.check} [{self.subject}]: expected {self.expected}, found {self.found}"
-
-
-@dataclass(frozen=True)
-class TaskVerdict:
-    job_id: int
-    index: int
-    passed: bool
-    reason: str
 
 
 # (job, task indices) -> one verdict per task; provided by verifier.reexecute.
@@ -105,6 +106,8 @@ class AuditReport:
     balance_checks: bool = True
     discrepancies: list[Discrepancy] = field(default_factory=list)
     reexecuted: list[TaskVerdict] = field(default_factory=list)
+    overturned: list[OverturnedVerdict] = field(default_factory=list)
+    contradicted: list[ContradictedPass] = field(default_factory=list)
     totals: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -115,16 +118,6 @@ class AuditReport:
         data = asdict(self)
         data["clean"] = self.clean
         return data
-
-
-@dataclass
-class Settlement:
-    """What the contract must have done for one job: credits (account, kind, amount), the total it
-    burned, and slashes (account, role, from stake, from unbonding)."""
-
-    credits: list[tuple[str, str, int]] = field(default_factory=list)
-    burned: int = 0
-    slashes: list[tuple[str, str, int, int]] = field(default_factory=list)
 
 
 class Auditor:
@@ -167,8 +160,10 @@ class Auditor:
         self._jobs(state, check)
         if self.database is not None:
             self._database(state, check)
+        report.overturned = overturned_verdicts(state)
         if reexecute and self.reexecutor is not None:
             report.reexecuted = self._reexecute(state, reexecute, random.Random(seed))
+            report.contradicted = contradicted_passes(state, report.reexecuted)
         report.totals = {
             "escrow": str(state.escrow),
             "bonds": str(state.bonds),
@@ -230,6 +225,15 @@ class Auditor:
                             int(self.client.call(views.verifierWeight(account), block)))
                 secret = "0x" + bytes(self.client.call(views.secretOf(account), block)).hex()
                 check.equal("secret commitment", subject, view.secret_hash or "0x" + "00" * 32, secret)
+        verifiers = [view for (_, role), view in state.stakes.items() if role == Role.VERIFIER]
+        check.equal("total draw weight", market.address, sum(view.weight for view in verifiers),
+                    int(self.client.call(views.totalVerifierWeight(), block)))
+        check.equal("verifiers in the draw", market.address, sum(1 for view in verifiers if view.weight),
+                    int(self.client.call(views.verifierCount(), block)))
+        if state.owner is not None:
+            check.equal("owner", market.address, state.owner, str(self.client.call(views.owner(), block)))
+        if state.treasury is not None:
+            check.equal("treasury", market.address, state.treasury, str(self.client.call(views.treasury(), block)))
         check.equal(
             "protocol fees", market.address, state.protocol_fees, int(self.client.call(views.protocolFees(), block))
         )
@@ -336,108 +340,6 @@ class Auditor:
         for job, indices in by_job.values():
             verdicts += self.reexecutor(job, sorted(indices))
         return verdicts
-
-
-def expected_verdict(job: JobView) -> Verdict:
-    """The verdict a settled job must have settled by: the drawn verifier's, unless a panel's
-    majority contradicted it; FAIL when the provider let a reveal demand expire (no verdict)."""
-    first = job.audit_verdict
-    if first is None:
-        return Verdict.FAIL
-    challenge = job.challenge
-    if challenge is None or challenge.dismissed:
-        return first
-    outcome, _ = challenge.tally()
-    return first if outcome in (Verdict.NONE, first) else outcome
-
-
-def expected_settlement(job: JobView) -> Settlement:
-    """What the contract must have credited, burned and slashed for ``job``, from its terms, its
-    events and the stakes and parameters in force when each penalty arose (``Penalty``).
-
-    Raises ``ValueError`` when the fold never saw the network parameters a penalty depends on.
-    """
-    result = Settlement()
-    challenge = job.challenge
-
-    def credit(account: str | None, kind: CreditKind, amount: int) -> None:
-        if amount:
-            result.credits.append((account or "nobody", kind.name, amount))
-
-    def reward(prover: str | None, amount: int, params: dict[str, Any]) -> None:
-        paid = 0 if prover is None else amount * int(params["rewardBps"]) // BPS  # as the contract's _reward
-        credit(prover, CreditKind.REWARD, paid)
-        result.burned += amount - paid
-
-    def pay_panel(amount: int) -> None:
-        assert challenge is not None
-        outcome, winners = challenge.tally()
-        majority = [member for member in challenge.members if challenge.votes.get(member) == outcome]
-        if not winners or not majority:
-            return
-        share = amount // winners
-        remainder = amount - share * winners
-        for member in majority:
-            credit(member, CreditKind.PANEL_FEE, share + remainder)
-            remainder = 0
-
-    # A member holding several panel seats is slashed once a seat it left unvoted, one after the
-    # other in the same transaction: each slash takes its share of what the previous ones left.
-    taken: dict[tuple[str, str], tuple[int, int]] = {}
-    for penalty in job.penalties:
-        params = penalty.params
-        if params is None:
-            raise ValueError(f"network parameters unknown at the {penalty.cause.value} of {penalty.account}")
-        if penalty.role == Role.PROVIDER:
-            amount = job.terms_collateral
-            from_stake = amount
-        else:
-            bps = params["verifierSlashBps"] if penalty.cause == SlashCause.OVERTURNED else params["noShowSlashBps"]
-            before_stake, before_unbonding = taken.get((penalty.account, penalty.tx_hash), (0, 0))
-            stake, unbonding = penalty.stake - before_stake, penalty.unbonding - before_unbonding
-            amount = (stake + unbonding) * int(bps) // BPS
-            from_stake = min(amount, stake)
-            taken[(penalty.account, penalty.tx_hash)] = (before_stake + from_stake,
-                                                         before_unbonding + amount - from_stake)
-        if amount:
-            result.slashes.append((penalty.account, penalty.role.name.lower(), from_stake, amount - from_stake))
-        if penalty.cause in (SlashCause.EXPIRED_CLAIM, SlashCause.MISSED_VERDICT):
-            caller = next(
-                (c.account for c in job.credits if c.tx_hash == penalty.tx_hash and c.kind == CreditKind.REWARD),
-                CALLER,
-            )
-            reward(caller, amount, params)
-        elif penalty.cause == SlashCause.MISSED_VOTE:
-            result.burned += amount
-        elif penalty.cause == SlashCause.OVERTURNED:
-            assert challenge is not None
-            panel_pay = min(amount, challenge.bond)
-            pay_panel(panel_pay)
-            reward(challenge.challenger, amount - panel_pay, params)
-        else:  # FAILED_AUDIT: whoever proved the fault takes the reward
-            prover = challenge.challenger if challenge is not None and job.overturned else job.verifier
-            reward(prover, amount, params)
-
-    if job.state == JobState.CANCELLED:
-        credit(job.requester, CreditKind.REFUND, job.escrow)
-    elif job.state in (JobState.FINALIZED, JobState.REJECTED):
-        if challenge is not None:
-            outcome, _ = challenge.tally()
-            if challenge.dismissed or outcome == Verdict.NONE or job.overturned:
-                credit(challenge.challenger, CreditKind.BOND_REFUND, challenge.bond)
-            else:
-                pay_panel(challenge.bond)
-        if job.verdict == Verdict.FAIL:
-            credit(job.requester, CreditKind.REFUND, job.price)
-        else:
-            protocol_fee = job.bps_of_price("protocolFeeBps")
-            credit(job.provider, CreditKind.PROVIDER_PAYMENT, job.price - protocol_fee)
-            credit(job.settled_treasury or "the treasury", CreditKind.PROTOCOL_FEE, protocol_fee)
-        if job.overturned:
-            credit(job.requester, CreditKind.REFUND, job.audit_fee)
-        else:
-            credit(job.verifier, CreditKind.VERIFIER_FEE, job.audit_fee)
-    return result
 
 
 class _Checker:

@@ -23,6 +23,14 @@ blocks {{ report.from_block }}–{{ report.to_block }}: {{ report.events }} even
 <table><thead><tr><th>Check</th><th>Subject</th><th>Chain replay says</th><th>Found</th></tr></thead><tbody>
 {% for d in report.discrepancies %}<tr class="bad"><td>{{ d.check }}</td><td><code>{{ d.subject }}</code></td><td>{{ d.expected }}</td><td>{{ d.found }}</td></tr>
 {% else %}<tr><td colspan="4" class="good">None.</td></tr>{% endfor %}</tbody></table>
+<h2>Verdicts overturned by a panel</h2>
+<table class="overturned"><thead><tr><th>Job</th><th>Verifier</th><th>Its verdict</th><th>Panel's verdict</th><th>Majority</th><th>Challenger</th><th>Verifier slashed (wei)</th></tr></thead><tbody>
+{% for o in report.overturned %}<tr><td>{{ o.job_id }}</td><td><code>{{ o.verifier }}</code></td><td>{{ o.verdict }}</td><td>{{ o.panel_verdict }}</td><td>{{ o.votes }}</td><td><code>{{ o.challenger }}</code></td><td><code>{{ o.slashed }}</code></td></tr>
+{% else %}<tr><td colspan="7">None.</td></tr>{% endfor %}</tbody></table>
+<h2>Passes re-execution contradicts</h2>
+<table class="contradicted"><thead><tr><th>Job</th><th>Passed by</th><th>Verifier</th><th>Failed tasks</th></tr></thead><tbody>
+{% for c in report.contradicted %}<tr class="bad"><td>{{ c.job_id }}</td><td>{{ c.passed_by }}</td><td><code>{{ c.verifier }}</code></td><td>{{ c.failed|join("; ") }}</td></tr>
+{% else %}<tr><td colspan="4">{{ 'None.' if report.reexecuted else 'Nothing re-executed.' }}</td></tr>{% endfor %}</tbody></table>
 <h2>Re-executed tasks</h2>
 <table><thead><tr><th>Job</th><th>Task</th><th>Result</th><th>Why</th></tr></thead><tbody>
 {% for v in report.reexecuted %}<tr class="{{ 'good' if v.passed else 'bad' }}"><td>{{ v.job_id }}</td><td>{{ v.index }}</td><td>{{ 'pass' if v.passed else 'FAIL' }}</td><td>{{ v.reason }}</td></tr>

@@ -17,6 +17,7 @@ from marketplace.cli.context import CliContext
 from marketplace.errors import ConfigError
 from marketplace.indexer import create_db
 from marketplace.storage import open_store
+from marketplace.units import webi
 
 
 def _reexecutor(store: str, cache: Path) -> Reexecutor:
@@ -71,11 +72,18 @@ def audit(
     )
     if not result.balance_checks:
         console.print("[yellow]balance checks skipped: the replay did not start at the token's creation[/yellow]")
+    for overturned in result.overturned:
+        console.print(f"job {overturned.job_id}: the panel overturned {overturned.verifier}'s "
+                      f"{overturned.verdict} ({overturned.panel_verdict}, {overturned.votes}); "
+                      f"the verifier lost {webi(overturned.slashed)} WEBI")
     if result.reexecuted:
         failed = [verdict for verdict in result.reexecuted if not verdict.passed]
         console.print(f"re-executed {len(result.reexecuted)} tasks: {len(failed)} failed")
         for verdict in failed:
             console.print(f"[red]job {verdict.job_id} task {verdict.index}: {verdict.reason}[/red]")
+        for contradicted in result.contradicted:
+            console.print(f"[red]job {contradicted.job_id}: re-execution contradicts the pass by "
+                          f"{contradicted.passed_by} (verifier {contradicted.verifier})[/red]")
     if result.discrepancies:
         table = Table("check", "subject", "chain replay says", "found", title="discrepancies", style="red")
         for item in result.discrepancies:

@@ -5,8 +5,8 @@ them from the chain alone and checks them against the contracts' own view).
 """
 
 from marketplace.history.events import ChainEvent, EventDecoder, fetch_events
-from marketplace.history.state import (
-    ChainState,
+from marketplace.history.state import ChainState
+from marketplace.history.views import (
     ChallengeView,
     Credit,
     JobView,
@@ -14,6 +14,7 @@ from marketplace.history.state import (
     SlashCause,
     SlashView,
     StakeView,
+    VerifierRecord,
 )
 
 __all__ = [
@@ -27,5 +28,6 @@ __all__ = [
     "SlashCause",
     "SlashView",
     "StakeView",
+    "VerifierRecord",
     "fetch_events",
 ]

@@ -17,219 +17,34 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, NamedTuple
+from typing import Any
 
 from marketplace.history.events import ChainEvent
-from marketplace.protocol import (
-    BPS,
-    LIVE_STATES,
-    ZERO_ADDRESS,
-    CreditKind,
-    JobState,
-    JobTerms,
-    Role,
-    Verdict,
+from marketplace.history.views import (
+    ChallengeView,
+    Credit,
+    JobView,
+    Penalty,
+    SlashCause,
+    SlashView,
+    StakeView,
+    VerifierRecord,
 )
+from marketplace.protocol import LIVE_STATES, ZERO_ADDRESS, CreditKind, JobState, Role, Verdict
 
-
-class SlashCause(Enum):
-    """Why a stake was reduced; the fold tells from the job event that came first in the same transaction."""
-
-    EXPIRED_CLAIM = "expired claim"  # reclaimExpired: the provider's collateral
-    FAILED_AUDIT = "failed audit"  # a settlement by a fail verdict: the provider's collateral
-    MISSED_VERDICT = "missed verdict"  # redrawVerifier: noShowSlashBps of the drawn verifier's stake
-    MISSED_VOTE = "missed vote"  # resolveChallenge: noShowSlashBps of a panel member that did not reveal
-    OVERTURNED = "overturned verdict"  # resolveChallenge: verifierSlashBps of the contradicted verifier
-
-
-class Credit(NamedTuple):
-    """One ``Credited`` event of a job."""
-
-    account: str
-    kind: CreditKind
-    amount: int
-    tx_hash: str
-
-
-@dataclass(frozen=True)
-class SlashView:
-    """One ``Slashed`` event, with the cause the fold inferred."""
-
-    account: str
-    role: Role
-    cause: SlashCause | None
-    from_stake: int
-    from_unbonding: int
-    tx_hash: str
-
-    @property
-    def amount(self) -> int:
-        return self.from_stake + self.from_unbonding
-
-
-@dataclass(frozen=True)
-class Penalty:
-    """A penalty the protocol owes, noted when the event that causes it arrives.
-
-    ``stake`` and ``unbonding`` are the account's amounts at that moment, ``params`` the network
-    parameters in force (``None`` when the fold has not seen them): together they fix what the
-    ``Slashed`` event that follows in transaction ``tx_hash`` must take.
-    """
-
-    account: str
-    role: Role
-    cause: SlashCause
-    stake: int
-    unbonding: int
-    tx_hash: str
-    params: dict[str, Any] | None
-
-
-@dataclass
-class ChallengeView:
-    """A job's challenge and panel as their events describe them."""
-
-    challenger: str
-    bond: int
-    seed_block: int | None = None
-    members: list[str] = field(default_factory=list)  # in draw order (the contract's order)
-    commit_by: int | None = None
-    reveal_by: int | None = None
-    committed: list[str] = field(default_factory=list)
-    votes: dict[str, Verdict] = field(default_factory=dict)
-    outcome: Verdict | None = None  # the ChallengeResolved verdict
-    upheld: bool | None = None
-    open: bool = True  # the bond is held by the contract until the challenge is resolved
-
-    @property
-    def dismissed(self) -> bool:
-        """Resolved without a panel: nobody was eligible to judge."""
-        return not self.open and not self.members
-
-    def tally(self) -> tuple[Verdict, int]:
-        """The verdict with strictly most revealed votes and its count; NONE on a tie or no vote
-        (exactly as the contract's ``_tally``)."""
-        counts = [0] * 4
-        for member in self.members:
-            vote = self.votes.get(member)
-            if vote is not None:
-                counts[int(vote)] += 1
-        outcome, votes = Verdict.NONE, 0
-        for value in (Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE):
-            if counts[value] > votes:
-                votes, outcome = counts[value], value
-            elif counts[value] == votes:
-                outcome = Verdict.NONE
-        return (Verdict.NONE, 0) if votes == 0 else (outcome, votes)
-
-
-@dataclass
-class JobView:
-    """A job as its events describe it.
-
-    ``verifier`` is the drawn verifier (``None`` before the draw and again after a missed
-    deadline); ``audit_verdict`` is its (provisional) verdict; ``verdict`` is the job's verdict:
-    the provisional one while audited or challenged, then the final one (``JobSettled``).
-    """
-
-    job_id: int
-    requester: str
-    spec_cid: str
-    terms: dict[str, Any]
-    posted_block: int
-    posted_tx: str
-    state: JobState = JobState.OPEN
-    provider: str | None = None
-    collateral: int = 0
-    deadline: int | None = None
-    output_cid: str | None = None
-    result_root: str | None = None
-    seed_block: int | None = None
-    rearms: int = 0
-    verifier: str | None = None
-    draws: int = 0
-    seed: str | None = None
-    audit_deadline: int | None = None
-    missed: list[str] = field(default_factory=list)
-    reveal_by: int | None = None
-    revealed_tasks: list[int] | None = None
-    sample_seed: str | None = None
-    audit_verdict: Verdict | None = None
-    verdict: Verdict | None = None
-    evidence_cid: str | None = None
-    challenge: ChallengeView | None = None
-    expirations: int = 0
-    updated_block: int = 0
-    burned: int = 0
-    credits: list[Credit] = field(default_factory=list)
-    slashes: list[SlashView] = field(default_factory=list)
-    penalties: list[Penalty] = field(default_factory=list)
-    settled_params: dict[str, Any] | None = None
-    settled_treasury: str | None = None
-    context: tuple[str, str] = ("", "")  # (tx hash, name) of the job's last own event: what a slash is for
-
-    @property
-    def price(self) -> int:
-        return int(self.terms["price"])
-
-    @property
-    def num_tasks(self) -> int:
-        return int(self.terms["numTasks"])
-
-    @property
-    def sample_tasks(self) -> int:
-        return int(self.terms["sampleTasks"])
-
-    @property
-    def audit_fee(self) -> int:
-        return int(self.terms["auditFee"])
-
-    @property
-    def escrow(self) -> int:
-        """What the requester escrowed: the price plus the audit fee."""
-        return self.price + self.audit_fee
-
-    @property
-    def terms_collateral(self) -> int:
-        """The collateral a claim locks, from the terms (``collateral`` is what the claim event said)."""
-        return self.bps_of_price("collateralBps")
-
-    @property
-    def overturned(self) -> bool:
-        """A panel contradicted the drawn verifier's verdict."""
-        return self.challenge is not None and self.challenge.upheld is False
-
-    def bps_of_price(self, name: str) -> int:
-        return self.price * int(self.terms[name]) // BPS
-
-    def job_terms(self) -> JobTerms:
-        """The terms as ``protocol.JobTerms`` (what every contract call about this job takes back)."""
-        t = self.terms
-        return JobTerms(
-            t["requester"], int(t["price"]), int(t["numTasks"]), int(t["claimBy"]), int(t["execWindow"]),
-            int(t["sampleTasks"]), int(t["protocolFeeBps"]), int(t["verifierFeeBps"]), int(t["collateralBps"]),
-            int(t["auditWindow"]), int(t["challengeWindow"]), int(t["auditFee"]), int(t["minProviderStake"]),
-            bytes.fromhex(str(t["allowlistRoot"]).removeprefix("0x")),
-        )
-
-
-@dataclass
-class StakeView:
-    account: str
-    role: Role
-    stake: int = 0
-    locked: int = 0
-    unbonding: int = 0
-    unlock_at: int = 0
-    duties: int = 0  # verifiers: audits and panels open
-    secret_hash: str | None = None  # verifiers: the current audit-secret commitment
-    slashed: int = 0  # lifetime total taken by Slashed events
-    metadata_cid: str = ""
-    registered_block: int = 0
-
-    weight: int = 0  # verifiers: the weight in the draw, as last applied in a sync phase (WeightChanged)
-
+# Re-exported: the records were defined here before they had a module of their own.
+__all__ = [
+    "ChainState",
+    "ChallengeView",
+    "Credit",
+    "JobView",
+    "Penalty",
+    "SlashCause",
+    "SlashView",
+    "StakeView",
+    "VerifierRecord",
+    "params_dict",
+]
 
 # Job events that say what a Slashed event in the same transaction is for.
 _CAUSE_EVENTS = {"ClaimExpired", "VerifierMissed", "ChallengeResolved", "JobSettled"}
@@ -247,6 +62,9 @@ class ChainState:
     burned: int = 0
     balances: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     treasury: str | None = None
+    owner: str | None = None
+    pending_owner: str | None = None
+    verifiers: dict[str, VerifierRecord] = field(default_factory=dict)
     terms: dict[str, Any] | None = None
     params: dict[str, Any] | None = None
     last: tuple[int, int] = (-1, -1)
@@ -279,6 +97,10 @@ class ChainState:
 
     def stake(self, account: str, role: Role) -> StakeView:
         return self.stakes.setdefault((account, role), StakeView(account, role))
+
+    def record(self, verifier: str) -> VerifierRecord:
+        """``verifier``'s track record (created at its first draw, seat or verdict)."""
+        return self.verifiers.setdefault(verifier, VerifierRecord(verifier))
 
     # ───────────────────────────────────────────── token
 
@@ -403,6 +225,7 @@ class ChainState:
         job.draws += 1
         job.seed_block = None
         self.stake(job.verifier, Role.VERIFIER).duties += 1
+        self.record(job.verifier).draws += 1
 
     def _on_market_VerifierMissed(self, event: ChainEvent, args: dict[str, Any]) -> None:
         job = self._job(event)
@@ -412,6 +235,7 @@ class ChainState:
         self.stake(verifier, Role.VERIFIER).duties -= 1
         self._penalty(event, job, verifier, Role.VERIFIER, SlashCause.MISSED_VERDICT)
         job.missed.append(verifier)
+        self.record(verifier).missed += 1
         job.verifier = job.seed = job.audit_deadline = job.sample_seed = None
         job.reveal_by = None
         job.seed_block = int(args["seedBlock"])
@@ -421,6 +245,7 @@ class ChainState:
         if job is None:
             return
         job.sample_seed, job.reveal_by = str(args["sampleSeed"]), int(args["revealBy"])
+        self.record(args["verifier"]).reveal_demands += 1
 
     def _on_market_OutputsRevealed(self, event: ChainEvent, args: dict[str, Any]) -> None:
         job = self._job(event)
@@ -434,6 +259,8 @@ class ChainState:
             return
         job.verifier = args["verifier"]
         job.audit_verdict = job.verdict = Verdict(int(args["verdict"]))
+        verdicts = self.record(job.verifier).verdicts
+        verdicts[job.audit_verdict.name.lower()] = verdicts.get(job.audit_verdict.name.lower(), 0) + 1
         job.evidence_cid, job.sample_seed = str(args["evidenceCid"]), str(args["sampleSeed"])
 
     def _on_market_Challenged(self, event: ChainEvent, args: dict[str, Any]) -> None:
@@ -441,6 +268,8 @@ class ChainState:
         if job is None:
             return
         job.challenge = ChallengeView(args["challenger"], int(args["bond"]), int(args["seedBlock"]))
+        if job.verifier is not None:
+            self.record(job.verifier).challenged += 1
 
     def _on_market_PanelDrawn(self, event: ChainEvent, args: dict[str, Any]) -> None:
         job = self._job(event)
@@ -452,6 +281,9 @@ class ChainState:
         challenge.seed_block = None
         for member in challenge.members:
             self.stake(member, Role.VERIFIER).duties += 1
+            self.record(member).seats += 1
+        for member in set(challenge.members):
+            self.record(member).panels += 1
 
     def _on_market_VoteCommitted(self, event: ChainEvent, args: dict[str, Any]) -> None:
         job = self._job(event)
@@ -462,6 +294,7 @@ class ChainState:
         job = self._job(event)
         if job is not None and job.challenge is not None:
             job.challenge.votes[args["member"]] = Verdict(int(args["vote"]))
+            self.record(args["member"]).votes += 1
 
     def _on_market_ChallengeResolved(self, event: ChainEvent, args: dict[str, Any]) -> None:
         job = self._job(event)
@@ -474,8 +307,14 @@ class ChainState:
             self.stake(member, Role.VERIFIER).duties -= 1
             if member not in challenge.votes:
                 self._penalty(event, job, member, Role.VERIFIER, SlashCause.MISSED_VOTE)
-        if not challenge.upheld and job.verifier is not None:
-            self._penalty(event, job, job.verifier, Role.VERIFIER, SlashCause.OVERTURNED)
+                self.record(member).missed_votes += 1
+        if job.verifier is not None:
+            record = self.record(job.verifier)
+            if challenge.upheld:
+                record.upheld += 1
+            else:
+                record.overturned += 1
+                self._penalty(event, job, job.verifier, Role.VERIFIER, SlashCause.OVERTURNED)
 
     def _on_market_JobSettled(self, event: ChainEvent, args: dict[str, Any]) -> None:
         verdict = Verdict(int(args["verdict"]))
@@ -527,6 +366,12 @@ class ChainState:
 
     def _on_market_TreasuryUpdated(self, _: ChainEvent, args: dict[str, Any]) -> None:
         self.treasury = args["treasury"]
+
+    def _on_market_OwnershipTransferStarted(self, _: ChainEvent, args: dict[str, Any]) -> None:
+        self.pending_owner = args["newOwner"]
+
+    def _on_market_OwnershipTransferred(self, _: ChainEvent, args: dict[str, Any]) -> None:
+        self.owner, self.pending_owner = args["newOwner"], None
 
 
 def _cause(job: JobView, event: ChainEvent, account: str, role: Role) -> SlashCause | None:

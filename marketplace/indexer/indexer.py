@@ -13,12 +13,10 @@ the event counts of a young network that takes well under a second per 100,000 e
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, tuple_
 from sqlalchemy.orm import Session
@@ -28,15 +26,23 @@ from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import Deployment
 from marketplace.errors import WebiError
 from marketplace.history import ChainEvent, ChainState, EventDecoder, fetch_events
-from marketplace.history.state import ChallengeView, JobView, StakeView
-from marketplace.indexer.models import AccountRow, BlockRow, CursorRow, EventRow, JobRow, LedgerRow, StakeRow
-from marketplace.protocol import CreditKind, Role
+from marketplace.history.views import JobView, StakeView, VerifierRecord
+from marketplace.indexer.models import (
+    AccountRow,
+    BlockRow,
+    CursorRow,
+    EventRow,
+    JobRow,
+    LedgerRow,
+    StakeRow,
+    VerifierRow,
+)
+from marketplace.indexer.rows import account_row, event_of, event_row, job_row, ledger_row, stake_row, verifier_row
+from marketplace.protocol import Role
 
 log = logging.getLogger(__name__)
 
 CURSOR = "webi"
-# The event argument that names the account an event row is filed under (first found wins).
-_ACCOUNT_ARGS = ("account", "requester", "provider", "verifier", "challenger", "member", "from", "treasury")
 # Event arguments that name stakers whose stake rows an event may change.
 _STAKER_ARGS = ("account", "provider", "verifier", "member", "challenger")
 
@@ -67,19 +73,6 @@ def first_block(client: ChainClient, deployment: Deployment) -> int:
     logs = client.w3.eth.get_logs({"address": deployment.token, "fromBlock": 0,  # type: ignore[typeddict-item]
                                    "toBlock": deployment.block})
     return min((int(log["blockNumber"]) for log in logs), default=deployment.block)
-
-
-def plain_json(value: Any) -> Any:
-    """JSON-safe for JavaScript too: integers past 2^53 become strings."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value if abs(value) < 2**53 else str(value)
-    if isinstance(value, dict):
-        return {key: plain_json(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain_json(item) for item in value]
-    return value
 
 
 class Indexer:
@@ -138,7 +131,7 @@ class Indexer:
         with Session(self.engine) as session:
             self._times = {row.number: row.timestamp for row in session.execute(select(BlockRow)).scalars()}
             for row in session.execute(select(EventRow).order_by(EventRow.block_number, EventRow.log_index)).scalars():
-                self.state.apply(_event_of(row))
+                self.state.apply(event_of(row))
             cursor = session.get(CursorRow, CURSOR)
         if cursor is not None:
             return cursor.block_number, cursor.block_hash
@@ -172,14 +165,15 @@ class Indexer:
                 (BlockRow, BlockRow.number),
             ):
                 session.execute(delete(table).where(column > number))  # type: ignore[call-overload]
-            for table in (JobRow, StakeRow, AccountRow):
+            for table in (JobRow, StakeRow, AccountRow, VerifierRow):
                 session.execute(delete(table))  # type: ignore[call-overload]
             self._set_cursor(session, number, block_hash)
         self.state = ChainState()
         self._times = {key: value for key, value in self._times.items() if key <= number}
         self.cursor = self._load()
         with Session(self.engine) as session, session.begin():
-            self._write_projections(session, self.state.jobs, self.state.stakes, self._all_accounts())
+            self._write_projections(session, self.state.jobs, self.state.stakes, self._all_accounts(),
+                                    self.state.verifiers)
         self.reorgs += 1
         self.version += 1
 
@@ -203,8 +197,8 @@ class Indexer:
         }
         with Session(self.engine) as session, session.begin():
             if events:
-                session.execute(insert(EventRow), params=[_row_of(event) for event in events])  # type: ignore[call-overload]
-                ledger = [row for row in map(_ledger_of, events) if row is not None]
+                session.execute(insert(EventRow), params=[event_row(event) for event in events])  # type: ignore[call-overload]
+                ledger = [row for row in map(ledger_row, events) if row is not None]
                 if ledger:
                     session.execute(insert(LedgerRow), params=ledger)  # type: ignore[call-overload]
             new_blocks = [
@@ -218,6 +212,7 @@ class Indexer:
                 {i: self.state.jobs[i] for i in jobs if i in self.state.jobs},
                 {key: self.state.stakes[key] for key in stakes if key in self.state.stakes},
                 accounts,
+                {a: self.state.verifiers[a] for a, r in stakes if r == Role.VERIFIER and a in self.state.verifiers},
             )
             self._set_cursor(session, end, blocks[end][0])
         self.cursor = (end, blocks[end][0])
@@ -273,162 +268,20 @@ class Indexer:
         jobs: dict[int, JobView],
         stakes: dict[tuple[str, Role], StakeView],
         accounts: Iterable[str],
+        verifiers: dict[str, VerifierRecord],
     ) -> None:
         accounts = sorted(accounts)
         if jobs:
             session.execute(delete(JobRow).where(JobRow.job_id.in_(list(jobs))))  # type: ignore[attr-defined]
-            session.execute(insert(JobRow), params=[self._job_row(job) for job in jobs.values()])  # type: ignore[call-overload]
+            rows = [job_row(job, self._times.get(job.posted_block, 0)) for job in jobs.values()]
+            session.execute(insert(JobRow), params=rows)  # type: ignore[call-overload]
         if stakes:
             keys = [(account, role.name.lower()) for account, role in stakes]
             session.execute(delete(StakeRow).where(tuple_(StakeRow.account, StakeRow.role).in_(keys)))  # type: ignore[call-overload]
-            session.execute(insert(StakeRow), params=[_stake_row(view) for view in stakes.values()])  # type: ignore[call-overload]
+            session.execute(insert(StakeRow), params=[stake_row(view) for view in stakes.values()])  # type: ignore[call-overload]
         if accounts:
             session.execute(delete(AccountRow).where(AccountRow.address.in_(accounts)))  # type: ignore[attr-defined]
-            session.execute(insert(AccountRow), params=[self._account_row(address) for address in accounts])  # type: ignore[call-overload]
-
-    def _job_row(self, job: JobView) -> dict[str, Any]:
-        challenge = job.challenge
-        return {
-            "job_id": job.job_id,
-            "state": job.state.name.lower(),
-            "requester": job.requester,
-            "provider": job.provider,
-            "verifier": job.verifier,
-            "spec_cid": job.spec_cid,
-            "price": str(job.price),
-            "audit_fee": str(job.audit_fee),
-            "num_tasks": job.num_tasks,
-            "sample_tasks": job.sample_tasks,
-            "collateral": str(job.collateral),
-            "output_cid": job.output_cid,
-            "result_root": job.result_root,
-            "verdict": job.verdict.name.lower() if job.verdict else None,
-            "evidence_cid": job.evidence_cid,
-            "sample_seed": job.sample_seed,
-            "challenger": challenge.challenger if challenge else None,
-            "bond": str(challenge.bond) if challenge else None,
-            "burned": str(job.burned),
-            "audit": json.dumps(plain_json(_audit_json(job))),
-            "challenge": json.dumps(plain_json(_challenge_json(challenge))) if challenge else None,
-            "terms": json.dumps(plain_json(job.terms)),
-            "posted_block": job.posted_block,
-            "posted_at": self._times.get(job.posted_block, 0),
-            "updated_block": job.updated_block,
-        }
-
-    def _account_row(self, address: str) -> dict[str, Any]:
-        earned = {
-            kind.name.lower(): str(amount)
-            for (account, kind), amount in self.state.earned.items()
-            if account == address
-        }
-        return {
-            "address": address,
-            "balance": str(self.state.balances.get(address, 0)),
-            "credits": str(self.state.credits.get(address, 0)),
-            "earned": json.dumps(earned),
-        }
-
-
-def _stake_row(view: StakeView) -> dict[str, Any]:
-    return {
-        "account": view.account,
-        "role": view.role.name.lower(),
-        "stake": str(view.stake),
-        "locked": str(view.locked),
-        "unbonding": str(view.unbonding),
-        "unlock_at": view.unlock_at,
-        "duties": view.duties,
-        "secret_hash": view.secret_hash,
-        "slashed": str(view.slashed),
-        "metadata_cid": view.metadata_cid,
-        "registered_block": view.registered_block,
-    }
-
-
-def _audit_json(job: JobView) -> dict[str, Any]:
-    return {
-        "draws": job.draws,
-        "seed": job.seed,
-        "deadline": job.audit_deadline,
-        "missed": job.missed,
-        "verifier_verdict": job.audit_verdict.name.lower() if job.audit_verdict else None,
-        "reveal_by": job.reveal_by,
-        "revealed_tasks": job.revealed_tasks,
-        "rearms": job.rearms,
-    }
-
-
-def _challenge_json(challenge: ChallengeView) -> dict[str, Any]:
-    return {
-        "challenger": challenge.challenger,
-        "bond": str(challenge.bond),
-        "members": challenge.members,
-        "committed": challenge.committed,
-        "votes": {member: vote.name.lower() for member, vote in challenge.votes.items()},
-        "commit_by": challenge.commit_by,
-        "reveal_by": challenge.reveal_by,
-        "outcome": challenge.outcome.name.lower() if challenge.outcome else None,
-        "upheld": challenge.upheld,
-        "open": challenge.open,
-    }
-
-
-def _row_of(event: ChainEvent) -> dict[str, Any]:
-    account = next((event.args[key] for key in _ACCOUNT_ARGS if key in event.args), None)
-    return {
-        "block_number": event.block_number,
-        "log_index": event.log_index,
-        "block_hash": event.block_hash,
-        "tx_hash": event.tx_hash,
-        "contract": event.contract,
-        "name": event.name,
-        "job_id": event.job_id if event.contract == "market" else None,
-        "account": account,
-        "args": json.dumps(plain_json(event.args)),
-    }
-
-
-def _event_of(row: EventRow) -> ChainEvent:
-    args = json.loads(row.args)
-    return ChainEvent(row.block_number, row.block_hash, row.tx_hash, row.log_index, row.contract, row.name, _ints(args))
-
-
-def _ints(value: Any) -> Any:
-    """Undoes ``plain_json`` for the fold: decimal strings back to integers (CIDs and hex stay strings)."""
-    if isinstance(value, dict):
-        return {key: _ints(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_ints(item) for item in value]
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return value
-
-
-def _ledger_of(event: ChainEvent) -> dict[str, Any] | None:
-    base = {"block_number": event.block_number, "log_index": event.log_index, "tx_hash": event.tx_hash}
-    if event.name == "Credited":
-        return {
-            **base,
-            "account": event.args["account"],
-            "job_id": int(event.args["jobId"]),
-            "kind": CreditKind(event.args["kind"]).name.lower(),
-            "amount": str(event.args["amount"]),
-        }
-    if event.name == "Withdrawn":
-        return {
-            **base,
-            "account": event.args["account"],
-            "job_id": None,
-            "kind": "withdrawn",
-            "amount": str(-int(event.args["amount"])),
-        }
-    if event.name == "ProtocolFeesWithdrawn":
-        return {
-            **base,
-            "account": event.args["treasury"],
-            "job_id": None,
-            "kind": "protocol_fees_withdrawn",
-            "amount": str(-int(event.args["amount"])),
-        }
-    return None
+            session.execute(insert(AccountRow), params=[account_row(self.state, address) for address in accounts])  # type: ignore[call-overload]
+        if verifiers:
+            session.execute(delete(VerifierRow).where(VerifierRow.address.in_(list(verifiers))))  # type: ignore[attr-defined]
+            session.execute(insert(VerifierRow), params=[verifier_row(record) for record in verifiers.values()])  # type: ignore[call-overload]

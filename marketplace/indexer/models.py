@@ -66,7 +66,7 @@ class JobRow(SQLModel, table=True):
     challenger: str | None = Field(default=None, index=True)
     bond: str | None = None
     burned: str = "0"
-    audit: str  # JSON: draws, seed, missed verifiers, reveal demand, the verifier's own verdict
+    audit: str  # JSON: draws, seed, missed verifiers, reveal demand, the verifier's own verdict, slashes
     challenge: str | None = None  # JSON: challenger, bond, panel, votes, outcome
     terms: str  # JSON
     posted_block: int
@@ -86,8 +86,29 @@ class StakeRow(SQLModel, table=True):
     duties: int = 0
     secret_hash: str | None = None
     slashed: str = "0"
+    weight: str = "0"  # verifiers: the weight in the draw, as last applied in a sync phase
     metadata_cid: str
     registered_block: int
+
+
+class VerifierRow(SQLModel, table=True):
+    """A verifier's track record (``history.VerifierRecord``): draws, verdicts, challenges, panel seats."""
+
+    __tablename__ = "verifiers"
+
+    address: str = Field(primary_key=True)
+    draws: int = 0
+    verdicts: str = "{}"  # JSON {pass|fail|inconclusive: count}
+    audits: int = 0  # verdicts submitted
+    missed: int = 0
+    reveal_demands: int = 0
+    challenged: int = 0
+    overturned: int = 0
+    upheld: int = 0
+    panels: int = 0
+    seats: int = 0
+    votes: int = 0
+    missed_votes: int = 0
 
 
 class AccountRow(SQLModel, table=True):

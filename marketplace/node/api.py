@@ -1,4 +1,4 @@
-"""REST under ``/v1``: jobs, providers, the ledger and network stats, read from the indexer's tables.
+"""REST under ``/v1``: jobs, providers, verifiers, the ledger and network stats, read from the indexer's tables.
 
 Amounts are decimal strings of wei (they pass 2^53); addresses match case-insensitively. Lists
 are newest first and paginate with an opaque ``cursor``: pass back ``next_cursor`` for the next page.
@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from marketplace.node.cache import ResponseCache
 from marketplace.node.queries import Queries
+from marketplace.node.verifier_queries import VerifierQueries
 from marketplace.protocol import JobState
 
 # In the order a job moves through them, the exits last.
@@ -26,7 +27,7 @@ STATES = tuple(
 Limit = Annotated[int | None, Query(ge=1, le=500, description="Page size (default: the node's).")]
 
 
-def api_router(queries: Queries, cache: ResponseCache) -> APIRouter:
+def api_router(queries: Queries, verifiers: VerifierQueries, cache: ResponseCache) -> APIRouter:
     router = APIRouter()
 
     async def cached(request: Request, compute: Callable[[], Any], missing: str = "not found") -> Response:
@@ -69,6 +70,14 @@ def api_router(queries: Queries, cache: ResponseCache) -> APIRouter:
     @router.get("/providers/{address}", summary="One provider: stake, history, success rate, earnings, GPU facts")
     async def provider(request: Request, address: str) -> Response:
         return await cached(request, lambda: queries.provider(address), f"{address} is not a registered provider")
+
+    @router.get("/verifiers", summary="Registered verifiers: stake, weight in the draw, audits, overturns, earnings")
+    async def verifier_list(request: Request) -> Response:
+        return await cached(request, lambda: {"items": verifiers.verifiers()})
+
+    @router.get("/verifiers/{address}", summary="One verifier: its audits, panel seats, slashes and earnings")
+    async def verifier(request: Request, address: str) -> Response:
+        return await cached(request, lambda: verifiers.verifier(address), f"{address} is not a registered verifier")
 
     @router.get("/ledger", summary="Credits and withdrawals, newest first")
     async def ledger(

@@ -25,6 +25,7 @@ from marketplace.node.cache import ResponseCache
 from marketplace.node.dashboard import dashboard_router
 from marketplace.node.queries import Queries
 from marketplace.node.settings import NodeSettings
+from marketplace.node.verifier_queries import VerifierQueries
 from marketplace.storage.gateway_api import gateway_router
 from marketplace.storage.local import LocalStore
 from marketplace.storage.rpc_api import StoreApiSettings, rpc_router
@@ -54,6 +55,7 @@ def create_node_app(settings: NodeSettings) -> FastAPI:
     indexer = Indexer(engine, client, deployment, confirmations=settings.confirmations)
     store = LocalStore(settings.store_dir.expanduser())
     queries = Queries(engine, store, settings.page_size)
+    verifiers = VerifierQueries(engine)
     metrics = NodeMetrics(indexer)
     stop = threading.Event()
 
@@ -74,17 +76,18 @@ def create_node_app(settings: NodeSettings) -> FastAPI:
     app = FastAPI(
         title="WEBI marketplace node",
         lifespan=lifespan,
-        description="Jobs, providers and the ledger of a WEBI deployment, indexed from the chain; "
+        description="Jobs, providers, verifiers and the ledger of a WEBI deployment, indexed from the chain; "
         "a content store (Kubo RPC subset and trustless gateway); a dashboard.",
     )
     app.state.indexer, app.state.queries, app.state.deployment = indexer, queries, deployment
-    app.include_router(api_router(queries, ResponseCache(lambda: indexer.version)), prefix="/v1", tags=["marketplace"])
+    cache = ResponseCache(lambda: indexer.version)
+    app.include_router(api_router(queries, verifiers, cache), prefix="/v1", tags=["marketplace"])
     store_settings = StoreApiSettings(
         token=os.environ.get(settings.store_token_env) or None, max_upload_bytes=settings.max_upload_bytes
     )
     app.include_router(rpc_router(store, store_settings), prefix="/api/v0", tags=["Kubo RPC"])
     app.include_router(gateway_router(store), prefix="/ipfs", tags=["gateway"])
-    app.include_router(dashboard_router(queries, deployment), include_in_schema=False)
+    app.include_router(dashboard_router(queries, verifiers, deployment), include_in_schema=False)
 
     @app.get("/healthz", tags=["health"])
     def health() -> dict[str, Any]:

@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from marketplace.chain.deployment import Deployment
 from marketplace.node.api import STATES
 from marketplace.node.queries import Queries
+from marketplace.node.verifier_queries import VerifierQueries
 from marketplace.units import webi
 
 
@@ -48,7 +49,7 @@ def earnings_chart(points: list[dict[str, Any]], width: int = 600, height: int =
     )
 
 
-def dashboard_router(queries: Queries, deployment: Deployment) -> APIRouter:
+def dashboard_router(queries: Queries, verifiers: VerifierQueries, deployment: Deployment) -> APIRouter:
     templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
     templates.env.filters.update(webi=webi, short=short, when=when)
     router = APIRouter()
@@ -85,6 +86,17 @@ def dashboard_router(queries: Queries, deployment: Deployment) -> APIRouter:
         if found is None:
             raise HTTPException(404, f"{address} is not a registered provider")
         return page(request, "provider.html", provider=found, chart=earnings_chart(found["earnings"]))
+
+    @router.get("/verifiers", response_class=HTMLResponse)
+    async def verifier_list(request: Request) -> HTMLResponse:
+        return page(request, "verifiers.html", verifiers=await run_in_threadpool(verifiers.verifiers))
+
+    @router.get("/verifiers/{address}", response_class=HTMLResponse)
+    async def verifier(request: Request, address: str) -> HTMLResponse:
+        found = await run_in_threadpool(verifiers.verifier, address)
+        if found is None:
+            raise HTTPException(404, f"{address} is not a registered verifier")
+        return page(request, "verifier.html", verifier=found, chart=earnings_chart(found["earnings"]))
 
     @router.get("/ledger", response_class=HTMLResponse)
     async def ledger(request: Request, account: str | None = None, cursor: str | None = None) -> HTMLResponse:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from marketplace.errors import ContentNotFoundError, WebiError
 from marketplace.indexer.models import AccountRow, BlockRow, EventRow, JobRow, LedgerRow, StakeRow
+from marketplace.node.timeline import JobContext, describe
 from marketplace.protocol import LIVE_STATES as LIVE_JOB_STATES
 from marketplace.protocol import sampled_task_indices
 from marketplace.storage.cid import Cid
@@ -130,21 +131,25 @@ class Queries:
             times = self._times(session, {event.block_number for event in events})
         detail = job_dict(row)
         detail["terms"] = json.loads(row.terms)
-        detail["timeline"] = [
+        audit = json.loads(row.audit)
+        challenge = json.loads(row.challenge) if row.challenge else None
+        context = JobContext.of(audit, challenge)
+        detail["timeline"] = [  # in block order; credits are the ledger entries below
             {
                 "event": event.name,
+                "summary": describe(event.name, args, event.tx_hash, context),
                 "block_number": event.block_number,
+                "log_index": event.log_index,
                 "tx_hash": event.tx_hash,
                 "time": times.get(event.block_number),
-                "args": json.loads(event.args),
+                "args": args,
             }
-            for event in events
+            for event, args in ((event, json.loads(event.args)) for event in events)
             if event.name != "Credited"
         ]
         detail["ledger"] = [ledger_dict(entry, times) for entry in ledger]
         detail["spec"] = self.document(row.spec_cid)
         detail["outputs"] = {"cid": row.output_cid, "result_root": row.result_root} if row.output_cid else None
-        audit = json.loads(row.audit)
         detail["audit"] = {
             "verifier": row.verifier,
             "verdict": row.verdict,
@@ -163,7 +168,8 @@ class Queries:
             "reveal_by": audit["reveal_by"],
             "revealed_tasks": audit["revealed_tasks"],
         }
-        detail["challenge"] = json.loads(row.challenge) if row.challenge else None
+        detail["slashes"] = audit.get("slashes", [])
+        detail["challenge"] = challenge
         return detail
 
     # ───────────────────────────────────────────── providers
@@ -346,6 +352,17 @@ class Queries:
             for kind, amount in session.execute(select(LedgerRow.kind, LedgerRow.amount)).all():
                 kinds[kind] += int(amount)
             events = session.execute(select(func.count()).select_from(EventRow)).one()[0]
+            named = dict(
+                session.execute(
+                    select(EventRow.name, func.count())
+                    .where(EventRow.name.in_(("VerdictSubmitted", "Challenged")))  # type: ignore[attr-defined]
+                    .group_by(EventRow.name)
+                ).all()
+            )
+            resolved = [
+                json.loads(args)
+                for args in session.execute(select(EventRow.args).where(EventRow.name == "ChallengeResolved")).scalars()
+            ]
         roles = Counter(role for role, stake, _ in stakes if stake != "0")
         return {
             "jobs": sum(states.values()),
@@ -363,6 +380,10 @@ class Queries:
             "rewards": str(kinds["reward"]),
             "panel_fees": str(kinds["panel_fee"]),
             "bond_refunds": str(kinds["bond_refund"]),
+            "audits": int(named.get("VerdictSubmitted", 0)),  # verdicts submitted: one a job at most
+            "challenged": int(named.get("Challenged", 0)),
+            "overturned": sum(1 for args in resolved if not args["upheld"]),
+            "challenges_open": int(named.get("Challenged", 0)) - len(resolved),
             "events": events,
         }
 

@@ -12,8 +12,9 @@ from eth_account.signers.local import LocalAccount
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from marketplace.audit import Auditor, TaskVerdict
+from marketplace.audit import Auditor, OverturnedVerdict, TaskVerdict
 from marketplace.audit import auditor as auditor_module
+from marketplace.audit.report import write_report
 from marketplace.chain.deployment import WEI
 from marketplace.chain.devnet import Devnet
 from marketplace.cli.main import app
@@ -43,18 +44,26 @@ def test_a_clean_history_passes_and_the_report_says_so(
 ) -> None:
     settle_history(chain, requester, provider, verifier)
     rejected_job(chain, requester, provider, verifier)
-    challenged_job(chain, requester, provider, verifier)
+    challenged = challenged_job(chain, requester, provider, verifier)
     report = Auditor(devnet.protocol).run()
     assert report.clean, [str(item) for item in report.discrepancies]
+    # The panel (one judge on every seat) overturned the verifier's fail: half its 1,000 stake.
+    assert report.overturned == [OverturnedVerdict(
+        challenged, verifier.address, "fail", "pass", provider.address, "3 of 3 seats", str(500 * WEI))]
     assert report.jobs == 5 and report.balance_checks and report.checks > 100
-    # Rejected: 45 of the 50 collateral burned; overturned: 500 slashed, 150 to the panel, 35 to the challenger.
-    assert int(report.totals["burned"]) == chain.market.burned() == (45 + 315) * WEI
+    # Rejected: 9 of the 10 collateral burned; overturned: 500 slashed, 30 (the bond) to the panel, 47 to the
+    # challenger (10 % of the rest), 423 burned.
+    assert int(report.totals["burned"]) == chain.market.burned() == (9 + 423) * WEI
     assert int(report.totals["escrow"]) == 7 * WEI + 7 * WEI // 2 and report.totals["bonds"] == "0"
     code, output = audit_cli(devnet, deployments, "--report", str(tmp_path / "report"))
     assert code == 0 and "clean" in output
+    assert f"job {challenged}: the panel overturned {verifier.address}'s fail" in " ".join(output.split())
     saved = json.loads((tmp_path / "report" / "audit.json").read_text())
     assert saved["clean"] is True and saved["jobs"] == 5
-    assert 'WEBI audit: <span class="good">clean' in (tmp_path / "report" / "audit.html").read_text()
+    assert [item["job_id"] for item in saved["overturned"]] == [challenged] and saved["contradicted"] == []
+    page = (tmp_path / "report" / "audit.html").read_text()
+    assert 'WEBI audit: <span class="good">clean' in page
+    assert "Verdicts overturned by a panel" in page and f"<td>{challenged}</td><td><code>{verifier.address}" in page
 
 
 def test_a_wrong_database_row_is_named_and_fails_the_audit(
@@ -113,8 +122,8 @@ def test_every_path_of_the_protocol_reconciles_to_the_wei(
     report = Auditor(devnet.protocol).run()
     assert report.clean, [str(item) for item in report.discrepancies]
     assert report.jobs == 7 and int(report.totals["burned"]) == chain.market.burned() > 0
-    assert int(report.totals["reward"]) > 0 and int(report.totals["panel_fee"]) == 2 * 150 * WEI
-    assert int(report.totals["bond_refund"]) == 3 * 150 * WEI  # dismissed, overturned, undecided
+    assert int(report.totals["reward"]) > 0 and int(report.totals["panel_fee"]) == 2 * 30 * WEI
+    assert int(report.totals["bond_refund"]) == 3 * 30 * WEI  # dismissed, overturned, undecided
     assert history.cancelled not in (history.revealed, history.unvoted)
 
 
@@ -190,3 +199,35 @@ def test_reexecution_takes_the_tasks_the_audit_sampled(
     assert report.clean and len(report.reexecuted) == 3
     assert [job_id for job_id, _ in asked] == [history.finalized] and set(asked[0][1]) < set(sampled)
     assert len(Auditor(devnet.protocol, reexecutor=reexecute).run(reexecute=10, seed=7).reexecuted) == len(sampled)
+    assert report.contradicted == []
+
+
+def test_a_pass_that_reexecution_contradicts_is_named_with_who_passed_it(
+    chain: Chain,
+    devnet: Devnet,
+    tmp_path: Path,
+    requester: LocalAccount,
+    provider: LocalAccount,
+    verifier: LocalAccount,
+) -> None:
+    history = settle_history(chain, requester, provider, verifier)
+    rejected = rejected_job(chain, requester, provider, verifier)  # a fail: re-executing it is not asked
+    overturned = challenged_job(chain, requester, provider, verifier)  # passed by the panel
+    wrong = {history.finalized: 1, overturned: 2}  # how many sampled tasks re-execute differently, by job
+
+    def reexecute(job: JobView, indices: list[int]) -> list[TaskVerdict]:
+        return [TaskVerdict(job.job_id, index, position >= wrong[job.job_id], "same output" if position >=
+                            wrong[job.job_id] else "embedding differs") for position, index in enumerate(indices)]
+
+    report = Auditor(devnet.protocol, reexecutor=reexecute).run(reexecute=8, seed=3)
+    assert {verdict.job_id for verdict in report.reexecuted} == {history.finalized, overturned}
+    assert not report.clean and report.discrepancies == []  # the books add up; the work does not
+    found = {item.job_id: item for item in report.contradicted}
+    assert set(found) == {history.finalized, overturned} and rejected not in found
+    assert (found[history.finalized].passed_by, found[history.finalized].verifier) == ("the verifier", verifier.address)
+    assert found[overturned].passed_by == "the panel"
+    for job_id, item in found.items():
+        failed = sorted(v.index for v in report.reexecuted if v.job_id == job_id and not v.passed)
+        assert item.failed == [f"task {index}: embedding differs" for index in failed] and len(failed) == wrong[job_id]
+    _, page = write_report(report, tmp_path / "report")
+    assert page.read_text().count("embedding differs") >= 2 * 3  # each failed task, in both sections

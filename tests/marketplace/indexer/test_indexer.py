@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,10 +13,12 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session, SQLModel, create_engine
 
+from marketplace.chain.artifacts import load_artifact
 from marketplace.chain.deployment import WEI
 from marketplace.chain.devnet import Devnet, revert, snapshot
+from marketplace.history import ChainState, SlashCause
 from marketplace.indexer import Indexer, create_db
-from marketplace.indexer.models import AccountRow, EventRow, JobRow, LedgerRow, StakeRow
+from marketplace.indexer.models import AccountRow, EventRow, JobRow, LedgerRow, StakeRow, VerifierRow
 from marketplace.protocol import BPS, PANEL_SIZE, ZERO_ADDRESS, Role, Verdict
 from tests.conftest import Chain
 from tests.support.history import eventful_history, panel_accounts, settle_history
@@ -122,7 +125,7 @@ def test_every_event_folds_to_the_contracts_view_and_a_restart_folds_the_same(
         slashes, left = slashes + left * bps // BPS, left - left * bps // BPS
     assert slashed[(leaver, "verifier")] == slashes == 29_701 * WEI // 1_000
     assert index.state.stakes[(leaver, Role.VERIFIER)].stake == 0
-    assert slashed[(provider.address, "provider")] == 3 * 50 * WEI  # an expired claim and two failed audits
+    assert slashed[(provider.address, "provider")] == 3 * 10 * WEI  # an expired claim and two failed audits
     for job_id, row in jobs.items():
         status, audit = market.get_job(job_id), market.audit_of(job_id)
         assert row.state == status.state.name.lower()
@@ -147,8 +150,41 @@ def test_every_event_folds_to_the_contracts_view_and_a_restart_folds_the_same(
         history.unvoted: ("pass", True, 3, 0),
     }
     assert index.state.jobs[history.overturned].audit_verdict == Verdict.FAIL
+    with Session(engine) as session:
+        names = set(session.exec(select(EventRow.name)).scalars())
+        weights = {row.account: int(row.weight) for row in stakes if row.role == "verifier"}
+        records = {row.address: row for row in session.exec(select(VerifierRow)).scalars()}
+    # Every event the market can emit is in this history (the deployment sets the terms and the treasury),
+    # save a two-step transfer of ownership.
+    market_events = {item["name"] for item in load_artifact("JobMarket").abi if item["type"] == "event"}
+    assert market_events - names == {"OwnershipTransferStarted"}
+    assert weights == {account: market.verifier_weight(account) for account in weights}
+    assert sum(weights.values()) == market.total_verifier_weight()
+    assert index.state.owner == market.contract.functions.owner().call()
+    mine, theirs = records[verifier.address], records[panel_accounts()[0].address]
+    assert (mine.draws, mine.audits, mine.missed, mine.reveal_demands) == (7, 5, 1, 2)
+    assert (mine.challenged, mine.overturned, mine.upheld, json.loads(mine.verdicts)) == (
+        4, 1, 3, {"fail": 2, "inconclusive": 1, "pass": 2})
+    assert (theirs.panels, theirs.seats, theirs.votes, theirs.missed_votes) == (3, 3 * PANEL_SIZE, 2, PANEL_SIZE)
+    causes = Counter(slash.cause for job in index.state.jobs.values() for slash in job.slashes)
+    assert causes == {SlashCause.EXPIRED_CLAIM: 1, SlashCause.MISSED_VERDICT: 1, SlashCause.FAILED_AUDIT: 2,
+                      SlashCause.OVERTURNED: 1, SlashCause.MISSED_VOTE: PANEL_SIZE}
     restarted, _ = make_indexer()
     assert restarted.state == index.state  # the stored events fold to the same state as the chain's
+
+
+def test_every_event_the_contracts_emit_has_a_fold_handler() -> None:
+    """A new event in the ABI without a handler would be indexed but never folded: the books would drift."""
+    market = {item["name"]: item for item in load_artifact("JobMarket").abi if item["type"] == "event"}
+    disputes = {item["name"]: item for item in load_artifact("Disputes").abi if item["type"] == "event"}
+    # Disputes runs by DELEGATECALL: its logs come from the market's address and decode with the market's ABI.
+    assert {name: market.get(name) for name in disputes} == disputes
+    missing = sorted(name for name in market if not hasattr(ChainState, f"_on_market_{name}"))
+    assert missing == []
+    token = {item["name"] for item in load_artifact("WebiToken").abi if item["type"] == "event"}
+    # Approvals and the EIP-712 domain move no value; Transfer does.
+    assert {name for name in token if not hasattr(ChainState, f"_on_token_{name}")} == {
+        "Approval", "EIP712DomainChanged"}
 
 
 def test_step_is_idempotent_and_a_restart_resumes_from_the_cursor(
@@ -233,3 +269,12 @@ def test_an_index_an_older_webi_wrote_is_refused_with_what_to_do(tmp_path: Path)
         connection.execute("CREATE TABLE jobs (job_id INTEGER PRIMARY KEY, state TEXT, sample_rate_bps INTEGER)")
     with pytest.raises(ConfigError, match=r"older WEBI \(table jobs lacks .*audit_fee.*\): delete it"):
         create_db(path)
+
+    before = tmp_path / "before-weights.db"
+    with sqlite3.connect(before) as connection:  # the stakes table before verifier weights were indexed
+        connection.execute("CREATE TABLE stakes (account TEXT, role TEXT, stake TEXT, slashed TEXT)")
+    with pytest.raises(ConfigError, match=r"table stakes lacks .*weight.*: delete it"):
+        create_db(before)
+    with sqlite3.connect(before) as connection:  # refused, not altered: nothing is lost
+        assert [row[1] for row in connection.execute("PRAGMA table_info(stakes)")] == [
+            "account", "role", "stake", "slashed"]

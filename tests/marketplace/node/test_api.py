@@ -8,8 +8,9 @@ import httpx
 from eth_account.signers.local import LocalAccount
 
 from marketplace.chain.deployment import WEI
+from marketplace.protocol import BPS, PANEL_SIZE
 from tests.conftest import Chain
-from tests.support.history import challenged_job, panel_accounts, rejected_job, settle_history
+from tests.support.history import challenged_job, eventful_history, panel_accounts, rejected_job, settle_history
 from tests.support.node import Node
 
 GPU_FACTS = {
@@ -63,7 +64,13 @@ def test_jobs_providers_ledger_and_stats(
             "Slashed",
             "Burned",
         ]
-        assert "sample_rate_bps" not in detail and detail["terms"]["auditFee"] == str(50 * WEI)
+        summaries = {step["event"]: step["summary"] for step in detail["timeline"]}
+        assert summaries["VerdictSubmitted"].startswith(f"verdict fail by {verifier.address}")
+        assert summaries["Slashed"] == f"provider {provider.address} slashed 10 WEBI: failed audit"
+        assert summaries["Burned"].startswith("9 WEBI burned")  # the collateral less the verifier's 10 % reward
+        slashes = [(slash["account"], slash["cause"]) for slash in detail["slashes"]]
+        assert slashes == [(provider.address, "failed audit")]
+        assert "sample_rate_bps" not in detail and detail["terms"]["auditFee"] == str(10 * WEI)
         audit = detail["audit"]
         assert audit["verifier"] == verifier.address and audit["verdict"] == "fail" and audit["final"] is True
         sample_seed = chain.market.audit_of(rejected).secret  # the sample seed, once the secret is revealed
@@ -80,21 +87,23 @@ def test_jobs_providers_ledger_and_stats(
 
         detail = api.get(f"/jobs/{challenged}").json()
         challenge = detail["challenge"]
-        assert challenge["challenger"] == provider.address and int(challenge["bond"]) == 150 * WEI
+        assert challenge["challenger"] == provider.address and int(challenge["bond"]) == 30 * WEI
         assert set(challenge["members"]) == panel and challenge["votes"] == {member: "pass" for member in panel}
         assert challenge["outcome"] == "pass" and challenge["upheld"] is False and challenge["open"] is False
         assert detail["audit"]["verdict"] == "pass" and detail["audit"]["verifier_verdict"] == "fail"
-        assert detail["challenger"] == provider.address and int(detail["burned"]) == 315 * WEI
+        assert detail["challenger"] == provider.address and int(detail["burned"]) == 423 * WEI
         assert sorted(entry["kind"] for entry in detail["ledger"]) == [
             "bond_refund", "panel_fee", "panel_fee", "panel_fee", "protocol_fee", "provider_payment", "refund",
             "reward"]
-        assert "Slashed" in [step["event"] for step in detail["timeline"]]
+        summaries = [step["summary"] for step in detail["timeline"]]
+        assert [member for member in panel if f"panel member {member} voted pass" in summaries] == list(panel)
+        assert f"verifier {verifier.address} slashed 500 WEBI: overturned verdict" in summaries
 
         page = api.get(f"/providers/{provider.address}").json()
         stake = chain.market.provider_stake(provider.address)
         assert int(page["stake"]) == stake.stake and page["metadata"]["gpus"][0]["name"] == "NVIDIA H100 80GB HBM3"
         assert page["success_rate"] == 0.6667 and page["jobs_by_state"] == {"finalized": 2, "rejected": 1}
-        assert int(page["slashed"]) == 50 * WEI
+        assert int(page["slashed"]) == 10 * WEI
         assert int(page["earned"]) > 0 and page["earnings"][-1]["cumulative"] == page["earned"]
         assert [item["address"] for item in api.get("/providers").json()["items"]] == [provider.address]
         assert api.get(f"/providers/{requester.address}").status_code == 404
@@ -109,9 +118,11 @@ def test_jobs_providers_ledger_and_stats(
             "finalized": 2, "rejected": 1, "cancelled": 1, "open": 1}
         assert int(stats["escrow"]) == 7 * WEI + 7 * WEI // 2  # price plus audit fee of the open job
         assert stats["providers"] == 1 and stats["verifiers"] == 2 and stats["bonds"] == "0"
-        assert int(stats["burned"]) == chain.market.burned() == 360 * WEI
-        assert int(stats["panel_fees"]) == 150 * WEI and int(stats["rewards"]) == 40 * WEI
+        assert int(stats["burned"]) == chain.market.burned() == 432 * WEI
+        assert int(stats["panel_fees"]) == 30 * WEI and int(stats["rewards"]) == 48 * WEI
         assert "slashed_to_requesters" not in stats
+        # Three verdicts; one challenged, and the panel overturned it.
+        assert (stats["audits"], stats["challenged"], stats["overturned"], stats["challenges_open"]) == (3, 1, 1, 0)
 
     health = httpx.get(f"{node.url}/healthz").json()
     assert health["lag"] == 0 and health["events"] == stats["events"]
@@ -126,3 +137,84 @@ def test_the_store_routes_are_served_by_the_node(node: Node) -> None:
     ).json()
     assert added["Hash"] == "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
     assert httpx.get(f"{node.url}/ipfs/{added['Hash']}").content == b"hello world\n"
+
+
+def test_timelines_and_verifier_pages_follow_every_path_of_the_protocol(
+    chain: Chain,
+    node: Node,
+    requester: LocalAccount,
+    provider: LocalAccount,
+    verifier: LocalAccount,
+    stranger: LocalAccount,
+) -> None:
+    history = eventful_history(chain, requester, provider, verifier, stranger)
+    judge = panel_accounts()[0].address
+    market = chain.market
+    node.caught_up(chain.block_number())
+    with httpx.Client(base_url=f"{node.url}/v1") as api:
+        revealed = api.get(f"/jobs/{history.revealed}").json()["timeline"]
+        keys = [(step["block_number"], step["log_index"]) for step in revealed]
+        assert keys == sorted(keys) and len(set(keys)) == len(keys)  # block order, each event once
+        assert [step["event"] for step in revealed] == [
+            "JobPosted", "JobClaimed", "ClaimExpired", "Slashed", "Burned", "JobClaimed", "ResultSubmitted",
+            "VerifierDrawn", "VerifierMissed", "Slashed", "Burned", "VerifierDrawn", "RevealDemanded",
+            "OutputsRevealed", "VerdictSubmitted", "JobSettled"]
+        told = [step["summary"] for step in revealed]
+        assert told[3] == f"provider {provider.address} slashed 10 WEBI: expired claim"
+        assert told[9] == f"verifier {verifier.address} slashed 10 WEBI: missed verdict"  # 1 % of 1,000
+        assert told[12].startswith(f"verifier {verifier.address} demands the sampled outputs on-chain by ")
+        sampled = market.sample_of(market.audit_of(history.revealed).secret, 16, 4)
+        assert told[13] == "the provider revealed the outputs of tasks " + ", ".join(map(str, sampled)) + " on-chain"
+
+        unrevealed = [step["event"] for step in api.get(f"/jobs/{history.unrevealed}").json()["timeline"]]
+        assert unrevealed[3:] == ["SeedRearmed", "VerifierDrawn", "RevealDemanded", "JobSettled", "Slashed", "Burned"]
+        dismissed = api.get(f"/jobs/{history.dismissed}").json()["timeline"]
+        assert dismissed[-2]["summary"].startswith("challenge dismissed: nobody was eligible to judge")
+        overturned = api.get(f"/jobs/{history.overturned}").json()["timeline"]
+        assert [step["event"] for step in overturned][-8:] == [
+            "Challenged", "PanelDrawn", "VoteCommitted", "VoteRevealed", "ChallengeResolved", "Slashed", "Burned",
+            "JobSettled"]
+        assert overturned[-4]["summary"].startswith("challenge resolved: the panel overturned the verdict, pass")
+        unvoted = api.get(f"/jobs/{history.unvoted}").json()
+        missed = [step["summary"] for step in unvoted["timeline"] if step["event"] == "Slashed"]
+        assert len(missed) == PANEL_SIZE and all(text.endswith(": missed vote") for text in missed)
+        assert all("of it unbonding" in text for text in missed)  # it had asked to unstake everything
+
+        listed = api.get("/verifiers").json()["items"]
+        assert [item["address"] for item in listed] == [verifier.address, judge]  # heaviest in the draw first
+        for item in listed:
+            stake = market.verifier_stake(item["address"])
+            assert (int(item["stake"]), int(item["unbonding"]), int(item["weight"])) == (
+                stake.stake, stake.unbonding, market.verifier_weight(item["address"]))
+        assert listed[0]["weight_share"] == 1.0 and listed[1]["weight_share"] == 0.0  # the judge left the draw
+
+        mine = api.get(f"/verifiers/{verifier.address.lower()}").json()
+        assert mine["audits_done"] == 5 and mine["verdicts"] == {"pass": 2, "fail": 2, "inconclusive": 1}
+        assert (mine["draws"], mine["missed"], mine["reveal_demands"]) == (7, 1, 2)
+        assert (mine["challenged"], mine["overturned"], mine["upheld"]) == (4, 1, 3)
+        assert [(audit["job_id"], audit["challenge"]) for audit in mine["audits"]] == [
+            (history.unvoted, "upheld"), (history.upheld, "upheld"), (history.overturned, "overturned"),
+            (history.dismissed, "dismissed"), (history.revealed, None)]  # no verdict on the unrevealed job
+        assert [(slash["job_id"], slash["cause"], int(slash["amount"])) for slash in mine["slashes"]] == [
+            (history.revealed, "missed verdict", 10 * WEI), (history.overturned, "overturned verdict", 500 * WEI)]
+        assert int(mine["slashed"]) == 510 * WEI and mine["panels"] == []
+        # Five audit fees (none for the overturned verdict) and a reward of the 10 WEBI collateral of each fail that
+        # stood: 10 % on the unrevealed job, 20 % on the upheld one (governance raised rewardBps in between).
+        assert mine["earned"] == {"verifier_fee": str(50 * WEI), "panel_fee": "0", "reward": str(3 * WEI)}
+        assert mine["earnings"][-1]["cumulative"] == mine["earned_total"] == str(53 * WEI)
+
+        theirs = api.get(f"/verifiers/{judge}").json()
+        assert theirs["audits_done"] == 0 and (theirs["panels_sat"], theirs["seats"]) == (3, 3 * PANEL_SIZE)
+        assert [(seat["job_id"], seat["seats"], seat["vote"], seat["challenge"]) for seat in theirs["panels"]] == [
+            (history.unvoted, PANEL_SIZE, None, "upheld"), (history.upheld, PANEL_SIZE, "fail", "upheld"),
+            (history.overturned, PANEL_SIZE, "pass", "overturned")]
+        assert (theirs["votes"], theirs["missed_votes"]) == (2, PANEL_SIZE)
+        left, taken = 1_000 * WEI, []
+        for _ in range(PANEL_SIZE):  # each missed seat takes 1 % of what the previous slash left
+            taken.append(left * market.params().no_show_slash_bps // BPS)
+            left -= taken[-1]
+        assert [int(slash["amount"]) for slash in theirs["slashes"]] == taken
+        assert theirs["earned"]["panel_fee"] == str(2 * 30 * WEI)  # the bond, on both decided panels
+        assert api.get(f"/verifiers/{provider.address}").status_code == 404
+    assert httpx.get(f"{node.url}/verifiers/{provider.address}").status_code == 404  # the dashboard's page too
+    assert httpx.get(f"{node.url}/verifiers/{judge}").status_code == 200

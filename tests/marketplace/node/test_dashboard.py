@@ -61,7 +61,10 @@ def test_a_person_follows_a_job_a_provider_and_the_ledger(
     expect(page.get_by_role("heading", name="Network overview")).to_be_visible()
     expect(page.locator("[data-stat=jobs]")).to_have_text("5")
     expect(page.locator("[data-stat=escrow]")).to_have_text("10.5")  # the open job: price 7, audit fee 3.5
-    expect(page.locator("[data-stat=burned]")).to_have_text("360")
+    # 9 of a slashed collateral, 423 of an overturned verifier's slash
+    expect(page.locator("[data-stat=burned]")).to_have_text("432")
+    expect(page.locator("[data-stat=challenged]")).to_have_text("1")
+    expect(page.locator("[data-stat=overturned]")).to_have_text("1")
     expect(page.get_by_text("Audit rate")).to_have_count(0)
     expect(page.locator("time").first).not_to_have_text("Invalid Date")  # times in the reader's zone
 
@@ -75,7 +78,10 @@ def test_a_person_follows_a_job_a_provider_and_the_ledger(
 
     expect(page.get_by_role("heading", name=f"Job #{rejected}")).to_contain_text("rejected")
     expect(page.locator("ol.timeline li")).to_have_count(8)
-    expect(page.locator("ol.timeline li").nth(4)).to_contain_text("VerdictSubmitted")
+    expect(page.locator("ol.timeline li").nth(4)).to_contain_text("VerdictSubmitted · block")
+    expect(page.locator("ol.timeline li").nth(4)).to_contain_text(f"verdict fail by {verifier.address}")
+    expect(page.locator("ol.timeline li.Slashed")).to_contain_text(f"provider {provider.address} slashed 10 WEBI")
+    expect(page.locator("table.slashes tbody tr")).to_contain_text(["failed audit"])
     expect(page.get_by_role("row", name=re.compile(r"^Verdict "))).to_contain_text("fail: provider slashed")
     expect(page.get_by_role("row", name=re.compile(r"^Verifier "))).to_contain_text(verifier.address)
     expect(page.get_by_role("row", name=re.compile(r"^Audit "))).to_contain_text("4 of 16 tasks re-executed: tasks")
@@ -86,13 +92,30 @@ def test_a_person_follows_a_job_a_provider_and_the_ledger(
     expect(page.get_by_role("row", name=re.compile(r"^Verdict "))).to_contain_text("overturned the verifier's fail")
     expect(page.locator("table.panel tbody tr")).to_have_count(3)
     expect(page.locator("table.panel tbody tr td:nth-child(3)")).to_have_text(["pass", "pass", "pass"])
+    expect(page.locator("ol.timeline li.Slashed")).to_contain_text("slashed 500 WEBI: overturned verdict")
+
+    page.get_by_role("link", name=verifier.address).first.click()
+    expect(page.get_by_role("heading", name=f"Verifier {verifier.address}")).to_be_visible()
+    expect(page.locator(".card", has_text="Audits done").locator("b")).to_have_text("3")
+    expect(page.locator(".card", has_text="Overturned").locator("b")).to_have_text("1")
+    expect(page.locator(".card", has_text="Slashed").locator("b")).to_have_text("500")
+    expect(page.locator("table.audits tbody tr td:nth-child(4)")).to_have_text(["overturned", "—", "—"])
+    expect(page.locator("table.slashes tbody tr")).to_have_count(1)
+    expect(page.locator("table.slashes tbody tr")).to_contain_text("overturned verdict")
+    expect(page.get_by_role("img", name="cumulative earnings")).to_be_visible()
+    page.get_by_role("link", name="Verifiers", exact=True).click()
+    expect(page.locator("table.verifiers tbody tr")).to_have_count(2)
+    # Both weigh 1,000 in the draw: the verifier's slash applies to its weight at the next sync phase.
+    expect(page.locator("table.verifiers tbody tr", has_text=verifier.address)).to_contain_text("50.0 %")
+    page.go_back()
+    page.go_back()
 
     page.locator("td.mono a", has_text=provider.address).first.click()
     expect(page.get_by_role("heading", name=f"Provider {provider.address}")).to_be_visible()
     expect(page.get_by_role("cell", name="NVIDIA H100 80GB HBM3")).to_be_visible()
     expect(page.get_by_role("img", name="cumulative earnings")).to_be_visible()
     expect(page.locator(".card", has_text="Success rate")).to_contain_text("66.7 %")
-    expect(page.locator(".card", has_text="Slashed")).to_contain_text("50")
+    expect(page.locator(".card", has_text="Slashed").locator("b")).to_have_text("10")  # one collateral
 
     page.get_by_role("link", name="Ledger").click()
     page.get_by_label("Account").fill(provider.address)
