@@ -55,6 +55,15 @@ class ProviderConfig(DaemonSettings):
     confirmations: Annotated[int, Field(ge=0)] = 0
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     stake_wei: Annotated[int, Field(ge=0)] = 0
+    # Reads of an untrusted job's spec, inputs and model listing: a store that hangs must not hold the daemon.
+    fetch_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    # The most one pass spends considering unclaimed jobs before it returns to the claimed ones.
+    consider_budget_s: Annotated[float, Field(gt=0)] = 30.0
+    # Challenge a failed verdict when our own re-check of the sampled tasks finds them within tolerance.
+    appeal_fails: bool = True
+    # Before a claim, run a few inputs in fp32 and bf16 and refuse a model whose outputs diverge.
+    model_screen: bool = False
+    screen_inputs: Annotated[int, Field(ge=1, le=64)] = 3
 
     def floor_wei(self, task: TaskType) -> int:
         return int(self.price_floor.get(task, Decimal(0)) * 10**18)

@@ -5,14 +5,14 @@ the chain where the job stands, so repeating a step is harmless: a claim already
 again, a result already on-chain is not submitted twice. That is what makes a restart after a crash
 (or ``kill -9``) safe: the daemon re-reads its journal and the chain and carries on.
 
-A job is refused on its on-chain terms (claim window, price, the requester's gating) before
-anything is fetched. After the submission the provider sees its job through the audit, since it is
-paid only once the job is finalized: it draws the verifier (``lockSeed``) when nobody has, arms a
-new draw (``redrawVerifier``) when the drawn verifier lets its deadline pass, and settles the job
-(``finalize``) once the verdict's challenge window is over. The seed block may lie a few blocks
-ahead (the end of a sync phase), and a draw whose seed block has a sync phase after it re-arms
-(``SeedRearmed``): the daemon draws again at a later pass. An operator staked as a verifier too (with
-the same key) has its draw weight brought up to date in each sync phase (``syncVerifier``).
+A job is refused on its on-chain terms (``provider.refusals``: claim window, price, stake, collateral,
+the requester's gating) before anything is fetched, and the spec, inputs and model listing of the
+jobs it considers are read with a short timeout (``fetch_timeout_s``). Claimed work comes first: each
+pass advances the jobs we hold (compute, submit, follow) before it considers any unclaimed one, and
+spends at most ``consider_budget_s`` on those, best-paying first, so a flood of dust jobs on a store
+that hangs can delay new claims but never a job we hold. After the submission ``provider.follow``
+sees the job through its audit: draws, redraws, reveal demands, appeals of a failed verdict, and
+finalization.
 
 Failures of the world (RPC down, store unreachable, a lost claim race, a revert) are logged and
 retried with backoff; they never stop the daemon. Only the job's own faults (a bad spec, a model
@@ -32,18 +32,23 @@ from eth_account.signers.local import LocalAccount
 from web3.types import TxReceipt
 
 from marketplace.chain.market import JobMarket
+from marketplace.chain.token import WebiToken
 from marketplace.daemon import PollingDaemon
 from marketplace.errors import ContractError, JobSpecError, ModelError, WebiError
 from marketplace.jobspec import JobSpec
-from marketplace.protocol import ZERO_HASH, Allowlist, CreditKind, JobState, JobStatus, JobTerms, allowlist_leaf
+from marketplace.protocol import JobState, JobStatus, Params
 from marketplace.results import MerkleTree, output_manifest
 from marketplace.storage import ContentStore
 from provider.config import ProviderConfig
 from provider.epochs import sync_own_weight
+from provider.follow import Follower
 from provider.gpu import Gpus
-from provider.journal import ACTIVE, JobRecord, Journal, Stage
+from provider.journal import ACTIVE, FINAL, FOLLOWING, JobRecord, Journal, Stage
 from provider.metrics import ProviderMetrics
+from provider.outputs import OutputArchive
+from provider.refusals import allowlist_proof, refusal_for_spec, refusal_on_chain
 from provider.runtime import Runtime
+from provider.screen import screen_model
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +56,6 @@ LOST_RACE = {"WrongState", "ClaimWindowClosed", "TermsMismatch"}
 # The requester's allowlist refused us after all (the spec named members the root does not hold).
 # (InsufficientStake is retried instead: it is most often collateral that other jobs still lock.)
 GATED = {"NotAllowlisted"}
-# Calls anyone may make to move an audit along; these refusals mean "not now" or "someone did".
-NOT_YET = {"SeedNotReady", "NoEligibleVerifier", "AlreadyDrawn", "NotDrawn", "DeadlineNotReached", "WrongState"}
 Hook = Callable[[str, int], None]
 
 
@@ -67,14 +70,34 @@ class ProviderDaemon(PollingDaemon):
     gpus: Gpus
     metrics: ProviderMetrics | None = None
     hook: Hook | None = None  # called at named points of a job; tests use it to crash on purpose
+    token: WebiToken | None = None  # approves challenge bonds; without it the allowance must exist
+    # Reads the untrusted parts of a job (spec, inputs, model listing) through a store with a short
+    # timeout; defaults to ``runtime``.
+    intake: Runtime | None = None
+    archive: OutputArchive | None = None  # our copy of committed outputs; without it the store is asked
     stopping: threading.Event = field(default_factory=threading.Event)
     _started: bool = field(default=False, repr=False)  # the first pass after a start ignores backoff
     _prepared: dict[int, tuple[JobSpec, list[str]]] = field(default_factory=dict, repr=False)
+    _params: Params | None = field(default=None, repr=False)  # read once a pass
+    follower: Follower = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.follower = Follower(self.config, self.account, self.market, self.store, self.runtime, self.reader,
+                                 self.journal, self.token, self.archive, self._end, self._hook)
+
+    @property
+    def reader(self) -> Runtime:
+        return self.intake or self.runtime
 
     # -- the loop ------------------------------------------------------------------------------
 
     def poll_interval(self) -> float:
         return self.config.poll_interval_s
+
+    def close(self) -> None:
+        super().close()
+        if self.intake is not None and self.intake.store is not self.store:
+            self.intake.store.close()
 
     def run(self) -> None:
         mode = "GPU: " + ", ".join(fact.name for fact in self.gpus.facts()) if self.gpus.available else "CPU mode"
@@ -82,7 +105,7 @@ class ProviderDaemon(PollingDaemon):
         super().run()
 
     def step(self) -> None:
-        """One pass: pick up new jobs, then move every active job as far as it can go now."""
+        """One pass: pick up new jobs, advance every job we hold, then consider new ones for a bounded time."""
         try:
             self.poll()
         except WebiError as error:
@@ -92,24 +115,48 @@ class ProviderDaemon(PollingDaemon):
         except WebiError as error:
             log.warning("could not bring the draw weight up to date: %s; trying again", error)
         first_pass, self._started = not self._started, True
-        for record in self.journal.due(ACTIVE, ignore_backoff=first_pass):
+        self._params = None
+        due = self.journal.due(ACTIVE, ignore_backoff=first_pass)
+        for record in (record for record in due if record.stage != Stage.SEEN):
             if self.stopping.is_set():
                 return
-            try:
-                self._advance_while_moving(record)
-            except (ModelError, JobSpecError) as error:
-                self._end(record, Stage.SKIPPED if record.stage == Stage.SEEN else Stage.FAILED, str(error))
-            except WebiError as error:  # the world's fault: RPC, store, a revert we did not expect
-                delay = self.journal.back_off(record, error, base_s=self.config.poll_interval_s, max_doublings=8,
-                                              max_s=300.0)
-                log.warning("job %d (%s): %s; retrying in %.0f s", record.job_id, record.stage, error, delay)
-            except Exception as error:  # a model that breaks on its inputs must not stop every other job
-                current = self.journal.get(record.job_id) or record
-                log.exception("job %d (%s): inference failed", record.job_id, current.stage)
-                self._end(current, Stage.SKIPPED if current.stage == Stage.SEEN else Stage.FAILED,
-                          f"inference failed: {type(error).__name__}: {error}")
+            self._attempt(record)
+        unclaimed = sorted((record for record in due if record.stage == Stage.SEEN), key=_best_paying_first)
+        budget_ends = time.monotonic() + self.config.consider_budget_s
+        for considered, record in enumerate(unclaimed):
+            if self.stopping.is_set():
+                return
+            if time.monotonic() > budget_ends:
+                log.info("%d unclaimed jobs left for the next pass (the %.0f s budget is spent)",
+                         len(unclaimed) - considered, self.config.consider_budget_s)
+                break
+            self._attempt(record)
         if self.metrics is not None:
             self.metrics.observe(self.journal.all(), self.gpus.samples())
+
+    def _attempt(self, record: JobRecord) -> None:
+        """Advances one job; its failure is that job's alone."""
+        try:
+            self._advance_while_moving(record)
+        except WebiError as error:
+            current = self.journal.get(record.job_id) or record
+            if isinstance(error, ModelError | JobSpecError) and current.stage not in FOLLOWING:
+                self._end(current, Stage.SKIPPED if current.stage == Stage.SEEN else Stage.FAILED, str(error))
+                return
+            # The world's fault (RPC, store, a revert we did not expect), or a submitted job's: retried.
+            delay = self.journal.back_off(current, error, base_s=self.config.poll_interval_s, max_doublings=8,
+                                          max_s=300.0 if current.stage == Stage.SEEN else 60.0)
+            log.warning("job %d (%s): %s; retrying in %.0f s", record.job_id, current.stage, error, delay)
+        except Exception as error:  # a model that breaks on its inputs must not stop every other job
+            current = self.journal.get(record.job_id) or record
+            if current.stage in FOLLOWING:  # a re-check for an appeal: retried, the job is still ours
+                delay = self.journal.back_off(current, f"{type(error).__name__}: {error}",
+                                              base_s=self.config.poll_interval_s, max_doublings=6, max_s=60.0)
+                log.exception("job %d (%s): failed; retrying in %.0f s", record.job_id, current.stage, delay)
+                return
+            log.exception("job %d (%s): inference failed", record.job_id, current.stage)
+            self._end(current, Stage.SKIPPED if current.stage == Stage.SEEN else Stage.FAILED,
+                      f"inference failed: {type(error).__name__}: {error}")
 
     def _advance_while_moving(self, record: JobRecord) -> None:
         """Claim, compute and submit back to back: waiting a poll interval between them only adds latency."""
@@ -156,28 +203,41 @@ class ProviderDaemon(PollingDaemon):
                 self._compute(record)
             else:
                 self._submit(record)
-        elif record.stage == Stage.SUBMITTED:
-            self._settle(record, status)
+        elif record.stage in FOLLOWING:
+            self.follower.follow(record, status)
 
     def _consider_and_claim(self, record: JobRecord) -> None:
         terms = self.market.terms_of(record.job_id)
-        now = self.market.client.timestamp()
         # The on-chain terms first: a job this provider may not or will not claim costs no fetch.
-        refusal = self._refusal_on_chain(terms, now)
-        if refusal is not None:
-            self._end(record, Stage.SKIPPED, refusal)
+        if self._params is None:
+            self._params = self.market.params()
+        refusal = refusal_on_chain(terms, now=self.market.client.timestamp(), params=self._params,
+                                   stake=self.market.provider_stake(self.address), config=self.config)
+        if refusal is not None and refusal.final:
+            self._end(record, Stage.SKIPPED, refusal.reason)
             return
-        spec = self.runtime.read_spec(record.spec_cid)
-        refusal = self._refusal(spec, terms.price, terms.num_tasks)
+        if refusal is not None:  # collateral our other jobs lock: free again once they settle
+            log.info("job %d: %s; waiting", record.job_id, refusal.reason)
+            self.journal.update(record.job_id, reason=refusal.reason,
+                                retry_at=time.time() + 5 * self.config.poll_interval_s)
+            return
+        spec = self.reader.read_spec(record.spec_cid)
+        reason = refusal_for_spec(spec, terms, self.config)
         proof: list[bytes] = []
-        if refusal is None:
-            proof, refusal = self._allowlist_proof(terms, spec)
-        if refusal is not None:
-            self._end(record, Stage.SKIPPED, refusal)
+        if reason is None:
+            proof, reason = allowlist_proof(terms, spec, self.address)
+        if reason is not None:
+            self._end(record, Stage.SKIPPED, reason)
             return
-        self.runtime.check_model(spec)  # refuses pickles, unknown architectures, too-large models: ModelError
+        self.reader.check_model(spec)  # refuses pickles, unknown architectures, too-large models: ModelError
         # Inputs are read and checked before collateral is at stake: a bad manifest is a skip, not a failure.
-        self._prepared[record.job_id] = (spec, self.runtime.read_inputs(spec))
+        inputs = self.reader.read_inputs(spec)
+        if self.config.model_screen:
+            reason = screen_model(self.runtime, spec, inputs, self.config.screen_inputs)
+            if reason is not None:
+                self._end(record, Stage.SKIPPED, reason)
+                return
+        self._prepared[record.job_id] = (spec, inputs)
         if not self.gpus.idle(self.config.idle_threshold_pct):
             log.info("job %d: GPU busy with another process; waiting", record.job_id)
             self.journal.update(record.job_id, retry_at=time.time() + 5 * self.config.poll_interval_s)
@@ -195,61 +255,24 @@ class ProviderDaemon(PollingDaemon):
             raise
         self._mined(record, receipt, "claim", Stage.CLAIMED)
 
-    def _refusal_on_chain(self, terms: JobTerms, now: int) -> str | None:
-        """Why the job is not for us, from its terms and our stake alone: nothing is fetched from a store."""
-        if terms.claim_by < now:
-            return "the claim window has closed"
-        floors = [self.config.floor_wei(task) for task in self.config.tasks]
-        if floors and terms.price // terms.num_tasks < min(floors):
-            return f"{terms.price // terms.num_tasks} wei per task is under this provider's floor of {min(floors)}"
-        stake = self.market.provider_stake(self.address).stake
-        if terms.min_provider_stake > stake:
-            return f"the requester asks for a provider stake of {terms.min_provider_stake} wei; ours is {stake}"
-        return None
-
-    def _allowlist_proof(self, terms: JobTerms, spec: JobSpec) -> tuple[list[bytes], str | None]:
-        """Our proof for the job's allowlist (empty without one), or why we are not in it.
-
-        The chain holds only the list's Merkle root; the spec names its members. A list of one is
-        its own root, so that case needs no spec at all.
-        """
-        if terms.allowlist_root == ZERO_HASH or terms.allowlist_root == allowlist_leaf(self.address):
-            return [], None
-        if not spec.allowlist:
-            return [], "the job has an allowlist, and its spec does not name the members"
-        allowlist = Allowlist(spec.allowlist)
-        if allowlist.root != terms.allowlist_root:
-            return [], "the spec's allowlist does not match the job's allowlist root"
-        try:
-            return allowlist.proof(self.address), None
-        except KeyError:
-            return [], "this provider is not in the job's allowlist"
-
-    def _refusal(self, spec: JobSpec, price: int, num_tasks: int) -> str | None:
-        if spec.task not in self.config.tasks:
-            return f"task type {spec.task.value} is not served here"
-        if spec.num_tasks != num_tasks:
-            return f"the spec says {spec.num_tasks} tasks but the job was posted for {num_tasks}"
-        floor = self.config.floor_wei(spec.task)
-        if price // num_tasks < floor:
-            return f"{price // num_tasks} wei per task is under this provider's floor of {floor}"
-        return None
-
     def _compute(self, record: JobRecord) -> None:
         started = time.perf_counter()
         prepared = self._prepared.pop(record.job_id, None)  # gone after a restart: read again
         if prepared is None:
-            spec = self.runtime.read_spec(record.spec_cid)
-            prepared = spec, self.runtime.read_inputs(spec)
+            spec = self.reader.read_spec(record.spec_cid)
+            prepared = spec, self.reader.read_inputs(spec)
         spec, inputs = prepared
         read = time.perf_counter()
         self._hook("inputs-read", record.job_id)
         outputs = self.runtime.run(spec, inputs)
         ran = time.perf_counter()
         self._hook("ran", record.job_id)
+        manifest = output_manifest(outputs)
         with ThreadPoolExecutor(1, thread_name_prefix="webi-merkle") as pool:  # hash while uploading
             tree = pool.submit(MerkleTree, outputs)
-            output_cid = self.store.add_bytes(output_manifest(outputs)).cid
+            if self.archive is not None:  # kept for reveal demands and appeals, whatever the store does
+                self.archive.keep(record.job_id, manifest)
+            output_cid = self.store.add_bytes(manifest).cid
             root = tree.result().root
         published = time.perf_counter()
         if self.metrics is not None:
@@ -278,57 +301,6 @@ class ProviderDaemon(PollingDaemon):
         log.info("job %d %s", record.job_id, stage.value)
         self._hook(stage.value, record.job_id)
 
-    def _settle(self, record: JobRecord, status: JobStatus) -> None:
-        """Follows a submitted job to its end, making the calls that move its audit along."""
-        job_id = record.job_id
-        if status.state == JobState.FINALIZED:
-            earned = self._earned(job_id)
-            self._end(record, Stage.FINALIZED, "", earned_wei=str(earned))
-            return
-        if status.state == JobState.REJECTED:
-            self._end(record, Stage.REJECTED, "the audit failed; collateral slashed")
-            return
-        changes: dict[str, object] = {"retry_at": time.time() + self.config.poll_interval_s}
-        if status.state == JobState.SUBMITTED:
-            self._audit_along(record, status)
-        elif status.state == JobState.AUDITED:
-            audit = self.market.audit_of(job_id)
-            changes["reason"] = f"audited ({audit.verdict.name.lower()}); final after {audit.deadline}"
-            if self.market.client.timestamp() > audit.deadline:
-                self._anyone_may("finalize", job_id)
-        elif status.state == JobState.CHALLENGED:
-            changes["reason"] = "challenged: a panel decides"  # serving panels is a later issue
-        self.journal.update(job_id, **changes)  # re-read the job at the next poll
-
-    def _audit_along(self, record: JobRecord, status: JobStatus) -> None:
-        """Submitted: draw the verifier once the seed block exists, and redraw when it lets its deadline pass."""
-        audit = self.market.audit_of(record.job_id)
-        if not audit.drawn:
-            job_id = record.job_id
-            readable = status.seed_block and self.market.client.w3.eth.block_number > status.seed_block
-            if readable and self._anyone_may("lock_seed", job_id) and not self.market.audit_of(job_id).drawn:
-                log.info("job %d: seed re-armed (a sync phase came after it) to block %d; drawing again later",
-                         job_id, self.market.get_job(job_id).seed_block)
-        elif not audit.reveal_pending and self.market.client.timestamp() > audit.deadline:
-            # (An unanswered reveal demand would reject the job on a redraw; answering it is a later issue.)
-            log.info("job %d: verifier %s missed its deadline; redrawing", record.job_id, audit.verifier)
-            self._anyone_may("redraw_verifier", record.job_id)
-
-    def _anyone_may(self, call: str, job_id: int) -> bool:
-        """``lock_seed``, ``redraw_verifier`` or ``finalize``; a refusal that means "not now" is no error.
-
-        Whether the call went through (a ``lock_seed`` that goes through may have re-armed the draw).
-        """
-        try:
-            getattr(self.market, call)(self.account, job_id)
-        except ContractError as error:
-            if error.name not in NOT_YET:
-                raise
-            log.debug("job %d: %s: %s", job_id, call, error)
-            return False
-        log.info("job %d: %s", job_id, call.replace("_", " "))
-        return True
-
     def _follow_elsewhere(self, record: JobRecord, status: JobStatus, mine: bool) -> None:
         """The chain moved without us noticing (a restart, a race): catch the journal up with it."""
         if mine and status.state == JobState.CLAIMED:
@@ -336,23 +308,22 @@ class ProviderDaemon(PollingDaemon):
         elif mine and status.state in (JobState.SUBMITTED, JobState.AUDITED, JobState.CHALLENGED):
             self.journal.update(record.job_id, stage=Stage.SUBMITTED)
         elif mine and status.state in (JobState.FINALIZED, JobState.REJECTED):
-            self._settle(record, status)
+            self.follower.follow(record, status)
         else:
             self._end(record, Stage.LOST, f"job is {status.state.name.lower()}" + ("" if mine else " by another"))
-
-    def _earned(self, job_id: int) -> int:
-        credited = self.market.contract.events.Credited()
-        logs = credited.get_logs(argument_filters={"account": self.address, "jobId": job_id},
-                                 from_block=self.market.from_block)
-        return sum(int(entry["args"]["amount"]) for entry in logs
-                   if entry["args"]["kind"] == CreditKind.PROVIDER_PAYMENT)
 
     def _end(self, record: JobRecord, stage: Stage, reason: str, **changes: object) -> None:
         self._prepared.pop(record.job_id, None)
         self.journal.update(record.job_id, stage=stage, reason=reason[:500], **changes)
+        if stage in FINAL and self.archive is not None:
+            self.archive.drop(record.job_id)
         log.info("job %d %s%s", record.job_id, stage.value, f": {reason}" if reason else "")
 
     def _hook(self, point: str, job_id: int) -> None:
         if self.hook is not None:
             self.hook(point, job_id)
 
+
+def _best_paying_first(record: JobRecord) -> tuple[int, int]:
+    """Unclaimed jobs by price per task, highest first; dust last. Ties by age."""
+    return -(int(record.price_wei) // max(record.num_tasks, 1)), record.job_id

@@ -1,4 +1,4 @@
-"""Builds a provider daemon from its config: chain, deployment, store, runtime, journal, GPUs."""
+"""Builds a provider daemon from its config: chain, deployment, stores, runtimes, journal, output archive, GPUs."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from eth_account.signers.local import LocalAccount
 from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import Deployment, Protocol, connect_protocol, protocol_abis
 from marketplace.storage import ContentStore, open_store
+from marketplace.storage.gateway import GatewayStore
+from marketplace.storage.kubo import KuboStore
 from provider.config import ProviderConfig
 from provider.daemon import Hook, ProviderDaemon
 from provider.gpu import Gpus
 from provider.journal import Journal
 from provider.metrics import ProviderMetrics
+from provider.outputs import OutputArchive
 from provider.runtime import Runtime, RuntimeLimits
 
 
@@ -26,12 +29,28 @@ def content_store(config: ProviderConfig) -> ContentStore:
     return open_store(config.store, token=os.environ.get(config.store_token_env) or None)
 
 
+def intake_store(config: ProviderConfig) -> ContentStore:
+    """The same store, for reading untrusted jobs: every read gives up after ``fetch_timeout_s`` of silence.
+
+    Model weights and output uploads keep the store's longer timeout (``content_store``).
+    """
+    location, timeout = config.store, config.fetch_timeout_s
+    if location.startswith("gateway+"):
+        return GatewayStore(location.removeprefix("gateway+"), timeout=timeout)
+    if location.startswith(("http://", "https://")):
+        return KuboStore(location, token=os.environ.get(config.store_token_env) or None, timeout=timeout)
+    return open_store(location)
+
+
 def create_daemon(config: ProviderConfig, account: LocalAccount, *, hook: Hook | None = None,
                   metrics: bool = True, runtime_class: type[Runtime] = Runtime) -> ProviderDaemon:
     protocol = connect(config)
     store = content_store(config)
     limits = RuntimeLimits(max_weight_bytes=config.max_weight_bytes, max_vram_share=config.max_vram_share)
     runtime = runtime_class(store, config.state / "cache", limits=limits)
+    intake = Runtime(intake_store(config), config.state / "cache", devices=runtime.devices, limits=limits)
     journal = Journal(config.journal_path(protocol.deployment.chain_id, account.address))
+    archive = OutputArchive(config.state / f"outputs-{protocol.deployment.chain_id}-{account.address.lower()}")
     return ProviderDaemon(config, account, protocol.market, store, runtime, journal, Gpus(),
-                          ProviderMetrics() if metrics else None, hook)
+                          ProviderMetrics() if metrics else None, hook, token=protocol.token, intake=intake,
+                          archive=archive)

@@ -3,6 +3,9 @@
 Every step the daemon takes is written here before and after it touches the chain, so a restart
 (even after ``kill -9``) knows what it was doing and can ask the chain how far it got. The chain
 is the truth; the journal says which jobs to ask about.
+
+Columns added after a journal was created are added to it when it is opened (``_add_columns``),
+so an operator's existing journal keeps working across upgrades.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import enum
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import Engine, inspect, text
 from sqlmodel import Field, SQLModel
 
 from marketplace.journal import SqliteJournal
@@ -22,13 +26,18 @@ class Stage(enum.StrEnum):
     CLAIMED = "claimed"      # our claim is on-chain
     COMPUTED = "computed"    # outputs published; root known
     SUBMITTED = "submitted"  # our result is on-chain; following it to the end
+    REVEALING = "revealing"  # a verifier demanded the sampled outputs; putting them on-chain
+    APPEALING = "appealing"  # the verdict is fail; re-checking our outputs before challenging it
     FINALIZED = "finalized"  # paid; final
     REJECTED = "rejected"    # audit failed, collateral slashed; final
     LOST = "lost"            # another provider got it, or it ended without us; final
     FAILED = "failed"        # we could not finish it (reason says why); final
 
 
-ACTIVE = (Stage.SEEN, Stage.CLAIMED, Stage.COMPUTED, Stage.SUBMITTED)
+# After the submission: the job is ours and on-chain, and the daemon follows it to its end.
+FOLLOWING = (Stage.SUBMITTED, Stage.REVEALING, Stage.APPEALING)
+ACTIVE = (Stage.SEEN, Stage.CLAIMED, Stage.COMPUTED, *FOLLOWING)
+FINAL = (Stage.SKIPPED, Stage.FINALIZED, Stage.REJECTED, Stage.LOST, Stage.FAILED)
 
 
 class JobRecord(SQLModel, table=True):
@@ -42,6 +51,9 @@ class JobRecord(SQLModel, table=True):
     result_root: str = ""
     claim_tx: str = ""
     submit_tx: str = ""
+    reveal_tx: str = ""
+    challenge_tx: str = ""
+    appeal: str = ""  # once decided: whether we challenged a failed verdict, and why
     num_tasks: int = 0
     price_wei: str = "0"  # wei amounts overflow SQLite's 64-bit integers
     earned_wei: str = "0"
@@ -62,8 +74,25 @@ class Journal(SqliteJournal[JobRecord]):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, JobRecord, Cursor, "job_posted")
+        _add_columns(self.engine, JobRecord)
 
     def record_posted(self, jobs: list[tuple[int, str, int, int]], up_to_block: int) -> None:
         """New jobs (id, spec CID, tasks, price) and the cursor, in one transaction: none lost, none twice."""
         self.add_new((JobRecord(job_id=job_id, stage=Stage.SEEN, spec_cid=spec_cid, num_tasks=num_tasks,
                                 price_wei=str(price)) for job_id, spec_cid, num_tasks, price in jobs), up_to_block)
+
+
+def _add_columns(engine: Engine, model: type[SQLModel]) -> None:
+    """Adds the model's columns that an older journal file lacks (with their defaults)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    present = {column["name"] for column in inspect(engine).get_columns(table.name)}
+    missing = [column for column in table.columns if column.name not in present]
+    if not missing:
+        return
+    with engine.begin() as connection:
+        for column in missing:
+            default = column.default.arg if column.default is not None and not callable(column.default.arg) else ""
+            kind = column.type.compile(dialect=engine.dialect)
+            literal = str(default).replace("'", "''")
+            connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind} "
+                                    f"NOT NULL DEFAULT '{literal}'"))

@@ -12,12 +12,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from marketplace.chain.deployment import WEI
 from marketplace.chain.devnet import Devnet
 from marketplace.protocol import Role
 from provider.journal import Journal, Stage
 from tests.conftest import Chain
+from tests.support.epochs import wait_drawn
 from tests.support.jobs import Market, StoreNode, audit_by_hand, provider_config
 from tests.support.waiting import wait_for
 
@@ -34,7 +36,10 @@ def start(config: Path, log: Path, crash_at: str | None = None) -> subprocess.Po
 
 def journal_stage(state: Path, job_id: int) -> Stage | None:
     for path in state.glob("journal-*.sqlite"):
-        journal = Journal(path)
+        try:
+            journal = Journal(path)
+        except OperationalError:  # the daemon is creating its tables right now
+            return None
         try:
             record = journal.get(job_id)
             return None if record is None else record.stage
@@ -69,4 +74,39 @@ def test_kill_9_then_restart_finishes_the_job_once(chain: Chain, market: Market,
     assert len(events.JobClaimed().get_logs(from_block=0, argument_filters={"jobId": job_id})) == 1
     assert len(events.ResultSubmitted().get_logs(from_block=0, argument_filters={"jobId": job_id})) == 1
     assert chain.market.credits(provider.address) > 0
+    assert f"crashing at {crash_at} of job {job_id}" in log.read_text()
+
+
+@pytest.mark.parametrize("crash_at", ["revealing", "reveal-sent"])
+def test_kill_9_while_answering_a_reveal_demand_then_restart_reveals_once(
+        chain: Chain, market: Market, devnet: Devnet, store_node: StoreNode, deployments: Path, tmp_path: Path,
+        requester, provider, verifier, crash_at: str) -> None:
+    """The reveal is journaled (``revealing``) before it is sent: a restart answers the demand, or, when the
+    transaction went through before the crash, sees that it did and sends nothing."""
+    chain.register(provider, Role.PROVIDER, 10_000 * WEI)
+    chain.register(verifier, Role.VERIFIER)
+    config = provider_config(tmp_path, provider, devnet.anvil.rpc_url, store_node.url, deployments)
+    state, log = config.parent / "state", tmp_path / "provider.log"
+    job_id = market.post(requester, "embed")
+    crashing = start(config, log, crash_at)
+    try:
+        wait_for(lambda: journal_stage(state, job_id) == Stage.SUBMITTED, timeout=120, what="the result")
+        wait_drawn(chain, job_id)
+        secret, next_hash = chain.open_secret(verifier, job_id)
+        chain.market.demand_reveal(verifier, job_id, secret, next_hash)
+        assert crashing.wait(timeout=120) == -signal.SIGKILL, log.read_text()
+    finally:
+        if crashing.poll() is None:
+            crashing.kill()
+    restarted = start(config, log)
+    try:
+        wait_for(lambda: chain.market.audit_of(job_id).reveal_by == 1, timeout=120, what="the reveal")
+        wait_for(lambda: journal_stage(state, job_id) == Stage.SUBMITTED, timeout=60, what="the journal caught up")
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        exit_code = restarted.wait(timeout=60)
+    assert exit_code == 0, log.read_text()
+    revealed = chain.market.contract.events.OutputsRevealed().get_logs(from_block=0, argument_filters={"jobId": job_id})
+    assert len(revealed) == 1
+    assert list(revealed[0]["args"]["taskIndices"]) == chain.market.sampled_tasks(job_id)
     assert f"crashing at {crash_at} of job {job_id}" in log.read_text()

@@ -1,0 +1,38 @@
+"""Answering a reveal demand: the sampled outputs and their Merkle proofs, on-chain, before the deadline.
+
+A verifier that cannot fetch the outputs reveals its secret with ``demandReveal``; from then on
+the sample is public (``sampledTasks``) and the provider has ``revealWindow`` to put those outputs
+on-chain, each with its proof against the committed root, or anyone may reject the job
+(``failUnrevealed``). The payload is built from the provider's own copy of what it committed
+(``provider.outputs``), so an outage of the content store costs only the gas of the reveal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from marketplace.results import MerkleTree, verify_proof
+
+
+@dataclass(frozen=True)
+class Reveal:
+    """What ``revealOutputs`` takes: the outputs at the sampled indices, in the sample's order, and proofs."""
+
+    indices: tuple[int, ...]
+    outputs: tuple[bytes, ...]
+    proofs: tuple[tuple[bytes, ...], ...]
+
+
+def reveal_payload(outputs: Sequence[bytes], tree: MerkleTree, indices: Sequence[int]) -> Reveal:
+    """The reveal for ``indices`` (the contract's order); each proof is checked here before it costs gas."""
+    chosen, proofs = [], []
+    for index in indices:
+        if not 0 <= index < len(outputs):
+            raise ValueError(f"sampled task {index} is outside the job's {len(outputs)} tasks")
+        proof = tree.proof(index)
+        if not verify_proof(tree.root, index, outputs[index], proof):
+            raise ValueError(f"the proof of task {index} does not verify against the root")
+        chosen.append(outputs[index])
+        proofs.append(tuple(proof))
+    return Reveal(tuple(indices), tuple(chosen), tuple(proofs))
