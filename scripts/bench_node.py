@@ -54,7 +54,7 @@ def post_many(net: Devnet, jobs: int, requesters: int = 8) -> None:
     gas_price = 2 * int(w3.eth.gas_price)
     for number in range(jobs):
         account = accounts[number % len(accounts)]
-        request = JobRequest(CID, 16, (1 + number % 50) * WEI, claim_by, 600, 4)
+        request = JobRequest(CID, 16, (1 + number % 25) * WEI, claim_by, 600, 4)
         tx = market.contract.functions.postJob(request.as_tuple()).build_transaction(
             {
                 "from": account.address,

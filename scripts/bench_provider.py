@@ -138,7 +138,9 @@ def measure(num_tasks: int, rounds: int) -> dict[str, object]:
         def through_daemon(spec: JobSpec, spec_cid: str) -> float:
             """One job through the daemon's own loop body, ``step()``, driven from this thread: the same
             thread as the bare runtime, so thread-local pools (OpenMP, cuBLAS handles) are shared alike."""
-            request = JobRequest(spec_cid, spec.num_tasks, 100 * WEI, net.client.timestamp() + 3_600, 3_600, 8)
+            params, n = net.protocol.market.params(), spec.num_tasks
+            price = min(params.max_price, params.max_sample_value * n // min(8, n))  # the dearest allowed
+            request = JobRequest(spec_cid, n, price, net.client.timestamp() + 3_600, 3_600, 8)
             job_id = net.protocol.market.post_job(requester, request)
             deadline = time.monotonic() + 600
             while (record := daemon.journal.get(job_id)) is None or record.stage != Stage.SUBMITTED:
