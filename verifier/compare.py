@@ -28,6 +28,10 @@ What a pass promises: the committed answer is within these tolerances of the ver
 computation. An answer that lands within them however it was produced (a classify output borrowed
 from a similar sentence, a generation that differs from greedy decoding only by allowed near-ties)
 is a right answer by that promise; a cheat is caught when its answer falls outside it.
+
+The same comparators judge whether the verifier's two references agree (``verifier.verdict``):
+``compare_pair`` compares two recomputed outputs, and ``teacher_forced`` also measures how far one
+reference's argmax tokens are behind the other's (``reference_gap``).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -58,9 +62,31 @@ class TaskCheck:
     passed: bool
     reason: str
     metric: float | None = None
+    # Refused on its form (not JSON, wrong shape, tokens past the end): no reference makes it right.
+    malformed: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def parse_committed(index: int, raw: bytes) -> dict[str, Any] | TaskCheck:
+    """A committed output as a JSON object, or the refusal of it."""
+    try:
+        value = json.loads(raw)
+        if not isinstance(value, dict):
+            raise ValueError("not an object")
+        return value
+    except ValueError as error:
+        return TaskCheck(index, False, f"committed output is not canonical JSON ({error})", malformed=True)
+
+
+def compare_pair(task: TaskType, index: int, theirs: dict[str, Any], mine: dict[str, Any],
+                 labels: dict[int, str]) -> TaskCheck:
+    """``theirs`` (a committed output, or one reference) against ``mine`` (a recomputed one), for
+    ``embed`` and ``classify``: the tolerance is the same whoever produced ``theirs``."""
+    if task == TaskType.EMBED:
+        return _embed(index, theirs, mine)
+    return _classify(index, theirs, mine, labels)
 
 
 def check_tasks(runtime: Runtime, spec: JobSpec, inputs: list[str], indices: list[int],
@@ -69,22 +95,17 @@ def check_tasks(runtime: Runtime, spec: JobSpec, inputs: list[str], indices: lis
     parsed: dict[int, dict[str, Any]] = {}
     checks: dict[int, TaskCheck] = {}
     for index in indices:
-        try:
-            value = json.loads(committed[index])
-            if not isinstance(value, dict):
-                raise ValueError("not an object")
+        value = parse_committed(index, committed[index])
+        if isinstance(value, TaskCheck):
+            checks[index] = value
+        else:
             parsed[index] = value
-        except (ValueError, KeyError) as error:
-            checks[index] = TaskCheck(index, False, f"committed output is not canonical JSON ({error})")
     todo = [index for index in indices if index in parsed]
     if spec.task in (TaskType.EMBED, TaskType.CLASSIFY):
         recomputed = runtime.run(spec, inputs, indices=todo) if todo else []
         labels = runtime.load(spec, runtime.devices[0]).model.config.id2label
         for index, mine in zip(todo, recomputed, strict=True):
-            if spec.task == TaskType.EMBED:
-                checks[index] = _embed(index, parsed[index], json.loads(mine))
-            else:
-                checks[index] = _classify(index, parsed[index], json.loads(mine), labels)
+            checks[index] = compare_pair(spec.task, index, parsed[index], json.loads(mine), labels)
     else:
         checks.update(_teacher_forced_all(runtime.load(spec, runtime.devices[0]), spec, todo, inputs, parsed))
     return [checks[index] for index in indices]
@@ -93,11 +114,11 @@ def check_tasks(runtime: Runtime, spec: JobSpec, inputs: list[str], indices: lis
 def _embed(index: int, theirs: dict[str, Any], mine: dict[str, Any]) -> TaskCheck:
     vector = theirs.get("embedding")
     if not isinstance(vector, list) or len(vector) != len(mine["embedding"]):
-        return TaskCheck(index, False, "embedding missing or of the wrong dimension")
+        return TaskCheck(index, False, "embedding missing or of the wrong dimension", malformed=True)
     try:
         a = torch.tensor(vector, dtype=torch.float64)
     except (TypeError, ValueError):
-        return TaskCheck(index, False, "embedding is not a list of numbers")
+        return TaskCheck(index, False, "embedding is not a list of numbers", malformed=True)
     b = torch.tensor(mine["embedding"], dtype=torch.float64)
     cosine = float(torch.nn.functional.cosine_similarity(a, b, dim=0))
     if math.isnan(cosine) or cosine < EMBED_MIN_COSINE:
@@ -109,17 +130,18 @@ def _classify(index: int, theirs: dict[str, Any], mine: dict[str, Any], labels: 
     probabilities = theirs.get("probabilities")
     expected = mine["probabilities"]
     if not isinstance(probabilities, list) or len(probabilities) != len(expected):
-        return TaskCheck(index, False, "probabilities missing or of the wrong length")
+        return TaskCheck(index, False, "probabilities missing or of the wrong length", malformed=True)
     try:
         gap = max(abs(float(p) - q) for p, q in zip(probabilities, expected, strict=True))
     except (TypeError, ValueError):
-        return TaskCheck(index, False, "probabilities are not numbers")
+        return TaskCheck(index, False, "probabilities are not numbers", malformed=True)
     ranked = sorted(expected, reverse=True)
     near_tie = len(ranked) > 1 and ranked[0] - ranked[1] < CLASSIFY_PROB_TOLERANCE
     label_id = theirs.get("label_id")
     if not isinstance(label_id, int) or label_id not in range(len(expected)) \
             or theirs.get("label") != str(labels.get(label_id, label_id)):
-        return TaskCheck(index, False, f"label {theirs.get('label')!r} does not name class {label_id!r}", gap)
+        return TaskCheck(index, False, f"label {theirs.get('label')!r} does not name class {label_id!r}", gap,
+                         malformed=True)
     if label_id != mine["label_id"] and not near_tie:
         return TaskCheck(index, False, f"label {theirs.get('label')!r}, recomputed {mine['label']!r}", gap)
     if gap > CLASSIFY_PROB_TOLERANCE:
@@ -132,18 +154,20 @@ def check_shape(loaded: LoadedModel, spec: JobSpec, index: int, theirs: dict[str
     tokens = theirs.get("tokens")
     limit = spec.parameters.max_new_tokens
     if not isinstance(tokens, list) or not tokens or not all(isinstance(t, int) for t in tokens):
-        return TaskCheck(index, False, "tokens missing or not integers")
+        return TaskCheck(index, False, "tokens missing or not integers", malformed=True)
     vocabulary = loaded.model.get_output_embeddings().weight.shape[0]
     if len(tokens) > limit or any(not 0 <= t < vocabulary for t in tokens):
-        return TaskCheck(index, False, f"{len(tokens)} tokens for max_new_tokens {limit}, or ids out of range")
+        return TaskCheck(index, False, f"{len(tokens)} tokens for max_new_tokens {limit}, or ids out of range",
+                         malformed=True)
     eos = loaded.model.generation_config.eos_token_id
     stops = set(eos if isinstance(eos, list) else [eos]) - {None}
     if any(token in stops for token in tokens[:-1]):
-        return TaskCheck(index, False, "tokens continue after the end-of-sequence token")
+        return TaskCheck(index, False, "tokens continue after the end-of-sequence token", malformed=True)
     if len(tokens) < limit and tokens[-1] not in stops:
-        return TaskCheck(index, False, f"stopped after {len(tokens)} of {limit} tokens without end-of-sequence")
+        return TaskCheck(index, False, f"stopped after {len(tokens)} of {limit} tokens without end-of-sequence",
+                         malformed=True)
     if theirs.get("text") != loaded.tokenizer.decode(tokens, skip_special_tokens=True):
-        return TaskCheck(index, False, "text does not decode from the tokens")
+        return TaskCheck(index, False, "text does not decode from the tokens", malformed=True)
     return None
 
 
@@ -166,11 +190,11 @@ def _teacher_forced_all(loaded: LoadedModel, spec: JobSpec, todo: list[int], inp
         group = ready[start:start + batch]
         gaps = token_gaps(loaded, spec, [inputs[i] for i in group], [parsed[i]["tokens"] for i in group])
         for index, behind in zip(group, gaps, strict=True):
-            checks[index] = _judge(index, behind)
+            checks[index] = judge_tokens(index, behind)
     return checks
 
 
-def _judge(index: int, behind: torch.Tensor) -> TaskCheck:
+def judge_tokens(index: int, behind: torch.Tensor) -> TaskCheck:
     mismatched = int((behind > 0).sum())
     worst = float(behind.max())
     budget = near_tie_budget(len(behind))
@@ -181,11 +205,42 @@ def _judge(index: int, behind: torch.Tensor) -> TaskCheck:
     return TaskCheck(index, True, f"every token the argmax or within {NEAR_TIE_LOGITS} logits", worst)
 
 
+def reference_gap(index: int, behind: torch.Tensor) -> TaskCheck:
+    """Whether two references agree along a committed sequence: ``behind`` is how far the first
+    reference's argmax is behind the second's at each position, in the second's logits. Within
+    ``NEAR_TIE_LOGITS`` everywhere, each reference's choice is a near-tie of the other's."""
+    worst = float(behind.max()) if len(behind) else 0.0
+    if worst > NEAR_TIE_LOGITS:
+        return TaskCheck(index, False, f"the references' argmax tokens are {worst:.2f} logits apart "
+                                       f"(> {NEAR_TIE_LOGITS})", worst)
+    return TaskCheck(index, True, f"the references' argmax tokens are within {NEAR_TIE_LOGITS} logits", worst)
+
+
+@dataclass
+class Forced:
+    """One task's teacher-forced pass: how far each committed token is behind the argmax (``behind``),
+    the argmax token at each position, and how far the ``also`` tokens asked for are behind it."""
+
+    behind: torch.Tensor
+    argmax: list[int]
+    also_behind: torch.Tensor | None = field(default=None)
+
+
 @torch.inference_mode()
 def token_gaps(loaded: LoadedModel, spec: JobSpec, texts: list[str], tokens: list[list[int]]) -> list[torch.Tensor]:
     """How far behind the model's argmax each committed token is, in logits (0 where it is the
-    argmax), as a float32 CPU tensor per task: one right-padded, teacher-forced forward pass for the
-    batch (padding on the right leaves every real position's attention and position id unchanged).
+    argmax), as a float32 CPU tensor per task (``teacher_forced``'s ``behind``)."""
+    return [forced.behind for forced in teacher_forced(loaded, spec, texts, tokens)]
+
+
+@torch.inference_mode()
+def teacher_forced(loaded: LoadedModel, spec: JobSpec, texts: list[str], tokens: list[list[int]],
+                   also: list[list[int]] | None = None) -> list[Forced]:
+    """One right-padded, teacher-forced forward pass for the batch (padding on the right leaves every
+    real position's attention and position id unchanged): per task, how far behind the model's argmax
+    each committed token is, in logits (0 where it is the argmax), as a float32 CPU tensor, the argmax
+    tokens, and (with ``also``: one token list per task, as long as its committed tokens) how far those
+    tokens are behind (another reference's argmax, to see whether two references agree).
 
     Only the two numbers per position that the comparison needs leave the model's dtype: a float copy
     of the whole logits tensor would be batch x length x vocabulary x 4 bytes (gigabytes for a
@@ -211,12 +266,17 @@ def token_gaps(loaded: LoadedModel, spec: JobSpec, texts: list[str], tokens: lis
         else:
             logits = model(input_ids=ids, attention_mask=mask).logits[:, skipped:]
         first = [len(prompt) - 1 - skipped for prompt in prompts]
-    behind = []
+    forced = []
     for row, (begin, committed) in enumerate(zip(first, tokens, strict=True)):
         scores = logits[row, begin:begin + len(committed)]
+        best = scores.max(dim=1)
         chosen = scores.gather(1, torch.tensor(committed, device=device).unsqueeze(1)).squeeze(1)
-        behind.append((scores.max(dim=1).values.float() - chosen.float()).cpu())
-    return behind
+        other = None
+        if also is not None:
+            picked = scores.gather(1, torch.tensor(also[row], device=device).unsqueeze(1)).squeeze(1)
+            other = (best.values.float() - picked.float()).cpu()
+        forced.append(Forced((best.values.float() - chosen.float()).cpu(), best.indices.cpu().tolist(), other))
+    return forced
 
 
 def _right_padded(rows: list[list[int]], pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,7 +6,9 @@ As for providers, keys never go in the config: it names a V3 keystore and a pass
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from provider.config import DaemonSettings, load_settings
 
@@ -14,9 +16,25 @@ from provider.config import DaemonSettings, load_settings
 class VerifierConfig(DaemonSettings):
     state_dir: Path = Path("~/.webi/verifier")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # Audits drawn to us run on this many worker threads, the highest audit fee first: a flood of
+    # dust jobs never holds a paid audit back. Re-execution itself takes the device one at a time.
+    max_parallel_audits: Annotated[int, Field(ge=1, le=64)] = 2
+    # How long (chain seconds) outputs that cannot be fetched are retried before ``demandReveal``
+    # puts them on-chain: well inside the audit window (1 h), long enough for a store to restart.
+    unavailable_grace_s: Annotated[float, Field(ge=0)] = 120.0
 
     def journal_path(self, chain_id: int, address: str) -> Path:
         return self.state / f"audits-{chain_id}-{address.lower()}.sqlite"
+
+    # Watchtower mode (``verifier.watchtower``): the share of other verifiers' verdicts re-checked
+    # (and challenged when wrong); 0 turns it off. Panel duty (``verifier.panels``) is always on.
+    watch_share: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+    def panel_journal_path(self, chain_id: int, address: str) -> Path:
+        return self.state / f"panels-{chain_id}-{address.lower()}.sqlite"
+
+    def watch_journal_path(self, chain_id: int, address: str) -> Path:
+        return self.state / f"watch-{chain_id}-{address.lower()}.sqlite"
 
 
 def load_verifier_config(path: Path | None, overrides: dict[str, Any] | None = None) -> VerifierConfig:

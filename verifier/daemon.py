@@ -1,48 +1,55 @@
 """The verifier daemon: lock the seed of every submission, audit the ones drawn to us, submit verdicts.
 
-For each ``ResultSubmitted``: once the seed block exists, draw the job's verifier (``lockSeed``;
-anyone may, and the first call that needs the seed must). A job drawn to us: derive the secret the
-draw committed us to, compute the sampled tasks from ``keccak256(seed, secret)`` (nobody else can
-yet), fetch the output manifest, prove every sampled output against the on-chain root, re-execute
-(or teacher-force) those tasks with the provider's own runtime, compare with tolerance, store the
-evidence document, and call ``submitVerdict`` before the draw's deadline, revealing the secret
-and committing the next one. The verdict is provisional for the job's challenge window; after it
-the daemon settles the job (``finalize``: the audit fee is paid then). A job whose verifier
-missed its deadline comes back to the draw (``VerifierMissed``), and the daemon looks again.
+For each ``ResultSubmitted``, the first action (before any fetch), once the seed block exists, is
+to draw the job's verifier (``lockSeed``: anyone may, and the first call that needs the seed must).
+A job drawn to us: derive the secret the draw committed us to, compute the sampled tasks from
+``keccak256(seed, secret)`` (nobody else can yet), fetch the output manifest, prove every sampled
+output against the on-chain root, re-execute (or teacher-force) those tasks under two references
+(``verifier.verdict``: our dtype, batched, and fp32, one task at a time), judge by the protocol's
+rule (pass, fail, or inconclusive when the references disagree), store the evidence document, and
+call ``submitVerdict`` before the draw's deadline, revealing the secret and committing the next
+one. The verdict is provisional for the job's challenge window; after it the daemon settles the
+job (``finalize``: the audit fee is paid then). A job whose verifier missed its deadline comes back
+to the draw (``VerifierMissed``), and the daemon looks again.
+
+Audits drawn to us run on a bounded pool of workers (``verifier.pool``), the highest audit fee
+first, then the soonest deadline; the daemon's own pass (new events, draws, settlement, reveal
+demands) stays on its thread and never waits for a re-execution.
+
+Outputs that cannot be fetched (not found, the store down, timeouts) are retried with backoff
+for ``unavailable_grace_s`` of chain time; then the daemon demands them on-chain
+(``demandReveal``, which opens the secret; ``verifier.reveals``). When the provider reveals
+(``OutputsRevealed``) the audit goes on with the revealed outputs, which the contract proved
+against the root; when the reveal deadline passes without one, the daemon calls ``failUnrevealed``
+and the job is rejected.
+
+Beside its audits the daemon runs its services once a pass (``Service``: the panel duty and the
+watchtower), which re-check other verifiers' samples by the same path (``verifier.recheck``) and
+share the daemon's references and device lock; ``close()`` closes them with the daemon.
 
 Weights in the draw change only in sync phases (the first blocks of every epoch): a stake or secret
 committed outside one counts once someone calls ``syncVerifier``, and the daemon does so for itself
 whenever its weight is stale and the chain is in a sync phase (after registering, adding stake, a
 slash). A draw whose seed block has a sync phase after it re-arms; the daemon draws again later.
 
-The journal makes a restart resume where it stopped; the chain refuses a second verdict.
+The journal makes a restart resume where it stopped (a demand included); the chain refuses a
+second verdict.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import platform
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
-import torch
 from eth_account.signers.local import LocalAccount
 
 from marketplace.chain.market import JobMarket
 from marketplace.daemon import PollingDaemon
-from marketplace.errors import (
-    BlockMismatchError,
-    ContentError,
-    ContentNotFoundError,
-    ContractError,
-    JobSpecError,
-    ModelError,
-    StoreUnavailableError,
-    WebiError,
-)
+from marketplace.errors import ContractError, WebiError
 from marketplace.protocol import (
     ZERO_HASH,
     Audit,
@@ -53,21 +60,32 @@ from marketplace.protocol import (
     sample_seed,
     sampled_task_indices,
 )
-from marketplace.results import MerkleTree, parse_output_manifest, verify_proof
 from marketplace.storage import ContentStore
-from marketplace.storage.cid import Cid
 from provider.epochs import joins_at, sync_own_weight
 from provider.runtime import Runtime
-from verifier import compare
+from verifier import evidence, outputs
 from verifier.journal import OPEN, AuditJournal, AuditRecord, AuditStage
+from verifier.pool import AuditPool
+from verifier.reveals import RevealDemands
 from verifier.secrets import AuditSecrets
+from verifier.verdict import References, SampleAudit
 
 log = logging.getLogger(__name__)
-_MAX_MANIFEST = 1024**3
 # lockSeed refusals that only mean "not now" or "done already": the next pass looks again. (A seed
 # block with a sync phase after it is no refusal: lockSeed re-arms it, and the next pass draws.)
 NOT_YET = {"SeedNotReady", "NoEligibleVerifier", "AlreadyDrawn"}
 SETTLED_STATES = (JobState.FINALIZED, JobState.REJECTED)
+# Stages whose work is an audit (the pool's); the others are the pass's.
+AUDITING = (AuditStage.WAITING, AuditStage.DEMANDED)
+
+
+class Service(Protocol):
+    """A duty the daemon runs once every pass (``verifier.panels``, ``verifier.watchtower``); the daemon
+    closes it (its journal) when it is closed itself."""
+
+    def step(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -78,22 +96,47 @@ class VerifierDaemon(PollingDaemon):
     runtime: Runtime
     journal: AuditJournal
     poll_interval_s: float = 2.0
+    # Duties beside the daemon's own audits (panel seats, watchtower re-checks): each ``step()`` runs
+    # once a pass, after the audits, and handles its own errors and journal.
+    services: list[Service] = field(default_factory=list)
+    max_parallel_audits: int = 2
+    unavailable_grace_s: float = 120.0
     stopping: threading.Event = field(default_factory=threading.Event)
     _started: bool = field(default=False, repr=False)  # the first pass after a start ignores backoff
     _committed: bool = field(default=False, repr=False)  # the commitment was checked since the start
     secrets: AuditSecrets = field(init=False, repr=False)
+    references: References = field(init=False, repr=False)  # shared with the services' re-checks
+    pool: AuditPool = field(init=False, repr=False)
+    reveals: RevealDemands = field(init=False, repr=False)
+    _offers: list[tuple[int, int, int]] = field(default_factory=list, repr=False)  # this pass's audits to queue
 
     def __post_init__(self) -> None:
         self.secrets = AuditSecrets.of(self.account, self.market)
+        self.references = References.of(self.runtime)
+        self.pool = AuditPool(self._work, self.max_parallel_audits, self.stopping)
+        self.reveals = RevealDemands(self.account, self.market, self.journal, self.secrets, self.poll_interval_s,
+                                     self.unavailable_grace_s)
 
     def poll_interval(self) -> float:
         return self.poll_interval_s
 
     def run(self) -> None:
-        log.info("verifier %s serving", self.address)
-        super().run()
+        log.info("verifier %s serving (%d audit workers)", self.address, self.max_parallel_audits)
+        self.pool.start()
+        try:
+            super().run()
+        finally:
+            self.pool.join(timeout=600)
+
+    def close(self) -> None:
+        """Closes every service (its journal), then the chain connection, the store and the journal."""
+        for service in self.services:
+            service.close()
+        super().close()
 
     def step(self) -> None:
+        """One pass: commitment, weight, new events, then every open record; audits go to the pool
+        (done here, in order, when the pool has no workers: a single pass from a test or a tool)."""
         first_pass = not self._started
         if not self._committed:
             try:
@@ -110,21 +153,39 @@ class VerifierDaemon(PollingDaemon):
         except WebiError as error:
             log.warning("could not read new submissions: %s", error)
         self._started = True
-        for record in self.journal.due(OPEN, ignore_backoff=first_pass):
+        self._offers = []
+        for due in self.journal.due(OPEN, ignore_backoff=first_pass):
             if self.stopping.is_set():
                 continue
+            if self.pool.busy(due.job_id):
+                continue  # a worker has it
+            record = self.journal.get(due.job_id) or due  # fresh: a worker may have moved it meanwhile
+            self._guarded(record, self.advance)
+        self.pool.offer_all(self._offers)  # together: the most valuable goes first, not the first found
+        if not self.pool.started:
+            self.pool.run_pending()
+        for service in self.services:
+            if self.stopping.is_set():
+                break
             try:
-                self.advance(record)
+                service.step()
             except WebiError as error:
-                delay = self.journal.back_off(record, error, base_s=self.poll_interval_s, max_doublings=6, max_s=60.0)
-                log.warning("audit of job %d: %s; retrying in %.0f s", record.job_id, error, delay)
-            except Exception as error:  # re-execution broke here: out of memory, a driver error
-                # Our failure, not the provider's: no verdict on it, and no reason to stop auditing the
-                # other jobs. Retry with backoff; if it never succeeds the deadline passes and the job
-                # is redrawn, as the contract does for a verifier that does not answer.
-                delay = self.journal.back_off(record, f"re-execution failed: {type(error).__name__}: {error}",
-                                              base_s=self.poll_interval_s, max_doublings=6, max_s=60.0)
-                log.exception("audit of job %d: re-execution failed; retrying in %.0f s", record.job_id, delay)
+                log.warning("%s: %s; trying again next pass", type(service).__name__, error)
+
+    def _guarded(self, record: AuditRecord, action: Callable[[AuditRecord], None]) -> None:
+        """Runs ``action``; a failure backs the record off instead of stopping the daemon."""
+        try:
+            action(record)
+        except WebiError as error:
+            delay = self.journal.back_off(record, error, base_s=self.poll_interval_s, max_doublings=6, max_s=60.0)
+            log.warning("audit of job %d: %s; retrying in %.0f s", record.job_id, error, delay)
+        except Exception as error:  # re-execution broke here: out of memory, a driver error
+            # Our failure, not the provider's: no verdict on it, and no reason to stop auditing the
+            # other jobs. Retry with backoff; if it never succeeds the deadline passes and the job
+            # is redrawn, as the contract does for a verifier that does not answer.
+            delay = self.journal.back_off(record, f"re-execution failed: {type(error).__name__}: {error}",
+                                          base_s=self.poll_interval_s, max_doublings=6, max_s=60.0)
+            log.exception("audit of job %d: re-execution failed; retrying in %.0f s", record.job_id, delay)
 
     def ensure_commitment(self) -> None:
         """Commits a fresh audit secret when this staked verifier has none: without one it is never drawn."""
@@ -152,7 +213,11 @@ class VerifierDaemon(PollingDaemon):
                 redrawn.append(int(entry["args"]["jobId"]))
         self.journal.record_events(found, redrawn, head)
 
+    # ───────────────────────────────────────────── the pass (this thread)
+
     def advance(self, record: AuditRecord) -> None:
+        """Moves one record on: draw (``lockSeed``, the first action on a submission), classify,
+        submit a decided verdict, follow a demand, settle; an audit to do goes to the pool."""
         job_id = record.job_id
         status = self.market.get_job(job_id)
         if record.stage == AuditStage.VERDICT:
@@ -161,12 +226,7 @@ class VerifierDaemon(PollingDaemon):
         terms = self.market.terms_of(job_id)
         audit = self.market.audit_of(job_id)
         if status.state != JobState.SUBMITTED:
-            if self._is_mine(audit) and audit.verdict != Verdict.NONE:
-                # Our verdict was mined but not journaled (a crash in between): follow it from here.
-                record = self.journal.update(job_id, stage=AuditStage.VERDICT, reason="verdict found on-chain")
-                self._follow_verdict(record, status)
-            else:
-                self._end(record, AuditStage.CLOSED, f"job is {status.state.name.lower()}")
+            self._left_submitted(record, status, audit)
             return
         if not audit.drawn:
             drawn = self._lock_seed(job_id, status, terms)
@@ -176,14 +236,27 @@ class VerifierDaemon(PollingDaemon):
         if not self._is_mine(audit):
             self._end(record, AuditStage.NOT_OURS, f"verifier {audit.verifier} drawn")
             return
-        if self.market.client.timestamp() > audit.deadline:
+        if self.market.client.timestamp() > audit.deadline and not audit.reveal_pending:
             self._end(record, AuditStage.MISSED, f"the verdict deadline {audit.deadline} passed")
             return
         if record.stage == AuditStage.CHECKED and record.draw != audit.draws:
-            record = self.journal.update(job_id, stage=AuditStage.WAITING, evidence_cid="", passed=None)
-        if record.stage == AuditStage.WAITING:
-            record = self._audit(record, status.provider, terms, audit)
-        self._submit(record, terms, audit)
+            record = self.journal.update(job_id, stage=AuditStage.WAITING, evidence_cid="", passed=None, verdict="")
+        if record.stage == AuditStage.CHECKED:
+            self._submit(record, terms, audit)
+        elif audit.reveal_pending:
+            self.reveals.follow(record, terms, audit)
+        else:
+            self._offers.append((job_id, terms.audit_fee, audit.deadline))
+
+    def _left_submitted(self, record: AuditRecord, status: JobStatus, audit: Audit) -> None:
+        if self._is_mine(audit) and audit.verdict != Verdict.NONE:
+            # Our verdict was mined but not journaled (a crash in between): follow it from here.
+            record = self.journal.update(record.job_id, stage=AuditStage.VERDICT, reason="verdict found on-chain")
+            self._follow_verdict(record, status)
+        elif record.stage == AuditStage.DEMANDED and status.state == JobState.REJECTED:
+            self._end(record, AuditStage.SETTLED, "job rejected: the provider did not reveal the outputs")
+        else:
+            self._end(record, AuditStage.CLOSED, f"job is {status.state.name.lower()}")
 
     def _is_mine(self, audit: Audit) -> bool:
         return audit.verifier.lower() == self.address.lower()
@@ -206,17 +279,10 @@ class VerifierDaemon(PollingDaemon):
         log.info("job %d: verifier %s drawn (deadline %d)", job_id, audit.verifier, audit.deadline)
         return audit
 
-    def _secrets_for(self, audit: Audit) -> tuple[bytes, bytes]:
-        """The secret the draw committed us to and the hash of the next one (zeros once revealed)."""
-        if audit.revealed:
-            return ZERO_HASH, ZERO_HASH  # a reveal demand opened it already: the contract ignores both
-        index = self.secrets.index_of(audit.secret)
-        return self.secrets.secret(index), self.secrets.commitment(index + 1)
-
     def _submit(self, record: AuditRecord, terms: JobTerms, audit: Audit) -> None:
         job_id = record.job_id
-        secret, next_hash = self._secrets_for(audit)
-        verdict = Verdict.PASS if record.passed else Verdict.FAIL
+        secret, next_hash = self.secrets.for_audit(audit)
+        verdict = Verdict[record.verdict.upper()] if record.verdict else Verdict.of(bool(record.passed))
         try:
             receipt = self.market.submit_verdict(self.account, job_id, verdict, record.evidence_cid, secret,
                                                  next_hash, terms)
@@ -248,68 +314,55 @@ class VerifierDaemon(PollingDaemon):
         # Audited within its window, or challenged (a panel decides): look again in a while.
         self.journal.update(job_id, retry_at=time.time() + self.poll_interval_s)
 
+    # ───────────────────────────────────────────── audits (the pool's workers)
+
+    def _work(self, job_id: int) -> None:
+        record = self.journal.get(job_id)
+        if record is not None:
+            self._guarded(record, self._audit_and_submit)
+
+    def _audit_and_submit(self, record: AuditRecord) -> None:
+        """Re-checks that the audit is still ours to do, does it, and submits the verdict."""
+        job_id = record.job_id
+        if record.stage not in AUDITING:
+            return
+        status = self.market.get_job(job_id)
+        audit = self.market.audit_of(job_id)
+        if status.state != JobState.SUBMITTED or not self._is_mine(audit) or audit.reveal_pending \
+                or self.market.client.timestamp() > audit.deadline:
+            return  # the pass classifies it
+        terms = self.market.terms_of(job_id)
+        try:
+            record = self._audit(record, status.provider, terms, audit)
+        except outputs.OutputsUnavailableError as error:
+            self.reveals.unavailable(record, terms, audit, error)
+            return
+        self._submit(record, terms, audit)
+
     def _audit(self, record: AuditRecord, provider: str, terms: JobTerms, audit: Audit) -> AuditRecord:
         job_id = record.job_id
         posted = self.market.posted(job_id)
-        secret, _ = self._secrets_for(audit)
+        secret, _ = self.secrets.for_audit(audit)
         seed = audit.secret if audit.revealed else sample_seed(audit.seed, secret)
         sampled = sampled_task_indices(seed, terms.num_tasks, terms.sample_tasks)
         log.info("job %d: auditing tasks %s", job_id, sampled)
-        try:
-            spec = self.runtime.read_spec(posted.spec_cid)
-            inputs = self.runtime.read_inputs(spec)
-        except (JobSpecError, ModelError, ContentNotFoundError) as error:
-            # The requester's own inputs are broken: nothing the provider could have done right.
-            checks = [compare.TaskCheck(index, True, f"job inputs unusable ({error}); provider not at fault")
-                      for index in sampled]
-            return self._decide(record, provider, posted.spec_cid, sampled, checks, audit)
-        checks = self._check(record, spec, inputs, sampled, posted.terms.num_tasks)
-        return self._decide(record, provider, posted.spec_cid, sampled, checks, audit)
+        if audit.reveal_by == 1:  # our demand was answered: the outputs are on-chain, proven
+            found = outputs.from_chain(self.market, job_id, sampled)
+        else:
+            found = outputs.from_store(self.store, record.output_cid, record.result_root, terms.num_tasks, sampled)
+        facts = evidence.AuditFacts(job_id, provider, self.address, posted.spec_cid, record.output_cid,
+                                    record.result_root)
+        return self._decide(record, facts, self.references.judge_sample(posted.spec_cid, sampled, found), audit)
 
-    def _check(self, record: AuditRecord, spec: Any, inputs: list[str], sampled: list[int],
-               num_tasks: int) -> list[compare.TaskCheck]:
-        try:
-            manifest = self.store.read_bytes(Cid.parse(record.output_cid), limit=_MAX_MANIFEST)
-            outputs = parse_output_manifest(manifest, num_tasks)
-        except ContentNotFoundError as error:
-            return [compare.TaskCheck(index, False, f"outputs not available: {error}") for index in sampled]
-        except (StoreUnavailableError, BlockMismatchError):
-            raise  # our store is down or damaged: retry rather than blame the provider
-        except ContentError as error:  # a malformed manifest or output CID: the provider's doing
-            return [compare.TaskCheck(index, False, f"output manifest unusable: {error}") for index in sampled]
-        tree = MerkleTree(outputs)
-        root = bytes.fromhex(record.result_root)
-        proven = [index for index in sampled if verify_proof(root, index, outputs[index], tree.proof(index))]
-        refused = {index: compare.TaskCheck(index, False, "output is not under the committed root")
-                   for index in sampled if index not in proven}
-        checked = compare.check_tasks(self.runtime, spec, inputs, proven, {i: outputs[i] for i in proven})
-        by_index = {check.index: check for check in checked} | refused
-        return [by_index[index] for index in sampled]
-
-    def _decide(self, record: AuditRecord, provider: str, spec_cid: str, sampled: list[int],
-                checks: list[compare.TaskCheck], audit: Audit) -> AuditRecord:
-        passed = all(check.passed for check in checks)
-        device = self.runtime.devices[0]
-        evidence = {
-            "kind": "webi-audit-evidence", "version": 1, "job_id": record.job_id, "provider": provider,
-            "verifier": self.address, "spec": spec_cid, "outputs": record.output_cid,
-            "result_root": "0x" + record.result_root, "draw": audit.draws, "seed": "0x" + audit.seed.hex(),
-            "sampled_tasks": sampled, "passed": passed, "verdict": "pass" if passed else "fail",
-            "checks": [check.as_dict() for check in checks],
-            "thresholds": {"embed_min_cosine": compare.EMBED_MIN_COSINE,
-                           "classify_prob_tolerance": compare.CLASSIFY_PROB_TOLERANCE,
-                           "near_tie_logits": compare.NEAR_TIE_LOGITS, "near_tie_budget": compare.NEAR_TIE_BUDGET,
-                           "near_tie_floor": compare.NEAR_TIE_FLOOR},
-            "runtime": {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                        "dtype": str(self.runtime.dtype_for(device)).removeprefix("torch."),
-                        "torch": torch.__version__, "python": platform.python_version()},
-        }
-        evidence_cid = self.store.add_bytes(json.dumps(evidence, sort_keys=True).encode()).cid
-        log.info("job %d audited: %s (%d tasks), evidence %s", record.job_id, "passed" if passed else "FAILED",
-                 len(sampled), evidence_cid)
-        return self.journal.update(record.job_id, stage=AuditStage.CHECKED, evidence_cid=str(evidence_cid),
-                                   passed=passed, draw=audit.draws, attempts=0, reason="")
+    def _decide(self, record: AuditRecord, facts: evidence.AuditFacts, sample: SampleAudit,
+                audit: Audit) -> AuditRecord:
+        verdict = sample.verdict
+        evidence_cid = evidence.publish(self.store, evidence.document(facts, audit, sample, self.references))
+        log.info("job %d audited: %s (%d tasks), evidence %s", record.job_id, verdict.name, len(sample.sampled),
+                 evidence_cid)
+        return self.journal.update(record.job_id, stage=AuditStage.CHECKED, evidence_cid=evidence_cid,
+                                   passed=verdict is not Verdict.FAIL, verdict=verdict.name.lower(), draw=audit.draws,
+                                   attempts=0, reason="")
 
     def _end(self, record: AuditRecord, stage: AuditStage, reason: str, **changes: object) -> None:
-        self.journal.update(record.job_id, stage=stage, reason=reason[:500], **changes)
-        log.info("audit of job %d: %s (%s)", record.job_id, stage.value, reason)
+        self.journal.end(record, stage, reason, **changes)

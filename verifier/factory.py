@@ -12,8 +12,11 @@ from marketplace.storage import open_store
 from provider.runtime import Runtime, RuntimeLimits
 from provider.runtime.device import DTYPES
 from verifier.config import VerifierConfig
-from verifier.daemon import VerifierDaemon
+from verifier.daemon import Service, VerifierDaemon
 from verifier.journal import AuditJournal
+from verifier.panels import PanelDuty, PanelJournal
+from verifier.recheck import Rechecker
+from verifier.watchtower import WatchJournal, Watchtower
 
 
 def connect(config: VerifierConfig) -> Protocol:
@@ -21,10 +24,26 @@ def connect(config: VerifierConfig) -> Protocol:
     return connect_protocol(client, Deployment.load(client.chain_id, config.deployments_dir))
 
 
-def create_verifier(config: VerifierConfig, account: LocalAccount) -> VerifierDaemon:
+def create_verifier(config: VerifierConfig, account: LocalAccount, *,
+                    daemon_class: type[VerifierDaemon] = VerifierDaemon) -> VerifierDaemon:
+    """``daemon_class`` swaps the daemon for a demo's misbehaving one (``verifier.lazy``); nothing else does."""
     protocol = connect(config)
     store = open_store(config.store, token=os.environ.get(config.store_token_env) or None)
     runtime = Runtime(store, config.state / "cache", dtype=None if config.dtype == "auto" else DTYPES[config.dtype],
                       limits=RuntimeLimits(max_weight_bytes=config.max_weight_bytes))
-    journal = AuditJournal(config.journal_path(protocol.deployment.chain_id, account.address))
-    return VerifierDaemon(account, protocol.market, store, runtime, journal, config.poll_interval_s)
+    chain_id = protocol.deployment.chain_id
+    journal = AuditJournal(config.journal_path(chain_id, account.address))
+    daemon = daemon_class(account, protocol.market, store, runtime, journal, config.poll_interval_s,
+                          max_parallel_audits=config.max_parallel_audits,
+                          unavailable_grace_s=config.unavailable_grace_s)
+    # The services re-check by the audits' path, on the daemon's references (one device lock for all).
+    rechecker = Rechecker(protocol.market, store, daemon.references)
+    services: list[Service] = [PanelDuty(account, protocol.market, rechecker,
+                                         PanelJournal(config.panel_journal_path(chain_id, account.address)),
+                                         config.poll_interval_s)]
+    if config.watch_share > 0:
+        services.append(Watchtower(account, protocol.market, protocol.token, rechecker,
+                                   WatchJournal(config.watch_journal_path(chain_id, account.address)),
+                                   config.watch_share, config.poll_interval_s))
+    daemon.services.extend(services)
+    return daemon

@@ -5,23 +5,37 @@ resubmits the same verdict instead of redoing the work (the secret it reveals is
 key, and the chain refuses a second verdict anyway). A record also notes which draw of the job
 the evidence belongs to: after a missed deadline the job is drawn again, from a new seed, and
 any earlier sample is void.
+
+A demand for outputs that could not be fetched is a stage of its own (``demanded``): a restart
+follows the demand (the provider's reveal, or ``failUnrevealed`` once it is overdue) instead of
+demanding again. ``unavailable_since`` holds the chain time the outputs were first missing, so the
+grace before a demand survives restarts too.
+
+Audits run on several threads (``verifier.pool``): every write goes through one lock, so that two
+read-modify-write updates never interleave, and each thread's session has its own connection.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import text
 from sqlmodel import Field, Session, SQLModel
 
 from marketplace.journal import SqliteJournal
+
+log = logging.getLogger(__name__)
 
 
 class AuditStage(enum.StrEnum):
     WAITING = "waiting"        # submitted; no verifier drawn yet (we lock the seed), or not yet looked at
     CHECKED = "checked"        # drawn to us; evidence stored, verdict decided, not yet on-chain
+    DEMANDED = "demanded"      # outputs unavailable past the grace: demandReveal sent; awaiting the reveal
     VERDICT = "verdict"        # our verdict is on-chain; following it through the challenge window
     SETTLED = "settled"        # the job settled after our verdict (finalized or rejected); final
     NOT_OURS = "not-ours"      # another verifier was drawn (reopened if it misses its deadline)
@@ -29,9 +43,10 @@ class AuditStage(enum.StrEnum):
     CLOSED = "closed"          # the job left Submitted without our verdict; final
 
 
-OPEN = (AuditStage.WAITING, AuditStage.CHECKED, AuditStage.VERDICT)
+OPEN = (AuditStage.WAITING, AuditStage.CHECKED, AuditStage.DEMANDED, AuditStage.VERDICT)
 # What a redraw (``VerifierMissed``) sends back to WAITING: the job is in the draw again.
-REOPENED_BY_REDRAW = (AuditStage.WAITING, AuditStage.CHECKED, AuditStage.NOT_OURS, AuditStage.MISSED)
+REOPENED_BY_REDRAW = (AuditStage.WAITING, AuditStage.CHECKED, AuditStage.DEMANDED, AuditStage.NOT_OURS,
+                      AuditStage.MISSED)
 
 
 class AuditRecord(SQLModel, table=True):
@@ -43,7 +58,9 @@ class AuditRecord(SQLModel, table=True):
     result_root: str = ""
     draw: int = 0  # the job's draw count (``Audit.draws``) the evidence was made for
     evidence_cid: str = ""
-    passed: bool | None = None
+    passed: bool | None = None  # whether the provider is paid: a pass or an inconclusive verdict
+    verdict: str = ""  # "pass", "fail" or "inconclusive" (``Verdict`` names), once decided
+    unavailable_since: int = 0  # chain time the outputs were first found unavailable (0: never)
     reason: str = ""
     verdict_tx: str = ""
     attempts: int = 0
@@ -63,11 +80,38 @@ class AuditJournal(SqliteJournal[AuditRecord]):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, AuditRecord, AuditCursor, "result_submitted")
+        self._writing = threading.RLock()
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Adds the columns a journal written by an older daemon lacks (``create_all`` adds tables only)."""
+        with self.engine.begin() as connection:
+            present = {row[1] for row in connection.execute(text("PRAGMA table_info(verifier_audits)"))}
+            for name, ddl in (("verdict", "VARCHAR NOT NULL DEFAULT ''"),
+                              ("unavailable_since", "INTEGER NOT NULL DEFAULT 0")):
+                if name not in present:
+                    connection.execute(text(f"ALTER TABLE verifier_audits ADD COLUMN {name} {ddl}"))
+
+    def update(self, job_id: int, **changes: object) -> AuditRecord:
+        with self._writing:
+            return super().update(job_id, **changes)
+
+    def end(self, record: AuditRecord, stage: AuditStage, reason: str, **changes: object) -> AuditRecord:
+        """Moves ``record`` to ``stage`` for ``reason`` (journaled, cut to 500 characters, and logged)."""
+        updated = self.update(record.job_id, stage=stage, reason=reason[:500], **changes)
+        log.info("audit of job %d: %s (%s)", record.job_id, stage.value, reason)
+        return updated
+
+    def back_off(self, record: AuditRecord, error: object, *, base_s: float, max_doublings: int,
+                 max_s: float) -> float:
+        with self._writing:
+            current = self.get(record.job_id) or record  # the attempts another thread counted meanwhile
+            return super().back_off(current, error, base_s=base_s, max_doublings=max_doublings, max_s=max_s)
 
     def record_events(self, submitted: list[tuple[int, str, str]], redrawn: Iterable[int], up_to_block: int) -> None:
         """New submissions (job id, output CID, root hex), jobs whose verifier missed its deadline
         (back in the draw), and the cursor, in one transaction: none lost, none twice."""
-        with Session(self.engine) as session:
+        with self._writing, Session(self.engine) as session:
             for job_id, output_cid, root in submitted:
                 if session.get(AuditRecord, job_id) is None:
                     session.add(AuditRecord(job_id=job_id, stage=AuditStage.WAITING, output_cid=output_cid,
@@ -77,6 +121,7 @@ class AuditJournal(SqliteJournal[AuditRecord]):
                 record = session.get(AuditRecord, job_id)
                 if record is not None and record.stage in REOPENED_BY_REDRAW:
                     record.stage, record.evidence_cid, record.passed = AuditStage.WAITING, "", None
+                    record.verdict, record.unavailable_since = "", 0
                     record.attempts, record.retry_at, record.reason = 0, 0.0, "redrawn after a missed deadline"
                     record.updated_at = datetime.now(UTC)
                     session.add(record)

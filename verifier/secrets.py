@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from eth_account.signers.local import LocalAccount
 
 from marketplace.chain.market import JobMarket
-from marketplace.protocol import audit_secret, secret_hash
+from marketplace.protocol import ZERO_HASH, Audit, audit_secret, secret_hash
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,15 @@ class AuditSecrets:
     def commitment(self, index: int) -> bytes:
         """What ``commitSecret`` publishes for secret ``index``."""
         return secret_hash(self.secret(index))
+
+    def for_audit(self, audit: Audit) -> tuple[bytes, bytes]:
+        """The secret ``audit``'s draw committed us to and the hash of the next one, as ``submitVerdict``
+        and ``demandReveal`` take them (zeros once a reveal demand opened the secret: the contract
+        ignores both then)."""
+        if audit.revealed:
+            return ZERO_HASH, ZERO_HASH
+        index = self.index_of(audit.secret)
+        return self.secret(index), self.commitment(index + 1)
 
     def index_of(self, commitment: bytes, limit: int = SCAN_LIMIT) -> int:
         """The index of the secret behind ``commitment``; ``LookupError`` when none of the first

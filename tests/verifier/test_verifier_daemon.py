@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
@@ -32,22 +33,25 @@ from verifier.daemon import VerifierDaemon
 from verifier.factory import create_verifier
 from verifier.journal import AuditStage
 
-# Every task sampled: the audit's outcome does not depend on the seed, so every run takes one path.
-AUDIT_ALL = {"sample_tasks": len(TEXTS)}
+# Every task sampled: the audit's outcome does not depend on the seed, so every run takes one path. The
+# price keeps the sampled work (all of it) under the contract's cap on a sample's value (6.25 WEBI).
+AUDIT_ALL: dict[str, Any] = {"sample_tasks": len(TEXTS), "price": 5 * WEI}
 
 
 @pytest.fixture
 def make_verifier(tmp_path: Path, devnet: Devnet, store_node: StoreNode, deployments: Path, chain: Chain):
-    def make(account: LocalAccount) -> VerifierDaemon:
+    def make(account: LocalAccount, **settings: Any) -> VerifierDaemon:
+        """A verifier daemon for ``account`` as its factory builds it; ``settings`` override the config
+        (another ``store`` URL, ``max_parallel_audits``, ``unavailable_grace_s``, ...)."""
         folder = tmp_path / f"verifier-{account.address[:8]}"
         folder.mkdir(exist_ok=True)
         keystore = folder / "keystore.json"
         if not keystore.exists():
             save_account(account, keystore, PASSWORD, kdf="pbkdf2", iterations=1_000)
             (folder / "password").write_text(PASSWORD)
+        fields: dict[str, Any] = {"store": store_node.url, "dtype": "bfloat16", "poll_interval_s": 0.1, **settings}
         config = VerifierConfig(rpc_url=devnet.anvil.rpc_url, keystore=keystore, password_file=folder / "password",
-                                store=store_node.url, state_dir=folder / "state", deployments_dir=deployments,
-                                dtype="bfloat16", poll_interval_s=0.1)
+                                state_dir=folder / "state", deployments_dir=deployments, **fields)
         return create_verifier(config, account)
 
     return make
@@ -115,6 +119,10 @@ def test_verdicts_on_chain(chain: Chain, market: Market, config_for, make_verifi
     assert record is not None and record.verdict_tx
     evidence = json.loads(market.read(record.evidence_cid))
     assert evidence["sampled_tasks"] == list(range(len(TEXTS))) and "thresholds" in evidence
+    assert evidence["version"] == 2 and evidence["outputs_source"] == "store" and evidence["rule"]
+    assert evidence["references"]["a"]["dtype"] == "bfloat16" and evidence["references"]["b"]["dtype"] == "float32"
+    assert evidence["verdict"] == ("pass" if strategy is None else "fail") == record.verdict
+    assert all(check["a_vs_b"]["within"] for check in evidence["checks"] if check["a_vs_b"]), "a stable model"
     credited = {entry["args"]["kind"]: entry["args"] for entry in
                 chain.market.contract.events.Credited().get_logs(from_block=0, argument_filters={"jobId": job_id})}
     terms = chain.market.terms_of(job_id)

@@ -1,0 +1,75 @@
+"""Re-checking an audited job from chain data alone: the duty a panel seat and a watchtower share.
+
+Once a verdict is on-chain the sample is public (``sampledTasks``: the verifier revealed its
+secret), so anyone can redo the audit, and a re-check does it by the audit's own path: the sampled
+outputs from ``verifier.outputs`` (the manifest named by ``ResultSubmitted``, each output proven
+against the committed root, or the outputs revealed on-chain after a reveal demand) judged by
+``References.judge_sample`` (``verifier.verdict``: two references, and inconclusive where they
+disagree). So a panel judges as the first verifier should have: unusable requester inputs pass the
+provider, missing or unproven outputs count against it, an unstable model is inconclusive, and our
+own store being down is retried (``OutputsUnavailableError``), never blamed on anyone.
+
+``Recheck.conclusive`` says whether the answer rests on what the provider committed: a watchtower
+puts its bond only behind such an answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from marketplace.chain.market import JobMarket
+from marketplace.protocol import Verdict
+from marketplace.storage import ContentStore
+from verifier import evidence, outputs
+from verifier.verdict import References, SampleAudit
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """The outcome of re-checking one job's sample."""
+
+    job_id: int
+    spec_cid: str
+    submission: outputs.Submission
+    sample: SampleAudit
+
+    @property
+    def sampled(self) -> list[int]:
+        return self.sample.sampled
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.sample.verdict
+
+    @property
+    def conclusive(self) -> bool:
+        return self.sample.conclusive
+
+
+@dataclass
+class Rechecker:
+    """Re-executes an audited job's public sample under the verifier's references (shared with its
+    audits, and with them the device lock) and judges it by the audit's rule."""
+
+    market: JobMarket
+    store: ContentStore
+    references: References
+
+    def recheck(self, job_id: int) -> Recheck:
+        """Redoes the audit of ``job_id``'s revealed sample. Raises ``OutputsUnavailableError`` when our
+        own store fails (retry), ``ContractError`` when the sample is not public yet (``SampleNotRevealed``)."""
+        terms = self.market.terms_of(job_id)
+        sampled = self.market.sampled_tasks(job_id, terms)
+        submission = outputs.submission_of(self.market, job_id)
+        found = outputs.of_submission(self.market, self.store, job_id, submission, terms.num_tasks, sampled)
+        spec_cid = self.market.spec_cid(job_id)
+        return Recheck(job_id, spec_cid, submission, self.references.judge_sample(spec_cid, sampled, found))
+
+    def evidence(self, kind: str, result: Recheck, **fields: Any) -> str:
+        """Stores the evidence document of ``result`` (``kind``: ``webi-panel-evidence``, ...) with
+        ``fields`` added; its CID."""
+        document = evidence.recheck_document(kind, result.job_id, result.spec_cid, result.submission.output_cid,
+                                             result.submission.result_root, result.sample, self.references,
+                                             **fields)
+        return evidence.publish(self.store, document)

@@ -1,0 +1,235 @@
+"""The protocol's verdict rule, from two references: pass, fail, or inconclusive when the model is unstable.
+
+An honest provider's numbers differ from the verifier's by floating-point noise (another GPU,
+dtype, batch composition); ``verifier.compare`` tolerates that noise. Some models amplify it: a
+chaotic one gives outputs in bf16 that differ from fp32 by more than any tolerance, and then no
+comparison with one reference can tell an honest provider from a cheat. So the verifier computes
+two references per sampled task, and the tolerance is first applied between them:
+
+- reference A: the verifier's runtime in its own dtype, all sampled tasks in one batch;
+- reference B: fp32, each task in a batch of its own (so B differs from A in dtype where A is not
+  fp32, and in batch composition always).
+
+Per task: refused on its form (not JSON, wrong shape, not under the committed root) -> fail;
+else the references disagree with each other beyond the tolerance -> inconclusive (the model is
+unstable, the provider is not at fault); else the provider is outside the tolerance of both
+references -> fail; else pass. The job: any task failed -> ``Verdict.FAIL``; else any inconclusive
+-> ``Verdict.INCONCLUSIVE`` (the provider is paid, nobody is slashed); else ``Verdict.PASS``.
+
+``References.judge_sample`` is the one path from a sample's outputs (``verifier.outputs``) to its
+judgement, for the drawn verifier's audit, a panel member's vote and a watchtower's re-check alike:
+the requester's unusable inputs excuse every task, an output refused on its form fails, the rest
+are judged by the rule above. So a panel member votes inconclusive exactly where an audit would.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import threading
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from marketplace.errors import ContentNotFoundError, JobSpecError, ModelError
+from marketplace.jobspec import JobSpec, TaskType
+from marketplace.protocol import Verdict
+from provider.runtime import Runtime
+from verifier import compare
+from verifier.outputs import SampledOutputs
+
+RULE = ("per task: malformed or unproven -> fail; references disagree beyond the tolerance -> inconclusive; "
+        "outside the tolerance of both references -> fail; else pass. Job: any fail -> fail; "
+        "else any inconclusive -> inconclusive; else pass")
+
+
+class Outcome(enum.StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True)
+class TaskAudit:
+    """One sampled task's outcome and what it rests on: the provider against each reference, and
+    the references against each other (``None`` where the task was refused before any ran)."""
+
+    index: int
+    outcome: Outcome
+    reason: str
+    against_a: compare.TaskCheck
+    against_b: compare.TaskCheck | None = None
+    references: compare.TaskCheck | None = None
+
+    @classmethod
+    def refused(cls, index: int, reason: str) -> TaskAudit:
+        """A task failed on its form, with no re-execution (e.g. its output is not under the root)."""
+        return cls(index, Outcome.FAIL, reason, compare.TaskCheck(index, False, reason, malformed=True))
+
+    @classmethod
+    def excused(cls, index: int, reason: str) -> TaskAudit:
+        """A task passed without re-execution: the requester's own inputs are unusable."""
+        return cls(index, Outcome.PASS, reason, compare.TaskCheck(index, True, reason))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The evidence entry: ``passed`` and ``metric`` as before (against reference A), plus the rest."""
+        return {"index": self.index, "outcome": self.outcome.value, "passed": self.outcome is Outcome.PASS,
+                "reason": self.reason, "metric": self.against_a.metric,
+                "provider_vs_a": _summary(self.against_a), "provider_vs_b": _summary(self.against_b),
+                "a_vs_b": _summary(self.references)}
+
+
+def _summary(check: compare.TaskCheck | None) -> dict[str, Any] | None:
+    if check is None:
+        return None
+    return {"within": check.passed, "metric": check.metric, "reason": check.reason}
+
+
+def judge(index: int, against_a: compare.TaskCheck, against_b: compare.TaskCheck,
+          references: compare.TaskCheck) -> TaskAudit:
+    """The rule for one task (see the module docstring)."""
+    if against_a.malformed or against_b.malformed:
+        reason = against_a.reason if against_a.malformed else against_b.reason
+        return TaskAudit(index, Outcome.FAIL, reason, against_a, against_b, references)
+    if not references.passed:
+        return TaskAudit(index, Outcome.INCONCLUSIVE, f"unstable model: {references.reason}", against_a,
+                         against_b, references)
+    if against_a.passed or against_b.passed:
+        return TaskAudit(index, Outcome.PASS, against_a.reason if against_a.passed else against_b.reason,
+                         against_a, against_b, references)
+    return TaskAudit(index, Outcome.FAIL, f"outside both references: {against_a.reason}; {against_b.reason}",
+                     against_a, against_b, references)
+
+
+def verdict_of(tasks: list[TaskAudit]) -> Verdict:
+    if any(task.outcome is Outcome.FAIL for task in tasks):
+        return Verdict.FAIL
+    if any(task.outcome is Outcome.INCONCLUSIVE for task in tasks):
+        return Verdict.INCONCLUSIVE
+    return Verdict.PASS
+
+
+@dataclass(frozen=True)
+class SampleAudit:
+    """A sample judged by the rule: each task's outcome, where the outputs came from, and, when the
+    requester's spec or inputs could not be read, why (then every task is excused)."""
+
+    sampled: list[int]
+    tasks: list[TaskAudit]
+    outputs_source: str  # ``SampledOutputs.source``
+    inputs_unusable: str = ""
+
+    @property
+    def verdict(self) -> Verdict:
+        return verdict_of(self.tasks)
+
+    @property
+    def conclusive(self) -> bool:
+        """Whether the answer rests on what the provider committed (outputs compared, or refused on their
+        form), not on outputs missing on our side or inputs that excuse everything: only such an answer
+        may contradict another verifier's verdict (``verifier.watchtower.contradicts``)."""
+        return self.outputs_source != "unavailable" and not self.inputs_unusable
+
+
+@dataclass
+class References:
+    """The verifier's two reference runtimes (A: its own; B: fp32, one task per batch).
+
+    ``device_lock`` makes re-execution take the device one audit at a time: audits run on several
+    threads (their fetches, proofs and transactions overlap), but one GPU gains nothing from two
+    models at once, and a fast tokenizer must not be used by two threads together."""
+
+    a: Runtime
+    b: Runtime
+    device_lock: threading.Lock
+
+    @classmethod
+    def of(cls, runtime: Runtime) -> References:
+        second = Runtime(runtime.store, runtime.cache, devices=runtime.devices, dtype=torch.float32,
+                         limits=replace(runtime.limits, max_batch_rows=1))
+        return cls(runtime, second, threading.Lock())
+
+    def describe(self) -> dict[str, Any]:
+        device = self.a.devices[0]
+        return {"a": {"dtype": _dtype(self.a, device), "batch": "all sampled tasks together"},
+                "b": {"dtype": _dtype(self.b, device), "batch": "one task at a time"}}
+
+    def judge_sample(self, spec_cid: str, sampled: list[int], found: SampledOutputs) -> SampleAudit:
+        """Judges the ``sampled`` tasks of the job whose spec is ``spec_cid`` from ``found`` (proven or
+        refused outputs): read the spec and inputs, re-execute the proven tasks under both references."""
+        try:
+            spec = self.a.read_spec(spec_cid)
+            inputs = self.a.read_inputs(spec)
+        except (JobSpecError, ModelError, ContentNotFoundError) as error:
+            # The requester's own inputs are broken: nothing the provider could have done right.
+            reason = f"job inputs unusable ({error}); provider not at fault"
+            return SampleAudit(sampled, [TaskAudit.excused(index, reason) for index in sampled], found.source,
+                               str(error))
+        proven = [index for index in sampled if index in found.outputs]
+        judged = {task.index: task for task in self.audit(spec, inputs, proven, found.outputs)} if proven else {}
+        judged |= {index: TaskAudit.refused(index, reason) for index, reason in found.refused.items()}
+        return SampleAudit(sampled, [judged[index] for index in sampled], found.source)
+
+    def audit(self, spec: JobSpec, inputs: list[str], indices: list[int],
+              committed: dict[int, bytes]) -> list[TaskAudit]:
+        """Re-executes (or teacher-forces) the tasks at ``indices`` under both references and judges
+        each committed output by the rule."""
+        parsed: dict[int, dict[str, Any]] = {}
+        done: dict[int, TaskAudit] = {}
+        for index in indices:
+            value = compare.parse_committed(index, committed[index])
+            if isinstance(value, compare.TaskCheck):
+                done[index] = TaskAudit(index, Outcome.FAIL, value.reason, value)
+            else:
+                parsed[index] = value
+        todo = [index for index in indices if index in parsed]
+        with self.device_lock:
+            if todo and spec.task in (TaskType.EMBED, TaskType.CLASSIFY):
+                done.update(self._recomputed(spec, inputs, todo, parsed))
+            elif todo:
+                done.update(self._forced(spec, inputs, todo, parsed))
+        return [done[index] for index in indices]
+
+    def _recomputed(self, spec: JobSpec, inputs: list[str], todo: list[int],
+                    parsed: dict[int, dict[str, Any]]) -> dict[int, TaskAudit]:
+        first = [json.loads(output) for output in self.a.run(spec, inputs, indices=todo)]
+        second = [json.loads(output) for output in self.b.run(spec, inputs, indices=todo)]
+        labels = self.a.load(spec, self.a.devices[0]).model.config.id2label
+        judged = {}
+        for index, a, b in zip(todo, first, second, strict=True):
+            judged[index] = judge(index, compare.compare_pair(spec.task, index, parsed[index], a, labels),
+                                  compare.compare_pair(spec.task, index, parsed[index], b, labels),
+                                  compare.compare_pair(spec.task, index, a, b, labels))
+        return judged
+
+    def _forced(self, spec: JobSpec, inputs: list[str], todo: list[int],
+                parsed: dict[int, dict[str, Any]], batch: int = 32) -> dict[int, TaskAudit]:
+        """Generation: one teacher-forced pass per reference over the committed tokens; the references
+        agree where A's argmax is a near-tie in B's logits at every position."""
+        loaded_a = self.a.load(spec, self.a.devices[0])
+        loaded_b = self.b.load(spec, self.b.devices[0])
+        judged: dict[int, TaskAudit] = {}
+        ready = []
+        for index in todo:
+            refused = compare.check_shape(loaded_a, spec, index, parsed[index])
+            if refused is None:
+                ready.append(index)
+            else:
+                judged[index] = TaskAudit(index, Outcome.FAIL, refused.reason, refused)
+        for start in range(0, len(ready), batch):
+            group = ready[start:start + batch]
+            texts, tokens = [inputs[i] for i in group], [parsed[i]["tokens"] for i in group]
+            in_a = compare.teacher_forced(loaded_a, spec, texts, tokens)
+            # B one task at a time: its batch composition differs from A's as its dtype may.
+            in_b = [compare.teacher_forced(loaded_b, spec, [text], [committed], also=[forced.argmax])[0]
+                    for text, committed, forced in zip(texts, tokens, in_a, strict=True)]
+            for index, a, b in zip(group, in_a, in_b, strict=True):
+                apart = b.also_behind if b.also_behind is not None else torch.zeros(0)
+                judged[index] = judge(index, compare.judge_tokens(index, a.behind),
+                                      compare.judge_tokens(index, b.behind), compare.reference_gap(index, apart))
+        return judged
+
+
+def _dtype(runtime: Runtime, device: torch.device) -> str:
+    return str(runtime.dtype_for(device)).removeprefix("torch.")
