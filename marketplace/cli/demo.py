@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
+from rich.logging import RichHandler
 
 from marketplace.cli.context import CliContext
+
+if TYPE_CHECKING:
+    from marketplace.demo.outcome import DemoOutcome
 
 
 def demo(
@@ -16,15 +22,26 @@ def demo(
     cheater: Annotated[
         bool, typer.Option("--cheater", help="The generate provider cheats: watch it get slashed.")
     ] = False,
+    lazy_verifier: Annotated[
+        bool,
+        typer.Option("--lazy-verifier", help="The verifier passes without checking (implies --cheater): watch a "
+                     "watchtower challenge it and a panel slash it."),
+    ] = False,
     run_dir: Annotated[Path | None, typer.Option(help="Run folder (default: $WEBI_HOME/demo/<time>).")] = None,
     embed_model: Annotated[Path | None, typer.Option(help="Embedding model folder (default: MiniLM-L6).")] = None,
     generate_model: Annotated[
         Path | None, typer.Option(help="Generator folder (default: a tiny GPT-2 built here).")
     ] = None,
     exit_after: Annotated[bool, typer.Option("--exit", help="Stop once the summary is printed.")] = False,
+    json_summary: Annotated[
+        bool,
+        typer.Option("--json", help="Print the summary as one JSON document on stdout (everything else goes to "
+                     "stderr)."),
+    ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the jobs to settle.")] = 900.0,
 ) -> None:
-    """Run the marketplace end to end: chain, node, providers, verifier, real jobs, audits, the ledger."""
+    """Run the marketplace end to end: chain, node, providers, verifiers, real jobs, audits, the ledger."""
+    from marketplace.demo.outcome import to_json
     from marketplace.demo.run import DemoOptions, run_demo  # imports torch only for this command
 
     context: CliContext = ctx.obj
@@ -32,11 +49,26 @@ def demo(
     options = DemoOptions(
         folder,
         cheater=cheater,
+        lazy_verifier=lazy_verifier,
         embed_model=embed_model,
         generate_model=generate_model,
         keep_running=not exit_after,
         timeout_s=timeout,
     )
-    outcome = run_demo(options, context.console)
-    if not (outcome.conserved and outcome.audit_clean):
+    console = context.console
+    on_summary = None
+    if json_summary:
+        # stdout carries the JSON document alone: the progress, the tables and every log line go to stderr.
+        console = Console(stderr=True)
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, RichHandler):
+                handler.console = console
+        stdout = Console(soft_wrap=True)
+
+        def on_summary(outcome: DemoOutcome) -> None:
+            stdout.out(to_json(outcome), highlight=False)
+            stdout.file.flush()
+
+    outcome = run_demo(options, console, on_summary)
+    if not outcome.ok:
         raise typer.Exit(1)

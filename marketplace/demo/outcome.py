@@ -1,0 +1,163 @@
+"""What a demo run ended with: each job's verdict, challenge and final state, the books, the audit.
+
+``DemoOutcome.summary()`` is the one JSON document ``webi demo --json`` prints: every amount in
+wei (integers), every account by its cast key (``marketplace.demo.cast``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from marketplace.chain.deployment import Protocol
+from marketplace.client import Client
+from marketplace.demo.cast import GENERATOR, VERIFIER
+from marketplace.demo.ledger import Ledger
+from marketplace.errors import WebiError
+from marketplace.protocol import Verdict
+from marketplace.storage.cid import Cid
+
+
+@dataclass(frozen=True)
+class ChallengeOutcome:
+    challenger: str
+    bond: int
+    panel: list[str]  # one entry a seat: a member drawn twice holds two
+    outcome: str  # "upheld", "overturned", "dismissed" (nobody could sit), or "open"
+    verdict: str  # the verdict the job settled by ("" while open)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    job_id: int
+    task: str
+    provider: str
+    verifier: str  # who gave the first verdict ("" if none came)
+    verdict: str  # the first verdict: pass, fail, inconclusive; "none" if no verdict came
+    state: str  # the final state: finalized, rejected, ...
+    reason: str  # the first verifier's evidence, in a line
+    challenge: ChallengeOutcome | None = None
+
+    @property
+    def passed(self) -> bool | None:
+        return None if self.verdict == "none" else self.verdict == "pass"
+
+
+@dataclass(frozen=True)
+class DemoOutcome:
+    run_dir: Path
+    dashboard: str
+    cheater: bool
+    lazy_verifier: bool
+    jobs: list[JobOutcome]
+    ledger: Ledger
+    audit_clean: bool
+    labels: dict[str, str]
+
+    @property
+    def conserved(self) -> bool:
+        return self.ledger.conserved
+
+    @property
+    def cheater_rejected(self) -> bool:
+        """The cheating provider's job was rejected and its collateral slashed."""
+        cheats = [job for job in self.jobs if job.provider == GENERATOR]
+        return bool(cheats) and all(job.state == "rejected" for job in cheats) \
+            and self.ledger.slashed.get(GENERATOR, 0) > 0
+
+    @property
+    def lazy_verifier_slashed(self) -> bool:
+        """A panel overturned the lazy verifier's pass and its stake was slashed."""
+        return self.ledger.slashed.get(VERIFIER, 0) > 0 and any(
+            job.challenge is not None and job.challenge.outcome == "overturned" and job.verifier == VERIFIER
+            for job in self.jobs)
+
+    @property
+    def ok(self) -> bool:
+        """Everything the run set out to show happened, the books balance and the audit is clean."""
+        shown = (not self.cheater or self.cheater_rejected) and (not self.lazy_verifier or self.lazy_verifier_slashed)
+        return shown and self.conserved and self.audit_clean
+
+    def summary(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "run_dir": str(self.run_dir),
+            "dashboard": self.dashboard,
+            "jobs": [asdict(job) for job in self.jobs],
+            "credits": self.ledger.credits,
+            "slashed": self.ledger.slashed,
+            "bonds": {"paid": self.ledger.bonds_paid, "refunded": self.ledger.bonds_refunded},
+            "burned": self.ledger.burned,
+            "net": self.ledger.net,
+            "labels": self.labels,
+            "audit_clean": self.audit_clean,
+            "conserved": self.conserved,
+        }
+        if self.cheater:
+            document["cheater_rejected"] = self.cheater_rejected
+        if self.lazy_verifier:
+            document["lazy_verifier_slashed"] = self.lazy_verifier_slashed
+        return document
+
+
+def job_outcome(protocol: Protocol, client: Client, job_id: int, task: str, provider: str,
+                keys: dict[str, str]) -> JobOutcome:
+    """One job's outcome from its events; ``keys`` maps lower-case addresses to cast keys."""
+    market = protocol.market
+    state = market.get_job(job_id).state.name.lower()
+
+    def logs(event: str) -> list[Any]:
+        found = getattr(market.contract.events, event)().get_logs(from_block=market.from_block,
+                                                                   argument_filters={"jobId": job_id})
+        return list(found)
+
+    verdicts = logs("VerdictSubmitted")
+    if not verdicts:
+        return JobOutcome(job_id, task, provider, "", "none", state, "no verdict")
+    args = verdicts[-1]["args"]
+    verdict = Verdict(args["verdict"])
+    verifier = keys.get(str(args["verifier"]).lower(), str(args["verifier"]))
+    return JobOutcome(job_id, task, provider, verifier, verdict.name.lower(), state,
+                      _reason(client, str(args["evidenceCid"])), _challenge(logs, keys))
+
+
+def _reason(client: Client, evidence_cid: str) -> str:
+    """The first failed task's reason; for a pass, the reason every task shares (a lazy pass says so)."""
+    try:
+        evidence = json.loads(client.store.read_bytes(Cid.parse(evidence_cid), limit=1024**2))
+    except (WebiError, ValueError):
+        return "evidence document unavailable"
+    checks = evidence.get("checks", [])
+    failed = [check for check in checks if not check.get("passed")]
+    if failed:
+        return f"task {failed[0].get('index')}: {failed[0].get('reason')}"
+    reasons = {str(check.get("reason")) for check in checks}
+    return reasons.pop() if len(reasons) == 1 else "every sampled task within tolerance"
+
+
+def _challenge(logs: Callable[[str], list[Any]], keys: dict[str, str]) -> ChallengeOutcome | None:
+    challenged = logs("Challenged")
+    if not challenged:
+        return None
+
+    def name(address: object) -> str:
+        return keys.get(str(address).lower(), str(address))
+
+    args = challenged[-1]["args"]
+    drawn = logs("PanelDrawn")
+    panel = [name(member) for member in drawn[-1]["args"]["members"]] if drawn else []
+    resolved = logs("ChallengeResolved")
+    if not resolved:
+        outcome, verdict = "open", ""
+    else:
+        result = resolved[-1]["args"]
+        outcome = ("upheld" if result["upheld"] else "overturned") if drawn else "dismissed"
+        verdict = Verdict(result["verdict"]).name.lower()
+    return ChallengeOutcome(name(args["challenger"]), int(args["bond"]), panel, outcome, verdict)
+
+
+def to_json(outcome: DemoOutcome) -> str:
+    """The summary as one line of JSON."""
+    return json.dumps(outcome.summary(), sort_keys=True)
