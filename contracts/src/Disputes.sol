@@ -253,7 +253,11 @@ contract Disputes is MarketBase {
         Audit storage a = _audits[jobId];
         (Verdict outcome, uint256 winners) = _tally(p);
         Verdict first = a.verdict;
-        bool upheld = outcome == Verdict.None || outcome == first;
+        // Pass and inconclusive both pay the provider and slash nobody: a panel that moves a verdict
+        // from one to the other contradicts no one (which of the two an honest verifier gives can
+        // follow its hardware), so it upholds the first verdict and the challenger pays the panel.
+        bool upheld = outcome == Verdict.None || outcome == first
+            || (outcome != Verdict.Fail && first != Verdict.Fail);
         emit ChallengeResolved(jobId, upheld ? first : outcome, upheld);
         _releasePanel(jobId, p);
         if (outcome == Verdict.None) {

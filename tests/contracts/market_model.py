@@ -591,7 +591,8 @@ class Actions:
         if outcome is Verdict.NONE:
             model.credit(panel.challenger, panel.bond)
             model.settle(job, job.verdict, job.verifier, True)
-        elif outcome is job.verdict:
+        elif outcome is job.verdict or Verdict.FAIL not in (outcome, job.verdict):
+            # Pass and inconclusive both pay the provider: moving between them upholds the verdict.
             pay_panel(panel.bond)
             model.settle(job, job.verdict, job.verifier, True)
         else:

@@ -508,6 +508,33 @@ def test_an_inconclusive_panel_pays_the_provider(staffed: Chain, provider, verif
     assert staffed.market.provider_stake(provider.address).stake == 1_000 * WEI
 
 
+@pytest.mark.parametrize(("first", "panel_says"), [(Verdict.PASS, Verdict.INCONCLUSIVE),
+                                                    (Verdict.INCONCLUSIVE, Verdict.PASS)])
+def test_a_panel_moving_a_verdict_between_pass_and_inconclusive_upholds_it(staffed: Chain, requester, provider,
+                                                                           verifier, jurors, first,
+                                                                           panel_says) -> None:
+    # Both pay the provider, and which of the two an honest verifier gives can follow its dtype: a
+    # requester challenging an honest pass of a borderline model must not win the verifier's slash
+    # (10 % of 500 WEBI against a bond of 3 audit fees).
+    job_id = audited(staffed, requester, provider, verifier, first, jurors)
+    terms = staffed.market.terms_of(job_id)
+    challenge(staffed, requester, job_id)
+    draw_panel(staffed, job_id, distinct=True)
+    panel = members(staffed, job_id)
+    vote(staffed, job_id, [panel_says] * 3)
+    receipt = resolve(staffed, job_id)
+    split = terms.split()
+    assert staffed.emitted(receipt, "ChallengeResolved") == [{"jobId": job_id, "verdict": first, "upheld": True}]
+    assert slashes(staffed, receipt) == [] and burned_in(staffed, receipt) == 0
+    assert multiset(ledger(staffed, receipt)) == multiset([
+        *[(m.address, CreditKind.PANEL_FEE, terms.bond // 3) for m in panel],
+        (provider.address, CreditKind.PROVIDER_PAYMENT, split.provider),
+        (staffed.market.treasury(), CreditKind.PROTOCOL_FEE, split.protocol),
+        (verifier.address, CreditKind.VERIFIER_FEE, terms.audit_fee)])
+    assert staffed.emitted(receipt, "JobSettled") == [{"jobId": job_id, "verdict": first}]
+    assert staffed.market.verifier_stake(verifier.address).stake == DEFAULT_PARAMS.min_verifier_stake
+
+
 def test_a_tie_keeps_the_first_verdict_and_refunds_the_bond(staffed: Chain, requester, provider, verifier,
                                                              panel_job) -> None:
     terms = staffed.market.terms_of(panel_job)

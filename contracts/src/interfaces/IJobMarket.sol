@@ -170,7 +170,9 @@ interface IJobMarket is IJobMarketTypes {
 
     /// @notice Anyone settles a challenge after the reveal phase (or once all revealed). The
     ///         verdict with most votes wins; a tie or no vote keeps the first verdict and returns
-    ///         the bond. Members who did not reveal lose `noShowSlashBps` of their stake.
+    ///         the bond. Members who did not reveal lose `noShowSlashBps` of their stake. A majority
+    ///         for pass on an inconclusive verdict, or for inconclusive on a pass, upholds it: both
+    ///         pay the provider, so nobody was wrong and nobody is slashed.
     function resolveChallenge(uint256 jobId, JobTerms calldata terms) external;
 
     /// @notice Anyone settles an audited job whose challenge window has passed.
