@@ -362,10 +362,16 @@ class Client:
         committed on-chain (which must rebuild the root first: ``ResultMismatchError``)."""
         info, outputs = self._verified_outputs(job_id)
         used, indices = choose_tasks(info.num_tasks, k, seed)
+        try:
+            # Once the verdict revealed the audit's sample, check it too: a panel re-checks only those.
+            audit_sample = tuple(self.protocol.market.sampled_tasks(job_id))
+        except ContractError:
+            audit_sample = ()  # not revealed yet
+        indices = sorted(set(indices) | set(audit_sample))
         spec = parse_spec(self.store.read_bytes(Cid.parse(info.spec_cid), limit=MAX_SPEC_BYTES))
         checker = self.checker or load_checker(self.store, self.cache_dir)
         results = checker(info.spec_cid, indices, {index: outputs[index] for index in indices})
-        return CheckReport(job_id, spec.task.value, used, tuple(indices), tuple(results))
+        return CheckReport(job_id, spec.task.value, used, tuple(indices), tuple(results), audit_sample)
 
     def _verified_outputs(self, job_id: int) -> tuple[JobInfo, list[bytes]]:
         info = self.status(job_id)

@@ -44,10 +44,18 @@ class CheckReport:
     seed: int
     indices: tuple[int, ...]
     results: tuple[TaskResult, ...]
+    # The audit's sampled tasks, public once the verdict revealed them (empty before): a panel
+    # re-checks only these, so only a mismatch among them makes a challenge worth its bond.
+    audit_sample: tuple[int, ...] = ()
 
     @property
     def passed(self) -> bool:
         return all(result.passed for result in self.results)
+
+    @property
+    def challengeable(self) -> tuple[TaskResult, ...]:
+        """Mismatches a panel would see: those among the audit's sampled tasks."""
+        return tuple(result for result in self.mismatches if result.index in self.audit_sample)
 
     @property
     def mismatches(self) -> tuple[TaskResult, ...]:
@@ -59,6 +67,7 @@ class CheckReport:
             "task": self.task,
             "seed": self.seed,
             "indices": list(self.indices),
+            "audit_sample": list(self.audit_sample),
             "passed": self.passed,
             "results": [asdict(result) for result in self.results],
         }

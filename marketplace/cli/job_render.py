@@ -86,9 +86,19 @@ def show_check(console: Console, report: CheckReport) -> None:
     else:
         _say(console,
             f"[bold red]{len(report.mismatches)} of {len(report.results)} re-executed tasks disagree with the "
-            f"committed outputs[/bold red]: while the verdict is provisional, `webi job challenge {report.job_id}` "
-            "puts it to a panel"
+            "committed outputs[/bold red]"
         )
+        if report.challengeable:
+            _say(console,
+                f"{len(report.challengeable)} of them are among the audit's sampled tasks: while the verdict is "
+                f"provisional, `webi job challenge {report.job_id}` puts it to a panel, which re-checks those")
+        elif report.audit_sample:
+            _say(console,
+                "[yellow]none of them is among the audit's sampled tasks "
+                f"({', '.join(map(str, report.audit_sample))}), the only ones a panel re-checks: a challenge "
+                "would lose its bond[/yellow]")
+        else:
+            _say(console, "the audit's sample is not public yet: check again once the verdict is in")
 
 
 def show_challenge(console: Console, challenge: ChallengeInfo) -> None:
