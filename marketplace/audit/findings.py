@@ -64,7 +64,10 @@ def overturned_verdicts(state: ChainState) -> list[OverturnedVerdict]:
 
 
 def contradicted_passes(state: ChainState, verdicts: list[TaskVerdict]) -> list[ContradictedPass]:
-    """The jobs paid on a PASS whose re-executed tasks did not all pass."""
+    """The jobs paid on a PASS or an INCONCLUSIVE whose re-executed tasks did not all pass.
+
+    An inconclusive verdict pays the provider too: a cheat dressed as instability must be named as
+    surely as a lazy pass (the report says which verdict paid it)."""
     failed: dict[int, list[str]] = {}
     for verdict in verdicts:
         if not verdict.passed:
@@ -72,8 +75,10 @@ def contradicted_passes(state: ChainState, verdicts: list[TaskVerdict]) -> list[
     found = []
     for job_id, reasons in sorted(failed.items()):
         job = state.jobs[job_id]
-        if job.verdict != Verdict.PASS:
-            continue  # an inconclusive job is paid because the model is unstable, not on anyone's word
+        if job.verdict not in (Verdict.PASS, Verdict.INCONCLUSIVE):
+            continue  # rejected: nobody was paid for it
         passed_by = "the panel" if job.overturned else "the verifier"
+        if job.verdict == Verdict.INCONCLUSIVE:
+            passed_by += " (inconclusive)"
         found.append(ContradictedPass(job_id, passed_by, job.verifier or ZERO_ADDRESS, reasons))
     return found
