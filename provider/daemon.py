@@ -14,6 +14,12 @@ that hangs can delay new claims but never a job we hold. After the submission ``
 sees the job through its audit: draws, redraws, reveal demands, appeals of a failed verdict, and
 finalization.
 
+Computing runs on a worker thread (one job at a time), never on the loop's thread: while a long job
+runs, the loop keeps polling and following the jobs already submitted, so a reveal demand, an
+appeal or a finalization timed to coincide with a large job is still answered within its window.
+The worker only computes, publishes and journals ``computed``; every transaction is sent from the
+loop's thread (they share the account's nonce), and no new job is considered while one computes.
+
 Failures of the world (RPC down, store unreachable, a lost claim race, a revert) are logged and
 retried with backoff; they never stop the daemon. Only the job's own faults (a bad spec, a model
 refused) end a job, as ``skipped`` before a claim or ``failed`` after one.
@@ -25,7 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from eth_account.signers.local import LocalAccount
@@ -57,6 +63,15 @@ LOST_RACE = {"WrongState", "ClaimWindowClosed", "TermsMismatch"}
 # (InsufficientStake is retried instead: it is most often collateral that other jobs still lock.)
 GATED = {"NotAllowlisted"}
 Hook = Callable[[str, int], None]
+Prepared = tuple[JobSpec, list[str]]
+
+
+@dataclass(frozen=True)
+class Computation:
+    """The job the worker thread is computing, and the future that ends with it."""
+
+    job_id: int
+    future: Future[None]
 
 
 @dataclass
@@ -77,8 +92,11 @@ class ProviderDaemon(PollingDaemon):
     archive: OutputArchive | None = None  # our copy of committed outputs; without it the store is asked
     stopping: threading.Event = field(default_factory=threading.Event)
     _started: bool = field(default=False, repr=False)  # the first pass after a start ignores backoff
-    _prepared: dict[int, tuple[JobSpec, list[str]]] = field(default_factory=dict, repr=False)
+    _prepared: dict[int, Prepared] = field(default_factory=dict, repr=False)
     _params: Params | None = field(default=None, repr=False)  # read once a pass
+    _worker: ThreadPoolExecutor | None = field(default=None, repr=False)  # computes; started on first use
+    _computing: Computation | None = field(default=None, repr=False)
+    _wake: threading.Event = field(default_factory=threading.Event, repr=False)  # a computation ended, or stop
     follower: Follower = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +113,7 @@ class ProviderDaemon(PollingDaemon):
         return self.config.poll_interval_s
 
     def close(self) -> None:
+        self._finish_computing()
         super().close()
         if self.intake is not None and self.intake.store is not self.store:
             self.intake.store.close()
@@ -102,7 +121,18 @@ class ProviderDaemon(PollingDaemon):
     def run(self) -> None:
         mode = "GPU: " + ", ".join(fact.name for fact in self.gpus.facts()) if self.gpus.available else "CPU mode"
         log.info("provider %s serving (%s)", self.address, mode)
-        super().run()
+        try:
+            while not self.stopping.is_set():
+                self._wake.clear()
+                self.step()
+                self._wake.wait(self.poll_interval())  # a computation that ends is submitted at once
+        finally:
+            self._finish_computing()  # the computation in progress finishes (journaled), like a step
+        log.info("%s %s stopped", type(self).__name__, self.address)
+
+    def stop(self) -> None:
+        super().stop()
+        self._wake.set()
 
     def step(self) -> None:
         """One pass: pick up new jobs, advance every job we hold, then consider new ones for a bounded time."""
@@ -116,11 +146,16 @@ class ProviderDaemon(PollingDaemon):
             log.warning("could not bring the draw weight up to date: %s; trying again", error)
         first_pass, self._started = not self._started, True
         self._params = None
+        self._collect()
         due = self.journal.due(ACTIVE, ignore_backoff=first_pass)
         for record in (record for record in due if record.stage != Stage.SEEN):
             if self.stopping.is_set():
                 return
+            if self._computing is not None and self._computing.job_id == record.job_id:
+                continue  # the worker has it; the next pass after it ends submits it
             self._attempt(record)
+        if self._computing is not None:  # one job at a time: new claims wait until it is done
+            due = [record for record in due if record.stage != Stage.SEEN]
         unclaimed = sorted((record for record in due if record.stage == Stage.SEEN), key=_best_paying_first)
         budget_ends = time.monotonic() + self.config.consider_budget_s
         for considered, record in enumerate(unclaimed):
@@ -138,7 +173,12 @@ class ProviderDaemon(PollingDaemon):
         """Advances one job; its failure is that job's alone."""
         try:
             self._advance_while_moving(record)
-        except WebiError as error:
+        except Exception as error:
+            self._failed(record, error)
+
+    def _failed(self, record: JobRecord, error: Exception) -> None:
+        """A job's step raised (on the loop's thread or the worker's): end it, or retry it with backoff."""
+        if isinstance(error, WebiError):
             current = self.journal.get(record.job_id) or record
             if isinstance(error, ModelError | JobSpecError) and current.stage not in FOLLOWING:
                 self._end(current, Stage.SKIPPED if current.stage == Stage.SEEN else Stage.FAILED, str(error))
@@ -147,14 +187,15 @@ class ProviderDaemon(PollingDaemon):
             delay = self.journal.back_off(current, error, base_s=self.config.poll_interval_s, max_doublings=8,
                                           max_s=300.0 if current.stage == Stage.SEEN else 60.0)
             log.warning("job %d (%s): %s; retrying in %.0f s", record.job_id, current.stage, error, delay)
-        except Exception as error:  # a model that breaks on its inputs must not stop every other job
+        else:  # a model that breaks on its inputs must not stop every other job
             current = self.journal.get(record.job_id) or record
             if current.stage in FOLLOWING:  # a re-check for an appeal: retried, the job is still ours
                 delay = self.journal.back_off(current, f"{type(error).__name__}: {error}",
                                               base_s=self.config.poll_interval_s, max_doublings=6, max_s=60.0)
-                log.exception("job %d (%s): failed; retrying in %.0f s", record.job_id, current.stage, delay)
+                log.error("job %d (%s): failed; retrying in %.0f s", record.job_id, current.stage, delay,
+                          exc_info=error)
                 return
-            log.exception("job %d (%s): inference failed", record.job_id, current.stage)
+            log.error("job %d (%s): inference failed", record.job_id, current.stage, exc_info=error)
             self._end(current, Stage.SKIPPED if current.stage == Stage.SEEN else Stage.FAILED,
                       f"inference failed: {type(error).__name__}: {error}")
 
@@ -200,7 +241,7 @@ class ProviderDaemon(PollingDaemon):
             if status.state != JobState.CLAIMED or not mine:
                 self._follow_elsewhere(record, status, mine)
             elif record.stage == Stage.CLAIMED:
-                self._compute(record)
+                self._start_computing(record)
             else:
                 self._submit(record)
         elif record.stage in FOLLOWING:
@@ -255,9 +296,44 @@ class ProviderDaemon(PollingDaemon):
             raise
         self._mined(record, receipt, "claim", Stage.CLAIMED)
 
-    def _compute(self, record: JobRecord) -> None:
-        started = time.perf_counter()
+    # -- computing, on the worker thread ---------------------------------------------------------
+
+    def _start_computing(self, record: JobRecord) -> None:
+        """Hands the job to the worker thread, unless it is busy with another (this one waits its turn)."""
+        if self._computing is not None:
+            return
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="webi-compute")
         prepared = self._prepared.pop(record.job_id, None)  # gone after a restart: read again
+        future = self._worker.submit(self._compute, record, prepared)
+        self._computing = Computation(record.job_id, future)
+        future.add_done_callback(lambda _: self._wake.set())
+        log.info("job %d: computing", record.job_id)
+
+    def _collect(self) -> None:
+        """Takes in the computation that ended: its success is journaled already, its failure is handled here."""
+        computing = self._computing
+        if computing is None or not computing.future.done():
+            return
+        self._computing = None
+        error = computing.future.exception()
+        if error is None:
+            return
+        if not isinstance(error, Exception):  # KeyboardInterrupt and the like stop the daemon, as before
+            raise error
+        record = self.journal.get(computing.job_id)
+        if record is not None:
+            self._failed(record, error)
+
+    def _finish_computing(self) -> None:
+        """Waits for the computation in progress (a stop lets it finish and journal), then ends the worker."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+        self._collect()
+
+    def _compute(self, record: JobRecord, prepared: Prepared | None) -> None:
+        started = time.perf_counter()
         if prepared is None:
             spec = self.reader.read_spec(record.spec_cid)
             prepared = spec, self.reader.read_inputs(spec)

@@ -11,6 +11,10 @@ state the audit can be in:
 - audited with a fail: re-check the sampled tasks and challenge when our outputs hold up
   (``provider.appeals``, ``appeal_fails``), journaled as ``appealing``; the decision is kept in the
   record's ``appeal`` so it is taken once;
+- drawn, and again when challenged: the archived outputs are added to the store again
+  (``provider.outputs.republish``) before the verifier or the panel fetches them, so a store that
+  dropped them (a requester that garbage-collects its own store) cannot blind the audit; journaled
+  in ``republished``, so it is done once per draw and once per challenge;
 - challenged: ``drawPanel`` once its seed block exists and ``resolveChallenge`` once the panel's
   votes are in (anyone may; the provider wants its answer);
 - audited, window over: ``finalize``; finalized or rejected: the journal records the end, and the
@@ -28,14 +32,14 @@ from eth_account.signers.local import LocalAccount
 
 from marketplace.chain.market import JobMarket
 from marketplace.chain.token import WebiToken
-from marketplace.errors import ContractError, JobSpecError, ModelError
+from marketplace.errors import ContractError, JobSpecError, ModelError, WebiError
 from marketplace.protocol import Audit, CreditKind, JobState, JobStatus, Verdict
 from marketplace.results import MerkleTree
 from marketplace.storage import ContentStore
 from provider.appeals import InsufficientBondError, challenge_verdict, failed_in_evidence, review, verdict_evidence
 from provider.config import ProviderConfig
 from provider.journal import JobRecord, Journal, Stage
-from provider.outputs import OutputArchive, committed_outputs
+from provider.outputs import OutputArchive, committed_outputs, republish
 from provider.reveals import reveal_payload
 from provider.runtime import Runtime
 
@@ -80,6 +84,8 @@ class Follower:
         changes: dict[str, object] = {"stage": Stage.SUBMITTED, "retry_at": time.time() + self.config.poll_interval_s}
         if status.state == JobState.SUBMITTED:
             audit = self.market.audit_of(job_id)
+            if audit.drawn:
+                changes.update(self._republish(record, f"draw-{audit.draws}"))
             if audit.reveal_pending:
                 changes.update(self._reveal(record, audit))
             else:
@@ -92,10 +98,31 @@ class Follower:
             if self.market.client.timestamp() > audit.deadline:
                 self._anyone_may("finalize", job_id)
         elif status.state == JobState.CHALLENGED:
+            changes.update(self._republish(record, "challenge"))
             changes["reason"] = self._challenged(job_id)
         self.journal.update(job_id, **changes)  # re-read the job at the next poll
 
     # -- the audit -----------------------------------------------------------------------------
+
+    def _republish(self, record: JobRecord, occasion: str) -> dict[str, object]:
+        """Our outputs back in the store for the verifier or the panel, once per ``occasion``; the journal changes.
+
+        A store that fails now is tried again at the next pass; it never holds up the rest of the follow.
+        """
+        if self.archive is None or record.republished == occasion:
+            return {}
+        job_id = record.job_id
+        output_cid = record.output_cid or self._submitted_cid(job_id)
+        try:
+            done = republish(job_id, self.market.result_root(job_id), record.num_tasks, self.archive, self.store,
+                             output_cid)
+        except WebiError as error:
+            log.warning("job %d: could not publish the outputs again (%s): %s; trying again", job_id, occasion,
+                        error)
+            return {}
+        if done:
+            self.hook("republished", job_id)
+        return {"republished": occasion}  # when we had nothing to add, there is nothing to retry either
 
     def _audit_along(self, record: JobRecord, status: JobStatus, audit: Audit) -> None:
         """Draw the verifier once the seed block exists, and redraw when it lets its deadline pass."""

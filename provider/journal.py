@@ -54,6 +54,7 @@ class JobRecord(SQLModel, table=True):
     reveal_tx: str = ""
     challenge_tx: str = ""
     appeal: str = ""  # once decided: whether we challenged a failed verdict, and why
+    republished: str = ""  # the last audit event ("draw-N", "challenge") our outputs were re-added to the store for
     num_tasks: int = 0
     price_wei: str = "0"  # wei amounts overflow SQLite's 64-bit integers
     earned_wei: str = "0"

@@ -6,10 +6,16 @@ committed Merkle root, whether or not the content store still serves them. So th
 each output manifest here when it publishes it (one file per job, written to a temporary name and
 renamed, so a crash leaves a whole file or none), reads it back first, and deletes it once the job
 has ended. The store is only the fallback.
+
+The store may also be someone else's (the requester's, say) and may drop the outputs at any time
+(unpin and garbage-collect): so when a job of ours is audited or challenged, the daemon adds the
+archived manifest to the store again (``republish``). The same bytes give the same CID, so what the
+verifier or the panel fetches is exactly what was committed.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +23,8 @@ from pathlib import Path
 from marketplace.errors import ContentError, WebiError
 from marketplace.results import MerkleTree, parse_output_manifest
 from marketplace.storage import Cid, ContentStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,3 +95,24 @@ def _rebuilds(data: bytes | None, root: bytes, num_tasks: int, where: str,
         problems.append(f"{where} does not rebuild the committed root 0x{root.hex()}")
         return None
     return outputs, tree
+
+
+def republish(job_id: int, root: bytes, num_tasks: int, archive: OutputArchive, store: ContentStore,
+              output_cid: str) -> bool:
+    """Adds the archived manifest of ``job_id`` to ``store`` again (pinned), so it serves ``output_cid``.
+
+    Only a copy that rebuilds the committed root and gives the committed CID is added. Whether the
+    store holds the outputs now; a store error propagates (the caller tries again later).
+    """
+    problems: list[str] = []
+    data = archive.load(job_id)
+    if data is None or _rebuilds(data, root, num_tasks, str(archive.path(job_id)), problems) is None:
+        log.warning("job %d: no archived copy of the outputs to publish again%s", job_id,
+                    f" ({'; '.join(problems)})" if problems else "")
+        return False
+    added = store.add_bytes(data).cid
+    if output_cid and Cid.parse(output_cid) != added:
+        log.error("job %d: our archived outputs are %s, not the committed %s", job_id, added, output_cid)
+        return False
+    log.info("job %d: outputs %s published again to %s", job_id, added, store.name)
+    return True

@@ -1,15 +1,20 @@
 """``Runtime``: from a job spec to canonical outputs, on every local GPU (or the CPU).
 
-Models are loaded once per (bundle CID, device) and kept; each device gets its own copy and its
-own worker thread, and batches go to whichever device is free. Loading uses transformers with
+Models are loaded once per (bundle CID, task, device) and kept while they are among the
+``max_loaded_models`` used most recently; loading one more evicts the least recently used (every
+device's copy, then ``torch.cuda.empty_cache()``), so auditing or re-checking many distinct models
+never exhausts the memory that the next load needs. Each device gets its own copy and its own worker
+thread, and batches go to whichever device is free. Loading uses transformers with
 ``trust_remote_code=False`` and ``use_safetensors=True`` from a local directory only.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +45,12 @@ class RuntimeLimits:
     max_vram_share: float = 0.9
     token_budget: int | None = None  # default: 65,536 on a GPU, 8,192 on the CPU
     max_batch_rows: int = 256
+    # Distinct models kept resident (each on every device); default: 1 on a GPU, 2 on the CPU.
+    max_loaded_models: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_loaded_models is not None and self.max_loaded_models < 1:
+            raise ValueError(f"max_loaded_models must be at least 1, not {self.max_loaded_models}")
 
 
 @dataclass
@@ -61,8 +72,20 @@ class Runtime:
         self.devices = list(devices or available_devices())
         self.limits = limits or RuntimeLimits()
         self._dtype = dtype
-        self._loaded: dict[tuple[Cid, TaskType, str], LoadedModel] = {}
+        # (bundle CID, task) -> device -> model, least recently used first.
+        self._loaded: OrderedDict[tuple[Cid, TaskType], dict[str, LoadedModel]] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def max_loaded_models(self) -> int:
+        if self.limits.max_loaded_models is not None:
+            return self.limits.max_loaded_models
+        return 1 if any(device.type == "cuda" for device in self.devices) else 2
+
+    def resident(self) -> list[tuple[Cid, TaskType]]:
+        """The models loaded now, least recently used first."""
+        with self._lock:
+            return list(self._loaded)
 
     def dtype_for(self, device: torch.device) -> torch.dtype:
         return self._dtype or default_dtype(device)
@@ -90,13 +113,38 @@ class Runtime:
         return facts
 
     def load(self, spec: JobSpec, device: torch.device) -> LoadedModel:
-        key = (Cid.parse(spec.model), spec.task, str(device))
+        """The model on ``device``, loaded now unless resident; a new model first evicts the least recently used."""
+        key = (Cid.parse(spec.model), spec.task)
         with self._lock:
-            if key not in self._loaded:
-                facts = self.check_model(spec)
-                path = fetch_bundle(self.store, facts.cid, self.cache / "models")
-                self._loaded[key] = _load(facts, path, spec.task, device, self.dtype_for(device))
-            return self._loaded[key]
+            copies = self._loaded.get(key)
+            if copies is not None:
+                self._loaded.move_to_end(key)
+                if str(device) in copies:
+                    return copies[str(device)]
+            else:
+                self._evict(keep=self.max_loaded_models - 1)  # before the memory check: it needs the room
+            facts = self.check_model(spec)
+            path = fetch_bundle(self.store, facts.cid, self.cache / "models")
+            loaded = _load(facts, path, spec.task, device, self.dtype_for(device))
+            self._loaded.setdefault(key, {})[str(device)] = loaded
+            return loaded
+
+    def _evict(self, keep: int) -> None:
+        """Drops the least recently used models until ``keep`` remain, and returns their GPU memory.
+
+        A run still holding one finishes with it; its memory is freed when that run lets go.
+        """
+        evicted = []
+        while len(self._loaded) > keep:
+            key, copies = self._loaded.popitem(last=False)
+            evicted.append(key)
+            log.info("evicting model %s (%s) from %s", key[0], key[1].value, ", ".join(copies))
+            del copies
+        if not evicted:
+            return
+        gc.collect()  # a model's modules can hold reference cycles: free them now, not at some later collection
+        if any(device.type == "cuda" for device in self.devices):
+            torch.cuda.empty_cache()
 
     # -- running -------------------------------------------------------------------------------
 

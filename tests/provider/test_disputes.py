@@ -7,11 +7,14 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+import pytest
 from eth_account.signers.local import LocalAccount
 
+from marketplace.errors import ContentNotFoundError
 from marketplace.jobspec import JobSpec
 from marketplace.protocol import JobState, Role, Verdict
 from marketplace.results import canonical, parse_output_manifest, rounded
+from marketplace.storage import Cid
 from provider.config import ProviderConfig
 from provider.daemon import ProviderDaemon
 from provider.factory import create_daemon
@@ -140,3 +143,76 @@ def test_appeals_can_be_turned_off(chain: Chain, market: Market, config_for, req
         wait_for(lambda: daemon.journal.get(job_id).stage == Stage.REJECTED, what="the rejection")
     assert chain.market.contract.events.Challenged().get_logs(from_block=0) == []
     assert daemon.journal.get(job_id).appeal == ""
+
+
+def test_a_reveal_demand_is_answered_while_a_long_job_computes(chain: Chain, market: Market, config_for, requester,
+                                                               provider, verifier) -> None:
+    """A reveal demand timed to coincide with a large job: the daemon computes on a worker thread, so it
+    reveals the first job's outputs on-chain while the second job's computation is still under way
+    (the test holds that computation open until the reveal is in), then submits the second job too."""
+    chain.register(verifier, Role.VERIFIER)
+    computing, release = threading.Event(), threading.Event()
+    full_runs: list[int] = []
+
+    class LongSecondJob(Runtime):
+        """The second job's run lasts until the test lets it end; every other run is the plain one."""
+
+        def run(self, spec: JobSpec, inputs: Sequence[str], *, indices: Sequence[int] | None = None,
+                progress: Callable[[int], None] | None = None) -> list[bytes]:
+            if indices is None:
+                full_runs.append(len(inputs))
+                if len(full_runs) == 2:
+                    computing.set()
+                    if not release.wait(timeout=120):
+                        raise RuntimeError("the test never let the long job finish")
+            return super().run(spec, inputs, indices=indices, progress=progress)
+
+    with running(config_for(provider), provider, runtime_class=LongSecondJob) as daemon:
+        first = market.post(requester, "embed")
+        submitted_and_drawn(chain, first)
+        second = market.post(requester, "embed")
+        try:
+            wait_for(computing.is_set, what="the second job computing")
+            secret, next_hash = chain.open_secret(verifier, first)
+            chain.market.demand_reveal(verifier, first, secret, next_hash)
+            wait_for(lambda: chain.market.audit_of(first).reveal_by == 1, what="the reveal, during the computation")
+            assert not release.is_set()
+            assert chain.market.get_job(second).state == JobState.CLAIMED, "the second job is still computing"
+            assert daemon.journal.get(second).stage == Stage.CLAIMED
+        finally:
+            release.set()
+        wait_for(lambda: chain.market.get_job(second).state == JobState.SUBMITTED, what="the long job submitted")
+    revealed = chain.market.contract.events.OutputsRevealed().get_logs(from_block=0, argument_filters={"jobId": first})
+    assert [list(entry["args"]["taskIndices"]) for entry in revealed] == [chain.market.sampled_tasks(first)]
+    assert full_runs == [len(TEXTS), len(TEXTS)]
+    assert daemon.journal.get(first).reason == "outputs revealed"
+
+
+def test_outputs_the_store_dropped_are_published_again_when_challenged(chain: Chain, market: Market, config_for,
+                                                                        requester, provider, verifier) -> None:
+    """The store's owner unpins and garbage-collects the outputs after the draw; the verifier fails the job,
+    the provider challenges, and re-adds its archived outputs (the same CID) before the panel is drawn."""
+    chain.register(verifier, Role.VERIFIER)
+    store = market.store  # the LocalStore behind the HTTP store the daemon uses
+    republished: list[tuple[int, JobState, int]] = []
+
+    def note(point: str, job_id: int) -> None:
+        if point == "republished":
+            republished.append((job_id, chain.market.get_job(job_id).state, chain.market.panel_of(job_id).size))
+
+    with running(config_for(provider), provider, hook=note) as daemon:
+        job_id = market.post(requester, "embed")
+        submitted_and_drawn(chain, job_id)
+        wait_for(lambda: daemon.journal.get(job_id).republished == "draw-1", what="the outputs re-added for the draw")
+        output_cid = Cid.parse(daemon.journal.get(job_id).output_cid)
+        manifest = store.read_bytes(output_cid)
+        store.unpin(output_cid)
+        assert store.gc().blocks >= 1
+        with pytest.raises(ContentNotFoundError):
+            store.read_bytes(output_cid)
+        chain.verdict(verifier, job_id, Verdict.FAIL)
+        wait_for(lambda: daemon.journal.get(job_id).republished == "challenge", what="the outputs re-added")
+        assert store.read_bytes(output_cid) == manifest
+        assert output_cid in store.pins()
+    assert republished == [(job_id, JobState.SUBMITTED, 0), (job_id, JobState.CHALLENGED, 0)]
+    assert parse_output_manifest(manifest, len(TEXTS))[0].startswith(b'{"embedding"')

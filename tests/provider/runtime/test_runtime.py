@@ -175,3 +175,38 @@ def test_batches_respect_the_token_budget() -> None:
     for batch in batches:
         assert len(batch.indices) <= 3
         assert len(batch.indices) * max(lengths[index] for index in batch.indices) <= 120 or len(batch.indices) == 1
+
+
+def test_at_most_max_loaded_models_stay_resident_least_recently_used_evicted(store, tmp_path, bundles) -> None:
+    """Three distinct models in turn, then the first again: never more than the bound resident, each still right."""
+    specs = {kind: spec_for(store, bundles[kind], kind) for kind in ("embed", "classify", "generate")}
+    expected = {kind: run(store, tmp_path / kind, spec) for kind, spec in specs.items()}  # a fresh runtime each
+    runtime = Runtime(store, tmp_path / "cache", devices=[CPU], limits=RuntimeLimits(max_loaded_models=2))
+    assert runtime.max_loaded_models == 2
+    resident: list[list[str]] = []
+    for kind in ("embed", "classify", "generate", "embed"):
+        spec = specs[kind]
+        outputs = runtime.run(spec, runtime.read_inputs(spec))
+        assert [json.loads(output) for output in outputs] == expected[kind], kind
+        resident.append([str(cid) for cid, _ in runtime.resident()])
+    cid = {kind: spec.model for kind, spec in specs.items()}
+    assert resident == [[cid["embed"]], [cid["embed"], cid["classify"]], [cid["classify"], cid["generate"]],
+                        [cid["generate"], cid["embed"]]]
+
+
+def test_a_resident_model_used_again_is_kept_over_an_older_one(store, tmp_path, bundles) -> None:
+    """Least recently *used*, not loaded: using the first model again makes the second the one to go."""
+    specs = {kind: spec_for(store, bundles[kind], kind) for kind in ("embed", "classify", "generate")}
+    runtime = Runtime(store, tmp_path / "cache", devices=[CPU], limits=RuntimeLimits(max_loaded_models=2))
+    for kind in ("embed", "classify", "embed", "generate"):
+        runtime.load(specs[kind], CPU)
+    assert [str(cid) for cid, _ in runtime.resident()] == [specs["embed"].model, specs["generate"].model]
+
+
+def test_one_resident_model_by_default_on_a_gpu_two_on_the_cpu(store, tmp_path) -> None:
+    assert Runtime(store, tmp_path / "cache", devices=[CPU]).max_loaded_models == 2
+    assert Runtime(store, tmp_path / "cache", devices=[torch.device("cuda", 0)]).max_loaded_models == 1
+    assert Runtime(store, tmp_path / "cache", devices=[CPU],
+                   limits=RuntimeLimits(max_loaded_models=1)).max_loaded_models == 1
+    with pytest.raises(ValueError, match="max_loaded_models must be at least 1, not 0"):
+        RuntimeLimits(max_loaded_models=0)
