@@ -205,6 +205,40 @@ def judge_tokens(index: int, behind: torch.Tensor) -> TaskCheck:
     return TaskCheck(index, True, f"every token the argmax or within {NEAR_TIE_LOGITS} logits", worst)
 
 
+def first_deviation(behind: torch.Tensor) -> int | None:
+    """The first position at which a committed sequence leaves one reference's allowance (a token more
+    than ``NEAR_TIE_LOGITS`` behind its argmax, or the near-tie that goes over the budget of the whole
+    length), or ``None`` where it stays within: ``judge_tokens`` fails exactly when this is not ``None``."""
+    budget = near_tie_budget(len(behind))
+    ties = 0
+    for position, gap in enumerate(behind.tolist()):
+        if gap > NEAR_TIE_LOGITS:
+            return position
+        if gap > 0:
+            ties += 1
+            if ties > budget:
+                return position
+    return None
+
+
+def within_spread(task: TaskType, theirs: dict[str, Any], a: dict[str, Any], b: dict[str, Any],
+                  against_a: TaskCheck, against_b: TaskCheck, references: TaskCheck) -> bool:
+    """Whether a committed ``embed``/``classify`` output lies among two references that disagree: within
+    (distance(A, B) + tolerance) of both, the distance being 1 - cosine for ``embed`` and the largest
+    probability gap for ``classify`` (whose label must then be one a reference gives). An output outside
+    both references and outside that spread is wrong however unstable the model: the references'
+    disagreement cannot excuse it."""
+    to_a, to_b, apart = against_a.metric, against_b.metric, references.metric
+    if to_a is None or to_b is None or apart is None:
+        return False
+    if task == TaskType.EMBED:
+        tolerance = 1.0 - EMBED_MIN_COSINE
+        return 1.0 - to_a <= (1.0 - apart) + tolerance and 1.0 - to_b <= (1.0 - apart) + tolerance
+    if theirs.get("label_id") not in (a.get("label_id"), b.get("label_id")):
+        return False
+    return to_a <= apart + CLASSIFY_PROB_TOLERANCE and to_b <= apart + CLASSIFY_PROB_TOLERANCE
+
+
 def reference_gap(index: int, behind: torch.Tensor) -> TaskCheck:
     """Whether two references agree along a committed sequence: ``behind`` is how far the first
     reference's argmax is behind the second's at each position, in the second's logits. Within

@@ -19,9 +19,10 @@ class VerifierConfig(DaemonSettings):
     # Audits drawn to us run on this many worker threads, the highest audit fee first: a flood of
     # dust jobs never holds a paid audit back. Re-execution itself takes the device one at a time.
     max_parallel_audits: Annotated[int, Field(ge=1, le=64)] = 2
-    # How long (chain seconds) outputs that cannot be fetched are retried before ``demandReveal``
-    # puts them on-chain: well inside the audit window (1 h), long enough for a store to restart.
-    unavailable_grace_s: Annotated[float, Field(ge=0)] = 120.0
+    # How long (chain seconds) outputs the store persistently answers NOT FOUND for are retried before
+    # ``demandReveal`` puts them on-chain. Unset: half the job's audit window (from its terms); our
+    # store being down or timing out never leads to a demand.
+    unavailable_grace_s: Annotated[float, Field(ge=0)] | None = None
 
     def journal_path(self, chain_id: int, address: str) -> Path:
         return self.state / f"audits-{chain_id}-{address.lower()}.sqlite"

@@ -16,8 +16,9 @@ Audits drawn to us run on a bounded pool of workers (``verifier.pool``), the hig
 first, then the soonest deadline; the daemon's own pass (new events, draws, settlement, reveal
 demands) stays on its thread and never waits for a re-execution.
 
-Outputs that cannot be fetched (not found, the store down, timeouts) are retried with backoff
-for ``unavailable_grace_s`` of chain time; then the daemon demands them on-chain
+Outputs that cannot be fetched are retried with backoff; those the store persistently answers NOT
+FOUND for, for ``unavailable_grace_s`` of chain time (default: half the audit window; our store
+down or timing out never leads to a demand); then the daemon demands them on-chain
 (``demandReveal``, which opens the secret; ``verifier.reveals``). When the provider reveals
 (``OutputsRevealed``) the audit goes on with the revealed outputs, which the contract proved
 against the root; when the reveal deadline passes without one, the daemon calls ``failUnrevealed``
@@ -73,8 +74,13 @@ from verifier.verdict import References, SampleAudit
 log = logging.getLogger(__name__)
 # lockSeed refusals that only mean "not now" or "done already": the next pass looks again. (A seed
 # block with a sync phase after it is no refusal: lockSeed re-arms it, and the next pass draws.)
-NOT_YET = {"SeedNotReady", "NoEligibleVerifier", "AlreadyDrawn"}
+NOT_YET = frozenset({"SeedNotReady", "NoEligibleVerifier", "AlreadyDrawn"})
 SETTLED_STATES = (JobState.FINALIZED, JobState.REJECTED)
+# States before ``Submitted``: a node that reports one for a job whose ``ResultSubmitted`` we saw lags
+# behind (another node behind a load balancer); nothing is concluded from it, the record waits.
+# A verdict's challenge window is followed at most this many poll intervals apart (``_follow_verdict``).
+SETTLE_POLLS = 30
+BEFORE_SUBMITTED = frozenset({JobState.NONE, JobState.OPEN, JobState.CLAIMED})
 # Stages whose work is an audit (the pool's); the others are the pass's.
 AUDITING = (AuditStage.WAITING, AuditStage.DEMANDED)
 
@@ -100,7 +106,7 @@ class VerifierDaemon(PollingDaemon):
     # once a pass, after the audits, and handles its own errors and journal.
     services: list[Service] = field(default_factory=list)
     max_parallel_audits: int = 2
-    unavailable_grace_s: float = 120.0
+    unavailable_grace_s: float | None = None  # None: half each job's audit window (``verifier.reveals``)
     stopping: threading.Event = field(default_factory=threading.Event)
     _started: bool = field(default=False, repr=False)  # the first pass after a start ignores backoff
     _committed: bool = field(default=False, repr=False)  # the commitment was checked since the start
@@ -126,6 +132,7 @@ class VerifierDaemon(PollingDaemon):
         try:
             super().run()
         finally:
+            self.stopping.set()  # a pass that raised must not leave the workers waiting for work forever
             self.pool.join(timeout=600)
 
     def close(self) -> None:
@@ -223,6 +230,11 @@ class VerifierDaemon(PollingDaemon):
         if record.stage == AuditStage.VERDICT:
             self._follow_verdict(record, status)
             return
+        if status.state in BEFORE_SUBMITTED:
+            log.info("job %d: the node reports it %s, behind its own ResultSubmitted; looking again", job_id,
+                     status.state.name.lower())
+            self.journal.update(job_id, retry_at=time.time() + self.poll_interval_s)
+            return
         terms = self.market.terms_of(job_id)
         audit = self.market.audit_of(job_id)
         if status.state != JobState.SUBMITTED:
@@ -304,14 +316,22 @@ class VerifierDaemon(PollingDaemon):
             return
         if status.state == JobState.AUDITED:
             audit = self.market.audit_of(job_id)
-            if self.market.client.timestamp() > audit.deadline:
+            now = self.market.client.timestamp()
+            if now > audit.deadline:
                 try:
                     self.market.finalize(self.account, job_id)
                 except ContractError as error:
                     if error.name not in ("WrongState", "DeadlineNotReached"):  # someone else settled it first
                         raise
                 return
-        # Audited within its window, or challenged (a panel decides): look again in a while.
+            # Within the challenge window (``audit.deadline`` is its end once the verdict is in): nothing
+            # to do until it closes, so wake then, not every poll. Chain time is not wall time (a devnet's
+            # clock jumps, a chain's blocks lag), so the wait is capped at SETTLE_POLLS polls.
+            wait = min(max(self.poll_interval_s, float(audit.deadline + 1 - now)),
+                       SETTLE_POLLS * self.poll_interval_s)
+            self.journal.update(job_id, retry_at=time.time() + wait)
+            return
+        # Challenged (a panel decides), or a lagging node: look again in a while.
         self.journal.update(job_id, retry_at=time.time() + self.poll_interval_s)
 
     # ───────────────────────────────────────────── audits (the pool's workers)

@@ -10,8 +10,11 @@ puts the sampled outputs in calldata, where the contract proves each against the
 
 A re-check after the verdict (a panel seat, a watchtower: ``verifier.recheck``) reads the same
 two sources from chain data alone (``of_submission``): the manifest named by ``ResultSubmitted``,
-or, where the store has no such manifest, the outputs revealed on-chain; with neither, the sample
-counts against the provider, but the answer is marked ``unavailable`` (it rests on nothing compared).
+or, where the store has no such manifest, the outputs revealed on-chain; with neither, the answer
+is marked ``unavailable``: it rests on nothing compared, so it blames nobody (every task is
+inconclusive, ``verifier.verdict``): a panel member retries and at last votes the first verdict
+(``verifier.panels``), a watchtower never challenges on it. Erasing the outputs after a verdict must
+not hand anyone a win.
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ class SampledOutputs:
     source: str  # "store", "chain" (revealed after a demand) or "unavailable" (a re-check found neither)
     outputs: dict[int, bytes]
     refused: dict[int, str] = field(default_factory=dict)
+    missing: str = ""  # with source "unavailable": why neither source had them
+
+    @property
+    def available(self) -> bool:
+        return self.source != "unavailable"
 
 
 def from_store(store: ContentStore, output_cid: str, root_hex: str, num_tasks: int,
@@ -102,7 +110,7 @@ def submission_of(market: JobMarket, job_id: int) -> Submission:
 def of_submission(market: JobMarket, store: ContentStore, job_id: int, submission: Submission, num_tasks: int,
                   sampled: list[int]) -> SampledOutputs:
     """The sampled outputs of an audited job from public data, for a re-check: the manifest in the store,
-    else the outputs revealed on-chain, else every task refused with source ``unavailable``. Raises
+    else the outputs revealed on-chain, else none, with source ``unavailable`` (judged by nobody). Raises
     ``OutputsUnavailableError`` when our own store is down or serves bad blocks: retried, blamed on nobody."""
     try:
         return from_store(store, submission.output_cid, submission.result_root, num_tasks, sampled)
@@ -110,5 +118,4 @@ def of_submission(market: JobMarket, store: ContentStore, job_id: int, submissio
         try:
             return from_chain(market, job_id, sampled)
         except OutputsUnavailableError:
-            return SampledOutputs("unavailable", {}, {index: f"outputs not available: {missing}"
-                                                      for index in sampled})
+            return SampledOutputs("unavailable", {}, missing=f"outputs not available: {missing}")

@@ -7,16 +7,22 @@ A challenged verdict is re-decided by three stake-weighted seats (``Disputes.dra
    re-arms, and the next pass draws again);
 2. if seats are ours, re-checks the job's public sample by the audit's own path and rule
    (``verifier.recheck``: two references; our vote is pass, fail, or inconclusive where they
-   disagree), stores an evidence document (``webi-panel-evidence``, version 2, as an audit's) and
-   journals the vote, then commits ``vote_commitment(job, us, vote, salt)`` before ``commit_by``;
-3. reveals once every seat has committed or ``commit_by`` has passed, before ``reveal_by``;
+   disagree), journals the vote and its evidence document (``webi-panel-evidence``, version 2, as
+   an audit's), then commits ``vote_commitment(job, us, vote, salt)`` before ``commit_by``. Outputs
+   found neither in the store nor on-chain are retried until ``commit_by`` minus a quarter of the
+   vote window; then the vote is the first verdict: we cannot judge, and erasing the outputs must
+   not hand the challenger a win;
+3. reveals once every seat has committed or ``commit_by`` has passed, before ``reveal_by``, and
+   only then stores the evidence: published before, it would show the other seats our vote;
 4. resolves the challenge (anyone may) once every seat has revealed or ``reveal_by`` has passed,
    for the panels it sits on and the challenges it made itself (a watchtower wants its reward).
 
 The salt is HMAC-SHA256 of the account key over the chain, the market and the job (``vote_salt``):
 nobody can guess the vote from the commitment, and a restarted daemon re-derives the salt, and
-even the vote (the one whose commitment is on-chain), without anything stored. A member that does
-not reveal loses 1 % of its stake, so reveals outrank everything after a restart.
+even the vote (the one whose commitment is on-chain), without anything stored; a reveal the chain
+refuses as ``VoteMismatch`` (the journaled vote is not the committed one) recovers the vote from
+the commitment the same way. A member that does not reveal loses 1 % of its stake, so reveals
+outrank everything after a restart.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -37,16 +44,20 @@ from marketplace.chain.market import JobMarket
 from marketplace.errors import ContractError, WebiError
 from marketplace.journal import SqliteJournal
 from marketplace.protocol import ZERO_HASH, JobState, Panel, Verdict, vote_commitment
+from verifier.outputs import OutputsUnavailableError
 from verifier.recheck import Rechecker
 
 log = logging.getLogger(__name__)
 # drawPanel refusals that mean "not now" or "done already".
-NOT_YET = {"SeedNotReady", "AlreadyDrawn"}
+NOT_YET = frozenset({"SeedNotReady", "AlreadyDrawn"})
+# Outputs unavailable everywhere are retried until commit_by minus this share of the vote window.
+UNAVAILABLE_MARGIN_SHARE = 0.25
 
 
 class PanelStage(enum.StrEnum):
     WAITING = "waiting"        # challenged; the panel is not drawn yet (we draw it when the seed is ready)
     DECIDED = "decided"        # seated; our vote and evidence are journaled, the commitment is not on-chain
+    # (the evidence document stays in the journal until our vote is revealed, then it is stored)
     COMMITTED = "committed"    # our commitment is on-chain; the reveal waits for the commit phase to end
     REVEALED = "revealed"      # our vote is revealed; the challenge waits to be resolved
     FOLLOWING = "following"    # not seated, but our challenge: we resolve it when the panel is done
@@ -66,6 +77,7 @@ class PanelRecord(SQLModel, table=True):
     challenger: str = ""
     seats: int = 0
     vote: int = 0  # a ``Verdict`` once decided
+    evidence: str = ""  # the evidence document (JSON) until our vote is revealed; then stored, and cleared
     evidence_cid: str = ""
     outcome: str = ""
     reason: str = ""
@@ -187,6 +199,7 @@ class PanelDuty:
         if record.stage == PanelStage.COMMITTED:
             record = self._reveal(record, self.market.panel_of(job_id), seats)
         if record.stage == PanelStage.REVEALED:
+            record = self._publish(record)
             self._resolve(record, self.market.panel_of(job_id))
 
     def _draw(self, job_id: int) -> Panel | None:
@@ -210,7 +223,9 @@ class PanelDuty:
 
     def _decide(self, record: PanelRecord, panel: Panel, seats: list[int]) -> PanelRecord:
         """Our vote: recovered from our commitment when one is on-chain already (journal lost), else the
-        outcome of re-checking the sample, with its evidence stored first."""
+        outcome of re-checking the sample, journaled with its evidence document (stored after the reveal).
+        Outputs nobody can read: retried (``OutputsUnavailableError``, backed off) until the margin before
+        ``commit_by``, then the first verdict stands as our vote."""
         job_id = record.job_id
         committed = panel.commits[seats[0]]
         if committed != ZERO_HASH:
@@ -222,13 +237,20 @@ class PanelDuty:
             return self._end(record, PanelStage.MISSED, f"the commit deadline {panel.commit_by} passed")
         result = self.rechecker.recheck(job_id)
         first = self.market.audit_of(job_id)
-        cid = self.rechecker.evidence("webi-panel-evidence", result, member=self.address, seats=seats,
-                                      first_verdict=first.verdict.name.lower(), first_verifier=first.verifier,
-                                      challenger=panel.challenger)
-        log.info("job %d: panel vote %s on %d sampled tasks (first verdict %s), evidence %s", job_id,
-                 result.verdict.name.lower(), len(result.sampled), first.verdict.name.lower(), cid)
-        return self.journal.update(job_id, stage=PanelStage.DECIDED, seats=len(seats), vote=int(result.verdict),
-                                   evidence_cid=cid, attempts=0, reason="")
+        vote, why = result.verdict, ""
+        if result.sample.outputs_source == "unavailable":
+            margin = int((panel.reveal_by - panel.commit_by) * UNAVAILABLE_MARGIN_SHARE)
+            if self.market.client.timestamp() < panel.commit_by - margin:
+                raise OutputsUnavailableError(f"job {job_id}: the sampled outputs are in neither the store nor "
+                                              f"the chain; retrying until chain time {panel.commit_by - margin}")
+            vote, why = first.verdict, "outputs unavailable: we cannot judge, the first verdict stands"
+        document = self.rechecker.document("webi-panel-evidence", result, member=self.address, seats=seats,
+                                           first_verdict=first.verdict.name.lower(), first_verifier=first.verifier,
+                                           challenger=panel.challenger, vote=vote.name.lower(), vote_reason=why)
+        log.info("job %d: panel vote %s on %d sampled tasks (first verdict %s)%s", job_id, vote.name.lower(),
+                 len(result.sampled), first.verdict.name.lower(), f": {why}" if why else "")
+        return self.journal.update(job_id, stage=PanelStage.DECIDED, seats=len(seats), vote=int(vote),
+                                   evidence=json.dumps(document, sort_keys=True), attempts=0, reason=why)
 
     def _vote_behind(self, job_id: int, commitment: bytes) -> Verdict:
         for vote in (Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE):
@@ -268,7 +290,15 @@ class PanelDuty:
                 return record
             if error.name == "DeadlinePassed":
                 return self._end(record, PanelStage.MISSED, str(error))
-            raise
+            if error.name != "VoteMismatch":
+                raise
+            # The journaled vote is not the committed one (a journal from another run): the commitment
+            # says which it is; retrying the same reveal would only run into the no-show slash.
+            vote = self._vote_behind(job_id, panel.commits[seats[0]])
+            log.warning("job %d: the journaled vote was not the committed one; revealing %s", job_id,
+                        vote.name.lower())
+            record = self.journal.update(job_id, vote=int(vote))
+            self.market.reveal_vote(self.account, job_id, vote, self.salt(job_id))
         log.info("job %d: revealed our panel vote %s", job_id, Verdict(record.vote).name.lower())
         return self.journal.update(job_id, stage=PanelStage.REVEALED, reason="")
 
@@ -288,8 +318,23 @@ class PanelDuty:
                 raise
         self._resolved(record)
 
+    def _publish(self, record: PanelRecord) -> PanelRecord:
+        """Stores the journaled evidence once our vote is revealed (never before: it would show the vote).
+        A store that refuses now is tried again next pass; the vote does not wait for it."""
+        if not record.evidence:
+            return record
+        try:
+            cid = self.rechecker.publish(json.loads(record.evidence))
+        except WebiError as error:
+            log.warning("job %d: could not store the panel evidence: %s; trying again", record.job_id, error)
+            return record
+        log.info("job %d: panel evidence %s", record.job_id, cid)
+        return self.journal.update(record.job_id, evidence_cid=cid, evidence="")
+
     def _resolved(self, record: PanelRecord) -> None:
         """Ends a record whose job left ``Challenged``, noting how the challenge ended."""
+        if record.stage == PanelStage.REVEALED:
+            record = self._publish(record)
         events = self.market.contract.events.ChallengeResolved().get_logs(
             from_block=self.market.from_block, argument_filters={"jobId": record.job_id})
         if events:

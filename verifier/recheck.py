@@ -5,9 +5,11 @@ secret), so anyone can redo the audit, and a re-check does it by the audit's own
 outputs from ``verifier.outputs`` (the manifest named by ``ResultSubmitted``, each output proven
 against the committed root, or the outputs revealed on-chain after a reveal demand) judged by
 ``References.judge_sample`` (``verifier.verdict``: two references, and inconclusive where they
-disagree). So a panel judges as the first verifier should have: unusable requester inputs pass the
-provider, missing or unproven outputs count against it, an unstable model is inconclusive, and our
-own store being down is retried (``OutputsUnavailableError``), never blamed on anyone.
+disagree). So a panel judges as the first verifier should have: malformed requester inputs pass the
+provider, unproven outputs count against it, an unstable model is inconclusive, and our own store
+being down is retried (``OutputsUnavailableError``), never blamed on anyone. Outputs found neither
+in the store nor on-chain leave the sample unjudged (``conclusive`` false): the panel member retries
+and at last votes the first verdict, the watchtower never challenges on it.
 
 ``Recheck.conclusive`` says whether the answer rests on what the provider committed: a watchtower
 puts its bond only behind such an answer.
@@ -66,10 +68,15 @@ class Rechecker:
         spec_cid = self.market.spec_cid(job_id)
         return Recheck(job_id, spec_cid, submission, self.references.judge_sample(spec_cid, sampled, found))
 
+    def document(self, kind: str, result: Recheck, **fields: Any) -> dict[str, Any]:
+        """The evidence document of ``result`` (``kind``: ``webi-panel-evidence``, ...) with ``fields`` added."""
+        return evidence.recheck_document(kind, result.job_id, result.spec_cid, result.submission.output_cid,
+                                         result.submission.result_root, result.sample, self.references, **fields)
+
     def evidence(self, kind: str, result: Recheck, **fields: Any) -> str:
-        """Stores the evidence document of ``result`` (``kind``: ``webi-panel-evidence``, ...) with
-        ``fields`` added; its CID."""
-        document = evidence.recheck_document(kind, result.job_id, result.spec_cid, result.submission.output_cid,
-                                             result.submission.result_root, result.sample, self.references,
-                                             **fields)
+        """Stores the evidence document of ``result`` with ``fields`` added (``document``); its CID."""
+        return self.publish(self.document(kind, result, **fields))
+
+    def publish(self, document: dict[str, Any]) -> str:
+        """Stores an evidence document; its CID."""
         return evidence.publish(self.store, document)

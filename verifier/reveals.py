@@ -1,9 +1,13 @@
 """Reveal demands: outputs the drawn verifier cannot fetch are retried, then demanded on-chain.
 
-Outputs that cannot be fetched (not found, the store down, timeouts) are nobody's fault yet. The
-audit is retried with backoff for ``grace_s`` of chain time from the first failure (journaled as
-``unavailable_since``, so the grace survives a restart), and at the latest ``DEMAND_MARGIN_S``
-before the verdict deadline; then ``demandReveal`` (which opens the audit secret: the sample is
+Outputs that cannot be fetched (not found, the store down, timeouts) are nobody's fault yet. Only
+a store that answers NOT FOUND says anything about the provider: our own store answering 5xx,
+timing out or serving bad blocks is retried with backoff for as long as it takes, and never leads
+to a demand (a demand opens the secret and puts the provider on a deadline for our outage). NOT
+FOUND is retried for the grace (``grace_s``, by default half the job's audit window, from the job's
+terms) of chain time from the first such answer (journaled as ``unavailable_since``, so the grace
+survives a restart), and at the latest ``DEMAND_MARGIN_S`` before the verdict deadline; then
+``demandReveal`` (which opens the audit secret: the sample is
 public from then on) and the journal moves to ``demanded``. The provider's answer,
 ``revealOutputs``, puts the sampled outputs in calldata, where the contract proves each against the
 root; the audit then goes on with them (``verifier.outputs.from_chain``, the daemon's audit stage).
@@ -25,6 +29,7 @@ from marketplace.chain.market import JobMarket
 from marketplace.errors import ContractError, WebiError
 from marketplace.protocol import Audit, JobTerms
 from verifier.journal import AuditJournal, AuditRecord, AuditStage
+from verifier.outputs import OutputsNotFoundError
 from verifier.secrets import AuditSecrets
 
 log = logging.getLogger(__name__)
@@ -41,16 +46,23 @@ class RevealDemands:
     journal: AuditJournal
     secrets: AuditSecrets
     poll_interval_s: float
-    grace_s: float
+    grace_s: float | None = None  # None: half the job's audit window
+
+    def grace_for(self, terms: JobTerms) -> float:
+        return self.grace_s if self.grace_s is not None else terms.audit_window / 2
 
     def unavailable(self, record: AuditRecord, terms: JobTerms, audit: Audit, error: WebiError) -> None:
-        """Outputs we cannot fetch: retry with backoff for the grace, then demand them on-chain."""
+        """Outputs we cannot fetch: retry with backoff; persistently NOT FOUND for the grace, demand them."""
         job_id = record.job_id
+        if not isinstance(error, OutputsNotFoundError):  # our store is down or lying: nobody else's fault
+            delay = self.journal.back_off(record, error, base_s=self.poll_interval_s, max_doublings=4, max_s=30.0)
+            log.warning("audit of job %d: %s; our store, not the provider: retrying in %.0f s", job_id, error, delay)
+            return
         now = self.market.client.timestamp()
         since = record.unavailable_since or now
         if not record.unavailable_since:
             record = self.journal.update(job_id, unavailable_since=since)
-        demand_at = min(since + self.grace_s, audit.deadline - DEMAND_MARGIN_S)
+        demand_at = min(since + self.grace_for(terms), audit.deadline - DEMAND_MARGIN_S)
         if audit.reveal_by != 0 or now < demand_at:
             delay = self.journal.back_off(record, error, base_s=self.poll_interval_s, max_doublings=4, max_s=30.0)
             log.warning("audit of job %d: %s; retrying in %.0f s (reveal demand from chain time %d)", job_id, error,

@@ -31,7 +31,7 @@ SCAN_LIMIT = 1_000_000
 class AuditSecrets:
     """The audit secrets of one account on one deployment (chain and market)."""
 
-    key: bytes
+    key: bytes = field(repr=False)  # the account key: never in a log line or a traceback
     chain_id: int
     market: str
     _index_by_hash: dict[bytes, int] = field(default_factory=dict, repr=False)

@@ -7,19 +7,27 @@ comparison with one reference can tell an honest provider from a cheat. So the v
 two references per sampled task, and the tolerance is first applied between them:
 
 - reference A: the verifier's runtime in its own dtype, all sampled tasks in one batch;
-- reference B: fp32, each task in a batch of its own (so B differs from A in dtype where A is not
-  fp32, and in batch composition always).
+- reference B: the other dtype (bf16 where A is fp32, as on a CPU; fp32 where A is bf16 or fp16),
+  each task in a batch of its own: B differs from A in dtype and in batch composition always, so an
+  instability that would make an fp32 verifier fail an honest bf16 provider shows as a disagreement.
 
 Per task: refused on its form (not JSON, wrong shape, not under the committed root) -> fail;
-else the references disagree with each other beyond the tolerance -> inconclusive (the model is
-unstable, the provider is not at fault); else the provider is outside the tolerance of both
-references -> fail; else pass. The job: any task failed -> ``Verdict.FAIL``; else any inconclusive
--> ``Verdict.INCONCLUSIVE`` (the provider is paid, nobody is slashed); else ``Verdict.PASS``.
+else within the tolerance of a reference while the references agree -> pass; outside both while
+they agree -> fail. Where the references disagree, inconclusive (the model is unstable, the provider
+is not at fault) only if the provider could be honest: for embed/classify, within the tolerance of
+one reference, or within (distance(A, B) + tolerance) of both; for generation, the references
+already disagreed at or before the first position where the provider's tokens left both references'
+allowance (disagreements after it do not count: garbage must not choose its own context). Else fail:
+an unstable model never excuses an answer that is far from every reference. The job: any task
+failed -> ``Verdict.FAIL``; else any inconclusive -> ``Verdict.INCONCLUSIVE`` (the provider is paid,
+nobody is slashed); else ``Verdict.PASS``.
 
 ``References.judge_sample`` is the one path from a sample's outputs (``verifier.outputs``) to its
 judgement, for the drawn verifier's audit, a panel member's vote and a watchtower's re-check alike:
-the requester's unusable inputs excuse every task, an output refused on its form fails, the rest
-are judged by the rule above. So a panel member votes inconclusive exactly where an audit would.
+the requester's malformed spec or inputs excuse every task (a spec or inputs not found are retried:
+that may be transient), outputs found nowhere leave every task unjudged (inconclusive, and not
+conclusive), an output refused on its form fails, the rest are judged by the rule above. So a panel
+member votes inconclusive exactly where an audit would.
 """
 
 from __future__ import annotations
@@ -32,16 +40,17 @@ from typing import Any
 
 import torch
 
-from marketplace.errors import ContentNotFoundError, JobSpecError, ModelError
+from marketplace.errors import CidError, ContentTooLargeError, JobSpecError, ModelError
 from marketplace.jobspec import JobSpec, TaskType
 from marketplace.protocol import Verdict
 from provider.runtime import Runtime
 from verifier import compare
 from verifier.outputs import SampledOutputs
 
-RULE = ("per task: malformed or unproven -> fail; references disagree beyond the tolerance -> inconclusive; "
-        "outside the tolerance of both references -> fail; else pass. Job: any fail -> fail; "
-        "else any inconclusive -> inconclusive; else pass")
+RULE = ("per task: malformed or unproven -> fail; references agree: within the tolerance of either -> pass, "
+        "else fail; references disagree: within the tolerance of either or within their spread (generation: "
+        "they disagreed at or before the provider's first deviation from both) -> inconclusive, else fail. "
+        "Job: any fail -> fail; else any inconclusive -> inconclusive; else pass")
 
 
 class Outcome(enum.StrEnum):
@@ -68,6 +77,12 @@ class TaskAudit:
         return cls(index, Outcome.FAIL, reason, compare.TaskCheck(index, False, reason, malformed=True))
 
     @classmethod
+    def unjudged(cls, index: int, reason: str) -> TaskAudit:
+        """A task nobody can judge: a re-check found its output neither in the store nor on-chain. It
+        blames nobody (inconclusive); ``SampleAudit.conclusive`` is false, so it contradicts nothing."""
+        return cls(index, Outcome.INCONCLUSIVE, reason, compare.TaskCheck(index, False, reason))
+
+    @classmethod
     def excused(cls, index: int, reason: str) -> TaskAudit:
         """A task passed without re-execution: the requester's own inputs are unusable."""
         return cls(index, Outcome.PASS, reason, compare.TaskCheck(index, True, reason))
@@ -87,19 +102,39 @@ def _summary(check: compare.TaskCheck | None) -> dict[str, Any] | None:
 
 
 def judge(index: int, against_a: compare.TaskCheck, against_b: compare.TaskCheck,
-          references: compare.TaskCheck) -> TaskAudit:
-    """The rule for one task (see the module docstring)."""
+          references: compare.TaskCheck, *, spread: bool = False) -> TaskAudit:
+    """The rule for one task (see the module docstring). ``spread``: the provider, outside both
+    references, still lies where their disagreement reaches (``compare.within_spread``; for generation,
+    ``references`` is already measured only up to the provider's first deviation, and ``spread`` is
+    true). An inconclusive never outranks a fail: the disagreement excuses only answers it explains."""
     if against_a.malformed or against_b.malformed:
         reason = against_a.reason if against_a.malformed else against_b.reason
         return TaskAudit(index, Outcome.FAIL, reason, against_a, against_b, references)
-    if not references.passed:
+    within = against_a.passed or against_b.passed
+    if references.passed:
+        if within:
+            return TaskAudit(index, Outcome.PASS, against_a.reason if against_a.passed else against_b.reason,
+                             against_a, against_b, references)
+        return TaskAudit(index, Outcome.FAIL, f"outside both references: {against_a.reason}; {against_b.reason}",
+                         against_a, against_b, references)
+    if within or spread:
         return TaskAudit(index, Outcome.INCONCLUSIVE, f"unstable model: {references.reason}", against_a,
                          against_b, references)
-    if against_a.passed or against_b.passed:
-        return TaskAudit(index, Outcome.PASS, against_a.reason if against_a.passed else against_b.reason,
-                         against_a, against_b, references)
-    return TaskAudit(index, Outcome.FAIL, f"outside both references: {against_a.reason}; {against_b.reason}",
-                     against_a, against_b, references)
+    return TaskAudit(index, Outcome.FAIL, f"outside both references and their spread ({references.reason}): "
+                                          f"{against_a.reason}; {against_b.reason}", against_a, against_b, references)
+
+
+def judge_generation(index: int, behind_a: torch.Tensor, behind_b: torch.Tensor, apart: torch.Tensor) -> TaskAudit:
+    """The rule for one generation task: ``behind_a``/``behind_b`` are how far each committed token is
+    behind each reference's argmax, ``apart`` how far A's argmax is behind B's, per position. The
+    provider is outside both references from the position where the later of its two deviations
+    happens (``compare.first_deviation``); only the references' disagreements up to there count: past
+    it the context is the provider's own tokens, and garbage must not pick a context the references
+    happen to disagree on."""
+    left_a, left_b = compare.first_deviation(behind_a), compare.first_deviation(behind_b)
+    horizon = len(apart) if left_a is None or left_b is None else max(left_a, left_b) + 1
+    return judge(index, compare.judge_tokens(index, behind_a), compare.judge_tokens(index, behind_b),
+                 compare.reference_gap(index, apart[:horizon]), spread=True)
 
 
 def verdict_of(tasks: list[TaskAudit]) -> Verdict:
@@ -134,7 +169,7 @@ class SampleAudit:
 
 @dataclass
 class References:
-    """The verifier's two reference runtimes (A: its own; B: fp32, one task per batch).
+    """The verifier's two reference runtimes (A: its own; B: the other dtype, one task per batch).
 
     ``device_lock`` makes re-execution take the device one audit at a time: audits run on several
     threads (their fetches, proofs and transactions overlap), but one GPU gains nothing from two
@@ -146,7 +181,9 @@ class References:
 
     @classmethod
     def of(cls, runtime: Runtime) -> References:
-        second = Runtime(runtime.store, runtime.cache, devices=runtime.devices, dtype=torch.float32,
+        """A is ``runtime``; B shares its store and model cache, in the other dtype (``other_dtype``)."""
+        second = Runtime(runtime.store, runtime.cache, devices=runtime.devices,
+                         dtype=other_dtype(runtime.dtype_for(runtime.devices[0])),
                          limits=replace(runtime.limits, max_batch_rows=1))
         return cls(runtime, second, threading.Lock())
 
@@ -157,12 +194,17 @@ class References:
 
     def judge_sample(self, spec_cid: str, sampled: list[int], found: SampledOutputs) -> SampleAudit:
         """Judges the ``sampled`` tasks of the job whose spec is ``spec_cid`` from ``found`` (proven or
-        refused outputs): read the spec and inputs, re-execute the proven tasks under both references."""
+        refused outputs): read the spec and inputs, re-execute the proven tasks under both references.
+        Outputs unavailable everywhere leave every task unjudged (``TaskAudit.unjudged``)."""
+        if not found.available:
+            return SampleAudit(sampled, [TaskAudit.unjudged(index, found.missing) for index in sampled], found.source)
         try:
             spec = self.a.read_spec(spec_cid)
             inputs = self.a.read_inputs(spec)
-        except (JobSpecError, ModelError, ContentNotFoundError) as error:
-            # The requester's own inputs are broken: nothing the provider could have done right.
+        except (JobSpecError, ModelError, ContentTooLargeError, CidError) as error:
+            # The requester's own inputs are malformed: nothing the provider could have done right. (A spec
+            # or inputs the store cannot find is no such proof: ``ContentNotFoundError`` propagates and the
+            # caller retries, as for any fetch that may be transient.)
             reason = f"job inputs unusable ({error}); provider not at fault"
             return SampleAudit(sampled, [TaskAudit.excused(index, reason) for index in sampled], found.source,
                                str(error))
@@ -198,15 +240,18 @@ class References:
         labels = self.a.load(spec, self.a.devices[0]).model.config.id2label
         judged = {}
         for index, a, b in zip(todo, first, second, strict=True):
-            judged[index] = judge(index, compare.compare_pair(spec.task, index, parsed[index], a, labels),
-                                  compare.compare_pair(spec.task, index, parsed[index], b, labels),
-                                  compare.compare_pair(spec.task, index, a, b, labels))
+            against_a = compare.compare_pair(spec.task, index, parsed[index], a, labels)
+            against_b = compare.compare_pair(spec.task, index, parsed[index], b, labels)
+            references = compare.compare_pair(spec.task, index, a, b, labels)
+            spread = compare.within_spread(spec.task, parsed[index], a, b, against_a, against_b, references)
+            judged[index] = judge(index, against_a, against_b, references, spread=spread)
         return judged
 
     def _forced(self, spec: JobSpec, inputs: list[str], todo: list[int],
                 parsed: dict[int, dict[str, Any]], batch: int = 32) -> dict[int, TaskAudit]:
-        """Generation: one teacher-forced pass per reference over the committed tokens; the references
-        agree where A's argmax is a near-tie in B's logits at every position."""
+        """Generation: one teacher-forced pass per reference over the committed tokens. The references
+        agree where A's argmax is a near-tie in B's logits, and only the positions up to the provider's
+        first deviation from both count (the later context is the provider's own, possibly garbage)."""
         loaded_a = self.a.load(spec, self.a.devices[0])
         loaded_b = self.b.load(spec, self.b.devices[0])
         judged: dict[int, TaskAudit] = {}
@@ -226,9 +271,13 @@ class References:
                     for text, committed, forced in zip(texts, tokens, in_a, strict=True)]
             for index, a, b in zip(group, in_a, in_b, strict=True):
                 apart = b.also_behind if b.also_behind is not None else torch.zeros(0)
-                judged[index] = judge(index, compare.judge_tokens(index, a.behind),
-                                      compare.judge_tokens(index, b.behind), compare.reference_gap(index, apart))
+                judged[index] = judge_generation(index, a.behind, b.behind, apart)
         return judged
+
+
+def other_dtype(first: torch.dtype) -> torch.dtype:
+    """Reference B's dtype: bf16 against an fp32 A (a CPU verifier sees bf16 instability too), else fp32."""
+    return torch.bfloat16 if first == torch.float32 else torch.float32
 
 
 def _dtype(runtime: Runtime, device: torch.device) -> str:

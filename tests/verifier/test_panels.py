@@ -17,9 +17,10 @@ from eth_account.signers.local import LocalAccount
 
 from marketplace.chain.deployment import WEI
 from marketplace.chain.devnet import Devnet, dev_account
-from marketplace.errors import TransactionError
+from marketplace.errors import ContentNotFoundError, ContractError, TransactionError
 from marketplace.keystore import save_account
 from marketplace.protocol import BPS, ZERO_HASH, CreditKind, JobState, Panel, Role, Verdict, vote_commitment
+from marketplace.storage.importer import Importer
 from provider.factory import create_daemon
 from tests.conftest import Chain
 from tests.support.epochs import seed_readable, wait_drawn
@@ -196,7 +197,12 @@ def test_a_restart_between_commit_and_reveal_reveals_the_journaled_vote(
     assert left.stage == PanelStage.NOT_SEATED and stranger.address in left.reason
     close(first)
     panel = chain.market.panel_of(job_id)
-    assert committed.stage == PanelStage.COMMITTED and committed.vote == Verdict.PASS and committed.evidence_cid
+    assert committed.stage == PanelStage.COMMITTED and committed.vote == Verdict.PASS
+    # The evidence waits in the journal: stored before the reveal, it would show the other seats our vote.
+    assert committed.evidence and not committed.evidence_cid
+    unrevealed = str(Importer().add_bytes(committed.evidence.encode()).cid)
+    with pytest.raises(ContentNotFoundError):
+        market.read(unrevealed)
     assert all(commit != ZERO_HASH for commit in panel.commits) and set(panel.votes) == {Verdict.NONE}
     second = verifier_daemon(tmp_path, devnet, store_node, deployments, stranger)
 
@@ -210,7 +216,8 @@ def test_a_restart_between_commit_and_reveal_reveals_the_journaled_vote(
     finally:
         close(second)
     assert done.stage == PanelStage.RESOLVED and done.outcome == "pass (upheld)"
-    assert done.evidence_cid == committed.evidence_cid
+    assert done.evidence_cid == unrevealed and not done.evidence, "stored once the vote is revealed"
+    assert json.loads(market.read(done.evidence_cid))["vote"] == "pass"
     assert chain.market.panel_of(job_id).votes == (Verdict.PASS,) * 3
     terms = chain.market.terms_of(job_id)
     assert chain.market.get_job(job_id).state == JobState.FINALIZED
@@ -270,6 +277,44 @@ def test_a_challenge_nobody_can_judge_is_dismissed_by_the_challenger_s_draw(
     terms = chain.market.terms_of(job_id)
     assert (stranger.address, CreditKind.BOND_REFUND, terms.bond) in credited(chain, job_id)
     assert chain.market.panel_of(job_id).size == 0
+
+
+def test_a_vote_mismatch_reveals_the_committed_vote(
+        chain: Chain, market: Market, config_for, requester, provider, verifier, stranger, tmp_path, devnet,
+        store_node, deployments, monkeypatch) -> None:
+    """A journal whose vote is not the committed one (restored from another run): the chain refuses the
+    reveal (``VoteMismatch``) and the member reveals the vote its commitment holds, instead of retrying
+    until the no-show slash."""
+    job_id = honest_submission(chain, market, config_for, requester, provider, verifier)
+    chain.register(stranger, Role.VERIFIER, 1_000 * WEI)
+    chain.verdict(verifier, job_id, Verdict.FAIL)
+    challenge(chain, provider, job_id)
+    first = verifier_daemon(tmp_path, devnet, store_node, deployments, stranger)
+    monkeypatch.setattr(first.market, "reveal_vote", lost_connection)
+    draw_by_steps(chain, first, job_id)
+    monkeypatch.undo()
+    duty = panel_duty(first)
+    assert duty.journal.get(job_id).stage == PanelStage.COMMITTED
+    duty.journal.update(job_id, vote=int(Verdict.FAIL), retry_at=0.0)  # not what was committed (a pass)
+    refused: list[str] = []
+    reveal = duty.market.reveal_vote
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return reveal(*args, **kwargs)
+        except ContractError as error:
+            refused.append(error.name)
+            raise
+
+    monkeypatch.setattr(duty.market, "reveal_vote", watched)
+    try:
+        duty.step()
+        record = duty.journal.get(job_id)
+    finally:
+        close(first)
+    assert refused == ["VoteMismatch"]
+    assert (record.stage, Verdict(record.vote)) == (PanelStage.RESOLVED, Verdict.PASS)
+    assert chain.market.panel_of(job_id).votes == (Verdict.PASS,) * 3
 
 
 def test_the_vote_salt_is_private_to_the_key_and_the_job() -> None:

@@ -2,7 +2,8 @@
 tiny models: a panel member votes inconclusive on an unstable model (its references disagree) and the
 panel overturns a wrong fail to inconclusive; a watchtower does not challenge a pass of such a model's
 honest work (no conclusive contradiction); our own store being down is retried, blamed on nobody, and
-loses nothing; closing the daemon closes its services."""
+loses nothing; outputs nobody can read make a panel member vote the first verdict (after retrying) and
+a watchtower challenge nothing; closing the daemon closes its services."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from sqlalchemy.pool import QueuePool
 from marketplace.chain.deployment import WEI
 from marketplace.chain.devnet import Devnet, dev_account
 from marketplace.journal import SqliteJournal
-from marketplace.protocol import JobState, Role, Verdict
+from marketplace.protocol import ZERO_HASH, JobState, Role, Verdict
 from provider.config import ProviderConfig
 from provider.factory import create_daemon
 from tests.conftest import Chain
@@ -116,8 +117,46 @@ def test_outputs_missing_everywhere_are_evidence_of_nothing_conclusive(
     record = step_tower(tmp_path, devnet, store_node, deployments, stranger, lazily_audited)
     assert record is not None and record.stage == WatchStage.AGREED
     evidence = json.loads(market.read(record.evidence_cid))
-    assert (evidence["outputs_source"], evidence["conclusive"], evidence["verdict"]) == ("unavailable", False, "fail")
-    assert all(check["outcome"] == "fail" and "not available" in check["reason"] for check in evidence["checks"])
+    # Nobody can judge outputs that are nowhere: no task is blamed on the provider, nothing is challenged.
+    assert (evidence["outputs_source"], evidence["conclusive"], evidence["verdict"]) == (
+        "unavailable", False, "inconclusive")
+    assert all(check["outcome"] == "inconclusive" and "not available" in check["reason"]
+               for check in evidence["checks"])
+    assert not record.challenge_tx and chain.market.get_job(lazily_audited).state == JobState.AUDITED
+
+
+def test_outputs_nobody_can_read_are_retried_then_the_first_verdict_stands(
+        chain: Chain, market: Market, lazily_audited: int, requester, stranger, tmp_path, devnet, store_node,
+        deployments) -> None:
+    """The outputs are in no store and were never revealed: the seated member cannot judge. It retries
+    until the commit deadline minus a quarter of the vote window, then votes the first verdict: erasing
+    the outputs must not hand the challenger a win."""
+    job_id = lazily_audited
+    chain.register(stranger, Role.VERIFIER, 1_000 * WEI)
+    challenge(chain, requester, job_id)
+    first = verifier_daemon(tmp_path, devnet, store_node, deployments, stranger)
+    try:
+        panel = draw_by_steps(chain, first, job_id)
+        waiting = panel_duty(first).journal.get(job_id)
+    finally:
+        close(first)
+    assert waiting.stage == PanelStage.WAITING and waiting.attempts >= 1
+    assert "neither the store nor the chain" in waiting.reason and not waiting.evidence
+    assert set(chain.market.panel_of(job_id).commits) == {ZERO_HASH}, "no vote while it may still be readable"
+    margin = (panel.reveal_by - panel.commit_by) // 4
+    chain.increase_time(panel.commit_by - margin - chain.market.client.timestamp())
+    second = verifier_daemon(tmp_path, devnet, store_node, deployments, stranger)
+    try:
+        second.step()
+        done = panel_duty(second).journal.get(job_id)
+    finally:
+        close(second)
+    assert chain.market.panel_of(job_id).votes == (Verdict.PASS,) * 3, "the first verdict, a pass"
+    assert (done.stage, done.outcome, Verdict(done.vote)) == (PanelStage.RESOLVED, "pass (upheld)", Verdict.PASS)
+    evidence = json.loads(market.read(done.evidence_cid))
+    assert (evidence["outputs_source"], evidence["conclusive"], evidence["vote"]) == ("unavailable", False, "pass")
+    assert "cannot judge" in evidence["vote_reason"]
+    assert chain.market.get_job(job_id).state == JobState.FINALIZED
 
 
 def test_our_store_down_is_retried_and_blames_nobody(chain: Chain, lazily_audited: int, stranger: LocalAccount,

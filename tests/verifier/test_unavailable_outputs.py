@@ -1,5 +1,6 @@
-"""Outputs the verifier cannot fetch, on a real chain and a real HTTP store: a brief outage is retried and
-ends in a normal verdict; outputs never published are demanded on-chain after the grace, and then either
+"""Outputs the verifier cannot fetch, on a real chain and a real HTTP store: an outage of our own store
+is retried (never a reveal demand, whatever the grace) and ends in a normal verdict; outputs never
+published are demanded on-chain after the grace (by default half the audit window), and then either
 revealed (the audit goes on with them) or not (``failUnrevealed`` rejects the job); a restart between
 the demand and its end picks the demand up."""
 
@@ -67,17 +68,19 @@ def test_a_brief_store_outage_is_retried_and_ends_in_a_normal_verdict(chain: Cha
     outage = Outage()
     outage.down.set()
     with serve(outage_proxy(store_node.url, outage)) as proxy:
-        auditing = make_verifier(verifier, store=proxy, unavailable_grace_s=GRACE)
+        # No grace at all: still no demand, since our store timing out says nothing about the provider.
+        auditing = make_verifier(verifier, store=proxy, unavailable_grace_s=0)
         with running(create_daemon(config_for(provider), provider), auditing):
             job_id = market.post(requester, "embed", **AUDIT_ALL)
             seed_visible(chain, job_id)
 
             def retried() -> bool:
                 record = auditing.journal.get(job_id)
-                return record is not None and record.unavailable_since > 0 and record.attempts >= 2
+                return record is not None and record.attempts >= 2 and "unavailable" in record.reason
 
             wait_for(retried, what="the verifier to retry the unavailable outputs")
-            assert chain.market.audit_of(job_id).reveal_by == 0, "no demand within the grace"
+            assert chain.market.audit_of(job_id).reveal_by == 0, "no demand for our own store's outage"
+            assert auditing.journal.get(job_id).unavailable_since == 0, "no grace started: nothing is missing"
             outage.down.clear()
             wait_for(lambda: state_of(chain, job_id) == JobState.AUDITED, timeout=120, what="the verdict")
             wait_for(lambda: auditing.journal.get(job_id).stage == AuditStage.VERDICT, what="the journal")
@@ -102,13 +105,13 @@ def unpublished_job(chain: Chain, market: Market, requester: LocalAccount, provi
     return job_id, outputs
 
 
-def wait_demanded(chain: Chain, auditing, job_id: int) -> None:
+def wait_demanded(chain: Chain, auditing, job_id: int, grace: float = GRACE) -> None:
     """Waits for the first failed fetch, checks that nothing is demanded before the grace, moves the
     clock past it, and waits for the daemon's demand and its journal entry."""
     wait_drawn(chain, job_id)
     wait_for(lambda: auditing.journal.get(job_id).unavailable_since > 0, what="the first failed fetch")
     assert chain.market.audit_of(job_id).reveal_by == 0 and auditing.journal.get(job_id).stage == AuditStage.WAITING
-    chain.increase_time(GRACE + 1)
+    chain.increase_time(int(grace) + 1)
     wait_for(lambda: chain.market.audit_of(job_id).reveal_pending, what="the reveal demand")
     wait_for(lambda: auditing.journal.get(job_id).stage == AuditStage.DEMANDED, what="the journal's demand")
 
@@ -144,6 +147,18 @@ def test_outputs_never_published_are_demanded_then_the_job_fails_unrevealed(chai
     assert credited[CreditKind.REFUND]["account"] == requester.address
     assert CreditKind.PROVIDER_PAYMENT not in credited
     assert "did not reveal" in restarted.journal.get(job_id).reason
+
+
+def test_the_grace_defaults_to_half_the_audit_window(chain: Chain, market: Market, make_verifier, requester,
+                                                     provider, verifier, tmp_path) -> None:
+    chain.register(verifier, Role.VERIFIER, 1_000 * WEI)
+    job_id, _ = unpublished_job(chain, market, requester, provider, tmp_path)
+    terms = chain.market.terms_of(job_id)
+    auditing = make_verifier(verifier)  # no unavailable_grace_s: the terms decide
+    assert auditing.reveals.grace_for(terms) == terms.audit_window / 2
+    with running(auditing):
+        wait_demanded(chain, auditing, job_id, grace=terms.audit_window / 2)
+    assert chain.market.audit_of(job_id).reveal_pending
 
 
 def test_revealed_outputs_are_audited_and_get_a_verdict(chain: Chain, market: Market, make_verifier, requester,

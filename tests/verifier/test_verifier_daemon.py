@@ -4,6 +4,7 @@ restart, a broken re-execution, a job drawn to someone else)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -296,3 +297,69 @@ def test_a_staked_verifier_without_a_secret_commits_one(chain: Chain, make_verif
         assert chain.block_number() == synced[0]["blockNumber"]
     finally:
         daemon.close()
+
+
+def test_a_lagging_node_does_not_close_a_record_for_good(chain: Chain, make_verifier, requester, provider,
+                                                         verifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node behind the one that served the ``ResultSubmitted`` event (a load balancer's other backend)
+    still reports the job claimed: a state before ``Submitted`` is no reason to close the record, and the
+    next pass, on a node that caught up, draws the verifier."""
+    chain.register(verifier, Role.VERIFIER, 1_000 * WEI)
+    chain.register(provider, Role.PROVIDER, 10_000 * WEI)
+    outside_sync_phase(chain, 8)
+    job_id = chain.submitted_job(requester, provider)
+    seed_readable(chain, chain.market.get_job(job_id).seed_block)
+    daemon = make_verifier(verifier)
+    real_get_job = daemon.market.get_job
+    monkeypatch.setattr(daemon.market, "get_job",
+                        lambda job: dataclasses.replace(real_get_job(job), state=JobState.CLAIMED))
+    try:
+        daemon.step()
+        lagging = daemon.journal.get(job_id)
+        monkeypatch.setattr(daemon.market, "get_job", real_get_job)
+        daemon.journal.update(job_id, retry_at=0.0)
+        daemon.step()
+        caught_up = daemon.journal.get(job_id)
+    finally:
+        daemon.close()
+    assert lagging.stage == AuditStage.WAITING and "claimed" not in lagging.reason
+    assert caught_up.stage not in (AuditStage.CLOSED, AuditStage.NOT_OURS)
+    assert chain.market.audit_of(job_id).verifier == verifier.address, "the caught-up pass drew the verifier"
+
+
+def test_a_pass_that_raises_does_not_hang_the_shutdown(make_verifier, verifier,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in a pass ends ``run()`` with its error; the audit workers are told to stop and joined at once."""
+    daemon = make_verifier(verifier, max_parallel_audits=2)
+
+    def broken() -> None:
+        raise RuntimeError("a bug in the pass (simulated)")
+
+    monkeypatch.setattr(daemon, "step", broken)
+    raised: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            daemon.run()
+        except RuntimeError as error:
+            raised.append(error)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    thread.join(timeout=60)
+    try:
+        assert not thread.is_alive(), "run() hung after its pass raised"
+        assert raised and "simulated" in str(raised[0])
+        assert daemon.stopping.is_set() and not daemon.pool.started
+    finally:
+        daemon.close()
+
+
+def test_the_account_key_is_not_in_the_secrets_repr(make_verifier, verifier) -> None:
+    daemon = make_verifier(verifier)
+    try:
+        shown = repr(daemon.secrets)
+    finally:
+        daemon.close()
+    assert bytes(verifier.key).hex() not in shown and str(bytes(verifier.key)) not in shown
+    assert "chain_id" in shown

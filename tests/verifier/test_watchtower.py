@@ -130,7 +130,7 @@ def test_outputs_the_watchtower_cannot_read_never_risk_its_bond(chain: Chain, la
     balance = chain.token.balance_of(stranger.address)
     record = step_tower(tmp_path, devnet, store_node, deployments, stranger, lazily_audited)
     assert record.stage == WatchStage.AGREED and "no outputs compared" in record.reason
-    assert (record.our_verdict, record.conclusive) == (Verdict.FAIL, False)
+    assert (record.our_verdict, record.conclusive) == (Verdict.INCONCLUSIVE, False), "judged by nobody"
     assert chain.market.get_job(lazily_audited).state == JobState.AUDITED
     assert chain.token.balance_of(stranger.address) == balance
 
