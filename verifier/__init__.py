@@ -15,7 +15,8 @@
 - ``verifier.recheck``: re-checking an audited job from chain data alone, by that same path.
 - ``verifier.panels``: ``PanelDuty``, draw the panels of challenged verdicts, vote from our seats
   (commit-reveal), resolve. ``verifier.watchtower``: ``Watchtower``, re-check a private share of
-  other verifiers' verdicts and challenge a conclusive contradiction.
+  other verifiers' verdicts and challenge a conclusive contradiction. Both run the pass of
+  ``verifier.duty.EventDuty``: a cursor over market events, a journal, a backoff per record.
 - ``verifier.secrets``: the audit secrets behind the verifier's commitments, derived from its key.
 - ``verifier.compare``: one comparator per task type, with the tolerances and why each is what it is.
 - ``verifier.reexecute``: the re-executor ``webi audit --reexecute`` loads by entry point.

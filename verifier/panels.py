@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, ClassVar
 
 from eth_account.signers.local import LocalAccount
 from sqlmodel import Field, SQLModel
@@ -44,6 +45,7 @@ from marketplace.chain.market import JobMarket
 from marketplace.errors import ContractError, WebiError
 from marketplace.journal import SqliteJournal
 from marketplace.protocol import ZERO_HASH, JobState, Panel, Verdict, vote_commitment
+from verifier.duty import EventDuty
 from verifier.outputs import OutputsUnavailableError
 from verifier.recheck import Rechecker
 
@@ -113,8 +115,11 @@ def seats_of(panel: Panel, member: str) -> list[int]:
 
 
 @dataclass
-class PanelDuty:
+class PanelDuty(EventDuty):
     """A verifier daemon's service (``VerifierDaemon.services``) that serves on panels."""
+
+    noun: ClassVar[str] = "panel"
+    source: ClassVar[str] = "challenges"
 
     account: LocalAccount
     market: JobMarket
@@ -130,42 +135,14 @@ class PanelDuty:
     def salt(self, job_id: int) -> bytes:
         return vote_salt(bytes(self.account.key), self.market.client.chain_id, self.market.address, job_id)
 
-    def step(self) -> None:
-        """One pass: new challenges into the journal, then every open record whose backoff ran out."""
-        first_pass = not self._started
-        try:
-            self.poll()
-        except WebiError as error:
-            log.warning("could not read new challenges: %s", error)
-        self._started = True
-        for record in self.journal.due(OPEN, ignore_backoff=first_pass):
-            try:
-                self.advance(record)
-            except WebiError as error:
-                delay = self.journal.back_off(record, error, base_s=self.poll_interval_s, max_doublings=6, max_s=60.0)
-                log.warning("panel of job %d: %s; retrying in %.0f s", record.job_id, error, delay)
-            except Exception as error:  # re-execution broke (out of memory, a driver error): ours, retry
-                delay = self.journal.back_off(record, f"re-execution failed: {type(error).__name__}: {error}",
-                                              base_s=self.poll_interval_s, max_doublings=6, max_s=60.0)
-                log.exception("panel of job %d: re-execution failed; retrying in %.0f s", record.job_id, delay)
+    def open_stages(self) -> tuple[PanelStage, ...]:
+        return OPEN
 
-    def close(self) -> None:
-        self.journal.close()
-
-    def poll(self) -> None:
-        head = self.market.client.w3.eth.block_number
-        start = (self.journal.cursor() or self.market.from_block - 1) + 1
-        if head < start:
-            return
-        found = []
-        for entry in self.market.client.events(self.market.contract, start, head):
-            if entry["event"] == "JobPosted":
-                self.market.remember(entry["args"])
-            elif entry["event"] == "Challenged":
-                args = entry["args"]
-                found.append(PanelRecord(job_id=int(args["jobId"]), stage=PanelStage.WAITING,
-                                         challenger=str(args["challenger"])))
-        self.journal.add_new(found, head)
+    def records_of(self, entry: Any) -> list[PanelRecord]:
+        if entry["event"] != "Challenged":
+            return []
+        args = entry["args"]
+        return [PanelRecord(job_id=int(args["jobId"]), stage=PanelStage.WAITING, challenger=str(args["challenger"]))]
 
     def advance(self, record: PanelRecord) -> None:
         job_id = record.job_id

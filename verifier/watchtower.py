@@ -31,15 +31,17 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, ClassVar
 
 from eth_account.signers.local import LocalAccount
 from sqlmodel import Field, SQLModel
 
 from marketplace.chain.market import JobMarket
 from marketplace.chain.token import WebiToken
-from marketplace.errors import ContractError, WebiError
+from marketplace.errors import ContractError
 from marketplace.journal import SqliteJournal
 from marketplace.protocol import JobState, Verdict
+from verifier.duty import EventDuty
 from verifier.recheck import Rechecker
 
 log = logging.getLogger(__name__)
@@ -114,8 +116,11 @@ def contradicts(first: Verdict, ours: Verdict, conclusive: bool) -> bool:
 
 
 @dataclass
-class Watchtower:
+class Watchtower(EventDuty):
     """A verifier daemon's service (``VerifierDaemon.services``) re-checking ``watch_share`` of verdicts."""
+
+    noun: ClassVar[str] = "watch"
+    source: ClassVar[str] = "verdicts"
 
     account: LocalAccount
     market: JobMarket
@@ -138,48 +143,21 @@ class Watchtower:
         return watched(bytes(self.account.key), self.market.client.chain_id, self.market.address, job_id,
                        self.watch_share)
 
-    def step(self) -> None:
-        """One pass: new verdicts into the journal, then every open record whose backoff ran out."""
-        first_pass = not self._started
-        try:
-            self.poll()
-        except WebiError as error:
-            log.warning("could not read new verdicts: %s", error)
-        self._started = True
-        for record in self.journal.due(OPEN, ignore_backoff=first_pass):
-            try:
-                self.advance(record)
-            except WebiError as error:
-                delay = self.journal.back_off(record, error, base_s=self.poll_interval_s, max_doublings=6, max_s=60.0)
-                log.warning("watch of job %d: %s; retrying in %.0f s", record.job_id, error, delay)
-            except Exception as error:  # re-execution broke (out of memory, a driver error): ours, retry
-                delay = self.journal.back_off(record, f"re-execution failed: {type(error).__name__}: {error}",
-                                              base_s=self.poll_interval_s, max_doublings=6, max_s=60.0)
-                log.exception("watch of job %d: re-execution failed; retrying in %.0f s", record.job_id, delay)
+    def open_stages(self) -> tuple[WatchStage, ...]:
+        return OPEN
 
-    def close(self) -> None:
-        self.journal.close()
-
-    def poll(self) -> None:
-        head = self.market.client.w3.eth.block_number
-        start = (self.journal.cursor() or self.market.from_block - 1) + 1
-        if head < start:
-            return
-        found = []
-        for entry in self.market.client.events(self.market.contract, start, head):
-            if entry["event"] == "JobPosted":
-                self.market.remember(entry["args"])
-            elif entry["event"] == "VerdictSubmitted":
-                args = entry["args"]
-                job_id, verifier = int(args["jobId"]), str(args["verifier"])
-                record = WatchRecord(job_id=job_id, stage=WatchStage.PENDING, verifier=verifier,
-                                     first_verdict=int(args["verdict"]))
-                if verifier.lower() == self.address.lower():
-                    record.stage, record.reason = WatchStage.SKIPPED, "our own verdict"
-                elif not self.is_watched(job_id):
-                    record.stage, record.reason = WatchStage.SKIPPED, f"not sampled (watch share {self.watch_share})"
-                found.append(record)
-        self.journal.add_new(found, head)
+    def records_of(self, entry: Any) -> list[WatchRecord]:
+        if entry["event"] != "VerdictSubmitted":
+            return []
+        args = entry["args"]
+        job_id, verifier = int(args["jobId"]), str(args["verifier"])
+        record = WatchRecord(job_id=job_id, stage=WatchStage.PENDING, verifier=verifier,
+                             first_verdict=int(args["verdict"]))
+        if verifier.lower() == self.address.lower():
+            record.stage, record.reason = WatchStage.SKIPPED, "our own verdict"
+        elif not self.is_watched(job_id):
+            record.stage, record.reason = WatchStage.SKIPPED, f"not sampled (watch share {self.watch_share})"
+        return [record]
 
     def advance(self, record: WatchRecord) -> None:
         job_id = record.job_id
