@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from marketplace.errors import ConfigError
 from marketplace.jobspec import TaskType
 
-_FORBIDDEN = {"private_key", "privatekey", "key", "mnemonic", "password"}
+_FORBIDDEN = frozenset({"private_key", "privatekey", "key", "mnemonic", "password"})
 
 
 Settings = TypeVar("Settings", bound=BaseModel)

@@ -58,10 +58,10 @@ from provider.screen import screen_model
 
 log = logging.getLogger(__name__)
 
-LOST_RACE = {"WrongState", "ClaimWindowClosed", "TermsMismatch"}
+LOST_RACE = frozenset({"WrongState", "ClaimWindowClosed", "TermsMismatch"})
 # The requester's allowlist refused us after all (the spec named members the root does not hold).
 # (InsufficientStake is retried instead: it is most often collateral that other jobs still lock.)
-GATED = {"NotAllowlisted"}
+GATED = frozenset({"NotAllowlisted"})
 Hook = Callable[[str, int], None]
 Prepared = tuple[JobSpec, list[str]]
 

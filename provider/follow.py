@@ -46,8 +46,8 @@ from provider.runtime import Runtime
 log = logging.getLogger(__name__)
 
 # Calls anyone may make to move an audit along; these refusals mean "not now" or "someone did".
-NOT_YET = {"SeedNotReady", "NoEligibleVerifier", "AlreadyDrawn", "NotDrawn", "DeadlineNotReached", "WrongState",
-           "PanelNotDrawn"}
+NOT_YET = frozenset({"SeedNotReady", "NoEligibleVerifier", "AlreadyDrawn", "NotDrawn", "DeadlineNotReached",
+                     "WrongState", "PanelNotDrawn"})
 End = Callable[..., None]
 Hook = Callable[[str, int], None]
 

@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 # Job events that say what a Slashed event in the same transaction is for.
-_CAUSE_EVENTS = {"ClaimExpired", "VerifierMissed", "ChallengeResolved", "JobSettled"}
+_CAUSE_EVENTS = frozenset({"ClaimExpired", "VerifierMissed", "ChallengeResolved", "JobSettled"})
 
 
 @dataclass
