@@ -2,7 +2,9 @@
 
 Shared by the provider and the verifier daemons, each with its own record table. New jobs and the
 cursor are written in one transaction, so a crash between them neither loses a job nor counts it
-twice; WAL mode lets a status command read while the daemon writes.
+twice; WAL mode lets a status command read while the daemon writes. Columns added to a record
+after a journal was created are added to it when it is opened (with their defaults), so a daemon
+upgraded in place resumes its old journal.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event, inspect, text
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 Record = TypeVar("Record", bound=SQLModel)
@@ -29,6 +31,8 @@ class SqliteJournal(Generic[Record]):
         event.listen(self.engine, "connect", _pragmas)
         tables = [SQLModel.metadata.tables[str(table.__tablename__)] for table in (record, cursor)]
         SQLModel.metadata.create_all(self.engine, tables=tables)
+        for model in (record, cursor):
+            _add_columns(self.engine, model)
         self._record = record
         self._cursor = cursor
         self._cursor_name = cursor_name
@@ -101,3 +105,19 @@ def _pragmas(connection: object, _: object) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _add_columns(engine: Engine, model: type[SQLModel]) -> None:
+    """Adds the model's columns that an older journal file lacks (``create_all`` adds tables only)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    present = {column["name"] for column in inspect(engine).get_columns(table.name)}
+    missing = [column for column in table.columns if column.name not in present]
+    if not missing:
+        return
+    with engine.begin() as connection:
+        for column in missing:
+            default = column.default.arg if column.default is not None and not callable(column.default.arg) else ""
+            kind = column.type.compile(dialect=engine.dialect)
+            literal = str(default).replace("'", "''")
+            connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind} "
+                                    f"NOT NULL DEFAULT '{literal}'"))

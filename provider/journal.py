@@ -4,7 +4,7 @@ Every step the daemon takes is written here before and after it touches the chai
 (even after ``kill -9``) knows what it was doing and can ask the chain how far it got. The chain
 is the truth; the journal says which jobs to ask about.
 
-Columns added after a journal was created are added to it when it is opened (``_add_columns``),
+Columns added after a journal was created are added to it when it is opened (``marketplace.journal``),
 so an operator's existing journal keeps working across upgrades.
 """
 
@@ -14,7 +14,6 @@ import enum
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, inspect, text
 from sqlmodel import Field, SQLModel
 
 from marketplace.journal import SqliteJournal
@@ -75,25 +74,9 @@ class Journal(SqliteJournal[JobRecord]):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, JobRecord, Cursor, "job_posted")
-        _add_columns(self.engine, JobRecord)
 
     def record_posted(self, jobs: list[tuple[int, str, int, int]], up_to_block: int) -> None:
         """New jobs (id, spec CID, tasks, price) and the cursor, in one transaction: none lost, none twice."""
         self.add_new((JobRecord(job_id=job_id, stage=Stage.SEEN, spec_cid=spec_cid, num_tasks=num_tasks,
                                 price_wei=str(price)) for job_id, spec_cid, num_tasks, price in jobs), up_to_block)
 
-
-def _add_columns(engine: Engine, model: type[SQLModel]) -> None:
-    """Adds the model's columns that an older journal file lacks (with their defaults)."""
-    table = model.__table__  # type: ignore[attr-defined]
-    present = {column["name"] for column in inspect(engine).get_columns(table.name)}
-    missing = [column for column in table.columns if column.name not in present]
-    if not missing:
-        return
-    with engine.begin() as connection:
-        for column in missing:
-            default = column.default.arg if column.default is not None and not callable(column.default.arg) else ""
-            kind = column.type.compile(dialect=engine.dialect)
-            literal = str(default).replace("'", "''")
-            connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind} "
-                                    f"NOT NULL DEFAULT '{literal}'"))

@@ -24,7 +24,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import text
 from sqlmodel import Field, Session, SQLModel
 
 from marketplace.journal import SqliteJournal
@@ -81,16 +80,6 @@ class AuditJournal(SqliteJournal[AuditRecord]):
     def __init__(self, path: Path) -> None:
         super().__init__(path, AuditRecord, AuditCursor, "result_submitted")
         self._writing = threading.RLock()
-        self._add_missing_columns()
-
-    def _add_missing_columns(self) -> None:
-        """Adds the columns a journal written by an older daemon lacks (``create_all`` adds tables only)."""
-        with self.engine.begin() as connection:
-            present = {row[1] for row in connection.execute(text("PRAGMA table_info(verifier_audits)"))}
-            for name, ddl in (("verdict", "VARCHAR NOT NULL DEFAULT ''"),
-                              ("unavailable_since", "INTEGER NOT NULL DEFAULT 0")):
-                if name not in present:
-                    connection.execute(text(f"ALTER TABLE verifier_audits ADD COLUMN {name} {ddl}"))
 
     def update(self, job_id: int, **changes: object) -> AuditRecord:
         with self._writing:
