@@ -158,17 +158,17 @@ def test_a_wrong_pass_is_challenged_and_the_watch_shows_the_panel(
     chain.register(provider, Role.PROVIDER)
     job_id = cli.job_id(cli.post(bundles["embed"], inputs, "1"))
     outputs = honest_outputs(store_node, chain, job_id, tmp_path / "provider-cache")
-    submit(chain, store_node, provider, job_id, wrong_at(outputs, 2))
+    wrong = outputs
+    for index in range(len(outputs)):  # every task wrong: whatever the audit sampled, a panel sees it
+        wrong = wrong_at(wrong, index)
+    submit(chain, store_node, provider, job_id, wrong)
     # A lazy verifier passes it without looking (a wrong PASS straight through market.submit_verdict).
     chain.verdict(verifier, job_id, Verdict.PASS)
     chain.register(judge, Role.VERIFIER)  # after the draw: the only one eligible for the panel
     checked = cli("job", "results", str(job_id), "--check", "8", code=1)
     sample = chain.market.sampled_tasks(job_id)
-    assert "MISMATCH" in checked
-    # The pinned devnet clock fixes the sample, and task 2 is not in it: a panel would not see the
-    # mismatch, and the check says so rather than invite a challenge that loses its bond.
-    assert 2 not in sample, sample
-    assert "a challenge would lose its bond" in checked and "puts it to a panel" not in checked
+    assert f"{len(sample)} of them are among the audit's sampled tasks" in checked
+    assert f"`webi job challenge {job_id}` puts it to a panel" in checked
 
     balance = chain.token.balance_of(requester.address)
     bond = chain.market.terms_of(job_id).bond
