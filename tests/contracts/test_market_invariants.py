@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from marketplace.chain.deployment import WEI
-from marketplace.chain.devnet import Devnet, increase_time, mine, revert, snapshot
+from marketplace.chain.devnet import Anvil, Devnet, deploy_devnet, increase_time, mine, revert, snapshot
 from marketplace.chain.governance import Governance
 from marketplace.chain.market import JobMarket
 from marketplace.chain.token import WebiToken
@@ -75,6 +75,14 @@ WEIGHTS = {
     "add_stake": 1, "request_unstake": 2, "withdraw_stake": 1, "exit": 1, "sync": 2, "advance_time": 5, "mine": 3,
 }
 SCHEDULE = [name for name, weight in WEIGHTS.items() for _ in range(weight)]
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    """A chain of this module's own: the examples replay the same block hashes, so the same draws,
+    whichever test files ran before on this worker's session chain."""
+    with Anvil(accounts=20, log_path=tmp_path_factory.mktemp("anvil") / "anvil.log", pinned_clock=True) as anvil:
+        yield deploy_devnet(anvil, fund_accounts=19)
 
 
 @pytest.fixture(scope="module")
