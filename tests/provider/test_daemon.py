@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
@@ -26,8 +27,9 @@ from tests.support.waiting import wait_for
 
 
 @contextmanager
-def running(config: ProviderConfig, account: LocalAccount) -> Iterator[ProviderDaemon]:
-    daemon = create_daemon(config, account)
+def running(config: ProviderConfig, account: LocalAccount, **kwargs: Any) -> Iterator[ProviderDaemon]:
+    """The daemon serving on a thread; stopped, joined and closed after (other provider tests use it too)."""
+    daemon = create_daemon(config, account, **kwargs)
     thread = threading.Thread(target=daemon.run, name=f"provider-{account.address[:8]}")
     thread.start()
     try:

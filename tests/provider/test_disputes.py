@@ -4,41 +4,23 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 
 import pytest
-from eth_account.signers.local import LocalAccount
 
 from marketplace.errors import ContentNotFoundError
 from marketplace.jobspec import JobSpec
 from marketplace.protocol import JobState, Role, Verdict
 from marketplace.results import canonical, parse_output_manifest, rounded
 from marketplace.storage import Cid
-from provider.config import ProviderConfig
-from provider.daemon import ProviderDaemon
-from provider.factory import create_daemon
 from provider.journal import Stage
 from provider.runtime import Runtime
 from tests.conftest import Chain
 from tests.provider.faulty_store import faulty_store
+from tests.provider.test_daemon import running
 from tests.support.epochs import wait_drawn
 from tests.support.jobs import TEXTS, Market
 from tests.support.waiting import wait_for
-
-
-@contextmanager
-def running(config: ProviderConfig, account: LocalAccount, **kwargs) -> Iterator[ProviderDaemon]:
-    daemon = create_daemon(config, account, **kwargs)
-    thread = threading.Thread(target=daemon.run, name=f"provider-{account.address[:8]}")
-    thread.start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
-        thread.join(timeout=60)
-        assert not thread.is_alive(), "the daemon did not stop"
-        daemon.close()
 
 
 class FaultyOnce(Runtime):

@@ -6,47 +6,23 @@ answer 504 for chosen ones (``tests.provider.faulty_store``).
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
-from eth_account.signers.local import LocalAccount
 
 from marketplace.chain.deployment import WEI
 from marketplace.protocol import ZERO_HASH, JobState, JobTerms, Params, Role, Stake
 from provider.config import ProviderConfig
-from provider.daemon import ProviderDaemon
 from provider.factory import create_daemon
 from provider.journal import Stage
 from provider.refusals import refusal_on_chain
 from tests.conftest import Chain
 from tests.provider.faulty_store import faulty_store
+from tests.provider.test_daemon import running, stage_of
 from tests.support.jobs import TEXTS, Market
 from tests.support.waiting import wait_for
 
 
 class Crash(BaseException):
     """Raised by a hook: leaves the daemon's step at once, as a ``kill -9`` would (the journal stays)."""
-
-
-@contextmanager
-def running(config: ProviderConfig, account: LocalAccount, **kwargs) -> Iterator[ProviderDaemon]:
-    daemon = create_daemon(config, account, **kwargs)
-    thread = threading.Thread(target=daemon.run, name=f"provider-{account.address[:8]}")
-    thread.start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
-        thread.join(timeout=60)
-        assert not thread.is_alive(), "the daemon did not stop"
-        daemon.close()
-
-
-def stage_of(daemon: ProviderDaemon, job_id: int) -> Stage | None:
-    record = daemon.journal.get(job_id)
-    return None if record is None else record.stage
 
 
 def test_jobs_refused_on_their_terms_cost_no_fetch(chain: Chain, market: Market, config_for, requester,

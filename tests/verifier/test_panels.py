@@ -6,9 +6,6 @@ from the commitment when the journal is lost); a challenge nobody can judge is d
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ from tests.conftest import Chain
 from tests.support.epochs import seed_readable, wait_drawn
 from tests.support.jobs import PASSWORD, TEXTS, Market, StoreNode
 from tests.support.waiting import wait_for
+from tests.verifier.test_verifier_daemon import running
 from verifier.config import VerifierConfig
 from verifier.daemon import VerifierDaemon
 from verifier.factory import create_verifier
@@ -54,22 +52,6 @@ def verifier_daemon(tmp_path: Path, devnet: Devnet, store_node: StoreNode, deplo
 
 def close(daemon: VerifierDaemon) -> None:
     daemon.close()  # its services (their journals) too
-
-
-@contextmanager
-def running(*daemons: Any) -> Iterator[None]:
-    threads = [threading.Thread(target=daemon.run) for daemon in daemons]
-    for thread in threads:
-        thread.start()
-    try:
-        yield
-    finally:
-        for daemon in daemons:
-            daemon.stop()
-        for thread in threads:
-            thread.join(timeout=60)
-        for daemon in daemons:
-            close(daemon) if isinstance(daemon, VerifierDaemon) else daemon.close()
 
 
 def panel_duty(daemon: VerifierDaemon) -> PanelDuty:
