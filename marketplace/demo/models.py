@@ -7,6 +7,7 @@ tokenizer built from a small vocabulary. Weights are seeded, so a bundle's CID i
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,11 @@ WORDS = (
 )
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 KINDS = ("embed", "classify", "generate", "summarize")
+# Position tables large enough for any job with the default max_input_tokens (512): the runtime refuses a job
+# that can run past the table (``provider.runtime.bundle.check_positions``). BERT encodes up to 512 tokens;
+# GPT-2 holds the prompt and up to 1,024 new tokens (jobspec's bound on max_new_tokens). T5's are relative.
+ENCODER_POSITIONS = 512
+DECODER_POSITIONS = 512 + 1024
 
 
 def tokenizer(directory: Path) -> BertTokenizerFast:
@@ -173,7 +179,27 @@ def build_bundle(kind: str, directory: Path, seed: int = 0) -> Path:
         )
     else:
         raise ValueError(kind)
+    if kind in ("embed", "classify"):
+        model = _with_positions(model, "max_position_embeddings", ENCODER_POSITIONS, seed)
+    elif kind == "generate":
+        model = _with_positions(model, "n_positions", DECODER_POSITIONS, seed)
     model.eval()  # type: ignore[no-untyped-call]  # transformers leaves it untyped
     model.save_pretrained(directory, safe_serialization=True)
     tok.save_pretrained(directory)
     return directory
+
+
+def _with_positions(model: PreTrainedModel, field: str, positions: int, seed: int) -> PreTrainedModel:
+    """``model`` with a table of ``positions`` positions: its own rows first, then rows drawn apart.
+    The models were drawn (and calibrated: honest bf16 noise, cheat detection) with smaller tables, so
+    every other weight, and every output on inputs that fit the old table, stays what it was."""
+    config = copy.deepcopy(model.config)
+    setattr(config, field, positions)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed + 1)
+        grown = type(model)(config)
+    own = model.state_dict()
+    with torch.no_grad():
+        for key, value in grown.state_dict().items():
+            value[: own[key].shape[0]].copy_(own[key])  # the position table gains rows; all else is the same shape
+    return grown

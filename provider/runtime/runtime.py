@@ -27,7 +27,7 @@ from marketplace.jobspec import JobSpec, TaskType, parse_inputs, parse_spec
 from marketplace.storage import ContentStore
 from marketplace.storage.cid import Cid
 from provider.runtime.batching import plan_batches
-from provider.runtime.bundle import BundleFacts, fetch_bundle, inspect_bundle
+from provider.runtime.bundle import BundleFacts, check_positions, fetch_bundle, inspect_bundle
 from provider.runtime.device import available_devices, default_dtype, free_memory
 from provider.runtime.tasks import TASKS
 
@@ -98,9 +98,20 @@ class Runtime:
     def read_inputs(self, spec: JobSpec) -> list[str]:
         return parse_inputs(self.store.read_bytes(Cid.parse(spec.inputs), limit=MAX_INPUT_MANIFEST), spec.num_tasks)
 
+    def check_job(self, spec: JobSpec) -> BundleFacts:
+        """Refuses a job that no runtime can run as asked, from the bundle's listing and config alone: a
+        bundle WEBI never loads (``ModelError``) or parameters the model cannot take (``JobSpecError``:
+        more positions than its table holds). The requester's fault, unlike this machine's limits
+        (``check_model``): a verifier excuses the provider for it."""
+        facts = inspect_bundle(self.store, Cid.parse(spec.model), max_weight_bytes=None)
+        check_positions(facts, spec.task, spec.parameters)
+        return facts
+
     def check_model(self, spec: JobSpec) -> BundleFacts:
-        """Refuses a bundle this machine must not or cannot run, before fetching its weights."""
+        """Refuses a job this machine must not or cannot run, before fetching its weights: what
+        ``check_job`` refuses, and a model over this runtime's weight or memory limits."""
         facts = inspect_bundle(self.store, Cid.parse(spec.model), self.limits.max_weight_bytes)
+        check_positions(facts, spec.task, spec.parameters)
         for device in self.devices:
             free = free_memory(device)
             if free is None:

@@ -40,7 +40,8 @@ def test_an_unstable_model_is_skipped_and_a_stable_one_claimed(chain: Chain, mar
                                                                 requester, provider, chaotic_classifier) -> None:
     market.bundles["chaotic"] = chaotic_classifier
     config = config_for(provider, model_screen=True, screen_inputs=3)
-    unstable = market.post(requester, spec_cid=market.upload_spec("chaotic", TEXTS, task="classify"))
+    unstable = market.post(requester, spec_cid=market.upload_spec("chaotic", TEXTS, task="classify",
+                                                                    max_input_tokens=128))
     stable = market.post(requester, "classify")
     daemon = create_daemon(config, provider)
     thread = threading.Thread(target=daemon.run, name="provider-screen")
@@ -66,7 +67,8 @@ def test_the_screen_is_off_by_default(chain: Chain, market: Market, config_for, 
     market.bundles["chaotic"] = chaotic_classifier
     config = config_for(provider)
     assert config.model_screen is False
-    job_id = market.post(requester, spec_cid=market.upload_spec("chaotic", TEXTS, task="classify"))
+    spec_cid = market.upload_spec("chaotic", TEXTS, task="classify", max_input_tokens=128)
+    job_id = market.post(requester, spec_cid=spec_cid)
     daemon = create_daemon(config, provider)
     try:
         wait_for(lambda: (daemon.step(), chain.market.get_job(job_id).state)[1] == JobState.SUBMITTED,
