@@ -95,7 +95,7 @@ def choose_tasks(num_tasks: int, k: int, seed: int | None = None) -> tuple[int, 
 
 def load_checker(store: ContentStore, cache: Path) -> TaskChecker:
     """The verifier's re-execution over ``store``: the provider's ``Runtime`` (models cached under ``cache``)
-    and ``verifier.compare.check_tasks``, found through the ``webi.checkers`` entry point."""
+    and ``verifier.verdict.audit_tasks`` (the audit's rule), found through the ``webi.checkers`` entry point."""
     found = {entry.name: entry for entry in entry_points(group="webi.checkers")}
     if "runtime" not in found or "check_tasks" not in found:
         raise ConfigError("checking tasks needs the provider and verifier packages (pip install webi)")

@@ -30,7 +30,8 @@ from marketplace.jobspec import JobSpec
 from marketplace.protocol import JobTerms
 from marketplace.storage import Cid, ContentStore
 from provider.runtime import Runtime
-from verifier.compare import TaskCheck, check_tasks
+from verifier.task_check import TaskCheck
+from verifier.verdict import audit_tasks
 
 log = logging.getLogger(__name__)
 MAX_EVIDENCE_BYTES = 1024 * 1024
@@ -60,7 +61,7 @@ def review(runtime: Runtime, spec: JobSpec, inputs: list[str], outputs: Sequence
            indices: Sequence[int]) -> Review:
     """Re-executes the sampled tasks and compares them with the committed ``outputs``."""
     committed = {index: outputs[index] for index in indices}
-    return Review(tuple(check_tasks(runtime, spec, inputs, list(indices), committed)))
+    return Review(tuple(audit_tasks(runtime, spec, inputs, list(indices), committed)))
 
 
 def verdict_evidence(market: JobMarket, store: ContentStore, job_id: int) -> tuple[str, dict[str, Any] | None]:

@@ -27,17 +27,20 @@ import torch
 
 from marketplace.protocol import Audit, Verdict
 from marketplace.storage import ContentStore
-from verifier import compare
+from verifier import tolerance
 from verifier.verdict import RULE, References, SampleAudit
 
 VERSION = 2
 
 
 def thresholds() -> dict[str, float]:
-    return {"embed_min_cosine": compare.EMBED_MIN_COSINE,
-            "classify_prob_tolerance": compare.CLASSIFY_PROB_TOLERANCE,
-            "near_tie_logits": compare.NEAR_TIE_LOGITS, "near_tie_budget": compare.NEAR_TIE_BUDGET,
-            "near_tie_floor": compare.NEAR_TIE_FLOOR}
+    """The rule's numbers (``verifier.tolerance``): each task's own allowance is in its entry."""
+    return {"embed_min_cosine": tolerance.EMBED_MIN_COSINE,
+            "classify_prob_tolerance": tolerance.CLASSIFY_PROB_TOLERANCE,
+            "near_tie_logits": tolerance.NEAR_TIE_LOGITS, "near_tie_budget": tolerance.NEAR_TIE_BUDGET,
+            "near_tie_floor": tolerance.NEAR_TIE_FLOOR, "noise_multiple": tolerance.NOISE_MULTIPLE,
+            "embed_floor": tolerance.EMBED_FLOOR, "classify_floor": tolerance.CLASSIFY_FLOOR,
+            "logit_floor": tolerance.LOGIT_FLOOR}
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 The auditor (in the marketplace package) runs no models; it takes this through the
 ``webi.reexecutors`` entry point. Each task's output is first proven against the job's on-chain
-root, then recomputed and compared with the same tolerances as an audit.
+root, then judged by the audit's own rule (``verifier.verdict.audit_tasks``: both references,
+allowances scaled to their noise).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from marketplace.results import MerkleTree, parse_output_manifest, verify_proof
 from marketplace.storage import ContentStore
 from marketplace.storage.cid import Cid
 from provider.runtime import Runtime
-from verifier import compare
+from verifier.verdict import audit_tasks
 
 _MAX_MANIFEST = 1024**3
 
@@ -41,7 +42,7 @@ def create_reexecutor(store: ContentStore, cache: Path) -> Reexecutor:
             for index in indices
             if index not in proven
         ]
-        checks = compare.check_tasks(runtime, spec, inputs, proven, {index: outputs[index] for index in proven})
+        checks = audit_tasks(runtime, spec, inputs, proven, {index: outputs[index] for index in proven})
         return verdicts + [TaskVerdict(job.job_id, check.index, check.passed, check.reason) for check in checks]
 
     return reexecute

@@ -44,7 +44,8 @@ from marketplace.errors import CidError, ContentTooLargeError, JobSpecError, Mod
 from marketplace.jobspec import JobSpec, TaskType
 from marketplace.protocol import Verdict
 from provider.runtime import Runtime
-from verifier import compare
+from verifier import compare, tolerance
+from verifier.forced import Forced, teacher_forced
 from verifier.outputs import SampledOutputs
 
 RULE = ("per task: malformed or unproven -> fail; references agree: within the tolerance of either -> pass, "
@@ -98,7 +99,7 @@ class TaskAudit:
 def _summary(check: compare.TaskCheck | None) -> dict[str, Any] | None:
     if check is None:
         return None
-    return {"within": check.passed, "metric": check.metric, "reason": check.reason}
+    return {"within": check.passed, "metric": check.metric, "allowance": check.allowance, "reason": check.reason}
 
 
 def judge(index: int, against_a: compare.TaskCheck, against_b: compare.TaskCheck,
@@ -124,16 +125,22 @@ def judge(index: int, against_a: compare.TaskCheck, against_b: compare.TaskCheck
                                           f"{against_a.reason}; {against_b.reason}", against_a, against_b, references)
 
 
-def judge_generation(index: int, behind_a: torch.Tensor, behind_b: torch.Tensor, apart: torch.Tensor) -> TaskAudit:
+def judge_generation(index: int, behind_a: torch.Tensor, behind_b: torch.Tensor, apart: torch.Tensor,
+                     allowance: float = compare.NEAR_TIE_LOGITS, ends: tuple[torch.Tensor, torch.Tensor] | None = None,
+                     end_allowance: float = compare.NEAR_TIE_LOGITS) -> TaskAudit:
     """The rule for one generation task: ``behind_a``/``behind_b`` are how far each committed token is
-    behind each reference's argmax, ``apart`` how far A's argmax is behind B's, per position. The
-    provider is outside both references from the position where the later of its two deviations
-    happens (``compare.first_deviation``); only the references' disagreements up to there count: past
-    it the context is the provider's own tokens, and garbage must not pick a context the references
-    happen to disagree on."""
-    left_a, left_b = compare.first_deviation(behind_a), compare.first_deviation(behind_b)
+    behind each reference's argmax, ``apart`` how far A's argmax is behind B's, per position;
+    ``allowance`` and ``end_allowance`` the sequence's (``verifier.tolerance``), ``ends`` where each
+    reference sees the end-of-sequence decision at stake. The provider is outside both references
+    from the position where the later of its two deviations happens (``compare.first_deviation``);
+    only the references' disagreements up to there count: past it the context is the provider's own
+    tokens, and garbage must not pick a context the references happen to disagree on."""
+    end_a, end_b = ends if ends is not None else (None, None)
+    left_a = compare.first_deviation(behind_a, allowance, end_a, end_allowance)
+    left_b = compare.first_deviation(behind_b, allowance, end_b, end_allowance)
     horizon = len(apart) if left_a is None or left_b is None else max(left_a, left_b) + 1
-    return judge(index, compare.judge_tokens(index, behind_a), compare.judge_tokens(index, behind_b),
+    return judge(index, compare.judge_tokens(index, behind_a, allowance, end_a, end_allowance),
+                 compare.judge_tokens(index, behind_b, allowance, end_b, end_allowance),
                  compare.reference_gap(index, apart[:horizon]), spread=True)
 
 
@@ -201,6 +208,7 @@ class References:
         try:
             spec = self.a.read_spec(spec_cid)
             inputs = self.a.read_inputs(spec)
+            self.a.check_job(spec)  # parameters the model cannot take (its position table): theirs too
         except (JobSpecError, ModelError, ContentTooLargeError, CidError) as error:
             # The requester's own inputs are malformed: nothing the provider could have done right. (A spec
             # or inputs the store cannot find is no such proof: ``ContentNotFoundError`` propagates and the
@@ -235,14 +243,21 @@ class References:
 
     def _recomputed(self, spec: JobSpec, inputs: list[str], todo: list[int],
                     parsed: dict[int, dict[str, Any]]) -> dict[int, TaskAudit]:
+        """embed/classify: both references recomputed; their distance on each task is its noise, and
+        the provider must lie within that noise's allowance (``verifier.tolerance``) of one of them."""
         first = [json.loads(output) for output in self.a.run(spec, inputs, indices=todo)]
         second = [json.loads(output) for output in self.b.run(spec, inputs, indices=todo)]
         labels = self.a.load(spec, self.a.devices[0]).model.config.id2label
+        apart = [compare.compare_pair(spec.task, index, a, b, labels) for index, a, b in zip(todo, first, second,
+                                                                                             strict=True)]
+        noises = [_distance(spec.task, check) for check in apart]
+        least = tolerance.sample_noise(noises)
+        scale = tolerance.embed_allowance if spec.task == TaskType.EMBED else tolerance.classify_allowance
         judged = {}
-        for index, a, b in zip(todo, first, second, strict=True):
-            against_a = compare.compare_pair(spec.task, index, parsed[index], a, labels)
-            against_b = compare.compare_pair(spec.task, index, parsed[index], b, labels)
-            references = compare.compare_pair(spec.task, index, a, b, labels)
+        for index, a, b, references, noise in zip(todo, first, second, apart, noises, strict=True):
+            allowed = scale(max(noise, least)).value
+            against_a = compare.compare_pair(spec.task, index, parsed[index], a, labels, allowed)
+            against_b = compare.compare_pair(spec.task, index, parsed[index], b, labels, allowed)
             spread = compare.within_spread(spec.task, parsed[index], a, b, against_a, against_b, references)
             judged[index] = judge(index, against_a, against_b, references, spread=spread)
         return judged
@@ -262,17 +277,34 @@ class References:
                 ready.append(index)
             else:
                 judged[index] = TaskAudit(index, Outcome.FAIL, refused.reason, refused)
+        stops = compare.stops_of(loaded_a)
+        forced: dict[int, tuple[Forced, Forced, float]] = {}
         for start in range(0, len(ready), batch):
             group = ready[start:start + batch]
             texts, tokens = [inputs[i] for i in group], [parsed[i]["tokens"] for i in group]
-            in_a = compare.teacher_forced(loaded_a, spec, texts, tokens)
-            # B one task at a time: its batch composition differs from A's as its dtype may.
-            in_b = [compare.teacher_forced(loaded_b, spec, [text], [committed], also=[forced.argmax])[0]
-                    for text, committed, forced in zip(texts, tokens, in_a, strict=True)]
+            in_a = teacher_forced(loaded_a, spec, texts, tokens)
+            # B one task at a time: its batch composition differs from A's as its dtype may. It is asked
+            # for its margins at A's top candidates: how much those differ is the sequence's noise.
+            in_b = [teacher_forced(loaded_b, spec, [text], [committed], probe=[a.top_ids])[0]
+                    for text, committed, a in zip(texts, tokens, in_a, strict=True)]
             for index, a, b in zip(group, in_a, in_b, strict=True):
-                apart = b.also_behind if b.also_behind is not None else torch.zeros(0)
-                judged[index] = judge_generation(index, a.behind, b.behind, apart)
+                forced[index] = (a, b, float(b.noise_against(a).max()) if len(a.behind) else 0.0)
+        least = tolerance.sample_noise([noise for _, _, noise in forced.values()])
+        for index, (a, b, noise) in forced.items():
+            tokens = parsed[index]["tokens"]
+            noise = max(noise, least)
+            ends = (compare.ends_of(tokens, a.argmax, stops), compare.ends_of(tokens, b.argmax, stops))
+            judged[index] = judge_generation(index, a.behind, b.behind, b.apart(),
+                                             tolerance.logit_allowance(noise).value, ends,
+                                             tolerance.end_allowance(noise))
         return judged
+
+
+def _distance(task: TaskType, check: compare.TaskCheck) -> float:
+    """A comparison's distance in its allowance's unit: 1 - cosine for embed, the probability gap for classify."""
+    if check.metric is None:
+        return float("nan")
+    return 1.0 - check.metric if task == TaskType.EMBED else check.metric
 
 
 def other_dtype(first: torch.dtype) -> torch.dtype:
@@ -282,3 +314,16 @@ def other_dtype(first: torch.dtype) -> torch.dtype:
 
 def _dtype(runtime: Runtime, device: torch.device) -> str:
     return str(runtime.dtype_for(device)).removeprefix("torch.")
+
+
+def audit_tasks(runtime: Runtime, spec: JobSpec, inputs: list[str], indices: list[int],
+                committed: dict[int, bytes]) -> list[compare.TaskCheck]:
+    """``compare.check_tasks``'s signature, by the audit's rule: both references over ``runtime``
+    (``References.of``), allowances scaled to their noise. A task passes unless the rule fails it (an
+    inconclusive is no fault of the provider's; its reason says so). For whoever wants the
+    verifier's answer without its daemon: a requester's spot check, the auditor's re-execution, a
+    provider reviewing its own outputs before it appeals."""
+    audits = References.of(runtime).audit(spec, inputs, indices, committed)
+    return [replace(audit.against_a, passed=audit.outcome is not Outcome.FAIL,
+                    reason=f"inconclusive: {audit.reason}" if audit.outcome is Outcome.INCONCLUSIVE else audit.reason)
+            for audit in audits]

@@ -18,16 +18,8 @@ from typing import Any
 
 from marketplace.jobspec import JobSpec, TaskType
 from marketplace.results import canonical, rounded
-from provider.runtime import LoadedModel, Runtime
-from verifier.compare import (
-    CLASSIFY_PROB_TOLERANCE,
-    EMBED_MIN_COSINE,
-    NEAR_TIE_LOGITS,
-    TaskCheck,
-    check_shape,
-    near_tie_budget,
-    token_gaps,
-)
+from provider.runtime import Runtime
+from tests.support.strategies import Cheat, Setting, Strategy
 
 STRATEGIES = ("random", "other-model", "truncated", "padded", "replay", "half")
 GENERATIVE = (TaskType.GENERATE, TaskType.SUMMARIZE)
@@ -35,60 +27,6 @@ GENERATIVE = (TaskType.GENERATE, TaskType.SUMMARIZE)
 
 def applies(strategy: str, task: TaskType) -> bool:
     return strategy not in ("truncated", "padded") or task in GENERATIVE
-
-
-def honest_noise(kind: str, checks: Sequence[TaskCheck]) -> float:
-    """How far honest outputs came from the verifier's (``checks`` of them), in the unit each
-    comparator measures: 1 - cosine for embed, the probability gap for classify, logits behind the
-    argmax for generate and summarize."""
-    metrics = [check.metric or 0.0 for check in checks]
-    return 1.0 - min(metrics) if kind == "embed" else max(metrics)
-
-
-def changed_answer(cheat: dict[str, Any], honest: dict[str, Any], noise: float = 0.0) -> bool:
-    """Whether a cheat changed a task's answer by more than the comparator accepts from honest work.
-
-    The comparator promises an answer within its tolerance of the verifier's own computation, and an
-    honest provider's computation sits up to ``noise`` from the verifier's (the largest difference
-    measured for this model: 1 - cosine for embed, the probability gap for classify). A replayed or
-    borrowed output that lands within tolerance plus noise of the true one is, by that promise, a
-    right answer whatever produced it: a less chaotic classifier gives two similar sentences
-    probabilities 0.02 apart. Generated tokens count as changed when any differs (then see
-    ``outside_allowance``).
-    """
-    if "embedding" in honest:
-        a, b = honest["embedding"], cheat["embedding"]
-        dot = sum(x * y for x, y in zip(a, b, strict=True))
-        cosine = dot / ((sum(x * x for x in a) * sum(y * y for y in b)) ** 0.5 or 1.0)
-        return bool(cosine < EMBED_MIN_COSINE - noise)
-    if "probabilities" in honest:
-        gap = max(abs(p - q) for p, q in zip(cheat["probabilities"], honest["probabilities"], strict=True))
-        ranked = sorted(honest["probabilities"], reverse=True)
-        decided = ranked[0] - ranked[1] > CLASSIFY_PROB_TOLERANCE + noise
-        return gap > CLASSIFY_PROB_TOLERANCE + noise or (cheat["label_id"] != honest["label_id"] and decided)
-    return bool(cheat["tokens"] != honest["tokens"])
-
-
-def outside_allowance(reference: LoadedModel, spec: JobSpec, texts: Sequence[str],
-                      outputs: dict[int, dict[str, Any]], noise: float = 0.0) -> list[int]:
-    """The generated outputs (of tasks ``outputs``' keys) that fall outside what the comparator
-    accepts by more than honest noise, as the provider's own model (``reference``, in fp32) rates them.
-
-    Outside means malformed (``check_shape``: stopped early, continued past the end, text that is
-    not the tokens'), or a token more than ``NEAR_TIE_LOGITS + noise`` behind the argmax, or more
-    tokens more than ``noise`` behind it than the near-tie budget allows: a token within the noise of
-    the argmax may be the argmax on the verifier's hardware, so counting it against the budget would
-    call a boundary case a cheat. ``noise``: the largest gap honest outputs showed against the verifier.
-    """
-    shaped = [index for index in outputs if check_shape(reference, spec, index, outputs[index]) is None]
-    outside = [index for index in outputs if index not in shaped]
-    if shaped:
-        gaps = token_gaps(reference, spec, [texts[index] for index in shaped],
-                          [outputs[index]["tokens"] for index in shaped])
-        outside += [index for index, behind in zip(shaped, gaps, strict=True)
-                    if float(behind.max()) > NEAR_TIE_LOGITS + noise
-                    or int((behind > noise).sum()) > near_tie_budget(len(behind))]
-    return sorted(outside)
 
 
 class CheatingRuntime(Runtime):
@@ -143,3 +81,24 @@ class CheatingRuntime(Runtime):
             best = max(range(len(probabilities)), key=probabilities.__getitem__)
             return canonical({"label": str(best), "label_id": best, "probabilities": rounded(probabilities)})
         return self._tokens(spec, [self.chooser.randrange(5, 100) for _ in value["tokens"]])
+
+
+def _legacy(strategy: str, saved: float) -> Strategy:
+    """One of the strategies above as a ``Strategy`` (``other-model`` needs ``Setting.other``)."""
+
+    def cheat(setting: Setting) -> Cheat:
+        runtime = CheatingRuntime(setting.store, setting.work / f"cheat-{strategy}", devices=[setting.device],
+                                  strategy=strategy, seed=setting.seed,
+                                  other_model=str(setting.store.add_path(setting.other, recursive=True).cid)
+                                  if setting.other is not None else None)
+        return Cheat(runtime.run(setting.spec, setting.texts), saved)
+
+    tasks = frozenset(task for task in TaskType if applies(strategy, task))
+    return Strategy(strategy, tasks, cheat, needs_other=strategy == "other-model")
+
+
+# Compute skipped: random and replayed outputs cost nothing (a replay reuses another job's work);
+# another model of the same size costs as much; half the tasks honest skips half; a truncated
+# generation about half its tokens, a padded one none.
+LEGACY = (_legacy("random", 1.0), _legacy("other-model", 0.0), _legacy("truncated", 0.5), _legacy("padded", 0.0),
+          _legacy("replay", 1.0), _legacy("half", 0.5))

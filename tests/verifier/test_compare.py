@@ -11,18 +11,13 @@ import torch
 from marketplace.jobspec import JobSpec, TaskType, inputs_manifest
 from marketplace.storage.local import LocalStore
 from provider.runtime import Runtime, RuntimeLimits
-from tests.support.cheats import (
-    GENERATIVE,
-    STRATEGIES,
-    CheatingRuntime,
-    applies,
-    changed_answer,
-    honest_noise,
-    outside_allowance,
-)
+from tests.support.cheats import LEGACY
+from tests.support.detection import changed_tasks, judged
 from tests.support.jobs import TEXTS
 from tests.support.models import KINDS, build_bundle
-from verifier.compare import check_tasks, token_gaps
+from tests.support.strategies import Setting
+from verifier.compare import CLASSIFY_PROB_TOLERANCE, check_tasks, token_gaps
+from verifier.verdict import Outcome, References
 
 CPU = torch.device("cpu")
 
@@ -37,9 +32,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, bundles: dict[str, Path]) ->
         model = str(store.add_path(bundles[kind], recursive=True).cid)
         specs[kind] = JobSpec(task=kind, model=model, inputs=inputs, num_tasks=len(TEXTS),
                               parameters={"max_new_tokens": 8})
-        others[kind] = str(store.add_path(build_bundle(kind, root / f"other-{kind}", seed=99), recursive=True).cid)
+        others[kind] = build_bundle(kind, root / f"other-{kind}", seed=99)
     verifier = Runtime(store, root / "verifier", devices=[CPU], dtype=torch.bfloat16)
-    return {"root": root, "store": store, "specs": specs, "others": others, "verifier": verifier}
+    return {"root": root, "store": store, "specs": specs, "other_paths": others, "verifier": verifier}
 
 
 ALL = list(range(len(TEXTS)))
@@ -54,38 +49,39 @@ def test_honest_fp32_batch_of_one_passes_bf16_batched(world: dict, kind: str) ->
     assert all(check.passed for check in checks), [check.reason for check in checks if not check.passed]
 
 
-CASES = [(kind, strategy) for kind in KINDS for strategy in STRATEGIES if applies(strategy, TaskType(kind))]
+CASES = [(kind, strategy.name) for kind in KINDS for strategy in LEGACY if TaskType(kind) in strategy.tasks]
 
 
 @pytest.mark.parametrize(("kind", "strategy"), CASES)
-def test_every_cheat_fails_on_every_task_it_touches(world: dict, kind: str, strategy: str) -> None:
-    """Touched: the answer moved outside what the comparator accepts from honest work, by more than
-    this model's honest fp32-vs-bf16 noise (``changed_answer``, ``outside_allowance``); a replay that
-    lands inside is a right answer."""
+def test_every_cheat_fails_on_every_task_it_changes(world: dict, kind: str, strategy: str) -> None:
+    """Changed: the answer moved outside the allowance that this input's honest fp32-vs-bf16 noise earns
+    (``tests.support.detection``); the audit path (both references, scaled allowances) fails each one."""
     spec = world["specs"][kind]
-    reference = Runtime(world["store"], world["root"] / "reference", devices=[CPU], dtype=torch.float32)
-    honest = reference.run(spec, TEXTS)
-    honest_checks = check_tasks(world["verifier"], spec, TEXTS, ALL, dict(enumerate(honest)))
-    assert all(check.passed for check in honest_checks)
-    noise = honest_noise(kind, honest_checks)
-    cheat = CheatingRuntime(world["store"], world["root"] / f"cheat-{kind}", devices=[CPU], strategy=strategy,
-                            other_model=world["others"][kind])
-    raw = cheat.run(spec, TEXTS)
-    outputs = [json.loads(output) for output in raw]
-    checks = check_tasks(world["verifier"], spec, TEXTS, ALL, dict(enumerate(raw)))
-    touched = [index for index in ALL if changed_answer(outputs[index], json.loads(honest[index]), noise)]
-    if TaskType(kind) in GENERATIVE:
-        touched = outside_allowance(reference.load(spec, CPU), spec, TEXTS, {i: outputs[i] for i in touched}, noise)
-    assert touched, "the cheat changed nothing"
-    missed = [index for index in touched if checks[index].passed]
-    assert not missed, f"{strategy} on {kind} passed tasks {missed}"
+    fp32 = Runtime(world["store"], world["root"] / "reference", devices=[CPU], dtype=torch.float32)
+    honest = fp32.run(spec, TEXTS)
+    honest_bf16 = world["verifier"].run(spec, TEXTS)
+    [chosen] = [candidate for candidate in LEGACY if candidate.name == strategy]
+    setting = Setting(spec, TEXTS, honest, fp32, world["store"], CPU, world["root"] / "cheats",
+                      other=world["other_paths"][kind])
+    cheat = chosen.cheat(setting)
+    changed = changed_tasks(TaskType(kind), fp32.load(spec, CPU), world["verifier"].load(spec, CPU), spec, TEXTS,
+                            cheat.outputs, honest, honest_bf16)
+    assert changed, "the cheat changed nothing"
+    audits = judged(References.of(world["verifier"]), spec, TEXTS, cheat.outputs)
+    missed = [index for index in changed if audits[index].outcome is not Outcome.FAIL]
+    assert not missed, f"{strategy} on {kind} passed tasks {missed}: {[audits[i].reason for i in missed]}"
 
 
-def test_answer_within_tolerance_passes_and_beyond_it_fails(world: dict) -> None:
-    """The other side of that promise: classify probabilities moved by less than the tolerance (a
-    replay from a similar sentence, or rounding) pass; moved by more, they fail."""
+def test_an_answer_within_the_allowance_passes_and_beyond_it_fails(world: dict) -> None:
+    """The allowance follows the noise: classify probabilities moved by less than the noise the two
+    references measure pass; moved by several times it, they fail, although the old fixed tolerance
+    (0.05) would have let them through."""
     spec = world["specs"]["classify"]
     honest = json.loads(Runtime(world["store"], world["root"] / "reference", devices=[CPU]).run(spec, TEXTS)[0])
+    references = References.of(world["verifier"])
+    [reference] = references.audit(spec, TEXTS, [0], {0: json.dumps(honest).encode()})
+    allowance = reference.against_a.allowance
+    assert allowance is not None and allowance < CLASSIFY_PROB_TOLERANCE
 
     def shifted(amount: float) -> bytes:
         """``amount`` of probability moved from the runner-up to the label, which stays the label."""
@@ -95,10 +91,13 @@ def test_answer_within_tolerance_passes_and_beyond_it_fails(world: dict) -> None
         probabilities[runner_up] -= amount
         return json.dumps({**honest, "probabilities": probabilities}).encode()
 
-    [near] = check_tasks(world["verifier"], spec, TEXTS, [0], {0: shifted(0.02)})
-    [far] = check_tasks(world["verifier"], spec, TEXTS, [0], {0: shifted(0.1)})
-    assert near.passed, near.reason
-    assert not far.passed and "probabilities differ" in far.reason
+    [near] = references.audit(spec, TEXTS, [0], {0: shifted(allowance / 4)})
+    [far] = references.audit(spec, TEXTS, [0], {0: shifted(min(2 * allowance, CLASSIFY_PROB_TOLERANCE * 0.9))})
+    assert near.outcome is Outcome.PASS, near.reason
+    assert far.outcome is Outcome.FAIL and "probabilities differ" in far.reason
+    # The one-reference check (the model screen's) still holds the outer bound only.
+    [loose] = check_tasks(world["verifier"], spec, TEXTS, [0], {0: shifted(min(2 * allowance, 0.045))})
+    assert loose.passed, loose.reason
 
 
 def test_malformed_outputs_fail(world: dict) -> None:

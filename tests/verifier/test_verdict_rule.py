@@ -14,7 +14,7 @@ from transformers import BertConfig, BertForSequenceClassification, GPT2Config, 
 
 from marketplace.chain.deployment import WEI
 from marketplace.errors import ContentNotFoundError
-from marketplace.jobspec import JobSpec, inputs_manifest
+from marketplace.jobspec import JobSpec, Parameters, inputs_manifest
 from marketplace.protocol import CreditKind, JobState, Role, Verdict
 from marketplace.storage.importer import Importer
 from marketplace.storage.local import LocalStore
@@ -76,10 +76,11 @@ def world(tmp_path_factory: pytest.TempPathFactory, bundles: dict[str, Path], un
     specs = {kind: JobSpec(task=kind, model=str(store.add_path(bundles[kind], recursive=True).cid), inputs=inputs,
                            num_tasks=len(TEXTS), parameters={"max_new_tokens": 8}) for kind in KINDS}
     specs["unstable"] = JobSpec(task="classify", model=str(store.add_path(unstable, recursive=True).cid),
-                                inputs=inputs, num_tasks=len(TEXTS))
+                                inputs=inputs, num_tasks=len(TEXTS), parameters={"max_input_tokens": 128})
     chaotic = unstable_generator(root / "chaotic")
     specs["chaotic"] = JobSpec(task="generate", model=str(store.add_path(chaotic, recursive=True).cid),
-                               inputs=inputs, num_tasks=len(TEXTS), parameters={"max_new_tokens": 64})
+                               inputs=inputs, num_tasks=len(TEXTS),
+                               parameters={"max_new_tokens": 64, "max_input_tokens": 128})
     references = References.of(Runtime(store, root / "verifier", devices=[CPU], dtype=torch.bfloat16))
     return {"root": root, "store": store, "specs": specs, "references": references}
 
@@ -217,6 +218,15 @@ def test_a_spec_the_store_cannot_find_is_retried_a_malformed_one_excuses_the_pro
     assert sample.inputs_unusable and sample.verdict == Verdict.PASS and not sample.conclusive
 
 
+def test_a_job_longer_than_the_models_position_table_excuses_the_provider(world: dict) -> None:
+    """The requester asked for more input tokens than the model has positions (the unstable classifier
+    has 128; the default is 512): no provider could run it, so the sample is excused, not retried."""
+    too_long = world["specs"]["unstable"].model_copy(update={"parameters": Parameters(max_input_tokens=512)})
+    cid = str(world["store"].add_bytes(too_long.to_bytes()).cid)
+    sample = world["references"].judge_sample(cid, [0], SampledOutputs("store", {0: b"{}"}))
+    assert "positions" in sample.inputs_unusable and sample.verdict == Verdict.PASS and not sample.conclusive
+
+
 def test_outputs_found_nowhere_are_judged_by_nobody(world: dict) -> None:
     sample = world["references"].judge_sample("unused: no spec is read", [0, 3],
                                               SampledOutputs("unavailable", {}, missing="outputs not available: 404"))
@@ -298,7 +308,8 @@ def test_an_unstable_model_gets_an_inconclusive_verdict_on_chain(chain: Chain, m
     stake = chain.market.provider_stake(provider.address).stake
     shaky = Market(chain, market.store, {**market.bundles, "unstable": unstable})
     with running(providing, auditing):
-        job_id = shaky.post(requester, spec_cid=shaky.upload_spec("unstable", TEXTS, task="classify"), **AUDIT_ALL)
+        spec_cid = shaky.upload_spec("unstable", TEXTS, task="classify", max_input_tokens=128)
+        job_id = shaky.post(requester, spec_cid=spec_cid, **AUDIT_ALL)
         seed_visible(chain, job_id)
         settled(chain, job_id)
         wait_for(lambda: auditing.journal.get(job_id).stage.value == "settled", what="the verifier to see it")
