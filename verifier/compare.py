@@ -187,7 +187,11 @@ def _teacher_forced_all(loaded: LoadedModel, spec: JobSpec, todo: list[int], inp
     return checks
 
 
-def _over(behind: torch.Tensor, allowance: float, ends: torch.Tensor | None, end_allowance: float) -> torch.Tensor:
+Allowance = float | torch.Tensor  # one for the whole sequence, or one per position
+
+
+def _over(behind: torch.Tensor, allowance: Allowance, ends: torch.Tensor | None, end_allowance: Allowance
+          ) -> torch.Tensor:
     """Per position, whether the committed token is outside the allowance (the end allowance where the
     end-of-sequence decision is at stake)."""
     over = behind > allowance
@@ -196,30 +200,41 @@ def _over(behind: torch.Tensor, allowance: float, ends: torch.Tensor | None, end
     return over
 
 
-def judge_tokens(index: int, behind: torch.Tensor, allowance: float = NEAR_TIE_LOGITS,
-                 ends: torch.Tensor | None = None, end_allowance: float = NEAR_TIE_LOGITS) -> TaskCheck:
+def _at(allowance: Allowance, position: int) -> float:
+    return float(allowance[position]) if isinstance(allowance, torch.Tensor) else float(allowance)
+
+
+def _largest(allowance: Allowance) -> float:
+    if isinstance(allowance, torch.Tensor):
+        return float(allowance.max()) if len(allowance) else 0.0
+    return float(allowance)
+
+
+def judge_tokens(index: int, behind: torch.Tensor, allowance: Allowance = NEAR_TIE_LOGITS,
+                 ends: torch.Tensor | None = None, end_allowance: Allowance = NEAR_TIE_LOGITS) -> TaskCheck:
     """A committed sequence against one reference: ``behind`` is how far each token is below the
-    reference's argmax; ``ends`` marks the positions where the end of the sequence is decided."""
+    reference's argmax; ``ends`` marks the positions where the end of the sequence is decided;
+    ``allowance``/``end_allowance`` one number or one per position."""
     mismatched = int((behind > 0).sum())
     worst = float(behind.max())
     budget = near_tie_budget(len(behind))
     over = _over(behind, allowance, ends, end_allowance)
+    widest = _largest(allowance)
     if bool(over.any()):
         position = int(over.nonzero()[0])
         at_end = ends is not None and len(ends) == len(behind) and bool(ends[position])
-        limit = end_allowance if at_end else allowance
+        limit = _at(end_allowance, position) if at_end else _at(allowance, position)
         what = "the end-of-sequence decision" if at_end else "a token"
         return TaskCheck(index, False, f"{what} at position {position} is {float(behind[position]):.3f} logits "
-                                       f"behind the argmax (> allowance {limit:.3f})", worst, allowance=allowance)
+                                       f"behind the argmax (> allowance {limit:.3f})", worst, allowance=limit)
     if mismatched > budget:
         return TaskCheck(index, False, f"{mismatched} near-tie tokens, over the budget of {budget}", worst,
-                         allowance=allowance)
-    return TaskCheck(index, True, f"every token the argmax or within {allowance:.3f} logits", worst,
-                     allowance=allowance)
+                         allowance=widest)
+    return TaskCheck(index, True, f"every token the argmax or within {widest:.3f} logits", worst, allowance=widest)
 
 
-def first_deviation(behind: torch.Tensor, allowance: float = NEAR_TIE_LOGITS, ends: torch.Tensor | None = None,
-                    end_allowance: float = NEAR_TIE_LOGITS) -> int | None:
+def first_deviation(behind: torch.Tensor, allowance: Allowance = NEAR_TIE_LOGITS, ends: torch.Tensor | None = None,
+                    end_allowance: Allowance = NEAR_TIE_LOGITS) -> int | None:
     """The first position at which a committed sequence leaves one reference's allowance (a token
     outside it, or the near-tie that goes over the budget of the whole length), or ``None`` where it
     stays within: ``judge_tokens`` fails exactly when this is not ``None``."""

@@ -18,6 +18,7 @@ import torch
 
 from marketplace.jobspec import JobSpec, TaskType
 from provider.runtime import LoadedModel
+from verifier.tolerance import NEAR_TIE_LOGITS
 
 TOP = 4  # candidates probed per position: the argmax and the three runners-up
 
@@ -44,16 +45,23 @@ class Forced:
         assert self.probed is not None
         return self.probed[:, 0]
 
-    def noise_against(self, other: Forced) -> torch.Tensor:
+    def noise_against(self, other: Forced, within: float = NEAR_TIE_LOGITS) -> torch.Tensor:
         """Per position, how much the two references disagree on the margins that decide the token:
         the largest difference, over ``other``'s top candidates, between how far each is below
         ``other``'s argmax and how far it is below ours (``self`` must have probed ``other``'s
-        ``top_ids``), and the same for the committed token. Zero where both compute the same logits."""
+        ``top_ids``). Zero where both compute the same logits.
+
+        Only candidates within ``within`` logits of the argmax in either reference count: those are the
+        ones rounding could promote. A runner-up ten logits down moves by more in absolute terms (bf16
+        keeps about three significant digits) without ever deciding a token, and counting it would
+        widen every allowance of a confident model. The committed token itself does not count (an
+        honest near-tie is among the candidates): so the noise at a position depends only on the
+        tokens before it, never on the one being judged."""
         assert self.probed is not None
         width = min(self.probed.shape[1], other.top_margins.shape[1])
-        candidates = (self.probed[:, :width] - other.top_margins[:, :width]).abs().amax(dim=1)
-        committed = (self.behind - other.behind).abs()
-        return torch.maximum(candidates, committed)
+        ours, theirs = self.probed[:, :width], other.top_margins[:, :width]
+        close = (ours <= within) | (theirs <= within)
+        return torch.where(close, (ours - theirs).abs(), torch.zeros_like(ours)).amax(dim=1)
 
 
 @torch.inference_mode()

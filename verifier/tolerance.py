@@ -34,6 +34,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
+
 NOISE_MULTIPLE = 4.0
 SAMPLE_NOISE_SHARE = 1.0
 
@@ -99,3 +101,18 @@ def sample_noise(per_task: Sequence[float]) -> float:
 def near_tie_budget(length: int) -> int:
     """How many of ``length`` committed tokens may be near-ties rather than the argmax."""
     return max(NEAR_TIE_FLOOR, int(NEAR_TIE_BUDGET * length))
+
+
+def generation_allowances(noise: torch.Tensor, least: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per position, a sequence's token allowance and end-of-sequence allowance, from its per-position
+    ``noise``: ``NOISE_MULTIPLE`` times the largest noise at or before the position (at least
+    ``least``, the sample's), between ``LOGIT_FLOOR`` (none for the end decision) and the outer bound.
+    A NaN noise counts as the outer bound for tokens and 0 for the end decision."""
+    if not len(noise):
+        return noise.clone(), noise.clone()
+    finite = torch.nan_to_num(noise, nan=NEAR_TIE_LOGITS / NOISE_MULTIPLE)
+    scaled = NOISE_MULTIPLE * torch.clamp(torch.cummax(finite, dim=0).values, min=least)
+    tokens = torch.clamp(scaled, min=LOGIT_FLOOR, max=NEAR_TIE_LOGITS)
+    ends = torch.where(torch.isnan(noise), torch.zeros_like(scaled), torch.clamp(scaled, max=NEAR_TIE_LOGITS))
+    return tokens, ends
+

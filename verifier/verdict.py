@@ -126,11 +126,13 @@ def judge(index: int, against_a: compare.TaskCheck, against_b: compare.TaskCheck
 
 
 def judge_generation(index: int, behind_a: torch.Tensor, behind_b: torch.Tensor, apart: torch.Tensor,
-                     allowance: float = compare.NEAR_TIE_LOGITS, ends: tuple[torch.Tensor, torch.Tensor] | None = None,
-                     end_allowance: float = compare.NEAR_TIE_LOGITS) -> TaskAudit:
+                     allowance: float | torch.Tensor = compare.NEAR_TIE_LOGITS,
+                     ends: tuple[torch.Tensor, torch.Tensor] | None = None,
+                     end_allowance: float | torch.Tensor = compare.NEAR_TIE_LOGITS) -> TaskAudit:
     """The rule for one generation task: ``behind_a``/``behind_b`` are how far each committed token is
     behind each reference's argmax, ``apart`` how far A's argmax is behind B's, per position;
-    ``allowance`` and ``end_allowance`` the sequence's (``verifier.tolerance``), ``ends`` where each
+    ``allowance`` and ``end_allowance`` the sequence's, per position or one for all
+    (``verifier.tolerance.generation_allowances``), ``ends`` where each
     reference sees the end-of-sequence decision at stake. The provider is outside both references
     from the position where the later of its two deviations happens (``compare.first_deviation``);
     only the references' disagreements up to there count: past it the context is the provider's own
@@ -278,7 +280,7 @@ class References:
             else:
                 judged[index] = TaskAudit(index, Outcome.FAIL, refused.reason, refused)
         stops = compare.stops_of(loaded_a)
-        forced: dict[int, tuple[Forced, Forced, float]] = {}
+        forced: dict[int, tuple[Forced, Forced, torch.Tensor]] = {}
         for start in range(0, len(ready), batch):
             group = ready[start:start + batch]
             texts, tokens = [inputs[i] for i in group], [parsed[i]["tokens"] for i in group]
@@ -288,15 +290,13 @@ class References:
             in_b = [teacher_forced(loaded_b, spec, [text], [committed], probe=[a.top_ids])[0]
                     for text, committed, a in zip(texts, tokens, in_a, strict=True)]
             for index, a, b in zip(group, in_a, in_b, strict=True):
-                forced[index] = (a, b, float(b.noise_against(a).max()) if len(a.behind) else 0.0)
-        least = tolerance.sample_noise([noise for _, _, noise in forced.values()])
+                forced[index] = (a, b, b.noise_against(a))
         for index, (a, b, noise) in forced.items():
             tokens = parsed[index]["tokens"]
-            noise = max(noise, least)
+            # No sample median here (see verifier.tolerance): the other sequences are the provider's too.
+            allowed, end_allowed = tolerance.generation_allowances(noise, least=0.0)
             ends = (compare.ends_of(tokens, a.argmax, stops), compare.ends_of(tokens, b.argmax, stops))
-            judged[index] = judge_generation(index, a.behind, b.behind, b.apart(),
-                                             tolerance.logit_allowance(noise).value, ends,
-                                             tolerance.end_allowance(noise))
+            judged[index] = judge_generation(index, a.behind, b.behind, b.apart(), allowed, ends, end_allowed)
         return judged
 
 

@@ -2,8 +2,9 @@
 and the detection tests.
 
 A cheat has changed a task when its answer lies outside what the comparator promises to accept from
-honest work on that input: the allowance (``verifier.tolerance``) scaled to the honest noise of the
-same input, measured here as the distance between the honest answer in fp32 and in bf16. An answer
+honest work on that input: the allowance (``verifier.tolerance``) around every honest answer (the
+fp32 provider's, and each of the verifier's two references'), scaled to the noise those references
+show on the honest work (``honest_work``). An answer
 inside it (a replayed sentence whose answer is within four noises of the true one, a generation that
 differs from greedy decoding only by near-ties inside the allowance) is one honest hardware may give;
 those are counted apart, as within the allowance, neither caught nor missed.
@@ -17,7 +18,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import torch
 
 from marketplace.jobspec import JobSpec, TaskType
 from provider.runtime import LoadedModel
@@ -48,74 +52,107 @@ def answer_noise(kind: TaskType, fp32: Sequence[bytes], bf16: Sequence[bytes]) -
     return [answer_distance(kind, json.loads(a), json.loads(b)) for a, b in zip(fp32, bf16, strict=True)]
 
 
-def changed_answers(kind: TaskType, cheats: Sequence[bytes], honest: Sequence[bytes],
-                    noises: Sequence[float]) -> list[int]:
-    """The embed/classify tasks the cheat changed (see the module docstring)."""
-    least = tolerance.sample_noise(noises)
+@dataclass(frozen=True)
+class HonestWork:
+    """Honest work on a job, as the allowance sees it: what an honest provider commits (``outputs``,
+    fp32), the honest answers an allowance is measured from (per task: that output and each reference's
+    own, for embed/classify), the references' models (generation), and each task's noise."""
+
+    outputs: list[bytes]
+    answers: list[list[bytes]]
+    models: list[LoadedModel]
+    noises: list[float]
+
+
+def honest_work(kind: TaskType, references: References, spec: JobSpec, texts: Sequence[str],
+                honest: Sequence[bytes]) -> HonestWork:
+    """``HonestWork`` with the noise the verifier's allowance scales to on honest work: for
+    embed/classify the distance between its two references on the input (what an audit measures,
+    whatever was committed); for generation the references' disagreement along the honest tokens."""
+    models = [references.a.load(spec, references.a.devices[0]), references.b.load(spec, references.b.devices[0])]
+    if kind in GENERATIVE:
+        noises = generation_noise(models[0], models[1], spec, texts, honest)
+        return HonestWork(list(honest), [[raw] for raw in honest], models, noises)
+    indices = list(range(len(texts)))
+    first = references.a.run(spec, list(texts), indices=indices)
+    second = references.b.run(spec, list(texts), indices=indices)
+    return HonestWork(list(honest), [list(answers) for answers in zip(honest, first, second, strict=True)], models,
+                      answer_noise(kind, first, second))
+
+
+def changed_tasks(kind: TaskType, spec: JobSpec, texts: Sequence[str], cheats: Sequence[bytes],
+                  work: HonestWork) -> list[int]:
+    """The tasks a cheat changed: outside the allowance of every honest answer (the provider's fp32
+    one and each reference's), the allowance scaled to the honest noise of the same input."""
+    if kind in GENERATIVE:
+        return changed_generations(spec, texts, cheats, work)
+    return changed_answers(kind, cheats, work)
+
+
+def changed_answers(kind: TaskType, cheats: Sequence[bytes], work: HonestWork) -> list[int]:
+    """The embed/classify tasks the cheat changed (see ``changed_tasks``)."""
+    least = tolerance.sample_noise(work.noises)
     scale = tolerance.embed_allowance if kind == TaskType.EMBED else tolerance.classify_allowance
     changed = []
-    for index, (raw, right, noise) in enumerate(zip(cheats, honest, noises, strict=True)):
-        if raw == right:
+    for index, (raw, answers, noise) in enumerate(zip(cheats, work.answers, work.noises, strict=True)):
+        if raw == work.outputs[index]:
             continue
         parsed = parse_committed(index, raw)
-        if not isinstance(parsed, dict):
-            changed.append(index)
-            continue
-        truth = json.loads(right)
         allowed = scale(max(noise, least)).value
-        if answer_distance(kind, parsed, truth) > allowed:
+        if not isinstance(parsed, dict) or not any(_within(kind, parsed, json.loads(answer), allowed)
+                                                   for answer in answers):
             changed.append(index)
-        elif kind == TaskType.CLASSIFY and parsed.get("label_id") != truth["label_id"]:
-            ranked = sorted(truth["probabilities"], reverse=True)
-            if ranked[0] - ranked[1] > allowed:
-                changed.append(index)
     return changed
 
 
-def generation_noise(fp32: LoadedModel, bf16: LoadedModel, spec: JobSpec, texts: Sequence[str],
-                     honest: Sequence[bytes]) -> list[float]:
-    """Per task, the honest sequence's noise: fp32 against bf16, teacher-forced over the honest tokens."""
+def _within(kind: TaskType, answer: dict[str, Any], truth: dict[str, Any], allowed: float) -> bool:
+    if answer_distance(kind, answer, truth) > allowed:
+        return False
+    if kind == TaskType.CLASSIFY and answer.get("label_id") != truth["label_id"]:
+        ranked = sorted(truth["probabilities"], reverse=True)
+        return bool(ranked[0] - ranked[1] <= allowed)
+    return True
+
+
+def generation_noise(second: LoadedModel, first: LoadedModel, spec: JobSpec, texts: Sequence[str],
+                     honest: Sequence[bytes], batch: int = 32) -> list[float]:
+    """Per task, the honest sequence's noise as an audit measures it: ``second`` (reference A) forced
+    over the honest tokens in batches, ``first`` (B) one task at a time probing A's candidates, the
+    largest over the sequence's positions."""
     tokens = [json.loads(raw)["tokens"] for raw in honest]
     noises = []
-    for text, committed in zip(texts, tokens, strict=True):
-        [a] = teacher_forced(fp32, spec, [text], [committed])
-        [b] = teacher_forced(bf16, spec, [text], [committed], probe=[a.top_ids])
-        noises.append(float(b.noise_against(a).max()))
+    for start in range(0, len(texts), batch):
+        group = list(range(start, min(start + batch, len(texts))))
+        batched = teacher_forced(second, spec, [texts[i] for i in group], [tokens[i] for i in group])
+        for index, a in zip(group, batched, strict=True):
+            [b] = teacher_forced(first, spec, [texts[index]], [tokens[index]], probe=[a.top_ids])
+            noises.append(float(b.noise_against(a).max()) if len(a.behind) else 0.0)
     return noises
 
 
-def changed_generations(fp32: LoadedModel, spec: JobSpec, texts: Sequence[str], cheats: Sequence[bytes],
-                        honest: Sequence[bytes], noises: Sequence[float]) -> list[int]:
-    """The generate/summarize tasks the cheat changed: other tokens than the honest ones, of which the
-    provider's own fp32 model puts one outside the allowance of the honest sequence's noise (the end
-    decision outside its end allowance), or more near-ties than the budget, or a malformed sequence."""
-    least = tolerance.sample_noise(noises)
-    stops = compare.stops_of(fp32)
+def changed_generations(spec: JobSpec, texts: Sequence[str], cheats: Sequence[bytes], work: HonestWork) -> list[int]:
+    """The generate/summarize tasks the cheat changed: other tokens than the honest ones that every
+    reference's model puts outside the allowance of the honest sequence's noise somewhere (a token,
+    or the end decision outside its end allowance), or with more near-ties than the budget, or a
+    malformed sequence."""
     changed = []
-    for index, (raw, right, noise) in enumerate(zip(cheats, honest, noises, strict=True)):
-        if raw == right:
+    for index, (raw, noise) in enumerate(zip(cheats, work.noises, strict=True)):
+        if raw == work.outputs[index]:
             continue
         parsed = parse_committed(index, raw)
-        if not isinstance(parsed, dict) or compare.check_shape(fp32, spec, index, parsed) is not None:
+        if not isinstance(parsed, dict) or compare.check_shape(work.models[0], spec, index, parsed) is not None:
             changed.append(index)
             continue
-        noise = max(noise, least)
-        [forced] = teacher_forced(fp32, spec, [texts[index]], [parsed["tokens"]])
-        ends = compare.ends_of(parsed["tokens"], forced.argmax, stops)
-        check = compare.judge_tokens(index, forced.behind, tolerance.logit_allowance(noise).value, ends,
-                                     tolerance.end_allowance(noise))
-        if not check.passed:
+        if not any(_tokens_within(model, spec, texts[index], parsed["tokens"], noise) for model in work.models):
             changed.append(index)
     return changed
 
 
-def changed_tasks(kind: TaskType, fp32: LoadedModel, bf16: LoadedModel, spec: JobSpec, texts: Sequence[str],
-                  cheats: Sequence[bytes], honest: Sequence[bytes], honest_bf16: Sequence[bytes]) -> list[int]:
-    """The tasks a cheat changed, for any task type."""
-    if kind in GENERATIVE:
-        noises = generation_noise(fp32, bf16, spec, texts, honest)
-        return changed_generations(fp32, spec, texts, cheats, honest, noises)
-    return changed_answers(kind, cheats, honest, answer_noise(kind, honest, honest_bf16))
+def _tokens_within(model: LoadedModel, spec: JobSpec, text: str, tokens: list[int], noise: float) -> bool:
+    [forced] = teacher_forced(model, spec, [text], [tokens])
+    ends = compare.ends_of(tokens, forced.argmax, compare.stops_of(model))
+    allowed, end_allowed = tolerance.generation_allowances(torch.full_like(forced.behind, noise), least=0.0)
+    return compare.judge_tokens(0, forced.behind, allowed, ends, end_allowed).passed
 
 
 def judged(references: References, spec: JobSpec, texts: Sequence[str], raw: Sequence[bytes]) -> list[TaskAudit]:

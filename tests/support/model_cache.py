@@ -1,11 +1,13 @@
 """Trained test models, built once and cached: training takes seconds to a minute, so each bundle is
 kept under ``WEBI_TEST_MODEL_CACHE`` (default ``~/.cache/webi/test-models``), keyed by a hash of its
 recipe, and rebuilt only when the recipe changes. A build writes into a temporary sibling and
-renames it into place, so a crash (or a second pytest worker building the same bundle) never leaves
-a half-written bundle under the key."""
+renames it into place, so a crash never leaves a half-written bundle under the key; a lock file
+makes a second pytest worker that wants the same bundle wait for the first's build instead of
+training it again."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -28,14 +30,14 @@ def cached(name: str, recipe: dict[str, Any], build: Callable[[Path], None]) -> 
     if (folder / "config.json").exists():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
-    try:
-        build(scratch)
+    with (folder.parent / f".{name}-{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
+        if (folder / "config.json").exists():  # built by whoever held the lock before us
+            return folder
+        scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
         try:
+            build(scratch)
             scratch.rename(folder)
-        except OSError:  # another process got there first: theirs is as good as ours
-            if not (folder / "config.json").exists():
-                raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return folder

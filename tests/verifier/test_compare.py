@@ -12,7 +12,7 @@ from marketplace.jobspec import JobSpec, TaskType, inputs_manifest
 from marketplace.storage.local import LocalStore
 from provider.runtime import Runtime, RuntimeLimits
 from tests.support.cheats import LEGACY
-from tests.support.detection import changed_tasks, judged
+from tests.support.detection import changed_tasks, honest_work, judged
 from tests.support.jobs import TEXTS
 from tests.support.models import KINDS, build_bundle
 from tests.support.strategies import Setting
@@ -54,20 +54,20 @@ CASES = [(kind, strategy.name) for kind in KINDS for strategy in LEGACY if TaskT
 
 @pytest.mark.parametrize(("kind", "strategy"), CASES)
 def test_every_cheat_fails_on_every_task_it_changes(world: dict, kind: str, strategy: str) -> None:
-    """Changed: the answer moved outside the allowance that this input's honest fp32-vs-bf16 noise earns
+    """Changed: the answer moved outside the allowance the references' noise on this input's honest work earns
     (``tests.support.detection``); the audit path (both references, scaled allowances) fails each one."""
     spec = world["specs"][kind]
     fp32 = Runtime(world["store"], world["root"] / "reference", devices=[CPU], dtype=torch.float32)
     honest = fp32.run(spec, TEXTS)
-    honest_bf16 = world["verifier"].run(spec, TEXTS)
     [chosen] = [candidate for candidate in LEGACY if candidate.name == strategy]
     setting = Setting(spec, TEXTS, honest, fp32, world["store"], CPU, world["root"] / "cheats",
                       other=world["other_paths"][kind])
     cheat = chosen.cheat(setting)
-    changed = changed_tasks(TaskType(kind), fp32.load(spec, CPU), world["verifier"].load(spec, CPU), spec, TEXTS,
-                            cheat.outputs, honest, honest_bf16)
+    references = References.of(world["verifier"])
+    changed = changed_tasks(TaskType(kind), spec, TEXTS, cheat.outputs,
+                            honest_work(TaskType(kind), references, spec, TEXTS, honest))
     assert changed, "the cheat changed nothing"
-    audits = judged(References.of(world["verifier"]), spec, TEXTS, cheat.outputs)
+    audits = judged(references, spec, TEXTS, cheat.outputs)
     missed = [index for index in changed if audits[index].outcome is not Outcome.FAIL]
     assert not missed, f"{strategy} on {kind} passed tasks {missed}: {[audits[i].reason for i in missed]}"
 
