@@ -16,7 +16,6 @@ the provider committed on-chain.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from marketplace.jobspec import (
     parse_inputs,
     parse_spec,
 )
+from marketplace.output_json import OutputRefusedError, parse_output
 from marketplace.protocol import (
     TERMINAL_STATES,
     ZERO_HASH,
@@ -349,12 +349,17 @@ class Client:
             time.sleep(interval)
 
     def results(self, job_id: int) -> list[dict[str, Any]]:
-        """The job's outputs in task order, each checked against the root committed on-chain."""
+        """The job's outputs in task order, each checked against the root committed on-chain, then parsed
+        with the verifier's bounds (``output_json``): the provider chose the bytes, and an output nested
+        100,000 deep would kill this process. ``ContentError`` names the first output refused and why."""
         _, outputs = self._verified_outputs(job_id)
-        try:
-            return [json.loads(output) for output in outputs]
-        except json.JSONDecodeError as error:
-            raise ContentError(f"job {job_id}: an output is not JSON ({error})") from None
+        parsed = []
+        for index, output in enumerate(outputs):
+            try:
+                parsed.append(parse_output(output))
+            except OutputRefusedError as error:
+                raise ContentError(f"job {job_id}: output {index} refused: {error}") from None
+        return parsed
 
     def check(self, job_id: int, k: int, *, seed: int | None = None) -> CheckReport:
         """Re-executes ``k`` tasks of the job chosen at random with ``seed`` (reported; a fresh one when None),

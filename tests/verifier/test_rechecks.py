@@ -52,7 +52,7 @@ def unstable_submission(chain: Chain, market: Market, config_for: ConfigFor, uns
     chain.register(verifier, Role.VERIFIER, 1_000 * WEI)
     shaky = Market(chain, market.store, {**market.bundles, "unstable": unstable})
     with running(create_daemon(config_for(provider), provider)):
-        spec_cid = shaky.upload_spec("unstable", TEXTS, task="classify")
+        spec_cid = shaky.upload_spec("unstable", TEXTS, task="classify", max_input_tokens=128)
         job_id = shaky.post(requester, spec_cid=spec_cid, sample_tasks=AUDIT_ALL["sample_tasks"],
                             price=AUDIT_ALL["price"])
         wait_for(lambda: chain.market.get_job(job_id).state == JobState.SUBMITTED, timeout=120, what="the result")
