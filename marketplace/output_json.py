@@ -171,3 +171,21 @@ __all__ = [
     "nesting_depth",
     "parse_output",
 ]
+
+
+MAX_DOCUMENT_DEPTH = 64  # specs, evidence and metadata documents nest a few levels
+
+
+def parse_document(raw: bytes, max_depth: int = MAX_DOCUMENT_DEPTH) -> Any:
+    """A JSON document someone else stored (a verifier's evidence, a spec, registration metadata),
+    with its nesting bounded before ``json.loads`` recurses into it: ``OutputRefusedError`` (a
+    ``ValueError``, as ``json.loads``'s own errors are) when deeper or not UTF-8. Unlike
+    ``parse_output`` it keeps JSON's number rules: these documents are read, not compared."""
+    try:
+        text = bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise OutputRefusedError(f"not UTF-8 at byte {error.start}") from None
+    depth = nesting_depth(text)
+    if depth > max_depth:
+        raise OutputRefusedError(f"nested {depth} levels deep, more than {max_depth}")
+    return json.loads(text)

@@ -14,7 +14,6 @@ work may well point at nothing), for the log and the journal, never to decide.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from marketplace.chain.market import JobMarket
 from marketplace.chain.token import WebiToken
 from marketplace.errors import WebiError
 from marketplace.jobspec import JobSpec
+from marketplace.output_json import parse_document
 from marketplace.protocol import JobTerms
 from marketplace.storage import Cid, ContentStore
 from provider.runtime import Runtime
@@ -72,7 +72,7 @@ def verdict_evidence(market: JobMarket, store: ContentStore, job_id: int) -> tup
         return "", None
     cid = str(events[-1]["args"]["evidenceCid"])
     try:
-        document = json.loads(store.read_bytes(Cid.parse(cid), limit=MAX_EVIDENCE_BYTES))
+        document = parse_document(store.read_bytes(Cid.parse(cid), limit=MAX_EVIDENCE_BYTES))  # a verifier wrote it
     except (WebiError, ValueError) as error:
         log.info("job %d: the verifier's evidence %s is unreadable: %s", job_id, cid, error)
         return cid, None

@@ -17,6 +17,7 @@ from marketplace.client import Client
 from marketplace.demo.cast import GENERATOR, VERIFIER
 from marketplace.demo.ledger import Ledger
 from marketplace.errors import WebiError
+from marketplace.output_json import parse_document
 from marketplace.protocol import Verdict
 from marketplace.storage.cid import Cid
 
@@ -126,7 +127,7 @@ def job_outcome(protocol: Protocol, client: Client, job_id: int, task: str, prov
 def _reason(client: Client, evidence_cid: str) -> str:
     """The first failed task's reason; for a pass, the reason every task shares (a lazy pass says so)."""
     try:
-        evidence = json.loads(client.store.read_bytes(Cid.parse(evidence_cid), limit=1024**2))
+        evidence = parse_document(client.store.read_bytes(Cid.parse(evidence_cid), limit=1024**2))
     except (WebiError, ValueError):
         return "evidence document unavailable"
     checks = evidence.get("checks", [])

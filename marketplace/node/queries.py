@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from marketplace.errors import ContentNotFoundError, WebiError
 from marketplace.indexer.models import AccountRow, BlockRow, EventRow, JobRow, LedgerRow, StakeRow
 from marketplace.node.timeline import JobContext, describe
+from marketplace.output_json import parse_document
 from marketplace.protocol import LIVE_STATES as LIVE_JOB_STATES
 from marketplace.protocol import sampled_task_indices
 from marketplace.storage.cid import Cid
@@ -394,7 +395,7 @@ class Queries:
         if not cid or self.store is None:
             return None
         try:
-            value = json.loads(self.store.read_bytes(Cid.parse(cid), limit=MAX_DOCUMENT))
+            value = parse_document(self.store.read_bytes(Cid.parse(cid), limit=MAX_DOCUMENT))
             return value if isinstance(value, dict) else {"value": value}
         except ContentNotFoundError:
             return {"error": "not in this node's store"}

@@ -17,11 +17,13 @@ from marketplace.client import Client
 from marketplace.errors import ContentError
 from marketplace.output_json import (
     MAX_DEPTH,
+    MAX_DOCUMENT_DEPTH,
     MAX_INT_DIGITS,
     MAX_OUTPUT_BYTES,
     OutputNotJSONError,
     OutputRefusedError,
     nesting_depth,
+    parse_document,
     parse_output,
 )
 from marketplace.protocol import Role
@@ -154,3 +156,13 @@ def test_results_refuse_a_hostile_output_with_a_content_error(
     assert f"job {deep}: output 1 refused: nested 100000 levels deep" in shown and not written.exists()
     assert "2 outputs verified" in cli("job", "results", str(fine), "-o", str(written))
     assert written.read_text() == '{"embedding": [0.6, 0.8]}\n' * 2
+
+
+def test_a_document_someone_else_stored_is_depth_bounded_before_it_is_parsed() -> None:
+    """Evidence (written by a verifier), specs and metadata: read by the provider's appeal, the node and
+    the demo. 100,000 levels are refused with a reason; a normal document parses with JSON's rules."""
+    with pytest.raises(OutputRefusedError, match=f"nested 100000 levels deep, more than {MAX_DOCUMENT_DEPTH}"):
+        parse_document(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(OutputRefusedError, match="not UTF-8"):
+        parse_document(b"\xff")
+    assert parse_document(b'{"checks": [{"index": 3, "metric": 0.5}]}') == {"checks": [{"index": 3, "metric": 0.5}]}
