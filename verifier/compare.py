@@ -8,8 +8,8 @@ more than the fixed outer bound):
 
 - ``embed``: 1 - cosine similarity of the committed and recomputed vectors.
 - ``classify``: the largest difference between committed and recomputed probabilities, and the same
-  label unless the recomputed top two are within the allowance of each other (a near-tie rounding
-  may flip).
+  label unless the recomputed top two are within twice the allowance of each other (a near-tie
+  rounding may flip).
 - ``generate`` / ``summarize``: no re-generation. One teacher-forced forward pass over the prompt
   and the committed tokens (``verifier.forced``) gives the verifier's logits at every position; each
   committed token must be the argmax or within the allowance of its logit, at most
@@ -133,7 +133,8 @@ def _classify(index: int, theirs: dict[str, Any], mine: dict[str, Any], labels: 
     if math.isnan(gap):
         return TaskCheck(index, False, "probabilities are not finite numbers", malformed=True)
     ranked = sorted(expected, reverse=True)
-    near_tie = len(ranked) > 1 and ranked[0] - ranked[1] <= allowance
+    # Two probabilities each moved by up to the allowance can swap places when they were within twice it.
+    near_tie = len(ranked) > 1 and ranked[0] - ranked[1] <= 2 * allowance
     label_id = theirs.get("label_id")
     if not isinstance(label_id, int) or isinstance(label_id, bool) or label_id not in range(len(expected)) \
             or theirs.get("label") != str(labels.get(label_id, label_id)):
@@ -197,7 +198,7 @@ def _over(behind: torch.Tensor, allowance: Allowance, ends: torch.Tensor | None,
     over = behind > allowance
     if ends is not None and len(ends) == len(behind):
         over = torch.where(ends, behind > end_allowance, over)
-    return over
+    return over | ~torch.isfinite(behind)  # a NaN is no near-tie: it is nothing the reference computed
 
 
 def _at(allowance: Allowance, position: int) -> float:
@@ -274,6 +275,8 @@ def reference_gap(index: int, behind: torch.Tensor) -> TaskCheck:
     reference's argmax is behind the second's at each position, in the second's logits. Within
     ``NEAR_TIE_LOGITS`` (the outer bound) everywhere, each reference's choice is a near-tie of the other's."""
     worst = float(behind.max()) if len(behind) else 0.0
+    if not bool(torch.isfinite(behind).all()):
+        return TaskCheck(index, False, "a reference's logits are not finite: the references do not agree", worst)
     if worst > NEAR_TIE_LOGITS:
         return TaskCheck(index, False, f"the references' argmax tokens are {worst:.2f} logits apart "
                                        f"(> {NEAR_TIE_LOGITS})", worst)

@@ -39,6 +39,12 @@ class Forced:
     top_ids: torch.Tensor
     top_margins: torch.Tensor
     probed: torch.Tensor | None = field(default=None)
+    best: torch.Tensor | None = field(default=None)  # the argmax logit per position
+
+    def finite(self) -> bool:
+        """Whether this reference's numbers are all finite (an fp16 model can overflow to inf and NaN)."""
+        parts = [self.behind, self.top_margins] + ([self.probed] if self.probed is not None else [])
+        return all(bool(torch.isfinite(part).all()) for part in parts)
 
     def apart(self) -> torch.Tensor:
         """How far the probed reference's argmax is behind ours, per position (needs ``probe``)."""
@@ -115,7 +121,7 @@ def teacher_forced(loaded: LoadedModel, spec: JobSpec, texts: list[str], tokens:
             probed = (best.values.float().unsqueeze(1) - picked.float()).cpu()
         forced.append(Forced((best.values.float() - chosen.float()).cpu(), best.indices.cpu().tolist(),
                              top.indices.cpu(), (best.values.float().unsqueeze(1) - top.values.float()).cpu(),
-                             probed))
+                             probed, best.values.float().cpu()))
     return forced
 
 
@@ -127,3 +133,14 @@ def _right_padded(rows: list[list[int]], pad: int, device: torch.device) -> tupl
         ids[number, :len(row)] = torch.tensor(row)
         mask[number, :len(row)] = 1
     return ids.to(device), mask.to(device)
+
+
+def resolution(first: Forced, second: Forced, dtype: torch.dtype) -> torch.Tensor:
+    """Per position, one step of ``dtype`` (the coarser reference's) at the size of the argmax logit:
+    rounding alone moves a margin by about that much, so no measured noise counts as less. Two
+    references may by chance agree to far less at one position, while an honest provider's rounding
+    flips a near-tie there (an end of sequence 0.031 logits behind, one bf16 step at logits of 4 to 8)."""
+    assert first.best is not None and second.best is not None
+    size = torch.maximum(first.best.abs(), second.best.abs()).clamp(min=torch.finfo(torch.float32).tiny)
+    size = torch.nan_to_num(size, nan=1.0, posinf=1.0)
+    return torch.finfo(dtype).eps * torch.exp2(torch.floor(torch.log2(size)))

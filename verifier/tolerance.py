@@ -107,12 +107,13 @@ def generation_allowances(noise: torch.Tensor, least: float) -> tuple[torch.Tens
     """Per position, a sequence's token allowance and end-of-sequence allowance, from its per-position
     ``noise``: ``NOISE_MULTIPLE`` times the largest noise at or before the position (at least
     ``least``, the sample's), between ``LOGIT_FLOOR`` (none for the end decision) and the outer bound.
-    A NaN noise counts as the outer bound for tokens and 0 for the end decision."""
+    A NaN noise counts as the outer bound for tokens and, from there on, 0 for the end decision."""
     if not len(noise):
         return noise.clone(), noise.clone()
     finite = torch.nan_to_num(noise, nan=NEAR_TIE_LOGITS / NOISE_MULTIPLE)
     scaled = NOISE_MULTIPLE * torch.clamp(torch.cummax(finite, dim=0).values, min=least)
     tokens = torch.clamp(scaled, min=LOGIT_FLOOR, max=NEAR_TIE_LOGITS)
-    ends = torch.where(torch.isnan(noise), torch.zeros_like(scaled), torch.clamp(scaled, max=NEAR_TIE_LOGITS))
+    unknown = torch.cummax(torch.isnan(noise).to(torch.uint8), dim=0).values.bool()  # from the first NaN on
+    ends = torch.where(unknown, torch.zeros_like(scaled), torch.clamp(scaled, max=NEAR_TIE_LOGITS))
     return tokens, ends
 

@@ -45,7 +45,7 @@ from marketplace.jobspec import JobSpec, TaskType
 from marketplace.protocol import Verdict
 from provider.runtime import Runtime
 from verifier import compare, tolerance
-from verifier.forced import Forced, teacher_forced
+from verifier.forced import Forced, resolution, teacher_forced
 from verifier.outputs import SampledOutputs
 
 RULE = ("per task: malformed or unproven -> fail; references agree: within the tolerance of either -> pass, "
@@ -187,14 +187,17 @@ class References:
     a: Runtime
     b: Runtime
     device_lock: threading.Lock
+    # B's dtype batched as A is: only to measure the noise batching adds in that dtype (embed/classify).
+    b_batched: Runtime | None = None
 
     @classmethod
     def of(cls, runtime: Runtime) -> References:
         """A is ``runtime``; B shares its store and model cache, in the other dtype (``other_dtype``)."""
-        second = Runtime(runtime.store, runtime.cache, devices=runtime.devices,
-                         dtype=other_dtype(runtime.dtype_for(runtime.devices[0])),
+        other = other_dtype(runtime.dtype_for(runtime.devices[0]))
+        second = Runtime(runtime.store, runtime.cache, devices=runtime.devices, dtype=other,
                          limits=replace(runtime.limits, max_batch_rows=1))
-        return cls(runtime, second, threading.Lock())
+        batched = Runtime(runtime.store, runtime.cache, devices=runtime.devices, dtype=other, limits=runtime.limits)
+        return cls(runtime, second, threading.Lock(), batched)
 
     def describe(self) -> dict[str, Any]:
         device = self.a.devices[0]
@@ -245,19 +248,31 @@ class References:
 
     def _recomputed(self, spec: JobSpec, inputs: list[str], todo: list[int],
                     parsed: dict[int, dict[str, Any]]) -> dict[int, TaskAudit]:
-        """embed/classify: both references recomputed; their distance on each task is its noise, and
-        the provider must lie within that noise's allowance (``verifier.tolerance``) of one of them."""
-        first = [json.loads(output) for output in self.a.run(spec, inputs, indices=todo)]
-        second = [json.loads(output) for output in self.b.run(spec, inputs, indices=todo)]
+        """embed/classify: both references recomputed; their distance on each task is its noise (and, in
+        B's dtype, the distance between B alone and B batched: bf16 batching moved a tiny classifier's
+        probabilities 15 times further than bf16 against fp32 did), and the provider must lie within
+        that noise's allowance (``verifier.tolerance``) of one of them. A reference that cannot give a
+        finite answer (fp16 overflowing) is replaced by the other, held to the outer bound."""
+        first, second = _answers(self.a, spec, inputs, todo), _answers(self.b, spec, inputs, todo)
+        third = _answers(self.b_batched, spec, inputs, todo) if self.b_batched is not None else None
+        if first is None and second is None:
+            raise ModelError(f"model {spec.model} gives no finite output in either reference's dtype")
+        unmeasured = first is None or second is None
+        first, second = first or second, second or first
+        assert first is not None and second is not None
         labels = self.a.load(spec, self.a.devices[0]).model.config.id2label
         apart = [compare.compare_pair(spec.task, index, a, b, labels) for index, a, b in zip(todo, first, second,
                                                                                              strict=True)]
         noises = [_distance(spec.task, check) for check in apart]
+        if third is not None:
+            batching = [_distance(spec.task, compare.compare_pair(spec.task, index, b, c, labels))
+                        for index, b, c in zip(todo, second, third, strict=True)]
+            noises = [max(n, m) for n, m in zip(noises, batching, strict=True)]
         least = tolerance.sample_noise(noises)
         scale = tolerance.embed_allowance if spec.task == TaskType.EMBED else tolerance.classify_allowance
         judged = {}
         for index, a, b, references, noise in zip(todo, first, second, apart, noises, strict=True):
-            allowed = scale(max(noise, least)).value
+            allowed = scale(float("nan") if unmeasured else max(noise, least)).value
             against_a = compare.compare_pair(spec.task, index, parsed[index], a, labels, allowed)
             against_b = compare.compare_pair(spec.task, index, parsed[index], b, labels, allowed)
             spread = compare.within_spread(spec.task, parsed[index], a, b, against_a, against_b, references)
@@ -280,6 +295,7 @@ class References:
             else:
                 judged[index] = TaskAudit(index, Outcome.FAIL, refused.reason, refused)
         stops = compare.stops_of(loaded_a)
+        coarse = _coarser(self.a.dtype_for(self.a.devices[0]), self.b.dtype_for(self.b.devices[0]))
         forced: dict[int, tuple[Forced, Forced, torch.Tensor]] = {}
         for start in range(0, len(ready), batch):
             group = ready[start:start + batch]
@@ -290,14 +306,35 @@ class References:
             in_b = [teacher_forced(loaded_b, spec, [text], [committed], probe=[a.top_ids])[0]
                     for text, committed, a in zip(texts, tokens, in_a, strict=True)]
             for index, a, b in zip(group, in_a, in_b, strict=True):
-                forced[index] = (a, b, b.noise_against(a))
+                forced[index] = (a, b, torch.maximum(b.noise_against(a), resolution(a, b, coarse)))
         for index, (a, b, noise) in forced.items():
             tokens = parsed[index]["tokens"]
             # No sample median here (see verifier.tolerance): the other sequences are the provider's too.
             allowed, end_allowed = tolerance.generation_allowances(noise, least=0.0)
             ends = (compare.ends_of(tokens, a.argmax, stops), compare.ends_of(tokens, b.argmax, stops))
+            if a.finite() != b.finite():  # one reference overflowed (fp16): the other alone judges
+                good, end = (a, ends[0]) if a.finite() else (b, ends[1])
+                alone = compare.judge_tokens(index, good.behind, tolerance.NEAR_TIE_LOGITS, end, tolerance.LOGIT_FLOOR)
+                judged[index] = judge(index, alone, alone, compare.TaskCheck(
+                    index, True, "one reference's logits are not finite: judged by the other alone"))
+                continue
             judged[index] = judge_generation(index, a.behind, b.behind, b.apart(), allowed, ends, end_allowed)
         return judged
+
+
+def _answers(runtime: Runtime, spec: JobSpec, inputs: list[str], todo: list[int]) -> list[dict[str, Any]] | None:
+    """One reference's recomputed answers, or ``None`` where it cannot give finite ones (the canonical
+    encoding refuses NaN and infinities: an fp16 overflow)."""
+    try:
+        return [json.loads(output) for output in runtime.run(spec, inputs, indices=todo)]
+    except ValueError as error:
+        if "JSON compliant" not in str(error) and "finite" not in str(error):
+            raise
+        return None
+
+
+def _coarser(first: torch.dtype, second: torch.dtype) -> torch.dtype:
+    return first if torch.finfo(first).eps >= torch.finfo(second).eps else second
 
 
 def _distance(task: TaskType, check: compare.TaskCheck) -> float:

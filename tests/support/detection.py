@@ -110,7 +110,7 @@ def _within(kind: TaskType, answer: dict[str, Any], truth: dict[str, Any], allow
         return False
     if kind == TaskType.CLASSIFY and answer.get("label_id") != truth["label_id"]:
         ranked = sorted(truth["probabilities"], reverse=True)
-        return bool(ranked[0] - ranked[1] <= allowed)
+        return bool(ranked[0] - ranked[1] <= 2 * allowed)
     return True
 
 

@@ -92,3 +92,48 @@ def test_a_noisy_tail_does_not_widen_the_allowance_of_an_earlier_deviation() -> 
     assert not judge_tokens(0, behind, allowed, None, end_allowed).passed
     assert judge_tokens(0, behind, tolerance.logit_allowance(float(noise.max())).value).passed  # the old way
 
+
+
+def test_a_nan_is_no_near_tie_and_no_agreement() -> None:
+    """An fp16 reference that overflowed gives NaN logits: nothing committed may pass against them, and
+    two references one of which is NaN do not agree."""
+    from verifier.compare import reference_gap
+
+    behind = gaps(0.0, math.nan, 0.0)
+    assert not judge_tokens(0, behind).passed
+    assert first_deviation(behind) == 1
+    assert not reference_gap(0, gaps(0.0, math.nan)).passed
+
+
+def test_after_a_nan_noise_the_end_decision_gets_no_allowance() -> None:
+    allowed, end_allowed = tolerance.generation_allowances(gaps(0.001, math.nan, 0.001, 0.001), least=0.0)
+    assert end_allowed.tolist() == pytest.approx([0.004, 0.0, 0.0, 0.0])
+    assert allowed.tolist()[1:] == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_no_noise_counts_as_less_than_one_step_of_the_coarser_dtype() -> None:
+    """The references agreed to 0.003 logits by chance where the argmax logit is about 6: one bf16 step
+    there is 2**-7 * 4 = 0.031, by which an honest provider's rounding may flip an end-of-sequence
+    near-tie. The step is the least noise, so the end allowance is four of them."""
+    from verifier.forced import resolution
+
+    a = Forced(gaps(0.031), [1], torch.tensor([[1, 2, 3]]), torch.tensor([[0.0, 0.031, 8.0]]), None, gaps(6.0))
+    b = Forced(gaps(0.034), [1], torch.tensor([[1, 2, 3]]), torch.tensor([[0.0, 0.034, 8.0]]),
+               torch.tensor([[0.0, 0.034, 8.0]]), gaps(6.1))
+    step = resolution(a, b, torch.bfloat16)
+    assert step.tolist() == pytest.approx([2**-7 * 4])
+    noise = torch.maximum(b.noise_against(a), step)
+    _, end_allowed = tolerance.generation_allowances(noise, least=0.0)
+    assert judge_tokens(0, gaps(0.031), 0.05, torch.tensor([True]), end_allowed).passed
+    assert not judge_tokens(0, gaps(0.2), 0.05, torch.tensor([True]), end_allowed).passed
+
+
+def test_a_label_flip_inside_the_allowance_passes() -> None:
+    """The top two 0.017 apart, each probability within the 0.01 allowance: rounding may swap them."""
+    from verifier.compare import TaskType, compare_pair
+
+    labels = {0: "negative", 1: "neutral", 2: "positive"}
+    mine = {"label": "negative", "label_id": 0, "probabilities": [0.506, 0.489, 0.005]}
+    flipped = {"label": "neutral", "label_id": 1, "probabilities": [0.497, 0.498, 0.005]}
+    assert compare_pair(TaskType.CLASSIFY, 0, flipped, mine, labels, 0.01).passed
+    assert not compare_pair(TaskType.CLASSIFY, 0, flipped, mine, labels, 0.004).passed
