@@ -136,11 +136,12 @@ def _right_padded(rows: list[list[int]], pad: int, device: torch.device) -> tupl
 
 
 def resolution(first: Forced, second: Forced, dtype: torch.dtype) -> torch.Tensor:
-    """Per position, one step of ``dtype`` (the coarser reference's) at the size of the argmax logit:
-    rounding alone moves a margin by about that much, so no measured noise counts as less. Two
+    """Per position, half a step of ``dtype`` (the coarser reference's) at the size of the argmax
+    logit: rounding each of two logits by up to half a step moves their margin by up to one step, so
+    no measured noise counts as less than half of it (four noises then allow two steps). Two
     references may by chance agree to far less at one position, while an honest provider's rounding
     flips a near-tie there (an end of sequence 0.031 logits behind, one bf16 step at logits of 4 to 8)."""
     assert first.best is not None and second.best is not None
     size = torch.maximum(first.best.abs(), second.best.abs()).clamp(min=torch.finfo(torch.float32).tiny)
     size = torch.nan_to_num(size, nan=1.0, posinf=1.0)
-    return torch.finfo(dtype).eps * torch.exp2(torch.floor(torch.log2(size)))
+    return 0.5 * torch.finfo(dtype).eps * torch.exp2(torch.floor(torch.log2(size)))

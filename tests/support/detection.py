@@ -27,7 +27,7 @@ from marketplace.jobspec import JobSpec, TaskType
 from provider.runtime import LoadedModel
 from verifier import compare, tolerance
 from verifier.committed import parse_committed
-from verifier.forced import teacher_forced
+from verifier.forced import resolution, teacher_forced
 from verifier.verdict import Outcome, References, TaskAudit
 
 GENERATIVE = (TaskType.GENERATE, TaskType.SUMMARIZE)
@@ -71,7 +71,9 @@ def honest_work(kind: TaskType, references: References, spec: JobSpec, texts: Se
     whatever was committed); for generation the references' disagreement along the honest tokens."""
     models = [references.a.load(spec, references.a.devices[0]), references.b.load(spec, references.b.devices[0])]
     if kind in GENERATIVE:
-        noises = generation_noise(models[0], models[1], spec, texts, honest)
+        coarse = max((references.a.dtype_for(references.a.devices[0]), references.b.dtype_for(references.b.devices[0])),
+                     key=lambda dtype: torch.finfo(dtype).eps)
+        noises = generation_noise(models[0], models[1], spec, texts, honest, coarse)
         return HonestWork(list(honest), [[raw] for raw in honest], models, noises)
     indices = list(range(len(texts)))
     first = references.a.run(spec, list(texts), indices=indices)
@@ -115,10 +117,11 @@ def _within(kind: TaskType, answer: dict[str, Any], truth: dict[str, Any], allow
 
 
 def generation_noise(second: LoadedModel, first: LoadedModel, spec: JobSpec, texts: Sequence[str],
-                     honest: Sequence[bytes], batch: int = 32) -> list[float]:
+                     honest: Sequence[bytes], coarse: torch.dtype, batch: int = 32) -> list[float]:
     """Per task, the honest sequence's noise as an audit measures it: ``second`` (reference A) forced
     over the honest tokens in batches, ``first`` (B) one task at a time probing A's candidates, the
-    largest over the sequence's positions."""
+    largest over the sequence's positions, never less than half a step of the ``coarse`` dtype
+    (``verifier.forced.resolution``)."""
     tokens = [json.loads(raw)["tokens"] for raw in honest]
     noises = []
     for start in range(0, len(texts), batch):
@@ -126,7 +129,8 @@ def generation_noise(second: LoadedModel, first: LoadedModel, spec: JobSpec, tex
         batched = teacher_forced(second, spec, [texts[i] for i in group], [tokens[i] for i in group])
         for index, a in zip(group, batched, strict=True):
             [b] = teacher_forced(first, spec, [texts[index]], [tokens[index]], probe=[a.top_ids])
-            noises.append(float(b.noise_against(a).max()) if len(a.behind) else 0.0)
+            noise = torch.maximum(b.noise_against(a), resolution(a, b, coarse))
+            noises.append(float(noise.max()) if len(a.behind) else 0.0)
     return noises
 
 

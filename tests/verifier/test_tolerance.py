@@ -114,14 +114,14 @@ def test_after_a_nan_noise_the_end_decision_gets_no_allowance() -> None:
 def test_no_noise_counts_as_less_than_one_step_of_the_coarser_dtype() -> None:
     """The references agreed to 0.003 logits by chance where the argmax logit is about 6: one bf16 step
     there is 2**-7 * 4 = 0.031, by which an honest provider's rounding may flip an end-of-sequence
-    near-tie. The step is the least noise, so the end allowance is four of them."""
+    near-tie. Half a step is the least noise, so the end allowance is two steps."""
     from verifier.forced import resolution
 
     a = Forced(gaps(0.031), [1], torch.tensor([[1, 2, 3]]), torch.tensor([[0.0, 0.031, 8.0]]), None, gaps(6.0))
     b = Forced(gaps(0.034), [1], torch.tensor([[1, 2, 3]]), torch.tensor([[0.0, 0.034, 8.0]]),
                torch.tensor([[0.0, 0.034, 8.0]]), gaps(6.1))
     step = resolution(a, b, torch.bfloat16)
-    assert step.tolist() == pytest.approx([2**-7 * 4])
+    assert step.tolist() == pytest.approx([2**-7 * 4 / 2])
     noise = torch.maximum(b.noise_against(a), step)
     _, end_allowed = tolerance.generation_allowances(noise, least=0.0)
     assert judge_tokens(0, gaps(0.031), 0.05, torch.tensor([True]), end_allowed).passed
