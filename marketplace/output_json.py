@@ -80,13 +80,7 @@ def _parse(raw: bytes | bytearray | memoryview) -> dict[str, Any]:
         raise OutputRefusedError(f"it is {type(raw).__name__}, not bytes")
     if len(raw) > MAX_OUTPUT_BYTES:
         raise OutputRefusedError(f"{len(raw)} bytes, over the bound of {MAX_OUTPUT_BYTES}")
-    try:
-        text = bytes(raw).decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise OutputRefusedError(f"not UTF-8 at byte {error.start}") from None
-    depth = nesting_depth(text)
-    if depth > MAX_DEPTH:
-        raise OutputRefusedError(f"nested {depth} levels deep, more than {MAX_DEPTH}")
+    text = _bounded_text(raw, MAX_DEPTH)
     value = json.loads(text, parse_constant=_constant, parse_int=_integer, parse_float=_float,
                        object_pairs_hook=_object)
     if not isinstance(value, dict):
@@ -181,6 +175,12 @@ def parse_document(raw: bytes, max_depth: int = MAX_DOCUMENT_DEPTH) -> Any:
     with its nesting bounded before ``json.loads`` recurses into it: ``OutputRefusedError`` (a
     ``ValueError``, as ``json.loads``'s own errors are) when deeper or not UTF-8. Unlike
     ``parse_output`` it keeps JSON's number rules: these documents are read, not compared."""
+    return json.loads(_bounded_text(raw, max_depth))
+
+
+def _bounded_text(raw: bytes | bytearray | memoryview, max_depth: int) -> str:
+    """``raw`` as UTF-8 text nesting at most ``max_depth`` deep, or ``OutputRefusedError``: what must
+    hold before ``json.loads`` may recurse into it."""
     try:
         text = bytes(raw).decode("utf-8")
     except UnicodeDecodeError as error:
@@ -188,4 +188,4 @@ def parse_document(raw: bytes, max_depth: int = MAX_DOCUMENT_DEPTH) -> Any:
     depth = nesting_depth(text)
     if depth > max_depth:
         raise OutputRefusedError(f"nested {depth} levels deep, more than {max_depth}")
-    return json.loads(text)
+    return text
