@@ -4,11 +4,14 @@ Shared by the provider and the verifier daemons, each with its own record table.
 cursor are written in one transaction, so a crash between them neither loses a job nor counts it
 twice; WAL mode lets a status command read while the daemon writes. Columns added to a record
 after a journal was created are added to it when it is opened (with their defaults), so a daemon
-upgraded in place resumes its old journal.
+upgraded in place resumes its old journal. Two processes may open a new journal at once (the daemon
+starting while a status command reads it): the schema is created under a lock file beside it, since
+SQLite's ``CREATE TABLE`` after SQLAlchemy's "does it exist?" check is not atomic.
 """
 
 from __future__ import annotations
 
+import fcntl
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -30,9 +33,11 @@ class SqliteJournal(Generic[Record]):
         self.engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
         event.listen(self.engine, "connect", _pragmas)
         tables = [SQLModel.metadata.tables[str(table.__tablename__)] for table in (record, cursor)]
-        SQLModel.metadata.create_all(self.engine, tables=tables)
-        for model in (record, cursor):
-            _add_columns(self.engine, model)
+        with path.with_name(path.name + ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            SQLModel.metadata.create_all(self.engine, tables=tables)
+            for model in (record, cursor):
+                _add_columns(self.engine, model)
         self._record = record
         self._cursor = cursor
         self._cursor_name = cursor_name

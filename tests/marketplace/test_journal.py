@@ -29,3 +29,28 @@ def test_an_older_panel_journal_gains_the_new_column_and_keeps_its_rows(tmp_path
     with sqlite3.connect(path) as reopened:
         columns = [row[1] for row in reopened.execute("PRAGMA table_info(verifier_panels)")]
     assert "evidence" in columns and columns.count("evidence") == 1
+
+
+def _open_journal(path: str) -> str:
+    """Opens the provider journal at ``path`` in a fresh process; the error's text if it fails."""
+    from provider.journal import Journal
+    try:
+        Journal(Path(path)).close()
+    except Exception as error:  # the test reports what went wrong
+        return repr(error)
+    return ""
+
+
+def test_processes_opening_a_new_journal_at_once_all_succeed(tmp_path: Path) -> None:
+    """A status command opening the journal while the daemon creates it once killed the daemon with
+    "table provider_jobs already exists": create_all's check-then-create is not atomic across processes."""
+    import multiprocessing
+
+    paths = [str(tmp_path / f"journal-{n}.sqlite") for n in range(10)]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4) as pool:
+        errors = pool.map(_open_journal, [path for path in paths for _ in range(4)])
+    assert errors == [""] * len(errors)
+    for path in paths:
+        with sqlite3.connect(path) as db:
+            assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'provider_jobs'").fetchone() == (1,)

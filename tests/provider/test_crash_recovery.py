@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy.exc import OperationalError
 
 from marketplace.chain.deployment import WEI
 from marketplace.chain.devnet import Devnet
@@ -36,10 +35,7 @@ def start(config: Path, log: Path, crash_at: str | None = None) -> subprocess.Po
 
 def journal_stage(state: Path, job_id: int) -> Stage | None:
     for path in state.glob("journal-*.sqlite"):
-        try:
-            journal = Journal(path)
-        except OperationalError:  # the daemon is creating its tables right now
-            return None
+        journal = Journal(path)  # may race the daemon creating it: the journal's schema lock serializes them
         try:
             record = journal.get(job_id)
             return None if record is None else record.stage
