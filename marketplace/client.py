@@ -16,7 +16,6 @@ the provider committed on-chain.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +27,7 @@ from eth_utils.address import is_address, to_checksum_address
 from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import Deployment, Protocol, connect_protocol, protocol_abis
 from marketplace.errors import CidError, ConfigError, ContentError, ContractError, WebiError
+from marketplace.home import WebiHome
 from marketplace.job_challenge import ChallengeError, check_challenge
 from marketplace.job_timeline import JobEvent, JobTimeline
 from marketplace.job_views import ChallengeInfo, JobInfo, JobQuote, RequestRefusedError
@@ -85,7 +85,7 @@ class Client:
         self.store = store
         self.account = account
         self.checker = checker
-        self.cache_dir = cache_dir or Path(os.environ.get("WEBI_HOME", Path.home() / ".webi")) / "check-cache"
+        self.cache_dir = cache_dir or WebiHome.from_env().root / "check-cache"
         self._submitted: dict[int, Any] = {}  # ResultSubmitted arguments by job
 
     @classmethod

@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from marketplace.errors import ConfigError
+from marketplace.home import DEFAULT_STORE, WebiHome
 from marketplace.jobspec import TaskType
 
 _FORBIDDEN = frozenset({"private_key", "privatekey", "key", "mnemonic", "password"})
@@ -29,11 +30,12 @@ class DaemonSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rpc_url: str = "http://127.0.0.1:8545"
+    rpc_url: str = Field(description="the chain's JSON-RPC URL; load_settings defaults it to the running devnet")
     keystore: Path
     password_env: str | None = None
     password_file: Path | None = None
-    store: str = Field(description="content store: a directory, a Kubo RPC URL, or gateway+URL")
+    store: str = Field(DEFAULT_STORE, description="content store: a Kubo RPC URL (default: the node), a directory, "
+                                                 "or gateway+URL")
     store_token_env: str = "WEBI_STORE_TOKEN"
     state_dir: Path
     deployments_dir: Path | None = None
@@ -46,7 +48,7 @@ class DaemonSettings(BaseModel):
 
 
 class ProviderConfig(DaemonSettings):
-    state_dir: Path = Path("~/.webi/provider")
+    state_dir: Path = Field(default_factory=lambda: WebiHome.from_env().provider_state)
     tasks: frozenset[TaskType] = frozenset(TaskType)
     # In WEBI, not wei: TOML integers stop at 2^63, under 10 WEBI in wei.
     price_floor: dict[TaskType, Decimal] = Field(default_factory=dict, description="least WEBI per task, by task type")
@@ -74,7 +76,8 @@ class ProviderConfig(DaemonSettings):
 
 
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> ProviderConfig:
-    """The config from ``path`` (if any), ``WEBI_RPC_URL``/``WEBI_STORE``, then ``overrides`` (flags)."""
+    """The config from ``path`` (if any), ``WEBI_RPC_URL``/``WEBI_STORE``, then ``overrides`` (flags); with no
+    RPC URL anywhere, the running devnet's (``$WEBI_HOME/devnet.json``)."""
     return load_settings(ProviderConfig, "provider", path, overrides)
 
 
@@ -99,7 +102,11 @@ def load_settings(model: type[Settings], table: str, path: Path | None,
         raise ConfigError(f"the {table} config must not hold {', '.join(sorted(secrets))}: name a keystore file "
                           "and a password_env or password_file instead")
     try:
-        return model.model_validate(values)
+        if values.get("rpc_url"):
+            return model.model_validate(values)
+        # Never a guessed port: the devnet `webi devnet up` started, or a clear error once the rest is valid.
+        model.model_validate(values | {"rpc_url": "unset"})
+        return model.model_validate(values | {"rpc_url": WebiHome.from_env().rpc_url()})
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +44,16 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 MAX_UINT = 2**256 - 1
 SPEC_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 OUTPUT_CID = "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
+
+
+@pytest.fixture(autouse=True)
+def webi_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's $WEBI_HOME is its own empty folder, and no WEBI_RPC_URL leaks in: nothing a test runs
+    finds the developer's ~/.webi devnet, wallets or deployments."""
+    home = tmp_path_factory.mktemp("webi-home")
+    monkeypatch.setenv("WEBI_HOME", str(home))
+    monkeypatch.delenv("WEBI_RPC_URL", raising=False)
+    return home
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from marketplace.home import WebiHome
 from provider.config import DaemonSettings, load_settings
 
 
 class VerifierConfig(DaemonSettings):
-    state_dir: Path = Path("~/.webi/verifier")
+    state_dir: Path = Field(default_factory=lambda: WebiHome.from_env().verifier_state)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     # Audits drawn to us run on this many worker threads, the highest audit fee first: a flood of
     # dust jobs never holds a paid audit back. Re-execution itself takes the device one at a time.

@@ -1,4 +1,9 @@
-"""Deploy WEBI's contracts and remember where they are (``contracts/deployments/<chainId>.json``)."""
+"""Deploy WEBI's contracts and remember where they are (``<chainId>.json`` in a deployments folder).
+
+A deployment file is looked up in the folder a caller names, else in ``$WEBI_HOME/deployments``
+(where `webi devnet up` writes), else in ``$WEBI_CONTRACTS_DIR/deployments`` (default: the
+checkout's ``contracts/deployments``, for files shipped with the code).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from marketplace.chain.client import ChainClient
 from marketplace.chain.market import JobMarket
 from marketplace.chain.token import WebiToken
 from marketplace.errors import ConfigError
+from marketplace.home import WebiHome
 from marketplace.protocol import ZERO_ADDRESS, Params, Terms
 
 WEI = 10**18
@@ -64,7 +70,8 @@ class Deployment:
     governance: str | None = None  # the TimelockController that owns the market, if any
 
     def save(self, folder: Path | None = None) -> Path:
-        folder = folder or contracts_dir() / "deployments"
+        """Writes ``<chainId>.json`` into ``folder`` (default ``$WEBI_HOME/deployments``); returns its path."""
+        folder = folder or WebiHome.from_env().deployments
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.chain_id}.json"
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -72,11 +79,15 @@ class Deployment:
 
     @classmethod
     def load(cls, chain_id: int, folder: Path | None = None) -> Deployment:
-        path = (folder or contracts_dir() / "deployments") / f"{chain_id}.json"
-        if not path.is_file():
-            raise ConfigError(f"no WEBI deployment for chain {chain_id} ({path} is missing): deploy first, "
-                              "e.g. `webi devnet up`")
-        return cls(**json.loads(path.read_text()))
+        """The deployment on ``chain_id`` from ``folder``, else from the default folders (module docstring)."""
+        folders = [folder] if folder else [WebiHome.from_env().deployments, contracts_dir() / "deployments"]
+        for candidate in folders:
+            path = candidate / f"{chain_id}.json"
+            if path.is_file():
+                return cls(**json.loads(path.read_text()))
+        raise ConfigError(f"no WEBI deployment for chain {chain_id} (looked for {chain_id}.json in "
+                          f"{', '.join(str(candidate) for candidate in folders)}): deploy first, e.g. "
+                          "`webi devnet up`, or pass --deployments DIR")
 
 
 @dataclass(frozen=True)

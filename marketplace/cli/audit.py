@@ -54,7 +54,7 @@ def audit(
     """Replays every WEBI event from the chain alone and checks balances, stakes, escrow, bonds, burns and
     every settlement, slash and reward."""
     context: CliContext = ctx.obj
-    client = ChainClient.connect(context.rpc_url or "http://127.0.0.1:8545", protocol_abis())
+    client = ChainClient.connect(context.chain_url(), protocol_abis())
     try:
         protocol = connect_protocol(client, Deployment.load(client.chain_id, deployments))
         engine = create_db(db) if db else None

@@ -3,12 +3,9 @@ background between commands. Its dev accounts use anvil's published keys: devnet
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,45 +16,18 @@ from marketplace.chain.deployment import Deployment, connect_protocol, protocol_
 from marketplace.chain.devnet import Anvil, deploy_devnet, dev_account
 from marketplace.cli.context import CliContext
 from marketplace.errors import DevnetError
+from marketplace.home import DevnetState
 from marketplace.units import webi
 
 app = typer.Typer(help="Run a local devnet (anvil) with WEBI deployed.", no_args_is_help=True)
-
-
-@dataclass(frozen=True)
-class DevnetState:
-    """What `up` leaves behind so that `status` and `down` find the devnet."""
-
-    pid: int
-    rpc_url: str
-    log: str
-
-    @staticmethod
-    def path(home: Path) -> Path:
-        return home / "devnet.json"
-
-    def save(self, home: Path) -> None:
-        home.mkdir(parents=True, exist_ok=True)
-        self.path(home).write_text(json.dumps(asdict(self), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, home: Path) -> DevnetState | None:
-        path = cls.path(home)
-        return cls(**json.loads(path.read_text())) if path.is_file() else None
-
-    def alive(self) -> bool:
-        try:
-            os.kill(self.pid, 0)
-        except OSError:
-            return False
-        return True
 
 
 @app.command()
 def up(
     ctx: typer.Context,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 0,
-    block_time: Annotated[float | None, typer.Option(help="Seconds per block; default mines on demand.")] = None,
+    block_time: Annotated[float, typer.Option(
+        min=0, help="Seconds per block (0: mine only when a transaction arrives, which stalls audits).")] = 1.0,
 ) -> None:
     """Start anvil in the background, deploy WEBI, fund the dev accounts."""
     cli: CliContext = ctx.obj
@@ -67,10 +37,10 @@ def up(
         return
     cli.home.mkdir(parents=True, exist_ok=True)
     log = cli.home / "anvil.log"
-    anvil = Anvil(port=port, block_time=block_time, log_path=log, detach=True).start()
+    anvil = Anvil(port=port, block_time=block_time or None, log_path=log, detach=True).start()
     try:
         net = deploy_devnet(anvil)
-        path = net.protocol.deployment.save()
+        path = net.protocol.deployment.save(cli.webi_home.deployments)
     except BaseException:
         anvil.stop()
         raise
@@ -104,13 +74,9 @@ def down(ctx: typer.Context) -> None:
 def status(ctx: typer.Context) -> None:
     """Show the chain at --rpc-url (or the background devnet) and WEBI's deployment on it."""
     cli: CliContext = ctx.obj
-    url = cli.rpc_url
-    if url is None:
-        state = DevnetState.load(cli.home)
-        if state is None or not state.alive():
-            raise DevnetError("no devnet running: start one with `webi devnet up`, or pass --rpc-url")
-        url = state.rpc_url
-    client = ChainClient.connect(url, protocol_abis(), timeout=5)
+    if cli.rpc_url is None and not os.environ.get("WEBI_RPC_URL") and cli.webi_home.devnet() is None:
+        raise DevnetError("no devnet running: start one with `webi devnet up`, or pass --rpc-url")
+    client = ChainClient.connect(cli.chain_url(), protocol_abis(), timeout=5)
     deployment = Deployment.load(client.chain_id)
     _show(cli, client, deployment)
 

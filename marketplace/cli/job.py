@@ -18,12 +18,12 @@ from marketplace.cli.progress import size_of, transfer_progress
 from marketplace.cli.wallet import PasswordEnv, PasswordFile, password, wallets
 from marketplace.client import Client, JobEvent, RequestRefusedError, read_inputs
 from marketplace.errors import ConfigError
+from marketplace.home import DEFAULT_STORE
 from marketplace.jobspec import TaskType
 from marketplace.units import to_wei, webi
 
 app = typer.Typer(help="Post jobs, follow them, fetch verified results.", no_args_is_help=True)
 
-DEFAULT_STORE = "http://127.0.0.1:8000"
 WalletOption = Annotated[
     str | None, typer.Option("--wallet", envvar="WEBI_WALLET", help="Wallet name (webi wallet list).")
 ]
@@ -53,7 +53,7 @@ def _client(
             raise ConfigError("this command signs a transaction: pass --wallet NAME (or set WEBI_WALLET)")
         account = wallets(ctx).unlock(wallet, password(password_env, password_file))
     return Client.connect(
-        context.rpc_url or "http://127.0.0.1:8545",
+        context.chain_url(),
         store,
         account,
         deployments_dir=deployments,

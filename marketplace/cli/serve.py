@@ -36,10 +36,10 @@ def serve(
     """
     context: CliContext = ctx.obj
     settings = NodeSettings(
-        rpc_url=context.rpc_url or "http://127.0.0.1:8545",
+        rpc_url=context.chain_url(),
         deployments_dir=deployments,
         database=database or str(context.home / "node" / "index.db"),
-        store_dir=store_dir or context.home / "node" / "store",
+        store_dir=store_dir or context.webi_home.store,
         confirmations=confirmations,
     )
     app = create_node_app(settings)

@@ -1,8 +1,9 @@
 """``webi store ...``: add, read, move and serve content by CID.
 
-Every command works on the store named by ``--store`` (or ``WEBI_STORE``): a directory (default
-``$WEBI_HOME/store``), a Kubo RPC URL (a WEBI node or an IPFS node), or ``gateway+URL`` for reads
-from a trustless gateway. CIDs print on stdout alone, so ``cid=$(webi store add -r model/)`` works;
+Every command works on the store named by ``--store`` (or ``WEBI_STORE``): a Kubo RPC URL (default
+the marketplace node, ``http://127.0.0.1:8000``, that `webi serve` starts; an IPFS node's works too),
+a directory, or ``gateway+URL`` for reads from a trustless gateway. CIDs print on stdout alone, so
+``cid=$(webi store add -r model/)`` works;
 progress goes to stderr.
 """
 
@@ -18,6 +19,7 @@ from rich.table import Table
 from marketplace.cli.context import CliContext
 from marketplace.cli.progress import size_of, transfer_progress
 from marketplace.errors import ConfigError, ContentError
+from marketplace.home import DEFAULT_STORE
 from marketplace.storage import ContentStore, open_store
 from marketplace.storage.cid import Cid
 from marketplace.storage.local import LocalStore
@@ -26,15 +28,14 @@ from marketplace.storage.rpc_api import split_ipfs_path
 app = typer.Typer(help="Add, read, export and serve content by CID (IPFS-compatible).", no_args_is_help=True)
 
 StoreOption = Annotated[str | None, typer.Option("--store", envvar="WEBI_STORE",
-                                                 help="Directory, Kubo RPC URL, or gateway+URL. "
-                                                      "Default: $WEBI_HOME/store.")]
+                                                 help="Kubo RPC URL, directory, or gateway+URL. "
+                                                      f"Default: the node, {DEFAULT_STORE}.")]
 TokenOption = Annotated[str | None, typer.Option("--token", envvar="WEBI_STORE_TOKEN",
                                                  help="Bearer token for a node's write API.")]
 
 
 def _open(ctx: typer.Context, store: str | None, token: str | None) -> ContentStore:
-    context: CliContext = ctx.obj
-    return open_store(store or context.home / "store", token=token)
+    return open_store(store or DEFAULT_STORE, token=token)
 
 
 @app.command()
@@ -153,7 +154,8 @@ def gc(ctx: typer.Context, store: StoreOption = None) -> None:
 
 @app.command()
 def serve(ctx: typer.Context,
-          root: Annotated[Path | None, typer.Option(help="Store directory. Default: $WEBI_HOME/store.")] = None,
+          root: Annotated[Path | None, typer.Option(
+              help="Store directory. Default: $WEBI_HOME/node/store, the node's.")] = None,
           host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port (5001 is Kubo's RPC port).")] = 5001,
           token: TokenOption = None,
@@ -167,7 +169,7 @@ def serve(ctx: typer.Context,
     context: CliContext = ctx.obj
     if token is None and host not in ("127.0.0.1", "localhost", "::1"):
         raise ConfigError(f"refusing to serve writes on {host} without a token: set --token or WEBI_STORE_TOKEN")
-    store = LocalStore(root or context.home / "store")
+    store = LocalStore(root or context.webi_home.store)
     settings = StoreApiSettings(token=token, max_upload_bytes=max_upload_mb * 1024 * 1024)
     context.console.print(f"serving {store.root}: RPC http://{host}:{port}/api/v0, gateway http://{host}:{port}/ipfs"
                           + ("" if token else " (writes open: no token)"), highlight=False, soft_wrap=True)

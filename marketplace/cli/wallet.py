@@ -81,7 +81,7 @@ def balance(
     """WEBI held, withdrawable credits and stakes of a wallet (or any address)."""
     address = wallet if wallet.startswith("0x") else wallets(ctx).entry(wallet).address
     context: CliContext = ctx.obj
-    client = ChainClient.connect(context.rpc_url or "http://127.0.0.1:8545", protocol_abis())
+    client = ChainClient.connect(context.chain_url(), protocol_abis())
     try:
         protocol = connect_protocol(client, Deployment.load(client.chain_id, deployments))
         market = protocol.market

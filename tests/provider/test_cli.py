@@ -60,5 +60,6 @@ def test_config_refuses_keys_typos_and_bad_values(tmp_path: Path, extra: str, me
 
 def test_price_floor_is_in_webi(tmp_path: Path) -> None:
     path = tmp_path / "provider.toml"
-    path.write_text('[provider]\nkeystore = "k.json"\nstore = "s"\nprice_floor = { embed = 0.5 }\n')
+    path.write_text('[provider]\nrpc_url = "http://127.0.0.1:9"\nkeystore = "k.json"\nstore = "s"\n'
+                    'price_floor = { embed = 0.5 }\n')
     assert load_config(path).floor_wei(TaskType.EMBED) == WEI // 2

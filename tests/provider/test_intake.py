@@ -80,7 +80,8 @@ def test_refusal_on_chain_mirrors_the_claim_checks(tmp_path, stake: Stake, expec
                                                    final: bool) -> None:
     """What ``claimJob`` would refuse, decided from the terms and the stake: registration, the network's
     minimum stake, and collateral still locked by other jobs (a wait, not a skip: it frees up)."""
-    config = ProviderConfig(keystore=tmp_path / "keystore.json", store=str(tmp_path / "store"), state_dir=tmp_path)
+    config = ProviderConfig(rpc_url="http://127.0.0.1:9", keystore=tmp_path / "keystore.json",
+                            store=str(tmp_path / "store"), state_dir=tmp_path)
     refusal = refusal_on_chain(TERMS, now=1_000, stake=stake, params=PARAMS, config=config)
     if expected is None:
         assert refusal is None

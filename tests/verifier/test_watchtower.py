@@ -180,7 +180,8 @@ def test_only_a_conclusive_contradiction_is_challenged(first, ours, conclusive, 
 
 def test_a_watch_share_outside_0_to_1_is_refused(tmp_path, chain: Chain) -> None:
     with pytest.raises(ValidationError, match="watch_share"):
-        VerifierConfig(keystore=tmp_path / "k.json", store=str(tmp_path / "store"), watch_share=1.5)
+        VerifierConfig(rpc_url="http://127.0.0.1:9", keystore=tmp_path / "k.json", store=str(tmp_path / "store"),
+                       watch_share=1.5)
     journal = WatchJournal(tmp_path / "w.sqlite")
     try:
         with pytest.raises(ValueError, match=r"watch_share must lie in \[0, 1\]"):

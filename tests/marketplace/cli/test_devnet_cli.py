@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from web3 import Web3
 
 from marketplace.chain.devnet import Anvil, free_port
+from tests.support.waiting import wait_for
 
 WEBI = [sys.executable, "-m", "marketplace.cli"]
 
@@ -21,27 +23,27 @@ def webi(*args: str, home: Path, env: dict[str, str] | None = None) -> subproces
 
 
 def test_devnet_up_status_down(tmp_path: Path) -> None:
+    """Every file goes under $WEBI_HOME (the deployment too, never into the checkout), and the devnet makes
+    blocks on its own: an audit needs blocks after the submission even when nobody sends a transaction."""
     home = tmp_path / "home"
-    deployments = tmp_path / "contracts"
-    env = {"WEBI_CONTRACTS_DIR": str(deployments)}
-    # Artifacts are read from the checkout; deployments go to the temporary contracts dir.
-    (deployments).mkdir()
-    (deployments / "artifacts").symlink_to(Path(__file__).resolve().parents[3] / "contracts" / "artifacts")
     try:
-        started = webi("devnet", "up", home=home, env=env)
+        started = webi("devnet", "up", home=home)
         assert started.returncode == 0, started.stderr
         state = json.loads((home / "devnet.json").read_text())
         assert "devnet up" in started.stdout
-        assert json.loads((deployments / "deployments" / "31337.json").read_text())["chain_id"] == 31337
-        again = webi("devnet", "up", home=home, env=env)
+        assert json.loads((home / "deployments" / "31337.json").read_text())["chain_id"] == 31337
+        again = webi("devnet", "up", home=home)
         assert "already running" in again.stdout
-        status = webi("devnet", "status", home=home, env=env)
+        status = webi("devnet", "status", home=home)
         assert status.returncode == 0, status.stderr
         assert "JobMarket" in status.stdout and "chain 31337" in status.stdout
         for row in ("protocol 2.5 %", "collateral", "challenge 1 h", "task price 0.05 WEBI", "slashes", "timelock"):
             assert row in status.stdout, status.stdout
+        first = Web3(Web3.HTTPProvider(state["rpc_url"])).eth.block_number
+        wait_for(lambda: Web3(Web3.HTTPProvider(state["rpc_url"])).eth.block_number > first + 1, timeout=30,
+                 what="blocks mined with no transaction sent")
     finally:
-        stopped = webi("devnet", "down", home=home, env=env)
+        stopped = webi("devnet", "down", home=home)
     assert stopped.returncode == 0
     assert "stopped" in stopped.stdout
     assert not (home / "devnet.json").exists()

@@ -17,7 +17,9 @@ WEBI = [sys.executable, "-m", "marketplace.cli"]
 
 
 def webi(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
-    environment = {**os.environ, "WEBI_HOME": str(home), "COLUMNS": "200", **(env or {})}
+    # A folder store under the home: these tests start no node (the default store is the node's URL).
+    environment = {**os.environ, "WEBI_HOME": str(home), "WEBI_STORE": str(home / "store"), "COLUMNS": "200",
+                   **(env or {})}
     return subprocess.run([*WEBI, "store", *args], capture_output=True, env=environment, timeout=120, check=False)
 
 
