@@ -1,7 +1,10 @@
 """The web dashboard: server-rendered pages over the same queries as the REST API.
 
-Pages work without JavaScript; a few lines of it refresh the overview's figures and show times
-in the reader's time zone.
+Pages work without JavaScript: every time is rendered in UTC inside a ``<time>`` whose ``datetime``
+is ISO 8601, which a few lines of script rewrite in the reader's zone (leaving the server's text
+wherever the browser cannot read the date); the overview's figures refresh from ``/v1/stats``.
+A page for an id the chain does not have is an HTML 404 with the site's header (JSON for a client
+that asks only for JSON); the ``/v1`` API answers JSON as always.
 """
 
 from __future__ import annotations
@@ -9,11 +12,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from marketplace.chain.deployment import Deployment
 from marketplace.node.api import STATES
@@ -28,6 +33,27 @@ def short(address: str | None) -> str:
 
 def when(timestamp: int | None) -> str:
     return "—" if not timestamp else datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def moment(timestamp: int | None) -> Markup:
+    """A ``<time>`` for a chain timestamp: UTC text for readers without JavaScript, ISO 8601 for the script."""
+    if not timestamp:
+        return Markup("—")
+    iso = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Markup('<time datetime="{}">{}</time>').format(iso, when(timestamp))
+
+
+def ipfs(cid: str | None) -> Markup:
+    """A CID as a link to this node's own gateway (the document may not be in its store: the gateway says so)."""
+    if not cid:
+        return Markup("—")
+    return Markup('<a class="mono cid" href="/ipfs/{}">{}</a>').format(quote(cid, safe=""), cid)
+
+
+def wants_json(request: Request) -> bool:
+    """A client that asks for JSON and not for a page (browsers send ``text/html``)."""
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
 
 
 def earnings_chart(points: list[dict[str, Any]], width: int = 600, height: int = 160) -> str:
@@ -51,11 +77,21 @@ def earnings_chart(points: list[dict[str, Any]], width: int = 600, height: int =
 
 def dashboard_router(queries: Queries, verifiers: VerifierQueries, deployment: Deployment) -> APIRouter:
     templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-    templates.env.filters.update(webi=webi, short=short, when=when)
+    templates.env.filters.update(webi=webi, short=short, when=when, moment=moment, ipfs=ipfs)
     router = APIRouter()
 
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, name, {"deployment": deployment, **context})
+
+    def not_found(request: Request, message: str, back: str, back_text: str) -> Response:
+        if wants_json(request):
+            return JSONResponse({"detail": message}, status_code=404)
+        return templates.TemplateResponse(
+            request,
+            "not_found.html",
+            {"deployment": deployment, "message": message, "back": back, "back_text": back_text},
+            status_code=404,
+        )
 
     @router.get("/", response_class=HTMLResponse)
     async def overview(request: Request) -> HTMLResponse:
@@ -70,10 +106,12 @@ def dashboard_router(queries: Queries, verifiers: VerifierQueries, deployment: D
         return page(request, "jobs.html", jobs=found.items, next_cursor=found.next_cursor, state=state, states=STATES)
 
     @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-    async def job(request: Request, job_id: int) -> HTMLResponse:
-        found = await run_in_threadpool(queries.job, job_id)
+    async def job(request: Request, job_id: str) -> Response:
+        found = await run_in_threadpool(queries.job, int(job_id)) if job_id.isdecimal() else None
         if found is None:
-            raise HTTPException(404, f"no job {job_id} indexed")
+            latest = await run_in_threadpool(queries.latest_job_id)
+            which = f"the latest is {latest}" if latest is not None else "none has been posted yet"
+            return not_found(request, f"no job {job_id} on this chain ({which})", "/jobs", "All jobs")
         return page(request, "job.html", job=found)
 
     @router.get("/providers", response_class=HTMLResponse)
@@ -81,10 +119,11 @@ def dashboard_router(queries: Queries, verifiers: VerifierQueries, deployment: D
         return page(request, "providers.html", providers=await run_in_threadpool(queries.providers))
 
     @router.get("/providers/{address}", response_class=HTMLResponse)
-    async def provider(request: Request, address: str) -> HTMLResponse:
+    async def provider(request: Request, address: str) -> Response:
         found = await run_in_threadpool(queries.provider, address)
         if found is None:
-            raise HTTPException(404, f"{address} is not a registered provider")
+            message = f"no provider {address} on this chain: it never registered as one"
+            return not_found(request, message, "/providers", "Registered providers")
         return page(request, "provider.html", provider=found, chart=earnings_chart(found["earnings"]))
 
     @router.get("/verifiers", response_class=HTMLResponse)
@@ -92,10 +131,11 @@ def dashboard_router(queries: Queries, verifiers: VerifierQueries, deployment: D
         return page(request, "verifiers.html", verifiers=await run_in_threadpool(verifiers.verifiers))
 
     @router.get("/verifiers/{address}", response_class=HTMLResponse)
-    async def verifier(request: Request, address: str) -> HTMLResponse:
+    async def verifier(request: Request, address: str) -> Response:
         found = await run_in_threadpool(verifiers.verifier, address)
         if found is None:
-            raise HTTPException(404, f"{address} is not a registered verifier")
+            message = f"no verifier {address} on this chain: it never registered as one"
+            return not_found(request, message, "/verifiers", "Registered verifiers")
         return page(request, "verifier.html", verifier=found, chart=earnings_chart(found["earnings"]))
 
     @router.get("/ledger", response_class=HTMLResponse)

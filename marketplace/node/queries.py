@@ -8,29 +8,25 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from marketplace.errors import ContentNotFoundError, WebiError
 from marketplace.indexer.models import AccountRow, BlockRow, EventRow, JobRow, LedgerRow, StakeRow
+from marketplace.node.explain import unclaimed, verdict_reasons
+from marketplace.node.ledger import Page, block_times, ledger_dict, ledger_page
 from marketplace.node.timeline import JobContext, describe
 from marketplace.output_json import parse_document
 from marketplace.protocol import LIVE_STATES as LIVE_JOB_STATES
-from marketplace.protocol import sampled_task_indices
+from marketplace.protocol import Stake, sampled_task_indices
+from marketplace.provider_offers import ProviderOffer
 from marketplace.storage.cid import Cid
 from marketplace.storage.store import ContentStore
 
 MAX_DOCUMENT = 1024 * 1024  # spec and metadata documents are small; larger ones are not shown inline
 LIVE_STATES = frozenset(state.name.lower() for state in LIVE_JOB_STATES)  # the jobs whose escrow the market holds
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[dict[str, Any]]
-    next_cursor: str | None
 
 
 def job_dict(row: JobRow) -> dict[str, Any]:
@@ -57,19 +53,6 @@ def job_dict(row: JobRow) -> dict[str, Any]:
         "posted_block": row.posted_block,
         "posted_at": row.posted_at,
         "updated_block": row.updated_block,
-    }
-
-
-def ledger_dict(row: LedgerRow, times: dict[int, int]) -> dict[str, Any]:
-    return {
-        "block_number": row.block_number,
-        "log_index": row.log_index,
-        "tx_hash": row.tx_hash,
-        "account": row.account,
-        "job_id": row.job_id,
-        "kind": row.kind,
-        "amount": row.amount,
-        "time": times.get(row.block_number),
     }
 
 
@@ -129,7 +112,7 @@ class Queries:
                     .order_by(LedgerRow.block_number, LedgerRow.log_index)
                 ).scalars()
             )
-            times = self._times(session, {event.block_number for event in events})
+            times = block_times(session, {event.block_number for event in events})
         detail = job_dict(row)
         detail["terms"] = json.loads(row.terms)
         audit = json.loads(row.audit)
@@ -150,6 +133,7 @@ class Queries:
         ]
         detail["ledger"] = [ledger_dict(entry, times) for entry in ledger]
         detail["spec"] = self.document(row.spec_cid)
+        evidence = self.document(row.evidence_cid)
         detail["outputs"] = {"cid": row.output_cid, "result_root": row.result_root} if row.output_cid else None
         detail["audit"] = {
             "verifier": row.verifier,
@@ -157,7 +141,8 @@ class Queries:
             "final": row.state in ("finalized", "rejected"),
             "verifier_verdict": audit["verifier_verdict"],
             "evidence_cid": row.evidence_cid,
-            "evidence": self.document(row.evidence_cid),
+            "evidence": evidence,
+            "reasons": verdict_reasons(evidence),
             "sample_seed": row.sample_seed,
             "sampled_tasks": (
                 sampled_task_indices(bytes.fromhex(row.sample_seed.removeprefix("0x")), row.num_tasks, row.sample_tasks)
@@ -171,7 +156,34 @@ class Queries:
         }
         detail["slashes"] = audit.get("slashes", [])
         detail["challenge"] = challenge
+        detail["unclaimed"] = unclaimed(detail, self._offers(), self._chain_time()) if row.state == "open" else None
         return detail
+
+    def latest_job_id(self) -> int | None:
+        """The newest job indexed (``None`` before the first), for a page about a job that is not."""
+        with Session(self.engine) as session:
+            latest = session.execute(select(func.max(JobRow.job_id))).scalar()
+        return None if latest is None else int(latest)
+
+    def _offers(self) -> list[ProviderOffer]:
+        """Every provider with a stake, with its registration metadata (what it published about its terms)."""
+        with Session(self.engine) as session:
+            stakes = list(session.execute(select(StakeRow).where(StakeRow.role == "provider")).scalars())
+        return [
+            ProviderOffer.from_metadata(
+                stake.account,
+                Stake(int(stake.stake), int(stake.locked), stake.unlock_at, stake.duties, int(stake.unbonding)),
+                self.document(stake.metadata_cid),
+            )
+            for stake in stakes
+            if stake.stake != "0"
+        ]
+
+    def _chain_time(self) -> int | None:
+        """The timestamp of the latest block the indexer kept (it keeps each scan's last): the chain's now."""
+        with Session(self.engine) as session:
+            row = session.execute(select(BlockRow.timestamp).order_by(BlockRow.number.desc()).limit(1)).first()  # type: ignore[attr-defined]
+        return None if row is None else int(row[0])
 
     # ───────────────────────────────────────────── providers
 
@@ -253,7 +265,7 @@ class Queries:
                     select(EventRow).where(EventRow.name == "ResultSubmitted", EventRow.account == stake.account)
                 ).scalars()
             }
-            times = self._times(session, {*claims.values(), *submits.values(), *(p.block_number for p in payments)})
+            times = block_times(session, {*claims.values(), *submits.values(), *(p.block_number for p in payments)})
         summary = self._provider_summary(
             stake, Counter(job.state for job in jobs), int(expired), json.loads(account.earned) if account else {}
         )
@@ -314,33 +326,8 @@ class Queries:
         cursor: str | None = None,
         limit: int | None = None,
     ) -> Page:
-        """Newest first; ``cursor`` is ``block:log_index`` of the previous page's last entry."""
-        limit = limit or self.page_size
-        query = (
-            select(LedgerRow)
-            .order_by(
-                LedgerRow.block_number.desc(),  # type: ignore[attr-defined]
-                LedgerRow.log_index.desc(),
-            )
-            .limit(limit + 1)
-        )  # type: ignore[attr-defined]
-        if account:
-            query = query.where(func.lower(LedgerRow.account) == account.lower())
-        if job_id is not None:
-            query = query.where(LedgerRow.job_id == job_id)
-        if cursor:
-            block, index = (int(part) for part in cursor.split(":", 1))
-            query = query.where(
-                or_(LedgerRow.block_number < block, and_(LedgerRow.block_number == block, LedgerRow.log_index < index))
-            )
-        with Session(self.engine) as session:
-            rows = list(session.execute(query).scalars())
-            times = self._times(session, {row.block_number for row in rows})
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(
-            [ledger_dict(row, times) for row in rows], f"{rows[-1].block_number}:{rows[-1].log_index}" if more else None
-        )
+        """Credits, withdrawals and stake slashes, newest first (``ledger.ledger_page``)."""
+        return ledger_page(self.engine, limit or self.page_size, account=account, job_id=job_id, cursor=cursor)
 
     def stats(self) -> dict[str, Any]:
         with Session(self.engine) as session:
@@ -401,10 +388,3 @@ class Queries:
             return {"error": "not in this node's store"}
         except (WebiError, ValueError) as error:  # a bad or foreign document must not break the page
             return {"error": str(error)}
-
-    @staticmethod
-    def _times(session: Session, numbers: set[int]) -> dict[int, int]:
-        if not numbers:
-            return {}
-        rows = session.execute(select(BlockRow.number, BlockRow.timestamp).where(BlockRow.number.in_(numbers))).all()  # type: ignore[attr-defined]
-        return {int(number): int(timestamp) for number, timestamp in rows}

@@ -110,8 +110,11 @@ def test_jobs_providers_ledger_and_stats(
 
         ledger = api.get("/ledger", params={"account": provider.address, "limit": 10}).json()["items"]
         assert [entry["kind"] for entry in ledger] == [
-            "provider_payment", "bond_refund", "reward", "withdrawn", "provider_payment"]
-        assert int(ledger[3]["amount"]) == -int(ledger[4]["amount"]) and ledger[3]["tx_hash"].startswith("0x")
+            "provider_payment", "bond_refund", "reward", "slashed", "withdrawn", "provider_payment"]
+        assert int(ledger[4]["amount"]) == -int(ledger[5]["amount"]) and ledger[4]["tx_hash"].startswith("0x")
+        slash = ledger[3]  # the rejected job's collateral: a stake slash, listed with its cause
+        assert (slash["job_id"], slash["role"], slash["reason"], slash["amount"]) == (
+            rejected, "provider", "failed audit", str(-10 * WEI))
 
         stats = api.get("/stats").json()
         assert stats["jobs"] == 5 and stats["jobs_by_state"] == {

@@ -7,14 +7,22 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from marketplace.chain.devnet import mine
+from marketplace.protocol import Role
 from tests.conftest import Chain
 from tests.marketplace.node.test_api import GPU_FACTS
 from tests.support.history import challenged_job, rejected_job, settle_history
 from tests.support.node import Node
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # The flags keep Chromium off the network (this machine has none) and out of the sandbox (root in CI).
@@ -46,7 +54,7 @@ def browser() -> Iterator[object]:
 
 
 def test_a_person_follows_a_job_a_provider_and_the_ledger(
-    browser, chain: Chain, node: Node, requester: LocalAccount, provider: LocalAccount, verifier: LocalAccount
+    browser: Browser, chain: Chain, node: Node, requester: LocalAccount, provider: LocalAccount, verifier: LocalAccount
 ) -> None:
     from playwright.sync_api import expect
 
@@ -55,7 +63,7 @@ def test_a_person_follows_a_job_a_provider_and_the_ledger(
     rejected = rejected_job(chain, requester, provider, verifier)
     challenged = challenged_job(chain, requester, provider, verifier)
     node.caught_up(chain.block_number())
-    page = browser.new_page()  # type: ignore[attr-defined]
+    page = browser.new_page()
 
     page.goto(node.url)
     expect(page.get_by_role("heading", name="Network overview")).to_be_visible()
@@ -124,5 +132,67 @@ def test_a_person_follows_a_job_a_provider_and_the_ledger(
     expect(kinds).to_have_text(["provider_payment", "bond_refund"])  # the node's page size is 2
     expect(page.locator("tbody tr").first).to_contain_text("0x")
     page.get_by_role("link", name="Older entries").click()
-    expect(kinds).to_have_text(["reward", "withdrawn"])
+    expect(kinds).to_have_text(["reward", "provider stake slashed"])  # the rejected job's collateral
+    expect(page.locator("tbody tr").nth(1)).to_contain_text("-10")
+    expect(page.locator("tbody tr").nth(1)).to_contain_text("failed audit")
     assert history.finalized != rejected
+
+
+TOKYO = timezone(timedelta(hours=9))
+
+
+def _posted_at_a_known_time(chain: Chain, requester: LocalAccount, provider: LocalAccount) -> tuple[int, int]:
+    """A job posted (and claimed, submitted) in a block whose timestamp the test fixes: the next
+    whole hour at least an hour ahead of the chain. Its id and that timestamp."""
+    moment = (chain.now() // 3600 + 2) * 3600
+    chain.approve(requester)
+    chain.client.w3.provider.make_request("evm_setNextBlockTimestamp", [moment])  # type: ignore[arg-type]
+    job = chain.market.post_job(requester, chain.request(claim_by=moment + 3_600))
+    chain.market.claim_job(provider, job)
+    return job, moment
+
+
+def test_times_read_in_the_readers_zone_and_in_utc_without_javascript(
+    browser: Browser, chain: Chain, node: Node, requester: LocalAccount, provider: LocalAccount, verifier: LocalAccount
+) -> None:
+    chain.register(provider, Role.PROVIDER)
+    job, moment = _posted_at_a_known_time(chain, requester, provider)
+    mine(chain.client)
+    node.caught_up(chain.block_number())
+    utc = datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    local = datetime.fromtimestamp(moment, TOKYO)
+    tokyo = f"{local:%b} {local.day}, {local.year}, {local:%H:%M:%S} GMT+9"  # en-US, 24 h, the zone named
+    context = browser.new_context(timezone_id="Asia/Tokyo", locale="en-US")
+    page = context.new_page()
+    for path in ("/", f"/jobs/{job}", f"/providers/{provider.address}"):
+        page.goto(f"{node.url}{path}")
+        text = page.evaluate("document.body.innerText")
+        assert "Invalid Date" not in text, path
+        assert tokyo in text, (path, text)
+        assert page.locator("time", has_text=tokyo).first.get_attribute("title") == utc
+        served = httpx.get(f"{node.url}{path}").text  # what a reader without JavaScript sees
+        assert f'<time datetime="{datetime.fromtimestamp(moment, UTC):%Y-%m-%dT%H:%M:%SZ}">{utc}</time>' in served
+    context.close()
+
+
+def test_every_page_fits_a_390_px_phone(
+    browser: Browser, chain: Chain, node: Node, requester: LocalAccount, provider: LocalAccount, verifier: LocalAccount
+) -> None:
+    metadata = str(node.store.add_bytes(json.dumps(GPU_FACTS).encode()).cid)
+    history = settle_history(chain, requester, provider, verifier, metadata)
+    rejected = rejected_job(chain, requester, provider, verifier)
+    challenged = challenged_job(chain, requester, provider, verifier)
+    node.caught_up(chain.block_number())
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    paths = ["/", "/jobs", f"/jobs/{history.open}", f"/jobs/{rejected}", f"/jobs/{challenged}", "/providers",
+             f"/providers/{provider.address}", "/verifiers", f"/verifiers/{verifier.address}", "/ledger",
+             "/jobs/999"]
+    for path in paths:
+        page.goto(f"{node.url}{path}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+        # The header wraps: every link in it whole and on the screen.
+        for box in page.locator("header a").evaluate_all("links => links.map(a => a.getBoundingClientRect().right)"):
+            assert box <= 390, path
+    page.goto(f"{node.url}/ledger")
+    table = page.locator("main .scroll").first  # the wide table scrolls inside its own box
+    assert table.evaluate("box => box.scrollWidth > box.clientWidth")
