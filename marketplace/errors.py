@@ -5,8 +5,10 @@
     WebiError
     ├── ConfigError           bad settings, missing files, a node or tool not installed
     ├── ChainError            talking to the chain failed (RPC down, wrong chain, no deployment)
-    │   ├── TransactionError  a transaction was mined but reverted, or never got a receipt
+    │   ├── ChainUnreachableError  the RPC endpoint refused the connection or did not answer in time
+    │   ├── TransactionError  a transaction was mined but reverted, never got a receipt, or cannot pay for gas
     │   └── ContractError     the contract refused a call with one of its custom errors
+    ├── ArgumentError         a value does not fit the contract's types (an amount over a uint96, a bad address)
     ├── DevnetError           the local anvil devnet could not start, or is not running
     ├── JobSpecError          a job spec or input manifest is malformed (names the field and why)
     ├── ModelError            a model bundle is refused (pickle, unknown architecture, too large)
@@ -38,6 +40,10 @@ class ChainError(WebiError):
     """The chain could not be reached or did not answer as expected."""
 
 
+class ChainUnreachableError(ChainError):
+    """The RPC endpoint refused the connection, or accepted it and did not answer within the timeout."""
+
+
 class TransactionError(ChainError):
     """A transaction was sent but did not succeed; ``tx_hash`` names it when there is one."""
 
@@ -49,13 +55,21 @@ class TransactionError(ChainError):
 class ContractError(ChainError):
     """The contract reverted with a custom error: ``name`` and decoded ``args`` say which and why.
 
-    Tests compare ``name`` and ``args``, never the message text.
+    Tests compare ``name`` and ``args_by_name``, never the message text. The message is a sentence
+    a person can act on (``marketplace.chain.explain``) followed by the raw form in brackets:
+    "job 3 is Cancelled; only an Open job can be cancelled (WrongState(jobId=3, have=5, want=1) in cancelJob)".
+    ``raw`` keeps the bracketed form alone.
     """
 
     def __init__(self, name: str, args: dict[str, Any], function: str | None = None) -> None:
+        # Imported here: explain needs protocol and units, which import this module.
+        from marketplace.chain.explain import explain
+
         shown = ", ".join(f"{key}={_show(value)}" for key, value in args.items())
         where = f" in {function}" if function else ""
-        super().__init__(f"{name}({shown}){where}")
+        self.raw = f"{name}({shown}){where}"
+        sentence = explain(name, args, function)
+        super().__init__(self.raw if sentence is None else f"{sentence} ({self.raw})")
         self.name = name
         self.args_by_name = args
         self.function = function
@@ -64,6 +78,10 @@ class ContractError(ChainError):
     def values(self) -> tuple[Any, ...]:
         """The error's arguments in declaration order."""
         return tuple(self.args_by_name.values())
+
+
+class ArgumentError(WebiError):
+    """A value cannot be sent to the contract as it is: out of its ABI type's range, or not an address."""
 
 
 class DevnetError(WebiError):

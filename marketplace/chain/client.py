@@ -3,6 +3,11 @@
 Transactions are signed locally with eth-account (no node-side accounts), gas is estimated first
 so that a revert is reported before anything is sent, and a revert of any kind comes back as a
 ``ContractError`` naming the custom error and its arguments.
+
+Every request has a deadline (``timeout``, 10 s by default): a node that accepts the connection
+and never answers becomes a ``ChainUnreachableError`` within it, instead of web3's five retries of
+a 30 s read. Receipts keep their own, longer wait (``receipt_timeout``), polled with short requests.
+A sender without the ETH for gas is told how much it has and about how much it needs.
 """
 
 from __future__ import annotations
@@ -20,16 +25,45 @@ from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3RPCError
-from web3.types import BlockIdentifier, EventData, TxParams, TxReceipt
+from web3.types import BlockIdentifier, EventData, RPCEndpoint, TxParams, TxReceipt
 
 from marketplace.chain.artifacts import Artifact
+from marketplace.chain.library_errors import needs_gas_money
 from marketplace.chain.revert import ErrorDecoder
-from marketplace.errors import ChainError, ContractError, TransactionError
+from marketplace.errors import ChainError, ChainUnreachableError, ContractError, TransactionError
+from marketplace.units import webi
 
 logger = logging.getLogger(__name__)
 
 # Estimates are exact for the state they ran on; the margin absorbs state that moves in between.
 GAS_MARGIN = 1.25
+# Seconds a read may take before the chain counts as not answering; a healthy node answers in milliseconds.
+DEFAULT_RPC_TIMEOUT = 10.0
+# What a sender without ETH is told a transaction needs when even an estimate cannot run.
+_FALLBACK_GAS = 300_000
+
+
+class TimedHTTPProvider(HTTPProvider):
+    """An HTTP provider whose every request fails as a ``ChainUnreachableError`` after ``timeout`` seconds.
+
+    web3 would retry a timed-out read five times with backoff (minutes for a hung node); here no request
+    is retried: a caller that polls (the indexer, the daemons) retries on its own schedule.
+    """
+
+    def __init__(self, rpc_url: str, timeout: float, session: requests.Session) -> None:
+        super().__init__(rpc_url, request_kwargs={"timeout": timeout}, session=session,
+                         exception_retry_configuration=None)
+        self.timeout = timeout
+
+    def _make_request(self, method: RPCEndpoint, request_data: bytes) -> bytes:
+        try:
+            return super()._make_request(method, request_data)
+        except requests.Timeout as exc:
+            raise ChainUnreachableError(
+                f"the chain at {self.endpoint_uri} did not answer within {self.timeout:g} s ({method}): "
+                "check that the node is running and not stuck") from exc
+        except (requests.ConnectionError, OSError) as exc:
+            raise ChainUnreachableError(f"cannot reach the chain at {self.endpoint_uri}: {exc}") from exc
 
 
 class ChainClient:
@@ -50,15 +84,19 @@ class ChainClient:
         self._session: requests.Session | None = None
 
     @classmethod
-    def connect(cls, rpc_url: str, abis: Iterable[list[dict[str, Any]]], *, timeout: float = 30.0,
+    def connect(cls, rpc_url: str, abis: Iterable[list[dict[str, Any]]], *, timeout: float = DEFAULT_RPC_TIMEOUT,
                 **kwargs: Any) -> ChainClient:
-        """Connects to ``rpc_url`` and checks that it answers; ``close()`` releases the connection."""
+        """Connects to ``rpc_url`` and checks that it answers within ``timeout`` seconds (as must every
+        later request); ``close()`` releases the connection."""
         session = requests.Session()
-        w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, session=session))
+        w3 = Web3(TimedHTTPProvider(rpc_url, timeout, session))
         client = cls(w3, ErrorDecoder(abis), **kwargs)
         client._session = session
         try:
             client._chain_id = w3.eth.chain_id
+        except ChainError:
+            session.close()
+            raise
         except (requests.RequestException, OSError, Web3RPCError) as exc:
             session.close()
             raise ChainError(f"cannot reach the chain at {rpc_url}: {exc}") from exc
@@ -112,6 +150,10 @@ class ChainClient:
                 built = cast(dict[str, Any], call.build_transaction(cast(TxParams, tx)))
             except (ContractCustomError, ContractLogicError) as exc:
                 raise self.decoder.decode(_revert_data(exc), call.fn_name) from exc
+            except Web3RPCError as exc:
+                if needs_gas_money(exc):
+                    raise self._no_gas_money(account, tx, call) from exc
+                raise TransactionError(f"{call.fn_name}: the node refused the gas estimate: {exc}") from exc
             return self._send(account, built, call.fn_name)
 
     def call(self, call: ContractFunction, block: int | str = "latest") -> Any:
@@ -146,6 +188,8 @@ class ChainClient:
         try:
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         except Web3RPCError as exc:
+            if needs_gas_money(exc):
+                raise self._no_gas_money(account, tx) from exc
             raise TransactionError(f"{what}: the node refused the transaction: {exc}") from exc
         try:
             receipt = self.w3.eth.wait_for_transaction_receipt(
@@ -157,6 +201,25 @@ class ChainClient:
             raise self._explain_failure(tx, receipt, what)
         logger.debug("%s mined in block %d, gas %d", what, receipt["blockNumber"], receipt["gasUsed"])
         return receipt
+
+    def _no_gas_money(self, account: LocalAccount, tx: dict[str, Any],
+                      call: ContractFunction | None = None) -> TransactionError:
+        """How much ETH ``account`` has and about how much the transaction needs: the gas estimate run
+        as if the account were funded (a state override), else a typical call's gas."""
+        balance = int(self.w3.eth.get_balance(account.address))
+        gas = tx.get("gas")
+        if gas is None and call is not None:
+            funded = {account.address: {"balance": hex(10**24)}}
+            try:
+                gas = int(call.estimate_gas(cast(TxParams, tx), block_identifier="pending",
+                                            state_override=funded) * GAS_MARGIN)  # type: ignore[arg-type]
+            except (ContractCustomError, ContractLogicError, Web3RPCError, ValueError):
+                gas = None
+        price = int(tx.get("maxFeePerGas") or tx.get("gasPrice") or self.w3.eth.gas_price)
+        need = int(gas or _FALLBACK_GAS) * price + int(tx.get("value", 0))
+        return TransactionError(
+            f"{account.address} has {webi(balance, 6)} ETH; this transaction needs about {webi(need, 6)} ETH for "
+            "gas: fund it with ETH (on the devnet, send some from one of the dev accounts `webi devnet up` funds)")
 
     def _explain_failure(self, tx: dict[str, Any], receipt: TxReceipt, what: str) -> ChainError:
         """Replays a reverted transaction as a call on the parent state to recover its error."""

@@ -8,14 +8,18 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
-from marketplace.cli import audit, demo, devnet, job, lifecycle, serve, store, wallet
+from marketplace.chain.library_errors import gist, translate
+from marketplace.cli import audit, demo, devnet, devnet_tools, job, job_post, lifecycle, serve, store, wallet
 from marketplace.cli.context import CliContext
-from marketplace.errors import WebiError
 
 app = typer.Typer(help="WEBI: a decentralized GPU compute marketplace for AI inference.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 devnet.app.command("lifecycle")(lifecycle.lifecycle)
+devnet.app.command("example")(devnet_tools.example)
+devnet.app.command("advance")(devnet_tools.advance)
+job.app.command("post")(job_post.post)
 app.add_typer(devnet.app, name="devnet")
 app.add_typer(store.app, name="store")
 app.add_typer(wallet.app, name="wallet")
@@ -48,15 +52,23 @@ def main(
 
 
 def run() -> None:
-    """Entry point: a WebiError becomes one line on stderr and exit code 1 (-v adds the traceback)."""
+    """Entry point: every error becomes one line on stderr and exit code 1 (-v adds the traceback).
+
+    A WebiError is shown as it is; an error of a library below (web3, eth_utils, requests) is
+    translated where we know it (``marketplace.chain.library_errors``), else shown as its gist.
+    """
     try:
         app()
-    except WebiError as error:
-        errors = Console(stderr=True)
-        errors.print(f"[red]error:[/red] {error}")
-        if logging.getLogger().isEnabledFor(logging.INFO):
-            errors.print_exception()
-        raise SystemExit(1) from None
     except KeyboardInterrupt:
         Console(stderr=True).print("[yellow]interrupted[/yellow]")
         raise SystemExit(130) from None
+    except Exception as error:  # the one place where every failure becomes one line for a person
+        translated = translate(error)
+        verbose = logging.getLogger().isEnabledFor(logging.INFO)
+        message = str(translated) if translated is not None else f"{gist(error)}" + (
+            "" if verbose else " (run with -v for the traceback)")
+        errors = Console(stderr=True)
+        errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+        if verbose:
+            errors.print_exception()
+        raise SystemExit(1) from None

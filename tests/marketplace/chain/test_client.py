@@ -25,7 +25,9 @@ def test_revert_names_error_and_arguments(chain: Chain, stranger) -> None:
     error = caught.value
     assert error.name == "NotRegistered"
     assert error.args_by_name == {"account": stranger.address, "role": Role.VERIFIER}
-    assert str(error) == f"NotRegistered(account={stranger.address}, role=1) in addStake"
+    assert error.raw == f"NotRegistered(account={stranger.address}, role=1) in addStake"
+    assert str(error) == f"{stranger.address} is not registered as a verifier: register (with the minimum stake) " \
+                         f"first ({error.raw})"
 
 
 def test_transaction_reverting_after_mining_is_decoded(chain: Chain, stranger) -> None:
