@@ -27,6 +27,8 @@ MAX_SPEC_BYTES = 64 * 1024
 MAX_TASKS = 100_000
 MAX_INPUT_CHARS = 100_000
 MAX_ALLOWLIST = 1_000  # 1,000 addresses are about 44 KiB of spec, under MAX_SPEC_BYTES
+MAX_INPUT_TOKENS = 8_192
+MAX_NEW_TOKENS = 1_024
 
 
 class TaskType(enum.StrEnum):
@@ -41,8 +43,22 @@ class Parameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_input_tokens: Annotated[int, Field(ge=1, le=8192)] = 512
-    max_new_tokens: Annotated[int, Field(ge=1, le=1024)] = 32
+    max_input_tokens: Annotated[int, Field(ge=1, le=MAX_INPUT_TOKENS)] = 512
+    max_new_tokens: Annotated[int, Field(ge=1, le=MAX_NEW_TOKENS)] = 32
+
+
+_PARAMETER_BOUNDS = {"max_input_tokens": MAX_INPUT_TOKENS, "max_new_tokens": MAX_NEW_TOKENS}
+
+
+def parse_parameters(values: dict[str, Any]) -> Parameters:
+    """``Parameters`` from a requester's values; ``JobSpecError`` naming the field and its bounds otherwise.
+    A value out of bounds is refused, never replaced by the default: a 0 is not a request for 32 tokens."""
+    for name, value in values.items():
+        if name not in _PARAMETER_BOUNDS:
+            raise JobSpecError(f"parameters.{name}", f"unknown parameter (known: {', '.join(_PARAMETER_BOUNDS)})")
+        if type(value) is not int or not 1 <= value <= _PARAMETER_BOUNDS[name]:
+            raise JobSpecError(f"parameters.{name}", f"{value!r} is out of bounds: 1 to {_PARAMETER_BOUNDS[name]}")
+    return Parameters(**values)
 
 
 class JobSpec(BaseModel):

@@ -27,9 +27,9 @@ from marketplace.jobspec import JobSpec, TaskType, parse_inputs, parse_spec
 from marketplace.storage import ContentStore
 from marketplace.storage.cid import Cid
 from provider.runtime.batching import plan_batches
-from provider.runtime.bundle import BundleFacts, check_positions, fetch_bundle, inspect_bundle
+from provider.runtime.bundle import BundleFacts, check_bundle_at, fetch_bundle
 from provider.runtime.device import available_devices, default_dtype, free_memory
-from provider.runtime.tasks import TASKS
+from provider.runtime.tasks import TASKS, load_model
 
 log = logging.getLogger(__name__)
 
@@ -99,19 +99,19 @@ class Runtime:
         return parse_inputs(self.store.read_bytes(Cid.parse(spec.inputs), limit=MAX_INPUT_MANIFEST), spec.num_tasks)
 
     def check_job(self, spec: JobSpec) -> BundleFacts:
-        """Refuses a job that no runtime can run as asked, from the bundle's listing and config alone: a
-        bundle WEBI never loads (``ModelError``) or parameters the model cannot take (``JobSpecError``:
-        more positions than its table holds). The requester's fault, unlike this machine's limits
+        """Refuses a job that no runtime can run as asked, from the bundle's listing, config and safetensors
+        headers alone (``marketplace.model_bundle.check_bundle``, what the requester ran before posting): a
+        bundle WEBI never loads, an architecture that cannot do the task, a checkpoint without the weights
+        the task needs (``ModelError``), or parameters the model cannot take (``JobSpecError``: more
+        positions than its table holds). The requester's fault, unlike this machine's limits
         (``check_model``): a verifier excuses the provider for it."""
-        facts = inspect_bundle(self.store, Cid.parse(spec.model), max_weight_bytes=None)
-        check_positions(facts, spec.task, spec.parameters)
-        return facts
+        return check_bundle_at(self.store, Cid.parse(spec.model), spec.task, spec.parameters, None)
 
     def check_model(self, spec: JobSpec) -> BundleFacts:
         """Refuses a job this machine must not or cannot run, before fetching its weights: what
         ``check_job`` refuses, and a model over this runtime's weight or memory limits."""
-        facts = inspect_bundle(self.store, Cid.parse(spec.model), self.limits.max_weight_bytes)
-        check_positions(facts, spec.task, spec.parameters)
+        facts = check_bundle_at(self.store, Cid.parse(spec.model), spec.task, spec.parameters,
+                                self.limits.max_weight_bytes)
         for device in self.devices:
             free = free_memory(device)
             if free is None:
@@ -119,7 +119,7 @@ class Runtime:
             stored = _stored_dtype_bytes(facts.config)
             need = facts.weight_bytes * _DTYPE_BYTES[self.dtype_for(device)] // stored
             if need > free * self.limits.max_vram_share:
-                raise ModelError(f"model {facts.cid} needs about {need >> 20} MiB on {device}, "
+                raise ModelError(f"{facts.name} needs about {need >> 20} MiB on {device}, "
                                  f"more than {self.limits.max_vram_share:.0%} of its {free >> 20} MiB free")
         return facts
 
@@ -135,7 +135,7 @@ class Runtime:
             else:
                 self._evict(keep=self.max_loaded_models - 1)  # before the memory check: it needs the room
             facts = self.check_model(spec)
-            path = fetch_bundle(self.store, facts.cid, self.cache / "models")
+            path = fetch_bundle(self.store, key[0], self.cache / "models")
             loaded = _load(facts, path, spec.task, device, self.dtype_for(device))
             self._loaded.setdefault(key, {})[str(device)] = loaded
             return loaded
@@ -207,28 +207,17 @@ class Runtime:
         return [output for output in outputs if output is not None]
 
 
-_CLASSES = {
-    TaskType.EMBED: "AutoModel",
-    TaskType.CLASSIFY: "AutoModelForSequenceClassification",
-    TaskType.GENERATE: "AutoModelForCausalLM",
-    TaskType.SUMMARIZE: "AutoModelForSeq2SeqLM",
-}
-
-
 def _load(facts: BundleFacts, path: Path, task: TaskType, device: torch.device, dtype: torch.dtype) -> LoadedModel:
     import transformers
 
-    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # daemons draw no bars
-    auto = getattr(transformers, _CLASSES[task])
+    model = load_model(facts, path, task, dtype)
     try:
-        model = auto.from_pretrained(path, dtype=dtype, trust_remote_code=False, use_safetensors=True,
-                                     local_files_only=True)
         tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=False, local_files_only=True)
     except (ValueError, OSError, KeyError) as error:
-        raise ModelError(f"model {facts.cid} ({facts.model_type}) cannot be loaded for {task.value}: {error}") from None
+        raise ModelError(f"{facts.name} ({facts.model_type}): its tokenizer cannot be loaded: {error}") from None
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token_id is None:
-            raise JobSpecError("model", f"model {facts.cid}'s tokenizer has neither a pad nor an eos token")
+            raise JobSpecError("model", f"{facts.name}'s tokenizer has neither a pad nor an eos token")
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device).eval()
     log.info("loaded %s (%s) for %s on %s as %s", facts.cid, facts.model_type, task.value, device, dtype)

@@ -6,16 +6,22 @@
 - ``generate``: greedy decoding of a causal LM, left-padded, ``max_new_tokens``.
 - ``summarize``: greedy decoding of a seq2seq model.
 Generated outputs carry their token ids, which the verifier checks in one teacher-forced pass.
+
+``load_model`` loads the task's model class and refuses a checkpoint that lacks any of its weights:
+transformers would initialise them at random, and the task would compute (and be paid for) noise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from marketplace.errors import ModelError
 from marketplace.jobspec import Parameters, TaskType
+from marketplace.model_bundle import TASK_MODEL_CLASSES, BundleFacts
 from marketplace.results import DECIMALS, canonical
 
 TaskFunction = Callable[[Any, Any, list[str], Parameters, torch.device], list[bytes]]
@@ -96,3 +102,24 @@ TASKS: dict[TaskType, TaskFunction] = {
     TaskType.GENERATE: generate,
     TaskType.SUMMARIZE: summarize,
 }
+
+
+def load_model(facts: BundleFacts, path: Path, task: TaskType, dtype: torch.dtype) -> Any:
+    """``task``'s model class loaded from the bundle at ``path`` (safetensors only, no remote code, nothing
+    downloaded); ``ModelError`` naming the weights the checkpoint lacks, which transformers would have
+    initialised at random (the provider and the verifier both load through here)."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # daemons draw no bars
+    auto = getattr(transformers, TASK_MODEL_CLASSES[task])
+    try:
+        model, info = auto.from_pretrained(path, dtype=dtype, trust_remote_code=False, use_safetensors=True,
+                                           local_files_only=True, output_loading_info=True)
+    except (ValueError, OSError, KeyError) as error:
+        raise ModelError(f"{facts.name} ({facts.model_type}) cannot be loaded for {task.value}: {error}") from None
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        raise ModelError(f"{facts.name} ({facts.model_type}) lacks weights {task.value} needs ({shown}): "
+                         "transformers would initialise them at random")
+    return model

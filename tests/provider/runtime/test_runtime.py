@@ -143,7 +143,7 @@ def test_oversized_model_is_refused(store, tmp_path, bundles) -> None:
 def test_wrong_architecture_for_task_is_a_model_error(store, tmp_path, bundles) -> None:
     spec = spec_for(store, bundles["embed"], "summarize")
     runtime = Runtime(store, tmp_path / "cache")
-    with pytest.raises(ModelError, match="cannot be loaded for summarize"):
+    with pytest.raises(ModelError, match="is a bert model, which cannot summarize: that task runs on bart"):
         runtime.run(spec, runtime.read_inputs(spec))
 
 

@@ -1,0 +1,184 @@
+"""``webi job post``: check a job as the providers will, then upload it and escrow its price in one transaction.
+
+Registered on the ``job`` app by ``cli/main.py``; the shared client and options live in ``cli/job.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from eth_utils.address import is_address
+from rich.console import Console
+from rich.markup import escape
+
+from marketplace.cli.job import Deployments, StoreOption, WalletOption, job_client
+from marketplace.cli.job_render import show_quote
+from marketplace.cli.progress import size_of, transfer_progress
+from marketplace.cli.wallet import PasswordEnv, PasswordFile
+from marketplace.client import RequestRefusedError, read_inputs
+from marketplace.errors import ConfigError
+from marketplace.home import DEFAULT_STORE
+from marketplace.jobspec import MAX_INPUT_CHARS, MAX_NEW_TOKENS, MAX_TASKS, TaskType
+from marketplace.preflight import (
+    MAX_EXEC_WINDOW_S,
+    MIN_CLAIM_WINDOW_S,
+    MIN_EXEC_WINDOW_S,
+    Preflight,
+    PreflightError,
+)
+from marketplace.protocol import MAX_SAMPLE_TASKS
+from marketplace.units import to_wei, webi
+
+
+def _allowlist(value: str | None, allow: list[str] | None) -> list[str] | None:
+    """``--allowlist`` (a file with one address per line, ``#`` comments allowed, or a comma list) and every
+    ``--allow ADDRESS``, together; None when neither is given."""
+    extra = [entry.strip() for entry in allow or []]
+    bad_allow = [entry for entry in extra if not is_address(entry)]
+    if bad_allow:
+        raise ConfigError(f"--allow {bad_allow[0]!r}: not an address")
+    if not value:
+        return extra or None
+    path = Path(value)
+    if path.is_file():
+        entries = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    else:
+        entries = [entry.strip() for entry in value.split(",")]
+    addresses = [entry for entry in entries if entry]
+    bad = [entry for entry in addresses if not is_address(entry)]
+    if bad or not addresses:
+        raise ConfigError(f"--allowlist {value}: not a file of addresses or a comma-separated list of addresses"
+                          + (f" ({bad[0]!r} is not an address)" if bad else ""))
+    return addresses + extra
+
+
+def post(
+    ctx: typer.Context,
+    task: Annotated[TaskType, typer.Option(help="What to compute for each input.")],
+    model: Annotated[str, typer.Option(
+        help="Model bundle: a Hugging Face folder (checked, then uploaded) or the CID of one in the store.")],
+    inputs: Annotated[Path, typer.Option(
+        help=f'JSONL file: one input per line, a string or {{"text": ...}}; 1 to {MAX_TASKS:,} inputs of at most '
+             f'{MAX_INPUT_CHARS:,} characters each.')],
+    price: Annotated[str, typer.Option(
+        help="Price in WEBI for the work (a decimal); escrowed with the audit fee until the job settles. At least "
+             "the contract's minimum per task, at most its cap per job, and at least every registered "
+             "provider's published floor per task for one to take it.")],
+    sample_tasks: Annotated[int, typer.Option(
+        help=f"Tasks the audit re-executes (every job is audited): 1 to {MAX_SAMPLE_TASKS}; the sampled share of "
+             "the price is capped by the contract.")] = 4,
+    min_provider_stake: Annotated[
+        str | None, typer.Option(help="Only providers with at least this stake (WEBI) may claim.")
+    ] = None,
+    allowlist: Annotated[
+        str | None, typer.Option(help="Only these providers may claim: a file of addresses or a comma list.")
+    ] = None,
+    allow: Annotated[
+        list[str] | None, typer.Option("--allow", help="A provider that may claim (repeatable; adds to --allowlist).")
+    ] = None,
+    max_protocol_fee_bps: Annotated[
+        int | None, typer.Option(min=0, help="Refuse a protocol fee above this (default: the current terms).")
+    ] = None,
+    max_verifier_fee_bps: Annotated[
+        int | None, typer.Option(min=0, help="Refuse a verifier fee above this (default: the current terms).")
+    ] = None,
+    min_collateral_bps: Annotated[
+        int | None, typer.Option(min=0, help="Refuse a provider collateral below this (default: the current terms).")
+    ] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(
+        help=f"generate/summarize: tokens to produce, 1 to {MAX_NEW_TOKENS:,} (default 32).")] = None,
+    claim_window: Annotated[int, typer.Option(
+        help=f"Seconds providers have to claim the job: at least {MIN_CLAIM_WINDOW_S}.")] = 3_600,
+    exec_window: Annotated[int, typer.Option(
+        help=f"Seconds a provider has from its claim to submit: {MIN_EXEC_WINDOW_S} to {MAX_EXEC_WINDOW_S:,} "
+             "(1 minute to 30 days).")] = 1_800,
+    no_provider_check: Annotated[bool, typer.Option(
+        "--no-provider-check",
+        help="Post even when no registered provider serves the task at this price (their metadata is not read).")
+    ] = False,
+    wallet: WalletOption = None,
+    password_env: PasswordEnv = None,
+    password_file: PasswordFile = None,
+    store: StoreOption = DEFAULT_STORE,
+    deployments: Deployments = None,
+) -> None:
+    """Check the job as providers and the contract will, then upload the model and inputs, escrow the price and
+    the audit fee (with a permit: one transaction) and post it. Every job is audited; --min-provider-stake,
+    --allowlist and --allow limit who may claim it; the fee and collateral bounds default to the terms in force,
+    so a change of terms makes the post revert instead of costing more. Before anything is uploaded or spent,
+    it refuses, each reason on one line and exit code 2: a bundle providers refuse (pickle weights, code files,
+    auto_map, an architecture that cannot do the task, weights the task needs missing), a CID the store lacks or
+    that is a file, a price or window outside the contract's bounds, a wallet short of WEBI or of ETH for gas,
+    and a price under every registered provider's floor. Prints the audit level and the cost first."""
+    if not inputs.is_file():
+        raise ConfigError(f"--inputs {inputs}: no such file")
+    members = _allowlist(allowlist, allow)
+    stake_floor = to_wei(min_provider_stake) if min_provider_stake else 0
+    parameters = {"max_new_tokens": max_new_tokens} if max_new_tokens is not None else None
+    price_wei = to_wei(price)
+    texts = read_inputs(inputs)
+    console: Console = ctx.obj.console
+    errors = Console(stderr=True)
+    with contextlib.ExitStack() as uploads, \
+            job_client(ctx, store, wallet, password_env, password_file, deployments, signing=True) as client:
+        upload = _LateProgress()
+
+        def checked(report: Preflight) -> None:
+            if report.quote is not None:
+                show_quote(console, report.quote)
+            for warning in report.warnings:
+                errors.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
+            total = size_of(Path(model)) if Path(model).is_dir() else None
+            upload.bar = uploads.enter_context(transfer_progress(f"uploading {Path(model).name}", total))
+
+        try:
+            job_id = client.post_job(
+                task,
+                model,
+                texts,
+                price_wei=price_wei,
+                sample_tasks=sample_tasks,
+                min_provider_stake=stake_floor,
+                allowlist=members,
+                claim_window_s=claim_window,
+                exec_window_s=exec_window,
+                parameters=parameters,
+                progress=upload,
+                max_protocol_fee_bps=max_protocol_fee_bps,
+                max_verifier_fee_bps=max_verifier_fee_bps,
+                min_collateral_bps=min_collateral_bps,
+                check_providers=not no_provider_check,
+                on_checked=checked,
+            )
+        except PreflightError as error:
+            for problem in error.problems:
+                errors.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except RequestRefusedError as error:
+            errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        uploads.close()
+        info = client.status(job_id)
+    console.print(
+        f"posted job [bold]{job_id}[/bold]: {info.num_tasks} {task.value} tasks for "
+        f"{webi(info.price)} WEBI plus a {webi(info.audit_fee)} WEBI audit fee "
+        f"({min(sample_tasks, info.num_tasks)} tasks re-executed; spec {info.spec_cid})"
+        + (f"; claimable by {len(set(members))} allowlisted providers" if members else "")
+        + (f"; providers need {webi(stake_floor)} WEBI staked" if stake_floor else "")
+    )
+
+
+class _LateProgress:
+    """The upload's progress callback, handed to ``post_job`` before the checks; the bar behind it starts
+    once they pass, so that no bar says "uploading" while nothing is."""
+
+    def __init__(self) -> None:
+        self.bar: Callable[[int], None] | None = None
+
+    def __call__(self, size: int) -> None:
+        if self.bar is not None:
+            self.bar(size)
