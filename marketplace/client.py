@@ -17,7 +17,7 @@ the provider committed on-chain.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,30 +26,37 @@ from eth_utils.address import is_address, to_checksum_address
 
 from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import Deployment, Protocol, connect_protocol, protocol_abis
-from marketplace.errors import CidError, ConfigError, ContentError, ContractError, WebiError
+from marketplace.errors import CidError, ConfigError, ContentError, ContractError, JobSpecError, WebiError
 from marketplace.home import WebiHome
 from marketplace.job_challenge import ChallengeError, check_challenge
+from marketplace.job_facts import posted_at, read_facts
+from marketplace.job_reclaim import ReclaimError, ReclaimInfo, check_reclaim
+from marketplace.job_standing import RejectedResultsError, Standing, result_standing
 from marketplace.job_timeline import JobEvent, JobTimeline
 from marketplace.job_views import ChallengeInfo, JobInfo, JobQuote, RequestRefusedError
+from marketplace.job_waits import JobWait, job_wait
 from marketplace.jobspec import (
     MAX_TASKS,
     JobSpec,
-    Parameters,
     TaskType,
     inputs_manifest,
     parse_inputs,
+    parse_parameters,
     parse_spec,
 )
 from marketplace.output_json import OutputRefusedError, parse_output
+from marketplace.preflight import JobDraft, Preflight, PreflightError, preflight
 from marketplace.protocol import (
     TERMINAL_STATES,
     ZERO_HASH,
     Allowlist,
     JobRequest,
     JobState,
+    JobStatus,
     Verdict,
     audit_fee,
 )
+from marketplace.provider_offers import ProviderOffer, provider_offers
 from marketplace.results import MerkleTree, parse_output_manifest
 from marketplace.spot_check import CheckReport, TaskChecker, choose_tasks, load_checker
 from marketplace.storage import ContentStore, open_store
@@ -69,7 +76,12 @@ class ResultMismatchError(WebiError):
 
 
 class JobTimeoutError(WebiError, TimeoutError):
-    """A job did not reach the awaited state in time (it may still: nothing was changed)."""
+    """A job did not reach the awaited state in time (it may still: nothing was changed); ``wait`` says what it
+    waits for."""
+
+    def __init__(self, message: str, wait: JobWait | None = None) -> None:
+        super().__init__(message)
+        self.wait = wait
 
 
 class Client:
@@ -87,6 +99,7 @@ class Client:
         self.checker = checker
         self.cache_dir = cache_dir or WebiHome.from_env().root / "check-cache"
         self._submitted: dict[int, Any] = {}  # ResultSubmitted arguments by job
+        self._posted_at: dict[int, int] = {}  # the posting block's timestamp by job
 
     @classmethod
     def connect(
@@ -184,30 +197,45 @@ class Client:
         min_collateral_bps: int | None = None,
         progress: Progress | None = None,
         permit: bool = True,
+        check_providers: bool = True,
+        on_checked: Callable[[Preflight], None] | None = None,
     ) -> int:
         """Uploads the model (when a folder), the inputs and the spec, escrows the price plus the
         audit fee, and posts. Every job is audited: ``sample_tasks`` of its tasks are re-executed.
 
-        ``inputs`` is a list of texts or a JSONL file (one ``{"text": ...}`` or string per line); it is
-        checked before anything is uploaded or spent, and so are the price caps and the bounds on the
-        terms (``quote``). ``min_provider_stake`` (wei) and ``allowlist`` (provider addresses, named in
-        the spec, committed on-chain as a Merkle root) limit who may claim. The bounds default to the
-        terms in force now: if the owner changes them before the post is mined, it reverts
-        (``TermsOutOfBounds``) instead of costing more.
+        ``inputs`` is a list of texts or a JSONL file (one ``{"text": ...}`` or string per line). Before
+        anything is uploaded or spent, the job is checked as the providers and the contract will check it
+        (``marketplace.preflight``: the model bundle with the providers' own function, the chain's bounds,
+        the wallet's WEBI and ETH, and, unless ``check_providers`` is False, a registered provider willing
+        to take it); ``PreflightError`` names every problem. ``on_checked`` sees the checks' report (the
+        quote, warnings) once they pass, before the upload. ``min_provider_stake`` (wei) and ``allowlist``
+        (provider addresses, named in the spec, committed on-chain as a Merkle root) limit who may claim.
+        The bounds default to the terms in force now: if the owner changes them before the post is mined,
+        it reverts (``TermsOutOfBounds``) instead of costing more.
         """
         account = self._signer()
         texts = read_inputs(inputs)
-        # Before any upload: a job the contract refuses costs nothing and says which bound.
-        quote = self.quote(price_wei, len(texts), sample_tasks, max_protocol_fee_bps=max_protocol_fee_bps,
-                           max_verifier_fee_bps=max_verifier_fee_bps, min_collateral_bps=min_collateral_bps)
         members = _allowlist(allowlist) if allowlist else None
+        try:
+            chosen = parse_parameters(dict(parameters or {}))
+        except JobSpecError as error:
+            raise PreflightError([str(error)]) from None
+        draft = JobDraft(TaskType(task), str(model), len(texts), price_wei, sample_tasks, claim_window_s,
+                         exec_window_s, chosen, min_provider_stake, members.accounts if members else (),
+                         max_protocol_fee_bps, max_verifier_fee_bps, min_collateral_bps)
+        checked = self._preflight(draft, account.address, check_providers)
+        if on_checked is not None:
+            on_checked(checked)
+        quote = checked.quote
+        if quote is None:  # unreachable: a refused quote is one of the problems raised above
+            raise PreflightError(["the terms in force could not be read"])
         spec = JobSpec(
-            task=TaskType(task),
+            task=draft.task,
             model=self.upload_model(model, progress),
             num_tasks=len(texts),
             inputs=str(self.store.add_bytes(inputs_manifest(texts)).cid),
-            parameters=Parameters(**(parameters or {})),
-            allowlist=members.accounts if members else (),
+            parameters=chosen,
+            allowlist=draft.allowlist,
         )
         spec_cid = str(self.store.add_bytes(spec.to_bytes()).cid)
         market, token = self.protocol.market, self.protocol.token
@@ -231,6 +259,22 @@ class Client:
         if token.allowance(account.address, market.address) < escrow:
             token.approve(account, market.address, escrow)
         return market.post_job(account, request)
+
+    def _preflight(self, draft: JobDraft, requester: str, check_providers: bool) -> Preflight:
+        """``preflight`` with the quote first (a job the contract refuses costs nothing and says which bound);
+        ``PreflightError`` naming every problem found."""
+        quote, refused = None, []
+        try:
+            quote = self.quote(draft.price_wei, draft.num_tasks, draft.sample_tasks,
+                               max_protocol_fee_bps=draft.max_protocol_fee_bps,
+                               max_verifier_fee_bps=draft.max_verifier_fee_bps,
+                               min_collateral_bps=draft.min_collateral_bps)
+        except RequestRefusedError as error:
+            refused.append(str(error))
+        checked = preflight(self.protocol, self.store, draft, requester, quote=quote, check_providers=check_providers)
+        checked.problems[:0] = refused
+        checked.raise_problems()
+        return checked
 
     def cancel(self, job_id: int) -> None:
         self.protocol.market.cancel_job(self._signer(), job_id)
@@ -273,6 +317,50 @@ class Client:
     # ───────────────────────────────────────────── reading
 
     def status(self, job_id: int) -> JobInfo:
+        """The job as the chain sees it now: state, parties, commitment, audit, challenge and panel."""
+        return self._snapshot(job_id)[0]
+
+    def waiting_for(self, job_id: int, *, offers: Sequence[ProviderOffer] | None = None) -> JobWait:
+        """What the job waits for now (``JobWait.line()`` says it in words): a claim (with the reasons registered
+        providers publish for not taking it; ``offers`` saves reading them again), a result, the seed block,
+        a verdict, a reveal, the end of the challenge window, the panel, or someone to make the next call."""
+        info, status = self._snapshot(job_id)
+        return self._wait_of(info, status, offers)
+
+    def jobs(self, requester: str) -> list[JobInfo]:
+        """Every job ``requester`` posted on this deployment (its ``JobPosted`` events), oldest first, as now."""
+        market = self.protocol.market
+        if not is_address(requester):
+            raise ConfigError(f"{requester!r} is not an address")
+        events = market.contract.events.JobPosted().get_logs(
+            from_block=market.from_block, argument_filters={"requester": to_checksum_address(requester)})
+        ids = [market.remember(event["args"]).job_id for event in events]
+        return [self.status(job_id) for job_id in sorted(ids)]
+
+    def reclaim(self, job_id: int) -> ReclaimInfo:
+        """Reclaims the job's expired claim (``reclaimExpired``: anyone may, once the result deadline passed):
+        the provider's collateral is slashed, ``rewardBps`` of it credited to this account, and the job is open
+        again. Checked first from the chain's views, so that a reclaim the contract would refuse spends nothing
+        and says why (``ReclaimError``)."""
+        account = self._signer()
+        market = self.protocol.market
+        job = check_reclaim(market, job_id)
+        try:
+            receipt = market.reclaim_expired(account, job_id, job.terms)
+        except ContractError as error:
+            raise job.explain(error) from None
+        return job.outcome(market, receipt, account.address)
+
+    def _wait_of(self, info: JobInfo, status: JobStatus, offers: Sequence[ProviderOffer] | None) -> JobWait:
+        market = self.protocol.market
+        posted = None
+        if info.state == JobState.OPEN:
+            if info.job_id not in self._posted_at:
+                self._posted_at[info.job_id] = posted_at(market, info.job_id)
+            posted = self._posted_at[info.job_id]
+        return job_wait(info, read_facts(market, self.store, info, status, posted=posted, offers=offers))
+
+    def _snapshot(self, job_id: int) -> tuple[JobInfo, JobStatus]:
         market = self.protocol.market
         posted = market.posted(job_id)
         status = market.get_job(job_id)
@@ -307,7 +395,7 @@ class Client:
             panel_seats=panel.size if panel is not None else 0,
             panel_committed=sum(1 for c in panel.commits if c != ZERO_HASH) if panel is not None else 0,
             panel_revealed=sum(1 for v in panel.votes if v != Verdict.NONE) if panel is not None else 0,
-        )
+        ), status
 
     def timeline(self, job_id: int, from_block: int | None = None) -> JobTimeline:
         """A follower of the job's events (``poll`` returns those not seen yet), from the deployment's block."""
@@ -322,18 +410,31 @@ class Client:
         interval: float = 1.0,
         on_change: Callable[[JobInfo], None] | None = None,
         on_event: Callable[[JobEvent], None] | None = None,
+        on_wait: Callable[[JobWait], None] | None = None,
     ) -> JobInfo:
-        """Polls until the job reaches one of ``until`` (default: settled); ``JobTimeoutError`` after ``timeout``.
+        """Polls until the job reaches one of ``until`` (default: settled); ``JobTimeoutError`` after ``timeout``,
+        saying what the job still waits for.
 
         ``on_change`` sees each new state, verifier draw, verdict, reveal demand, challenge and panel vote
         count; ``on_event`` sees every event of the job once, in chain order, from its posting on (the
-        history first, then each as it is mined), stamped with its block and time.
+        history first, then each as it is mined), stamped with its block and time; ``on_wait`` sees what the
+        job waits for (``waiting_for``) each time that changes. The providers an open job's wait names are
+        read once per call.
         """
         deadline = time.monotonic() + timeout
         timeline = self.timeline(job_id) if on_event is not None else None
         last: tuple[Any, ...] | None = None
+        last_wait: JobWait | None = None
+        offers: list[ProviderOffer] | None = None
         while True:
-            info = self.status(job_id)
+            info, status = self._snapshot(job_id)
+            if on_wait is not None:
+                if info.state == JobState.OPEN and offers is None:
+                    offers = provider_offers(self.protocol.market, self.store)
+                waiting = self._wait_of(info, status, offers)
+                if waiting != last_wait:
+                    on_wait(waiting)
+                last_wait = waiting
             if timeline is not None and on_event is not None:
                 for event in timeline.poll():  # the head is read after the state: every event behind it is shown
                     on_event(event)
@@ -345,13 +446,23 @@ class Client:
             if info.state in until:
                 return info
             if time.monotonic() > deadline:
-                raise JobTimeoutError(f"job {job_id} still {info.state.name.lower()} after {timeout:g} s")
+                waiting = self._wait_of(info, status, offers)
+                raise JobTimeoutError(f"job {job_id} still {info.state.name.lower()} after {timeout:g} s: "
+                                      f"{waiting.line()}", waiting)
             time.sleep(interval)
 
-    def results(self, job_id: int) -> list[dict[str, Any]]:
+    def results(self, job_id: int, *, force: bool = False) -> list[dict[str, Any]]:
         """The job's outputs in task order, each checked against the root committed on-chain, then parsed
         with the verifier's bounds (``output_json``): the provider chose the bytes, and an output nested
-        100,000 deep would kill this process. ``ContentError`` names the first output refused and why."""
+        100,000 deep would kill this process. ``ContentError`` names the first output refused and why.
+
+        The root proves only that these are the committed outputs: a job whose audit failed (rejected, or a
+        provisional fail) raises ``RejectedResultsError`` with the verdict and its evidence CID, before
+        anything is downloaded, unless ``force``. ``job_standing.result_standing`` says whether they are final.
+        """
+        standing = result_standing(self.protocol.market, self.status(job_id))
+        if standing.standing == Standing.REJECTED and not force:
+            raise RejectedResultsError(standing.refusal())
         _, outputs = self._verified_outputs(job_id)
         parsed = []
         for index, output in enumerate(outputs):
@@ -429,6 +540,11 @@ __all__ = [
     "JobInfo",
     "JobQuote",
     "JobTimeoutError",
+    "JobWait",
+    "PreflightError",
+    "ReclaimError",
+    "ReclaimInfo",
+    "RejectedResultsError",
     "RequestRefusedError",
     "ResultMismatchError",
     "read_inputs",

@@ -1,4 +1,4 @@
-"""``webi provider ...``: register a GPU machine, run the daemon, see status and earnings, withdraw."""
+"""``webi provider ...``: register a GPU machine, run the daemon, see status and earnings, withdraw, unstake."""
 
 from __future__ import annotations
 
@@ -13,9 +13,13 @@ from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.table import Table
 
-from marketplace.chain.deployment import WEI, Protocol
+from marketplace import staking
+from marketplace.chain.deployment import Protocol
+from marketplace.errors import ConfigError
+from marketplace.funds import withdraw_credits
 from marketplace.keystore import load_account, read_password
 from marketplace.protocol import Role
+from marketplace.units import to_wei, webi
 from provider.config import ProviderConfig, load_config
 from provider.journal import Journal, Stage
 
@@ -23,7 +27,7 @@ app = typer.Typer(help="Run a GPU provider: register, serve jobs, see earnings."
 log = logging.getLogger(__name__)
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", envvar="WEBI_PROVIDER_CONFIG",
-                                                   help="Provider TOML file ([provider] table).")]
+                                                   help="Provider TOML file (its provider table).")]
 KeystoreOption = Annotated[Path | None, typer.Option(help="V3 keystore of the provider account.")]
 StoreOption = Annotated[str | None, typer.Option("--store", help="Content store: directory, Kubo RPC URL, ...")]
 
@@ -55,30 +59,78 @@ def _console(ctx: typer.Context) -> Console:
 
 
 @app.command()
-def register(ctx: typer.Context, stake: Annotated[float, typer.Option(help="WEBI to stake.")],
+def register(ctx: typer.Context, stake: Annotated[str, typer.Option(
+                 help="WEBI to stake, a decimal (at least the network's minimum provider stake).")],
              config: ConfigOption = None, keystore: KeystoreOption = None, store: StoreOption = None) -> None:
-    """Stakes WEBI as a provider, with a metadata document (GPU facts) in the content store."""
-    from provider.factory import connect, content_store
-    from provider.gpu import Gpus
+    """Stake WEBI as a provider, with a metadata document (GPU facts, tasks, price floors) in the content store.
 
+    Everything the contract would refuse (stake under the minimum, too little WEBI or ETH, already
+    registered) is refused before anything is sent; the approval is exactly the stake, and it is set
+    back when the registration fails.
+    """
+    from provider.factory import connect, content_store
+
+    amount = to_wei(stake)
     settings = _config(ctx, config, keystore, store)
     account = _account(settings)
     protocol = connect(settings)
-    metadata = json.dumps({"kind": "webi-provider", "version": 1, **Gpus().describe(),
-                           "tasks": sorted(task.value for task in settings.tasks)}, sort_keys=True).encode()
+    staking.check_register(protocol, account.address, Role.PROVIDER, amount)
     with content_store(settings) as content:
-        metadata_cid = content.add_bytes(metadata).cid
-    amount = int(stake * WEI)
-    protocol.token.approve(account, protocol.market.address, amount)
-    protocol.market.register(account, Role.PROVIDER, amount, str(metadata_cid))
-    _console(ctx).print(f"registered {account.address} with {stake} WEBI staked; metadata {metadata_cid}",
+        metadata_cid = content.add_bytes(registration_metadata(settings)).cid
+    staking.register(protocol, account, Role.PROVIDER, amount, str(metadata_cid))
+    _console(ctx).print(f"registered {account.address} with {webi(amount)} WEBI staked; metadata {metadata_cid}",
                         highlight=False, soft_wrap=True)
+
+
+def registration_metadata(settings: ProviderConfig) -> bytes:
+    """The document a registration points to: GPU facts, the tasks served and the least price per task.
+
+    ``price_floor`` is WEBI per task as decimal strings (never floats), so a requester's client can warn
+    that a job priced under it will not be claimed by this provider.
+    """
+    from provider.gpu import Gpus
+
+    floors = {task.value: format(floor, "f") for task, floor in sorted(settings.price_floor.items())}
+    document = {"kind": "webi-provider", "version": 1, **Gpus().describe(),
+                "tasks": sorted(task.value for task in settings.tasks), "price_floor": floors}
+    return json.dumps(document, sort_keys=True).encode()
+
+
+@app.command()
+def unstake(
+    ctx: typer.Context,
+    amount: Annotated[str | None, typer.Option(help="WEBI to start unbonding; what stays must be 0 or the minimum.")]
+    = None,
+    all_: Annotated[bool, typer.Option("--all", help="Unbond the whole stake (leaves the provider role).")] = False,
+    withdraw: Annotated[bool, typer.Option("--withdraw", help="Withdraw the unbonded stake, after the cooldown.")]
+    = False,
+    config: ConfigOption = None, keystore: KeystoreOption = None, store: StoreOption = None,
+) -> None:
+    """Start unbonding stake (--amount or --all), or withdraw it after the unstake cooldown (--withdraw).
+
+    The cooldown is a network parameter (3 d on the devnet; `webi devnet status` shows it); a new
+    request while stake is unbonding starts it again for the total.
+
+    Collateral locked by claimed jobs stays staked until they settle; unbonding stake can still be slashed.
+    """
+    chosen = sum((amount is not None, all_, withdraw))
+    if chosen != 1:
+        raise ConfigError("give exactly one of --amount WEBI, --all or --withdraw")
+    requested = to_wei(amount) if amount is not None else None
+    _, account, protocol, _ = _operator(ctx, config, keystore, store)
+    console = _console(ctx)
+    if withdraw:
+        paid = staking.withdraw_stake(protocol.market, account, Role.PROVIDER)
+        console.print(f"withdrew {webi(paid)} WEBI of unbonded stake to {account.address}", highlight=False)
+        return
+    request = staking.request_unstake(protocol.market, account, Role.PROVIDER, requested)
+    console.print(staking.describe_request(Role.PROVIDER, request), highlight=False, soft_wrap=True)
 
 
 @app.command()
 def run(ctx: typer.Context, config: ConfigOption = None, keystore: KeystoreOption = None,
         store: StoreOption = None) -> None:
-    """Serves jobs until Ctrl-C or SIGTERM; the step in progress finishes first, the journal keeps the rest."""
+    """Serve jobs until Ctrl-C or SIGTERM; the step in progress finishes first, the journal keeps the rest."""
     from provider.factory import create_daemon  # imports torch: only for the command that needs it
 
     settings = _config(ctx, config, keystore, store)
@@ -97,36 +149,39 @@ def run(ctx: typer.Context, config: ConfigOption = None, keystore: KeystoreOptio
 @app.command()
 def status(ctx: typer.Context, config: ConfigOption = None, keystore: KeystoreOption = None,
            store: StoreOption = None) -> None:
-    """Stake, credits and the jobs in the journal."""
+    """Show the stake, the credits and the jobs in the journal."""
     _, account, protocol, journal = _operator(ctx, config, keystore, store)
     stake = protocol.market.provider_stake(account.address)
     console = _console(ctx)
-    console.print(f"{account.address}: stake {stake.stake / WEI:g} WEBI ({stake.locked / WEI:g} locked), "
-                  f"withdrawable {protocol.market.credits(account.address) / WEI:g} WEBI", highlight=False)
+    unbonding = ""
+    if stake.unbonding:
+        unlock = staking.when(stake.unlock_at, protocol.market.client.timestamp())
+        unbonding = f", {webi(stake.unbonding)} WEBI unbonding until {unlock}"
+    console.print(f"{account.address}: stake {webi(stake.stake)} WEBI ({webi(stake.locked)} locked){unbonding}, "
+                  f"withdrawable {webi(protocol.market.credits(account.address))} WEBI", highlight=False)
     table = Table("job", "stage", "tasks", "earned (WEBI)", "note")
     for record in journal.all():
         table.add_row(str(record.job_id), record.stage.value, str(record.num_tasks),
-                      f"{int(record.earned_wei) / WEI:g}", record.reason[:60])
+                      webi(int(record.earned_wei)), record.reason[:60])
     console.print(table)
 
 
 @app.command()
 def earnings(ctx: typer.Context, config: ConfigOption = None, keystore: KeystoreOption = None,
              store: StoreOption = None) -> None:
-    """What finalized jobs paid, and what can be withdrawn now."""
+    """Show what finalized jobs paid, and what can be withdrawn now."""
     _, account, protocol, journal = _operator(ctx, config, keystore, store)
     records = journal.all()
     paid = sum(int(record.earned_wei) for record in records)
     finalized = sum(record.stage == Stage.FINALIZED for record in records)
-    _console(ctx).print(f"{finalized} jobs paid {paid / WEI:g} WEBI; withdrawable now "
-                        f"{protocol.market.credits(account.address) / WEI:g} WEBI", highlight=False)
+    _console(ctx).print(f"{finalized} jobs paid {webi(paid)} WEBI; withdrawable now "
+                        f"{webi(protocol.market.credits(account.address))} WEBI", highlight=False)
 
 
 @app.command()
 def withdraw(ctx: typer.Context, config: ConfigOption = None, keystore: KeystoreOption = None,
              store: StoreOption = None) -> None:
-    """Withdraws every credited WEBI to the provider account."""
+    """Withdraw every credited WEBI (payments, returned collateral) to the provider account."""
     _, account, protocol, _ = _operator(ctx, config, keystore, store)
-    amount = protocol.market.credits(account.address)
-    protocol.market.withdraw(account)
-    _console(ctx).print(f"withdrew {amount / WEI:g} WEBI to {account.address}", highlight=False)
+    withdrawal = withdraw_credits(protocol, account)
+    _console(ctx).print(f"withdrew {webi(withdrawal.amount)} WEBI to {account.address}", highlight=False)

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from marketplace.errors import ConfigError
 from marketplace.home import DEFAULT_STORE, WebiHome
@@ -31,7 +31,7 @@ class DaemonSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rpc_url: str = Field(description="the chain's JSON-RPC URL; load_settings defaults it to the running devnet")
-    keystore: Path
+    keystore: Path = Field(description="a V3 keystore file; or name a `wallet` in $WEBI_HOME/wallets instead")
     password_env: str | None = None
     password_file: Path | None = None
     store: str = Field(DEFAULT_STORE, description="content store: a Kubo RPC URL (default: the node), a directory, "
@@ -41,6 +41,21 @@ class DaemonSettings(BaseModel):
     deployments_dir: Path | None = None
     max_weight_bytes: Annotated[int, Field(gt=0)] = 16 * 1024**3
     poll_interval_s: Annotated[float, Field(gt=0)] = 2.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wallet_to_keystore(cls, values: Any) -> Any:
+        """``wallet = "NAME"`` is the keystore ``webi wallet new|import NAME`` wrote under $WEBI_HOME/wallets."""
+        if not isinstance(values, dict) or "wallet" not in values:
+            return values
+        from marketplace.wallet import Wallets  # eth_account: not for `webi --help`
+
+        values = dict(values)
+        name = values.pop("wallet")
+        if values.get("keystore"):
+            raise ValueError("name a keystore or a wallet, not both")
+        values["keystore"] = Wallets(WebiHome.from_env().wallets).path(str(name))
+        return values
 
     @property
     def state(self) -> Path:

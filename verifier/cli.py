@@ -1,4 +1,5 @@
-"""``webi verifier ...``: stake as a verifier (and commit an audit secret), run the audit daemon, see its audits."""
+"""``webi verifier ...``: stake as a verifier (and commit an audit secret), run the audit daemon, see its audits,
+unstake."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.table import Table
 
-from marketplace.chain.deployment import WEI
+from marketplace import staking
 from marketplace.errors import ConfigError
 from marketplace.keystore import load_account, read_password
 from marketplace.protocol import Role
-from marketplace.units import webi
+from marketplace.units import to_wei, webi
 from provider.epochs import joins_at, weight_check
 from verifier.config import VerifierConfig, load_verifier_config
 from verifier.journal import AuditJournal
@@ -25,7 +26,7 @@ app = typer.Typer(help="Run a verifier: stake, audit sampled jobs, earn audit fe
 log = logging.getLogger(__name__)
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", envvar="WEBI_VERIFIER_CONFIG",
-                                                   help="Verifier TOML file ([verifier] table).")]
+                                                   help="Verifier TOML file (its verifier table).")]
 
 
 def _setup(ctx: typer.Context, path: Path | None) -> tuple[VerifierConfig, LocalAccount]:
@@ -41,23 +42,24 @@ def _console(ctx: typer.Context) -> Console:
 
 
 @app.command()
-def register(ctx: typer.Context, stake: Annotated[float, typer.Option(help="WEBI to stake.")],
+def register(ctx: typer.Context, stake: Annotated[str, typer.Option(
+                 help="WEBI to stake, a decimal (at least the network's minimum verifier stake).")],
              config: ConfigOption = None) -> None:
-    """Stakes WEBI as a verifier (at least the minimum) and commits its first audit secret, which puts it in
-    the draw from the next sync phase."""
+    """Stake WEBI as a verifier and commit its first audit secret, which puts it in the draw from the next sync
+    phase.
+
+    Everything the contract would refuse (stake under the minimum, too little WEBI or ETH, already
+    registered) is refused before anything is sent; the approval is exactly the stake, and it is set
+    back when the registration fails.
+    """
     from verifier.factory import connect
     from verifier.secrets import AuditSecrets
 
+    amount = to_wei(stake)
     settings, account = _setup(ctx, config)
     protocol = connect(settings)
-    amount = int(stake * WEI)
-    minimum = protocol.market.params().min_verifier_stake
-    if amount < minimum:
-        # The contract would refuse it too (InsufficientStake); say so before spending gas on an approval.
-        raise ConfigError(f"--stake {stake:g} WEBI is below the minimum verifier stake of {webi(minimum)} WEBI: "
-                          "only verifiers with at least the minimum are drawn")
-    protocol.token.approve(account, protocol.market.address, amount)
-    protocol.market.register(account, Role.VERIFIER, amount)
+    staking.check_register(protocol, account.address, Role.VERIFIER, amount)
+    staking.register(protocol, account, Role.VERIFIER, amount)
     secrets = AuditSecrets.of(account, protocol.market)
     index = secrets.first_unused(protocol.market, account.address)
     receipt = protocol.market.commit_secret(account, secrets.commitment(index))
@@ -66,13 +68,57 @@ def register(ctx: typer.Context, stake: Annotated[float, typer.Option(help="WEBI
     else:  # weights change only in a sync phase: the daemon (or anyone) calls syncVerifier in the next
         where = (f"it joins the draw in the sync phase at block {joins_at(int(receipt['blockNumber']))} "
                  "(`webi verifier run` syncs it)")
-    _console(ctx).print(f"registered {account.address} as a verifier with {stake:g} WEBI staked; audit secret "
+    _console(ctx).print(f"registered {account.address} as a verifier with {webi(amount)} WEBI staked; audit secret "
                         f"#{index} committed; {where}", highlight=False)
 
 
 @app.command()
+def unstake(
+    ctx: typer.Context,
+    amount: Annotated[str | None, typer.Option(help="WEBI to start unbonding; what stays must be 0 or the minimum.")]
+    = None,
+    all_: Annotated[bool, typer.Option("--all", help="Unbond the whole stake (leaves the draw at the next sync).")]
+    = False,
+    withdraw: Annotated[bool, typer.Option("--withdraw", help="Withdraw the unbonded stake, after the cooldown.")]
+    = False,
+    config: ConfigOption = None,
+) -> None:
+    """Start unbonding stake (--amount or --all), or withdraw it after the unstake cooldown (--withdraw).
+
+    The cooldown is a network parameter (3 d on the devnet; `webi devnet status` shows it); a new
+    request while stake is unbonding starts it again for the total.
+
+    The withdrawal also waits for every open audit and panel vote to close, and for the stake to leave
+    the draw (a sync phase); unbonding stake can still be slashed.
+    """
+    from verifier.factory import connect
+
+    chosen = sum((amount is not None, all_, withdraw))
+    if chosen != 1:
+        raise ConfigError("give exactly one of --amount WEBI, --all or --withdraw")
+    requested = to_wei(amount) if amount is not None else None
+    settings, account = _setup(ctx, config)
+    market = connect(settings).market
+    console = _console(ctx)
+    if withdraw:
+        paid = staking.withdraw_stake(market, account, Role.VERIFIER)
+        console.print(f"withdrew {webi(paid)} WEBI of unbonded stake to {account.address}", highlight=False)
+        return
+    request = staking.request_unstake(market, account, Role.VERIFIER, requested)
+    text = staking.describe_request(Role.VERIFIER, request)
+    left = market.verifier_stake(account.address)
+    if left.stake == 0 and market.verifier_weight(account.address):
+        text += f"; it leaves the draw in the sync phase at block {joins_at(market.client.w3.eth.block_number)}"
+    elif left.stake == 0:
+        text += "; it is out of the draw"
+    if left.duties:
+        text += f"; {left.duties} open audit(s) or panel vote(s) must close before the withdrawal"
+    console.print(text, highlight=False, soft_wrap=True)
+
+
+@app.command()
 def run(ctx: typer.Context, config: ConfigOption = None) -> None:
-    """Audits assigned jobs until Ctrl-C or SIGTERM."""
+    """Audit assigned jobs until Ctrl-C or SIGTERM."""
     from verifier.factory import create_verifier
 
     settings, account = _setup(ctx, config)
@@ -88,7 +134,7 @@ def run(ctx: typer.Context, config: ConfigOption = None) -> None:
 
 @app.command()
 def status(ctx: typer.Context, config: ConfigOption = None) -> None:
-    """Stake, credits and the audits in the journal."""
+    """Show the stake, the credits and the audits in the journal."""
     from verifier.factory import connect
 
     settings, account = _setup(ctx, config)
@@ -108,8 +154,12 @@ def status(ctx: typer.Context, config: ConfigOption = None) -> None:
     else:
         block = joins_at(market.client.w3.eth.block_number)
         in_draw = f"NOT in the draw yet (it joins in the sync phase at block {block}: `webi verifier run` syncs it)"
-    console.print(f"{account.address}: stake {stake.stake / WEI:g} WEBI, {in_draw}, {stake.duties} open duties, "
-                  f"withdrawable {market.credits(account.address) / WEI:g} WEBI", highlight=False)
+    unbonding = ""
+    if stake.unbonding:
+        unlock = staking.when(stake.unlock_at, market.client.timestamp())
+        unbonding = f", {webi(stake.unbonding)} WEBI unbonding until {unlock}"
+    console.print(f"{account.address}: stake {webi(stake.stake)} WEBI, {in_draw}, {stake.duties} open duties"
+                  f"{unbonding}, withdrawable {webi(market.credits(account.address))} WEBI", highlight=False)
     journal = AuditJournal(settings.journal_path(protocol.deployment.chain_id, account.address))
     table = Table("job", "stage", "verdict", "evidence", "note")
     for record in journal.all():

@@ -1,4 +1,4 @@
-"""``webi devnet up|down|status``: a local anvil chain with WEBI deployed, kept running in the
+"""``webi devnet up|down|status|accounts``: a local anvil chain with WEBI deployed, kept running in the
 background between commands. Its dev accounts use anvil's published keys: devnet only."""
 
 from __future__ import annotations
@@ -6,16 +6,18 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import Deployment, connect_protocol, protocol_abis
-from marketplace.chain.devnet import Anvil, deploy_devnet, dev_account
+from marketplace.chain.devnet import DEV_CHAIN_ID, Anvil, deploy_devnet, dev_account
 from marketplace.cli.context import CliContext
-from marketplace.errors import DevnetError
+from marketplace.errors import ChainError, DevnetError, WebiError
 from marketplace.home import DevnetState
 from marketplace.units import webi
 
@@ -79,6 +81,72 @@ def status(ctx: typer.Context) -> None:
     client = ChainClient.connect(cli.chain_url(), protocol_abis(), timeout=5)
     deployment = Deployment.load(client.chain_id)
     _show(cli, client, deployment)
+
+
+@app.command()
+def accounts(
+    ctx: typer.Context,
+    count: Annotated[int, typer.Option(min=1, max=20, help="How many dev accounts to list (1 to 20).")] = 10,
+    deployments: Annotated[Path | None, typer.Option(help="Folder of deployment files.")] = None,
+    key: Annotated[int | None, typer.Option(
+        min=0, max=19, help="Print only dev account N's private key (0 to 19), for `> FILE` and --key-file.")] = None,
+) -> None:
+    """List anvil's dev accounts with their private keys, to import with `webi wallet import NAME --key-file`.
+
+    These keys are published with anvil: anyone can take what they hold on any chain. Use them on a
+    local devnet only. Balances are shown when a devnet (or --rpc-url) answers.
+    """
+    cli: CliContext = ctx.obj
+    if key is not None:  # one line on stdout, nothing else: `webi devnet accounts --key 1 > alice.key`
+        typer.echo("0x" + bytes(dev_account(key).key).hex())
+        return
+    client = _devnet_client(cli)
+    token = None
+    if client is not None:
+        try:
+            token = connect_protocol(client, Deployment.load(client.chain_id, deployments)).token
+        except WebiError:  # a chain without WEBI deployed: ETH balances only
+            token = None
+    title = ("[bold red]anvil's PUBLISHED dev keys: DEVNET ONLY. Anyone can spend from these accounts on any "
+             "other chain; never send them anything of value.[/bold red]")
+    table = Table(title=title)
+    for column in ("#", "address", "private key"):
+        table.add_column(column, no_wrap=True)
+    if client is not None:
+        table.add_column("ETH", justify="right", no_wrap=True)
+    if token is not None:
+        table.add_column("WEBI", justify="right", no_wrap=True)
+    try:
+        for index in range(count):
+            account = dev_account(index)
+            row = [str(index), account.address, "0x" + bytes(account.key).hex()]
+            if client is not None:
+                row.append(webi(int(client.w3.eth.get_balance(account.address)), places=2))
+            if token is not None:
+                row.append(webi(token.balance_of(account.address), places=2))
+            table.add_row(*row)
+    finally:
+        if client is not None:
+            client.close()
+    # Rendered wide enough that no address or key is cut or folded, whatever the terminal (or pipe) is:
+    # a person copies them whole, and a narrow terminal just wraps the long lines.
+    wide = Console(file=cli.console.file, width=max(cli.console.width, 190 if client is not None else 130),
+                   force_terminal=cli.console.is_terminal, no_color=cli.console.no_color)
+    wide.print(table)
+    if client is None:
+        cli.console.print("no devnet running: balances not shown (`webi devnet up` starts one)")
+    elif client.chain_id != DEV_CHAIN_ID:
+        cli.console.print(f"[bold red]chain {client.chain_id} is not a devnet[/bold red]: never use these keys there")
+    cli.console.print("to use one: write its key to a file, then `webi wallet import NAME --key-file FILE` "
+                      "(account 0 deployed the contracts and holds the rest of the supply)", highlight=False)
+
+
+def _devnet_client(cli: CliContext) -> ChainClient | None:
+    """The chain at --rpc-url, $WEBI_RPC_URL or the running devnet; None when there is none to ask."""
+    try:
+        return ChainClient.connect(cli.chain_url(), protocol_abis(), timeout=5)
+    except ChainError:
+        return None
 
 
 def _show(cli: CliContext, client: ChainClient, deployment: Deployment) -> None:

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from marketplace.job_views import ChallengeInfo, JobInfo, JobQuote
+from marketplace.job_waits import JobWait
 from marketplace.protocol import JobState, Verdict
 from marketplace.spot_check import METRICS, CheckReport
 from marketplace.units import webi
@@ -54,6 +55,18 @@ def describe(info: JobInfo) -> str:
     if info.challenger:
         parts.append(f"challenged by {info.challenger}")
     return parts[0] + (f" ({', '.join(parts[1:])})" if len(parts) > 1 else "")
+
+
+def show_jobs(console: Console, requester: str, jobs: list[JobInfo], waits: list[JobWait]) -> None:
+    """One line per job (grep-friendly, never wrapped): id, state, tasks, price, provider, what it waits for."""
+    if not jobs:
+        _say(console, f"{requester} has posted no jobs on this deployment")
+        return
+    _say(console, f"{len(jobs)} jobs posted by {requester}:")
+    for info, wait in zip(jobs, waits, strict=True):
+        provider = f"provider {info.provider}" if info.provider else "no provider"
+        _say(console, escape(f"job {info.job_id}  {info.state.name.lower()}  {info.num_tasks} tasks  "
+                             f"{webi(info.price)} WEBI  {provider}  {wait.short()}"))
 
 
 def show_quote(console: Console, quote: JobQuote) -> None:

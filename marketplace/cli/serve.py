@@ -6,16 +6,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from marketplace.cli.context import CliContext
-from marketplace.node import NodeSettings, create_node_app
 
 
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(envvar="WEBI_NODE_PORT", help="Port to listen on.")] = 8000,
     database: Annotated[
         str | None,
         typer.Option(
@@ -34,6 +32,10 @@ def serve(
     Store writes need the bearer token in $WEBI_STORE_TOKEN when it is set; without it writes are open,
     which suits 127.0.0.1 only.
     """
+    import uvicorn  # the server and the node's app (FastAPI, web3): only for the command that serves
+
+    from marketplace.node import NodeSettings, create_node_app
+
     context: CliContext = ctx.obj
     settings = NodeSettings(
         rpc_url=context.chain_url(),

@@ -1,4 +1,5 @@
-"""``webi wallet new|import|list|balance``: V3 keystores (scrypt) for requesters and operators."""
+"""``webi wallet new|import|list|balance|withdraw``: V3 keystores (scrypt) for requesters and operators, and the
+money the market holds for them."""
 
 from __future__ import annotations
 
@@ -6,14 +7,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from eth_utils.address import to_checksum_address
 from rich.table import Table
 
 from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import Deployment, connect_protocol, protocol_abis
 from marketplace.cli.context import CliContext
 from marketplace.errors import ConfigError
+from marketplace.funds import eth, parse_address, withdraw_credits
 from marketplace.keystore import read_password
 from marketplace.protocol import Role
+from marketplace.staking import stake_of, when
 from marketplace.units import webi
 from marketplace.wallet import Wallets
 
@@ -21,6 +25,7 @@ app = typer.Typer(help="Create, import and inspect wallets (V3 keystores).", no_
 
 PasswordEnv = Annotated[str | None, typer.Option(help="Read the keystore password from this environment variable.")]
 PasswordFile = Annotated[Path | None, typer.Option(help="Read the keystore password from this file's first line.")]
+DeploymentsOption = Annotated[Path | None, typer.Option(help="Folder of deployment files.")]
 
 
 def wallets(ctx: typer.Context) -> Wallets:
@@ -40,7 +45,7 @@ def password(env: str | None, file: Path | None, *, confirm: bool = False) -> st
 
 @app.command()
 def new(ctx: typer.Context, name: str, password_env: PasswordEnv = None, password_file: PasswordFile = None) -> None:
-    """Creates a new account and saves it as wallet NAME."""
+    """Create a new account and save it as wallet NAME."""
     entry = wallets(ctx).create(name, password(password_env, password_file, confirm=True))
     ctx.obj.console.print(f"wallet [bold]{entry.name}[/bold]: {entry.address}\nkeystore {entry.path}")
 
@@ -53,7 +58,7 @@ def import_(
     password_env: PasswordEnv = None,
     password_file: PasswordFile = None,
 ) -> None:
-    """Imports a private key as wallet NAME (from a file or a prompt, never from the command line)."""
+    """Import a private key as wallet NAME (from a file or a prompt, never from the command line)."""
     key = key_file.read_text() if key_file else read_password(prompt="private key (hex): ")
     entry = wallets(ctx).import_key(name, key, password(password_env, password_file, confirm=True))
     ctx.obj.console.print(f"wallet [bold]{entry.name}[/bold]: {entry.address}\nkeystore {entry.path}")
@@ -61,7 +66,7 @@ def import_(
 
 @app.command("list")
 def list_(ctx: typer.Context) -> None:
-    """Lists the wallets and their addresses."""
+    """List the wallets and their addresses."""
     entries = wallets(ctx).list()
     if not entries:
         ctx.obj.console.print(f"no wallets in {wallets(ctx).folder}: create one with `webi wallet new NAME`")
@@ -76,24 +81,53 @@ def list_(ctx: typer.Context) -> None:
 def balance(
     ctx: typer.Context,
     wallet: Annotated[str, typer.Argument(help="A wallet name or an address.")],
-    deployments: Annotated[Path | None, typer.Option(help="Folder of deployment files.")] = None,
+    deployments: DeploymentsOption = None,
 ) -> None:
-    """WEBI held, withdrawable credits and stakes of a wallet (or any address)."""
-    address = wallet if wallet.startswith("0x") else wallets(ctx).entry(wallet).address
+    """Show the WEBI and ETH (gas) held, withdrawable credits, stakes and unbonding stake of a wallet (or any
+    address)."""
+    address = parse_address(wallet) if wallet.startswith(("0x", "0X")) else wallets(ctx).entry(wallet).address
     context: CliContext = ctx.obj
     client = ChainClient.connect(context.chain_url(), protocol_abis())
     try:
         protocol = connect_protocol(client, Deployment.load(client.chain_id, deployments))
         market = protocol.market
-        table = Table("", "WEBI", title=address)
-        table.add_row("balance", webi(protocol.token.balance_of(address)))
-        table.add_row("withdrawable credits", webi(market.credits(address)))
-        for role, stake in (
-            (Role.PROVIDER, market.provider_stake(address)),
-            (Role.VERIFIER, market.verifier_stake(address)),
-        ):
-            if stake.stake or stake.unbonding:
-                table.add_row(f"{role.name.lower()} stake (locked {webi(stake.locked)})", webi(stake.stake))
+        now = client.timestamp()
+        table = Table("", "amount", "", title=address)
+        table.add_row("balance", f"{webi(protocol.token.balance_of(address))} WEBI", "")
+        table.add_row("gas", f"{eth(int(client.w3.eth.get_balance(to_checksum_address(address))))} ETH", "")
+        table.add_row("withdrawable credits", f"{webi(market.credits(address))} WEBI", "`webi wallet withdraw`")
+        for role in (Role.PROVIDER, Role.VERIFIER):
+            stake = stake_of(market, role, address)
+            name = role.name.lower()
+            if stake.stake:
+                table.add_row(f"{name} stake", f"{webi(stake.stake)} WEBI", f"{webi(stake.locked)} locked")
+            if stake.unbonding:
+                table.add_row(f"{name} unbonding", f"{webi(stake.unbonding)} WEBI",
+                              f"unlocks {when(stake.unlock_at, now)}")
         context.console.print(table)
+    finally:
+        client.close()
+
+
+@app.command()
+def withdraw(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The wallet whose credits to withdraw.")],
+    password_env: PasswordEnv = None,
+    password_file: PasswordFile = None,
+    deployments: DeploymentsOption = None,
+) -> None:
+    """Withdraw every WEBI the market credits to wallet NAME: refunds, slash compensation, audit fees, payments.
+
+    Refuses, sending nothing, when there is nothing to withdraw or no ETH for the gas.
+    """
+    context: CliContext = ctx.obj
+    account = wallets(ctx).unlock(name, password(password_env, password_file))
+    client = ChainClient.connect(context.chain_url(), protocol_abis())
+    try:
+        protocol = connect_protocol(client, Deployment.load(client.chain_id, deployments))
+        withdrawal = withdraw_credits(protocol, account)
+        context.console.print(f"withdrew {webi(withdrawal.amount)} WEBI of credits to {name} ({account.address}); "
+                              f"tx {withdrawal.tx_hash}", highlight=False, soft_wrap=True)
     finally:
         client.close()

@@ -37,12 +37,12 @@ def test_register_status_earnings_withdraw(chain: Chain, devnet: Devnet, store_n
     assert json.loads(store_node.store.read_bytes(Cid.parse(metadata)))["kind"] == "webi-provider"
     status = webi("status", "-c", str(config), home=tmp_path)
     assert status.returncode == 0, status.stderr
-    assert "stake 2500 WEBI" in status.stdout
+    assert "stake 2,500 WEBI" in status.stdout
     earnings = webi("earnings", "-c", str(config), home=tmp_path)
     assert "0 jobs paid 0 WEBI" in earnings.stdout
     withdraw = webi("withdraw", "-c", str(config), home=tmp_path)
     assert withdraw.returncode == 1
-    assert "NothingToWithdraw" in withdraw.stderr and "Traceback" not in withdraw.stderr
+    assert "has no credits to withdraw" in withdraw.stderr and "Traceback" not in withdraw.stderr
 
 
 @pytest.mark.parametrize(("extra", "message"), [

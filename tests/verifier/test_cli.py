@@ -43,11 +43,11 @@ def test_register_and_status(chain: Chain, devnet: Devnet, store_node: StoreNode
     assert chain.market.verifier_weight(account.address) == 0, "not before a sync phase"
     waiting = webi("status")
     assert waiting.returncode == 0, waiting.stderr
-    assert "stake 1000 WEBI, NOT in the draw yet" in waiting.stdout
+    assert "stake 1,000 WEBI, NOT in the draw yet" in waiting.stdout
     chain.sync(account.address)
     assert chain.market.verifier_weight(account.address) == 1_000 * WEI, "in the draw"
     status = webi("status")
     assert status.returncode == 0, status.stderr
-    assert "stake 1000 WEBI, in the draw," in status.stdout
+    assert "stake 1,000 WEBI, in the draw," in status.stdout
     again = webi("register", "--stake", "1000")
-    assert again.returncode == 1 and "AlreadyRegistered" in again.stderr
+    assert again.returncode == 1 and "is already registered as a verifier" in again.stderr

@@ -95,7 +95,7 @@ def test_wallets_post_status_results_and_cancel(
     assert "but the provider committed" in refused and not (tmp_path / "forged.jsonl").exists()
 
     # --watch follows a job until it settles, and gives up with a clear error after --timeout.
-    waited = cli("job", "status", str(forged_id), "--watch", "--timeout", "0.5", "--interval", "0.1", code=1)
+    waited = cli("job", "status", str(forged_id), "--watch", "--timeout", "0.5", "--interval", "0.1", code=2)
     assert f"job {forged_id}: result submitted by {provider.address}" in waited
     assert f"job {forged_id} still submitted after 0.5 s" in waited
 

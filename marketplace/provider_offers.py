@@ -1,0 +1,93 @@
+"""What registered providers published about the jobs they take: tasks served and price floors.
+
+A provider's registration names a metadata document (JSON in the content store, ``metadataCid`` of
+its ``Registered`` event) with ``tasks`` (the task types it serves) and ``price_floor`` ({task: WEBI
+per task, a decimal string}). They are the providers' own words, not rules the chain enforces: a
+requester reads them to learn why nobody claims a job, and a provider that published neither key
+counts as one that might claim it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from marketplace.chain.market import JobMarket
+from marketplace.errors import WebiError
+from marketplace.output_json import parse_document
+from marketplace.protocol import Role, Stake
+from marketplace.storage import ContentStore
+from marketplace.storage.cid import Cid
+
+logger = logging.getLogger(__name__)
+
+MAX_METADATA_BYTES = 64 * 1024
+WEI_PER_WEBI = 10**18
+
+
+@dataclass(frozen=True)
+class ProviderOffer:
+    """One registered provider: its stake now and what its metadata says it takes (None: not published)."""
+
+    address: str
+    stake: Stake
+    tasks: frozenset[str] | None = None
+    price_floor_wei: dict[str, int] = field(default_factory=dict)  # least wei per task, by task type
+
+    def serves(self, task: str) -> bool | None:
+        """Whether it serves ``task``; None when it did not say."""
+        return None if self.tasks is None else task in self.tasks
+
+    @classmethod
+    def from_metadata(cls, address: str, stake: Stake, document: Any) -> ProviderOffer:
+        """From a parsed metadata document; keys that are missing or malformed are treated as unpublished."""
+        if not isinstance(document, dict):
+            return cls(address, stake)
+        tasks = document.get("tasks")
+        served = frozenset(str(task) for task in tasks) if isinstance(tasks, list) else None
+        floors: dict[str, int] = {}
+        published = document.get("price_floor")
+        if isinstance(published, dict):
+            for task, value in published.items():
+                try:
+                    amount = Decimal(str(value))
+                except InvalidOperation:
+                    continue
+                if amount.is_finite() and amount >= 0:
+                    floors[str(task)] = int(amount * WEI_PER_WEBI)
+        return cls(address, stake, served, floors)
+
+
+def provider_offers(market: JobMarket, store: ContentStore) -> list[ProviderOffer]:
+    """Every provider registered now (stake above zero), with its metadata document when the store has it.
+
+    One ``Registered`` scan and one stake view per provider; a document the store lacks or cannot parse
+    leaves that provider's offer unpublished (logged at debug), never fails the caller.
+    """
+    events = market.contract.events.Registered().get_logs(
+        from_block=market.from_block, argument_filters={"role": int(Role.PROVIDER)})
+    latest: dict[str, str] = {}
+    for event in events:  # a provider registers again after a full unstake: its last document counts
+        latest[str(event["args"]["account"])] = str(event["args"]["metadataCid"])
+    offers = []
+    for address, cid in latest.items():
+        stake = market.provider_stake(address)
+        if stake.stake == 0:
+            continue
+        offers.append(ProviderOffer.from_metadata(address, stake, _document(store, cid)))
+    return offers
+
+
+def _document(store: ContentStore, cid: str) -> Any:
+    if not cid:
+        return None
+    try:
+        return parse_document(store.read_bytes(Cid.parse(cid), limit=MAX_METADATA_BYTES))
+    except (WebiError, ValueError) as error:
+        logger.debug("provider metadata %s unreadable: %s", cid, error)
+        return None
+
+
+__all__ = ["ProviderOffer", "provider_offers"]
