@@ -9,6 +9,9 @@ chunk or none of it, and a restart resumes from the cursor.
 
 The fold (``ChainState``) lives in memory and is rebuilt from the stored events at start-up; at
 the event counts of a young network that takes well under a second per 100,000 events.
+
+Every answer from the chain and every poll's outcome go to a ``ChainWatch`` (``health.py``), which
+``/healthz`` reads instead of asking the chain itself.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, insert, select, tuple_
 from sqlalchemy.orm import Session
+from web3.exceptions import Web3RPCError
 
 from marketplace.chain.artifacts import load_artifact
 from marketplace.chain.client import ChainClient
@@ -27,6 +31,7 @@ from marketplace.chain.deployment import Deployment
 from marketplace.errors import WebiError
 from marketplace.history import ChainEvent, ChainState, EventDecoder, fetch_events
 from marketplace.history.views import JobView, StakeView, VerifierRecord
+from marketplace.indexer.health import ChainWatch, one_line
 from marketplace.indexer.models import (
     AccountRow,
     BlockRow,
@@ -79,7 +84,14 @@ class Indexer:
     """Follows one deployment into ``engine``'s database."""
 
     def __init__(
-        self, engine: Engine, client: ChainClient, deployment: Deployment, *, confirmations: int = 0, chunk: int = 2_000
+        self,
+        engine: Engine,
+        client: ChainClient,
+        deployment: Deployment,
+        *,
+        confirmations: int = 0,
+        chunk: int = 2_000,
+        watch: ChainWatch | None = None,
     ) -> None:
         self.engine = engine
         self.client = client
@@ -87,6 +99,7 @@ class Indexer:
         self.confirmations = confirmations
         self.chunk = chunk
         self.decoder = decoder_for(deployment)
+        self.watch = watch or ChainWatch()
         self.reorgs = 0
         self.version = 0  # moves after every commit: readers cache what they computed until it does
         self.head = 0
@@ -101,6 +114,7 @@ class Indexer:
         """Catches up with the confirmed head once (rewinding first if the chain reorganized)."""
         with self._lock:
             self.head = int(self.client.w3.eth.block_number)
+            self.watch.answered()
             self._check_reorg()
             target = self.head - self.confirmations
             while self.cursor[0] < target:
@@ -114,15 +128,34 @@ class Indexer:
     def progress(self) -> IndexerProgress:
         return IndexerProgress(self.cursor[0], self.head, self.state.events, self.reorgs)
 
-    def run(self, stop: threading.Event, interval: float = 1.0) -> None:
-        """Steps until ``stop`` is set; a failing step is logged and retried after ``interval``."""
-        while not stop.is_set():
-            try:
-                self.step()
-            except (WebiError, OSError, ValueError) as error:
+    def lag(self) -> int:
+        return max(0, self.head - self.cursor[0])
+
+    def poll(self) -> bool:
+        """One step, its outcome recorded in ``watch``; a failure is logged (once while it repeats), not raised."""
+        before = self.watch.snapshot().error
+        self.watch.begin()
+        try:
+            self.step()
+        except (WebiError, OSError, ValueError, Web3RPCError) as error:
+            self.watch.ended(self.lag(), error)
+            if one_line(error) != before:
                 log.warning("indexer step failed, retrying: %s", error)
-            except Exception as error:  # the node keeps serving; the failure is visible in /healthz
+            return False
+        except Exception as error:  # the node keeps serving; the failure is visible in /healthz
+            self.watch.ended(self.lag(), error)
+            if one_line(error) != before:
                 log.exception("indexer step failed: %s", error)
+            return False
+        self.watch.ended(self.lag())
+        if before is not None:
+            log.info("indexer steps succeed again (the last failure: %s)", before)
+        return True
+
+    def run(self, stop: threading.Event, interval: float = 1.0) -> None:
+        """Polls until ``stop`` is set; a failing step is retried after ``interval``."""
+        while not stop.is_set():
+            self.poll()
             stop.wait(interval)
 
     # ───────────────────────────────────────────── start-up and reorgs
@@ -181,8 +214,10 @@ class Indexer:
 
     def _ingest(self, start: int, end: int) -> bool:
         events = list(fetch_events(self.client, self.decoder, start, end, chunk=self.chunk))
+        self.watch.answered()
         numbers = sorted({event.block_number for event in events} | {end})
         blocks = self._blocks(numbers)
+        self.watch.answered()
         if any(blocks[event.block_number][0] != event.block_hash for event in events):
             return False
         for event in events:

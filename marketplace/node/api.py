@@ -1,5 +1,7 @@
 """REST under ``/v1``: jobs, providers, verifiers, the ledger and network stats, read from the indexer's tables.
 
+The ledger lists stake slashes (kind ``slashed``, with role and reason) among credits and withdrawals.
+
 Amounts are decimal strings of wei (they pass 2^53); addresses match case-insensitively. Lists
 are newest first and paginate with an opaque ``cursor``: pass back ``next_cursor`` for the next page.
 Encoded responses are cached until the indexer next commits (``ResponseCache``).
@@ -79,7 +81,7 @@ def api_router(queries: Queries, verifiers: VerifierQueries, cache: ResponseCach
     async def verifier(request: Request, address: str) -> Response:
         return await cached(request, lambda: verifiers.verifier(address), f"{address} is not a registered verifier")
 
-    @router.get("/ledger", summary="Credits and withdrawals, newest first")
+    @router.get("/ledger", summary="Credits, withdrawals and stake slashes, newest first")
     async def ledger(
         request: Request,
         account: str | None = None,

@@ -12,7 +12,6 @@ import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
@@ -20,9 +19,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import Deployment, protocol_abis
 from marketplace.indexer import Indexer, create_db
+from marketplace.indexer.health import ChainWatch
 from marketplace.node.api import api_router
 from marketplace.node.cache import ResponseCache
 from marketplace.node.dashboard import dashboard_router
+from marketplace.node.health import Health, health_report
 from marketplace.node.queries import Queries
 from marketplace.node.settings import NodeSettings
 from marketplace.node.verifier_queries import VerifierQueries
@@ -49,10 +50,11 @@ class NodeMetrics:
 
 
 def create_node_app(settings: NodeSettings) -> FastAPI:
-    client = ChainClient.connect(settings.rpc_url, protocol_abis())
+    client = ChainClient.connect(settings.rpc_url, protocol_abis(), timeout=settings.rpc_timeout_s)
     deployment = Deployment.load(client.chain_id, settings.deployments_dir)
     engine = create_db(settings.database)
-    indexer = Indexer(engine, client, deployment, confirmations=settings.confirmations)
+    watch = ChainWatch(window_s=settings.lag_window_s)
+    indexer = Indexer(engine, client, deployment, confirmations=settings.confirmations, watch=watch)
     store = LocalStore(settings.store_dir.expanduser())
     queries = Queries(engine, store, settings.page_size)
     verifiers = VerifierQueries(engine)
@@ -89,19 +91,15 @@ def create_node_app(settings: NodeSettings) -> FastAPI:
     app.include_router(gateway_router(store), prefix="/ipfs", tags=["gateway"])
     app.include_router(dashboard_router(queries, verifiers, deployment), include_in_schema=False)
 
-    @app.get("/healthz", tags=["health"])
-    def health() -> dict[str, Any]:
-        progress = indexer.progress()
-        return {
-            "status": "ok",
-            "chain_id": deployment.chain_id,
-            "market": deployment.market,
-            "indexed_block": progress.block,
-            "head": progress.head,
-            "lag": max(0, progress.head - progress.block),
-            "events": progress.events,
-            "reorgs": progress.reorgs,
-        }
+    @app.get("/healthz", tags=["health"], responses={503: {"model": Health, "description": "the chain is down"}})
+    def health(response: Response) -> Health:
+        """What the indexer last saw of the chain (never a request to it): 503 when the chain is unreachable."""
+        report = health_report(indexer.progress(), watch.snapshot(), watch.clock(),
+                               stale_after_s=settings.stale_after_s, rpc_url=settings.rpc_url,
+                               chain_id=deployment.chain_id, market=deployment.market)
+        if report.status == "down":
+            response.status_code = 503
+        return report
 
     @app.get("/metrics", tags=["health"])
     def prometheus() -> Response:

@@ -21,4 +21,15 @@ class NodeSettings(BaseModel):
     max_upload_bytes: Annotated[int, Field(gt=0)] = 8 * 1024**3
     confirmations: Annotated[int, Field(ge=0)] = 0
     poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    rpc_timeout_s: Annotated[float, Field(gt=0, description="seconds one RPC request may take")] = 10.0
+    chain_stale_s: Annotated[float, Field(
+        gt=0, description="/healthz reports the chain down after this long without an answer "
+        "(at least 3 poll intervals)")] = 10.0
+    lag_window_s: Annotated[float, Field(
+        gt=0, description="/healthz calls the lag growing when it is larger than this long ago")] = 60.0
     page_size: Annotated[int, Field(gt=0, le=500)] = 50
+
+    @property
+    def stale_after_s(self) -> float:
+        """How long the chain may stay silent before /healthz calls it down: a poll or two may pass quietly."""
+        return max(self.chain_stale_s, 3 * self.poll_interval_s)
