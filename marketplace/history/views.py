@@ -149,6 +149,9 @@ class JobView:
     settled_params: dict[str, Any] | None = None
     settled_treasury: str | None = None
     context: tuple[str, str] = ("", "")  # (tx hash, name) of the job's last own event: what a slash is for
+    # Set by a fold that began after the job was posted (an audit from a later block): its credits,
+    # burns, slashes and penalties before that block are not in this view.
+    partial_since: int | None = None
 
     @property
     def price(self) -> int:
