@@ -13,7 +13,6 @@ members and builds its claim proof.
 
 from __future__ import annotations
 
-import enum
 import json
 from typing import Annotated, Any, Literal
 
@@ -21,21 +20,15 @@ from eth_utils.address import is_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from marketplace.errors import CidError, JobSpecError
+from marketplace.job_limits import MAX_INPUT_CHARS as MAX_INPUT_CHARS
+from marketplace.job_limits import MAX_NEW_TOKENS as MAX_NEW_TOKENS
+from marketplace.job_limits import MAX_TASKS as MAX_TASKS
+from marketplace.job_limits import TaskType as TaskType
 from marketplace.storage.cid import Cid
 
 MAX_SPEC_BYTES = 64 * 1024
-MAX_TASKS = 100_000
-MAX_INPUT_CHARS = 100_000
 MAX_ALLOWLIST = 1_000  # 1,000 addresses are about 44 KiB of spec, under MAX_SPEC_BYTES
 MAX_INPUT_TOKENS = 8_192
-MAX_NEW_TOKENS = 1_024
-
-
-class TaskType(enum.StrEnum):
-    EMBED = "embed"
-    GENERATE = "generate"
-    CLASSIFY = "classify"
-    SUMMARIZE = "summarize"
 
 
 class Parameters(BaseModel):

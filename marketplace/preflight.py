@@ -29,6 +29,9 @@ from eth_utils.address import to_checksum_address
 from marketplace.chain.deployment import Protocol
 from marketplace.errors import CidError, ConfigError, ContentNotFoundError, JobSpecError, ModelError
 from marketplace.funds import eth, gas_cost
+from marketplace.job_limits import MAX_EXEC_WINDOW_S as MAX_EXEC_WINDOW_S
+from marketplace.job_limits import MIN_CLAIM_WINDOW_S as MIN_CLAIM_WINDOW_S
+from marketplace.job_limits import MIN_EXEC_WINDOW_S as MIN_EXEC_WINDOW_S
 from marketplace.job_views import JobQuote, RequestRefusedError
 from marketplace.jobspec import Parameters, TaskType
 from marketplace.model_bundle import BundleFacts, check_bundle, folder_listing, store_listing
@@ -40,12 +43,6 @@ from marketplace.units import webi
 
 log = logging.getLogger(__name__)
 
-# ``JobMarket.MIN_EXEC_WINDOW`` and ``MAX_EXEC_WINDOW`` (contracts/src/MarketBase.sol).
-MIN_EXEC_WINDOW_S = 60
-MAX_EXEC_WINDOW_S = 30 * 86_400
-# The chain only asks that the claim deadline be ahead when the post is mined; a minute at least gives a
-# provider's poll the time to see the job before it closes.
-MIN_CLAIM_WINDOW_S = 60
 MAX_UINT96 = 2**96 - 1
 # The gas of ``postJobWithPermit`` is about 150,000 (README's gas table: postJob 89,499 plus the permit);
 # with room, as ``funds`` rounds, so that "no ETH" is told from "enough" before anything is signed.

@@ -17,11 +17,11 @@ from typing import Any
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
+from marketplace.job_limits import MAX_SAMPLE_TASKS as MAX_SAMPLE_TASKS
 from marketplace.results import MerkleTree
 
 BPS = 10_000
 SEED_HORIZON = 256
-MAX_SAMPLE_TASKS = 64
 # The work an audit re-runs is worth at most the price cap over this (``JobMarket.SAMPLE_VALUE_DIVISOR``).
 SAMPLE_VALUE_DIVISOR = 80
 PANEL_SIZE = 3

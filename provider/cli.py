@@ -6,38 +6,44 @@ import json
 import logging
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.table import Table
 
-from marketplace import staking
-from marketplace.chain.deployment import Protocol
+from marketplace.cli.help import ReadableTyper
 from marketplace.errors import ConfigError
-from marketplace.funds import withdraw_credits
-from marketplace.keystore import load_account, read_password
-from marketplace.protocol import Role
 from marketplace.units import to_wei, webi
-from provider.config import ProviderConfig, load_config
-from provider.journal import Journal, Stage
 
-app = typer.Typer(help="Run a GPU provider: register, serve jobs, see earnings.", no_args_is_help=True)
+if TYPE_CHECKING:  # web3, eth_account, pydantic and SQLAlchemy load when a command runs, not when the CLI starts
+    from eth_account.signers.local import LocalAccount
+
+    from marketplace.chain.deployment import Protocol
+    from provider.config import ProviderConfig
+    from provider.journal import Journal
+
+app = ReadableTyper(help="Run a GPU provider: register, serve jobs, see earnings.", no_args_is_help=True)
 log = logging.getLogger(__name__)
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", envvar="WEBI_PROVIDER_CONFIG",
-                                                   help="Provider TOML file (its provider table).")]
-KeystoreOption = Annotated[Path | None, typer.Option(help="V3 keystore of the provider account.")]
-StoreOption = Annotated[str | None, typer.Option("--store", help="Content store: directory, Kubo RPC URL, ...")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", envvar="WEBI_PROVIDER_CONFIG", metavar="FILE",
+                                                   help="Provider TOML file (its [provider] table).")]
+KeystoreOption = Annotated[Path | None, typer.Option(
+    metavar="FILE", help="V3 keystore of the provider account (default: the config file's).")]
+StoreOption = Annotated[str | None, typer.Option(
+    "--store", metavar="STORE", help="Content store: a Kubo RPC URL or a directory (default: the config file's).")]
 
 
 def _config(ctx: typer.Context, path: Path | None, keystore: Path | None, store: str | None) -> ProviderConfig:
+    from provider.config import load_config
+
     rpc_url = ctx.obj.rpc_url if ctx.obj is not None else None
     return load_config(path, {"keystore": keystore, "store": store, "rpc_url": rpc_url})
 
 
 def _account(config: ProviderConfig) -> LocalAccount:
+    from marketplace.keystore import load_account, read_password
+
     password = read_password(env=config.password_env, file=config.password_file,
                              prompt=f"password for {config.keystore}: ")
     return load_account(config.keystore.expanduser(), password)
@@ -47,6 +53,7 @@ def _operator(ctx: typer.Context, config: Path | None, keystore: Path | None,
               store: str | None) -> tuple[ProviderConfig, LocalAccount, Protocol, Journal]:
     """Settings, the unlocked account, the protocol and the journal: what the reporting commands share."""
     from provider.factory import connect
+    from provider.journal import Journal
 
     settings = _config(ctx, config, keystore, store)
     account = _account(settings)
@@ -60,14 +67,19 @@ def _console(ctx: typer.Context) -> Console:
 
 @app.command()
 def register(ctx: typer.Context, stake: Annotated[str, typer.Option(
-                 help="WEBI to stake, a decimal (at least the network's minimum provider stake).")],
+                 metavar="WEBI", help="WEBI to stake, a decimal (at least the network's minimum provider stake).")],
              config: ConfigOption = None, keystore: KeystoreOption = None, store: StoreOption = None) -> None:
-    """Stake WEBI as a provider, with a metadata document (GPU facts, tasks, price floors) in the content store.
+    """Stake WEBI as a provider and publish its metadata.
+
+    The metadata document (GPU facts, tasks, price floors) goes to the content store, and the
+    registration points to it.
 
     Everything the contract would refuse (stake under the minimum, too little WEBI or ETH, already
     registered) is refused before anything is sent; the approval is exactly the stake, and it is set
     back when the registration fails.
     """
+    from marketplace import staking
+    from marketplace.protocol import Role
     from provider.factory import connect, content_store
 
     amount = to_wei(stake)
@@ -99,20 +111,25 @@ def registration_metadata(settings: ProviderConfig) -> bytes:
 @app.command()
 def unstake(
     ctx: typer.Context,
-    amount: Annotated[str | None, typer.Option(help="WEBI to start unbonding; what stays must be 0 or the minimum.")]
-    = None,
+    amount: Annotated[str | None, typer.Option(
+        metavar="WEBI", help="WEBI to start unbonding; what stays must be 0 or the minimum.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Unbond the whole stake (leaves the provider role).")] = False,
     withdraw: Annotated[bool, typer.Option("--withdraw", help="Withdraw the unbonded stake, after the cooldown.")]
     = False,
     config: ConfigOption = None, keystore: KeystoreOption = None, store: StoreOption = None,
 ) -> None:
-    """Start unbonding stake (--amount or --all), or withdraw it after the unstake cooldown (--withdraw).
+    """Start unbonding stake, or withdraw it after the cooldown.
 
-    The cooldown is a network parameter (3 d on the devnet; `webi devnet status` shows it); a new
-    request while stake is unbonding starts it again for the total.
+    --amount or --all starts unbonding; --withdraw takes the unbonded stake once the unstake
+    cooldown has passed. The cooldown is a network parameter (3 d on the devnet; `webi devnet
+    status` shows it); a new request while stake is unbonding starts it again for the total.
 
-    Collateral locked by claimed jobs stays staked until they settle; unbonding stake can still be slashed.
+    Collateral locked by claimed jobs stays staked until they settle; unbonding stake can still be
+    slashed.
     """
+    from marketplace import staking
+    from marketplace.protocol import Role
+
     chosen = sum((amount is not None, all_, withdraw))
     if chosen != 1:
         raise ConfigError("give exactly one of --amount WEBI, --all or --withdraw")
@@ -130,7 +147,10 @@ def unstake(
 @app.command()
 def run(ctx: typer.Context, config: ConfigOption = None, keystore: KeystoreOption = None,
         store: StoreOption = None) -> None:
-    """Serve jobs until Ctrl-C or SIGTERM; the step in progress finishes first, the journal keeps the rest."""
+    """Serve jobs until Ctrl-C or SIGTERM.
+
+    The step in progress finishes first; the journal keeps the rest for the next run.
+    """
     from provider.factory import create_daemon  # imports torch: only for the command that needs it
 
     settings = _config(ctx, config, keystore, store)
@@ -150,6 +170,8 @@ def run(ctx: typer.Context, config: ConfigOption = None, keystore: KeystoreOptio
 def status(ctx: typer.Context, config: ConfigOption = None, keystore: KeystoreOption = None,
            store: StoreOption = None) -> None:
     """Show the stake, the credits and the jobs in the journal."""
+    from marketplace import staking
+
     _, account, protocol, journal = _operator(ctx, config, keystore, store)
     stake = protocol.market.provider_stake(account.address)
     console = _console(ctx)
@@ -170,6 +192,8 @@ def status(ctx: typer.Context, config: ConfigOption = None, keystore: KeystoreOp
 def earnings(ctx: typer.Context, config: ConfigOption = None, keystore: KeystoreOption = None,
              store: StoreOption = None) -> None:
     """Show what finalized jobs paid, and what can be withdrawn now."""
+    from provider.journal import Stage
+
     _, account, protocol, journal = _operator(ctx, config, keystore, store)
     records = journal.all()
     paid = sum(int(record.earned_wei) for record in records)
@@ -181,7 +205,12 @@ def earnings(ctx: typer.Context, config: ConfigOption = None, keystore: Keystore
 @app.command()
 def withdraw(ctx: typer.Context, config: ConfigOption = None, keystore: KeystoreOption = None,
              store: StoreOption = None) -> None:
-    """Withdraw every credited WEBI (payments, returned collateral) to the provider account."""
+    """Withdraw the provider's credited WEBI to its account.
+
+    Credits are payments and returned collateral.
+    """
+    from marketplace.funds import withdraw_credits
+
     _, account, protocol, _ = _operator(ctx, config, keystore, store)
     withdrawal = withdraw_credits(protocol, account)
     _console(ctx).print(f"withdrew {webi(withdrawal.amount)} WEBI to {account.address}", highlight=False)

@@ -6,30 +6,32 @@ from __future__ import annotations
 import logging
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.table import Table
 
-from marketplace import staking
+from marketplace.cli.help import ReadableTyper
 from marketplace.errors import ConfigError
-from marketplace.keystore import load_account, read_password
-from marketplace.protocol import Role
 from marketplace.units import to_wei, webi
-from provider.epochs import joins_at, weight_check
-from verifier.config import VerifierConfig, load_verifier_config
-from verifier.journal import AuditJournal
 
-app = typer.Typer(help="Run a verifier: stake, audit sampled jobs, earn audit fees.", no_args_is_help=True)
+if TYPE_CHECKING:  # web3, eth_account, pydantic and SQLAlchemy load when a command runs, not when the CLI starts
+    from eth_account.signers.local import LocalAccount
+
+    from verifier.config import VerifierConfig
+
+app = ReadableTyper(help="Run a verifier: stake, audit sampled jobs, earn audit fees.", no_args_is_help=True)
 log = logging.getLogger(__name__)
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", envvar="WEBI_VERIFIER_CONFIG",
-                                                   help="Verifier TOML file (its verifier table).")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", envvar="WEBI_VERIFIER_CONFIG", metavar="FILE",
+                                                   help="Verifier TOML file (its [verifier] table).")]
 
 
 def _setup(ctx: typer.Context, path: Path | None) -> tuple[VerifierConfig, LocalAccount]:
+    from marketplace.keystore import load_account, read_password
+    from verifier.config import load_verifier_config
+
     rpc_url = ctx.obj.rpc_url if ctx.obj is not None else None
     config = load_verifier_config(path, {"rpc_url": rpc_url})
     password = read_password(env=config.password_env, file=config.password_file,
@@ -43,15 +45,19 @@ def _console(ctx: typer.Context) -> Console:
 
 @app.command()
 def register(ctx: typer.Context, stake: Annotated[str, typer.Option(
-                 help="WEBI to stake, a decimal (at least the network's minimum verifier stake).")],
+                 metavar="WEBI", help="WEBI to stake, a decimal (at least the network's minimum verifier stake).")],
              config: ConfigOption = None) -> None:
-    """Stake WEBI as a verifier and commit its first audit secret, which puts it in the draw from the next sync
-    phase.
+    """Stake WEBI as a verifier and commit an audit secret.
+
+    The first audit secret puts the verifier in the draw from the next sync phase.
 
     Everything the contract would refuse (stake under the minimum, too little WEBI or ETH, already
     registered) is refused before anything is sent; the approval is exactly the stake, and it is set
     back when the registration fails.
     """
+    from marketplace import staking
+    from marketplace.protocol import Role
+    from provider.epochs import joins_at
     from verifier.factory import connect
     from verifier.secrets import AuditSecrets
 
@@ -75,22 +81,26 @@ def register(ctx: typer.Context, stake: Annotated[str, typer.Option(
 @app.command()
 def unstake(
     ctx: typer.Context,
-    amount: Annotated[str | None, typer.Option(help="WEBI to start unbonding; what stays must be 0 or the minimum.")]
-    = None,
+    amount: Annotated[str | None, typer.Option(
+        metavar="WEBI", help="WEBI to start unbonding; what stays must be 0 or the minimum.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Unbond the whole stake (leaves the draw at the next sync).")]
     = False,
     withdraw: Annotated[bool, typer.Option("--withdraw", help="Withdraw the unbonded stake, after the cooldown.")]
     = False,
     config: ConfigOption = None,
 ) -> None:
-    """Start unbonding stake (--amount or --all), or withdraw it after the unstake cooldown (--withdraw).
+    """Start unbonding stake, or withdraw it after the cooldown.
 
-    The cooldown is a network parameter (3 d on the devnet; `webi devnet status` shows it); a new
-    request while stake is unbonding starts it again for the total.
+    --amount or --all starts unbonding; --withdraw takes the unbonded stake once the unstake
+    cooldown has passed. The cooldown is a network parameter (3 d on the devnet; `webi devnet
+    status` shows it); a new request while stake is unbonding starts it again for the total.
 
     The withdrawal also waits for every open audit and panel vote to close, and for the stake to leave
     the draw (a sync phase); unbonding stake can still be slashed.
     """
+    from marketplace import staking
+    from marketplace.protocol import Role
+    from provider.epochs import joins_at
     from verifier.factory import connect
 
     chosen = sum((amount is not None, all_, withdraw))
@@ -135,7 +145,10 @@ def run(ctx: typer.Context, config: ConfigOption = None) -> None:
 @app.command()
 def status(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Show the stake, the credits and the audits in the journal."""
+    from marketplace import staking
+    from provider.epochs import joins_at, weight_check
     from verifier.factory import connect
+    from verifier.journal import AuditJournal
 
     settings, account = _setup(ctx, config)
     protocol = connect(settings)

@@ -5,20 +5,24 @@ address as a bare ``ValueError`` from eth_utils, a wallet without gas money as "
 required exceeds allowance: 0". ``translate`` recognizes those and says what was wrong in one line;
 ``gist`` is the one line for anything it does not recognize. The CLI's ``run`` uses both, so no
 command shows a library's traceback unless ``-v`` asks for it.
+
+The libraries are imported only once an error of theirs can exist: an error of web3 or requests is
+raised only after something imported it, so ``translate`` looks in ``sys.modules`` first and the CLI
+starts without loading either (``tests/marketplace/cli/test_startup.py``).
 """
 
 from __future__ import annotations
 
 import ast
 import re
-from typing import Any
-
-import requests
-from eth_utils.address import is_address
-from web3.exceptions import MismatchedABI, Web3RPCError, Web3ValidationError
+import sys
+from typing import TYPE_CHECKING, Any
 
 from marketplace.errors import ArgumentError, ChainUnreachableError, TransactionError, WebiError
 from marketplace.units import webi
+
+if TYPE_CHECKING:
+    from web3.exceptions import MismatchedABI, Web3RPCError
 
 # Arguments whose numbers are wei of WEBI (shown as WEBI too).
 _AMOUNT_NAMES = ("price", "amount", "stake", "value", "fee")
@@ -32,19 +36,38 @@ def translate(error: BaseException) -> WebiError | None:
     """The WEBI error that says what ``error`` means, or None when it is not one we recognize."""
     if isinstance(error, WebiError):
         return error
+    translated = _web3_error(error) if "web3" in sys.modules else None
+    if translated is None and "requests" in sys.modules:
+        translated = _requests_error(error)
+    if translated is not None:
+        return translated
+    if isinstance(error, ValueError) and _looks_like_address_error(str(error)):
+        return ArgumentError(f"{_quoted(str(error))} is not an Ethereum address: give 0x and 40 hex digits")
+    return None
+
+
+def _web3_error(error: BaseException) -> WebiError | None:
+    """``translate`` for web3's own errors (web3 is loaded: only then can one exist)."""
+    from web3.exceptions import MismatchedABI, Web3RPCError, Web3ValidationError
+
     if isinstance(error, MismatchedABI):
         return abi_mismatch(error)
     if isinstance(error, Web3ValidationError):
         return ArgumentError(f"the contract call was refused before sending: {gist(error)}")
+    if isinstance(error, Web3RPCError) and needs_gas_money(error):
+        return TransactionError("the sending account cannot pay for gas: fund it with ETH (on the devnet, send "
+                                "some from a dev account `webi devnet up` funded)")
+    return None
+
+
+def _requests_error(error: BaseException) -> WebiError | None:
+    """``translate`` for a chain or store that cannot be reached (requests is loaded: only then can one exist)."""
+    import requests
+
     if isinstance(error, requests.Timeout):
         return ChainUnreachableError(f"a request timed out: {gist(error)}")
     if isinstance(error, requests.ConnectionError):
         return ChainUnreachableError(f"cannot connect: {gist(error)}")
-    if isinstance(error, Web3RPCError) and needs_gas_money(error):
-        return TransactionError("the sending account cannot pay for gas: fund it with ETH (on the devnet, send "
-                                "some from a dev account `webi devnet up` funded)")
-    if isinstance(error, ValueError) and _looks_like_address_error(str(error)):
-        return ArgumentError(f"{_quoted(str(error))} is not an Ethereum address: give 0x and 40 hex digits")
     return None
 
 
@@ -90,6 +113,8 @@ def _first_misfit(value: Any, abi_type: str, name: Any) -> str | None:
             if problem is not None:
                 return problem
         return None
+    from eth_utils.address import is_address  # loaded already: a MismatchedABI came from web3
+
     if abi_type == "address" and isinstance(value, str) and not is_address(value):
         return f"{value!r} is not an Ethereum address (give 0x and 40 hex digits)"
     match = _INT_TYPE.match(abi_type)

@@ -4,24 +4,23 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from marketplace.audit import Auditor, Reexecutor
-from marketplace.audit.report import write_report
-from marketplace.chain.client import ChainClient
-from marketplace.chain.deployment import Deployment, connect_protocol, protocol_abis
 from marketplace.cli.context import CliContext
 from marketplace.errors import ConfigError
-from marketplace.indexer import create_db
-from marketplace.storage import open_store
 from marketplace.units import webi
+
+if TYPE_CHECKING:  # the auditor, web3 and SQLAlchemy load when the command runs, not when the CLI starts
+    from marketplace.audit import Reexecutor
 
 
 def _reexecutor(store: str, cache: Path) -> Reexecutor:
     """The verifier package's re-executor, found through the ``webi.reexecutors`` entry point."""
+    from marketplace.storage import open_store
+
     found = list(entry_points(group="webi.reexecutors"))
     if not found:
         raise ConfigError("--reexecute needs the verifier package (pip install webi with its verifier)")
@@ -35,24 +34,39 @@ def audit(
     from_block: Annotated[
         int | None,
         typer.Option(
-            help="Replay from this block (default: the token's creation; later starts skip the balance checks)."
+            metavar="BLOCK",
+            help="Replay from this block (default: the token's creation; a later start skips the balance checks)."
         ),
     ] = None,
     reexecute: Annotated[
-        int, typer.Option(help="Re-execute this many of the tasks that audits sampled in finalized jobs, at random.")
+        int, typer.Option(metavar="N", help="Re-execute N tasks, chosen at random among those that audits "
+                                             "sampled in finalized jobs.")
     ] = 0,
-    report: Annotated[Path | None, typer.Option(help="Folder for audit.json and audit.html.")] = None,
+    report: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Write audit.json and audit.html to this folder.")
+    ] = None,
     db: Annotated[
-        str | None, typer.Option(help="Also check an indexer database (file or URL) against the chain.")
+        str | None, typer.Option(metavar="FILE|URL",
+                                 help="Also check an indexer database (SQLite file or URL) against the chain.")
     ] = None,
     store: Annotated[
-        str, typer.Option(envvar="WEBI_STORE", help="Content store for --reexecute.")
+        str, typer.Option(envvar="WEBI_STORE", metavar="STORE",
+                          help="Content store for --reexecute: a node URL, Kubo RPC URL or folder.")
     ] = "http://127.0.0.1:8000",
     seed: Annotated[int | None, typer.Option(help="Seed for choosing the tasks to re-execute.")] = None,
-    deployments: Annotated[Path | None, typer.Option(help="Folder of deployment files.")] = None,
+    deployments: Annotated[Path | None, typer.Option(metavar="DIR", help="Folder of deployment files.")] = None,
 ) -> None:
-    """Replays every WEBI event from the chain alone and checks balances, stakes, escrow, bonds, burns and
-    every settlement, slash and reward."""
+    """Check the protocol's books against the chain alone.
+
+    Every WEBI event is replayed from the chain, and balances, stakes, escrow, bonds, burns and every
+    settlement, slash and reward are checked against the replay; any discrepancy exits with code 1.
+    """
+    from marketplace.audit import Auditor
+    from marketplace.audit.report import write_report
+    from marketplace.chain.client import ChainClient
+    from marketplace.chain.deployment import Deployment, connect_protocol, protocol_abis
+    from marketplace.indexer import create_db
+
     context: CliContext = ctx.obj
     client = ChainClient.connect(context.chain_url(), protocol_abis())
     try:
@@ -67,11 +81,17 @@ def audit(
         client.close()
     console = context.console
     console.print(
-        f"blocks {result.from_block}-{result.to_block}: {result.events} events, {result.jobs} jobs, "
-        f"{result.accounts} accounts, {result.checks} checks"
+        f"blocks {result.from_block}-{result.to_block}: {result.events} events, {len(result.jobs)} jobs, "
+        f"{len(result.accounts)} accounts, {result.checks_run} checks"
     )
     if not result.balance_checks:
         console.print("[yellow]balance checks skipped: the replay did not start at the token's creation[/yellow]")
+    carried = [job.job_id for job in result.jobs if job.partial_since is not None]
+    if carried:
+        console.print(f"jobs posted before block {result.from_block}, replayed from their own events and the "
+                      f"chain's state before it: {', '.join(map(str, carried))}")
+    for line in result.skipped:
+        console.print(f"[yellow]{line}[/yellow]")
     for overturned in result.overturned:
         console.print(f"job {overturned.job_id}: the panel overturned {overturned.verifier}'s "
                       f"{overturned.verdict} ({overturned.panel_verdict}, {overturned.votes}); "
@@ -85,7 +105,9 @@ def audit(
             console.print(f"[red]job {contradicted.job_id}: re-execution contradicts the pass by "
                           f"{contradicted.passed_by} (verifier {contradicted.verifier})[/red]")
     if result.discrepancies:
-        table = Table("check", "subject", "chain replay says", "found", title="discrepancies", style="red")
+        table = Table(title="discrepancies", style="red")
+        for heading in ("check", "subject", "chain replay says", "found"):
+            table.add_column(heading, overflow="fold")  # wrapped, never cut: a row's key or an amount is read whole
         for item in result.discrepancies:
             table.add_row(item.check, item.subject, item.expected, item.found)
         console.print(table)

@@ -20,17 +20,21 @@ if TYPE_CHECKING:
 def demo(
     ctx: typer.Context,
     cheater: Annotated[
-        bool, typer.Option("--cheater", help="The generate provider cheats: watch it get slashed.")
+        bool, typer.Option("--cheater", help="Make the generate provider cheat, and watch it get slashed.")
     ] = False,
     lazy_verifier: Annotated[
         bool,
-        typer.Option("--lazy-verifier", help="The verifier passes without checking (implies --cheater): watch a "
-                     "watchtower challenge it and a panel slash it."),
+        typer.Option("--lazy-verifier", help="Make the verifier pass without checking (implies --cheater), and "
+                     "watch a watchtower challenge it and a panel slash it."),
     ] = False,
-    run_dir: Annotated[Path | None, typer.Option(help="Run folder (default: $WEBI_HOME/demo/<time>).")] = None,
-    embed_model: Annotated[Path | None, typer.Option(help="Embedding model folder (default: MiniLM-L6).")] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Run folder (default: $WEBI_HOME/demo/<time>).")
+    ] = None,
+    embed_model: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Embedding model folder (default: MiniLM-L6).")
+    ] = None,
     generate_model: Annotated[
-        Path | None, typer.Option(help="Generator folder (default: a tiny GPT-2 built here).")
+        Path | None, typer.Option(metavar="DIR", help="Generator folder (default: a tiny GPT-2 built here).")
     ] = None,
     exit_after: Annotated[bool, typer.Option("--exit", help="Stop once the summary is printed.")] = False,
     json_summary: Annotated[
@@ -38,9 +42,13 @@ def demo(
         typer.Option("--json", help="Print the summary as one JSON document on stdout (everything else goes to "
                      "stderr)."),
     ] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the jobs to settle.")] = 900.0,
+    timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for the jobs to settle.")] = 900.0,
 ) -> None:
-    """Run the marketplace end to end: chain, node, providers, verifiers, real jobs, audits, the ledger."""
+    """Run the whole marketplace on this machine, end to end.
+
+    A chain, a node, providers and verifiers; real jobs, audits and the ledger. Once the summary is
+    printed the dashboard stays up until Ctrl-C (or the demo stops, with --exit).
+    """
     from marketplace.demo.outcome import to_json
     from marketplace.demo.run import DemoOptions, run_demo  # imports torch only for this command
 

@@ -7,36 +7,45 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from marketplace.chain.client import ChainClient
-from marketplace.chain.deployment import Deployment, connect_protocol, protocol_abis
-from marketplace.chain.devnet import DEV_CHAIN_ID, Anvil, deploy_devnet, dev_account
 from marketplace.cli.context import CliContext
+from marketplace.cli.help import ReadableTyper
 from marketplace.errors import ChainError, WebiError
 from marketplace.home import DevnetState
 from marketplace.units import webi
 
-app = typer.Typer(help="Run a local devnet (anvil) with WEBI deployed.", no_args_is_help=True)
+if TYPE_CHECKING:  # web3 and the chain modules load when a command runs, not when the CLI starts
+    from marketplace.chain.client import ChainClient
+    from marketplace.chain.deployment import Deployment
+
+app = ReadableTyper(help="Run a local devnet (anvil) with WEBI deployed.", no_args_is_help=True)
 
 
 @app.command()
 def up(
     ctx: typer.Context,
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 0,
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port on 127.0.0.1 (0 picks a free one).")] = 0,
     block_time: Annotated[float, typer.Option(
-        min=0, help="Seconds per block (0: mine only when a transaction arrives, which stalls audits).")] = 1.0,
+        min=0, metavar="SECONDS",
+        help="Seconds per block (0: mine only when a transaction arrives, which stalls audits).")] = 1.0,
 ) -> None:
-    """Start anvil in the background, deploy WEBI, fund the dev accounts."""
+    """Start a devnet in the background, with WEBI deployed.
+
+    Anvil keeps running until `webi devnet down`; WEBI's contracts are deployed on it and the dev
+    accounts are funded.
+    """
     cli: CliContext = ctx.obj
     state = DevnetState.load(cli.home)
     if state and state.alive():
         cli.console.print(f"devnet already running at {state.rpc_url} (pid {state.pid}); `webi devnet down` stops it")
         return
+    from marketplace.chain.devnet import Anvil, deploy_devnet
+
     cli.home.mkdir(parents=True, exist_ok=True)
     log = cli.home / "anvil.log"
     anvil = Anvil(port=port, block_time=block_time or None, log_path=log, detach=True).start()
@@ -74,8 +83,15 @@ def down(ctx: typer.Context) -> None:
 
 @app.command()
 def status(ctx: typer.Context) -> None:
-    """Show the chain at --rpc-url (or the background devnet) and WEBI's deployment on it."""
+    """Show the chain and WEBI's deployment on it.
+
+    The chain is the one at --rpc-url, else the background devnet. Shown: the contracts and the
+    terms in force (fees, collateral, windows, minimum price and stakes, slashes, unstake cooldown).
+    """
     cli: CliContext = ctx.obj
+    from marketplace.chain.client import ChainClient
+    from marketplace.chain.deployment import Deployment, protocol_abis
+
     client = ChainClient.connect(cli.chain_url(), protocol_abis(), timeout=5)  # no devnet: says to start one
     deployment = Deployment.load(client.chain_id)
     _show(cli, client, deployment)
@@ -84,16 +100,21 @@ def status(ctx: typer.Context) -> None:
 @app.command()
 def accounts(
     ctx: typer.Context,
-    count: Annotated[int, typer.Option(min=1, max=20, help="How many dev accounts to list (1 to 20).")] = 10,
-    deployments: Annotated[Path | None, typer.Option(help="Folder of deployment files.")] = None,
+    count: Annotated[int, typer.Option(min=1, max=20, metavar="N", help="How many dev accounts to list.")] = 10,
+    deployments: Annotated[Path | None, typer.Option(metavar="DIR", help="Folder of deployment files.")] = None,
     key: Annotated[int | None, typer.Option(
-        min=0, max=19, help="Print only dev account N's private key (0 to 19), for `> FILE` and --key-file.")] = None,
+        min=0, max=19, metavar="N", help="Print only dev account N's private key, for `> FILE` and --key-file.")
+    ] = None,
 ) -> None:
-    """List anvil's dev accounts with their private keys, to import with `webi wallet import NAME --key-file`.
+    """List anvil's dev accounts and their private keys.
 
-    These keys are published with anvil: anyone can take what they hold on any chain. Use them on a
-    local devnet only. Balances are shown when a devnet (or --rpc-url) answers.
+    Import one with `webi wallet import NAME --key-file FILE`. These keys are published with anvil:
+    anyone can take what they hold on any chain. Use them on a local devnet only. Balances are shown
+    when a devnet (or --rpc-url) answers.
     """
+    from marketplace.chain.deployment import Deployment, connect_protocol
+    from marketplace.chain.devnet import DEV_CHAIN_ID, dev_account
+
     cli: CliContext = ctx.obj
     if key is not None:  # one line on stdout, nothing else: `webi devnet accounts --key 1 > alice.key`
         typer.echo("0x" + bytes(dev_account(key).key).hex())
@@ -141,6 +162,9 @@ def accounts(
 
 def _devnet_client(cli: CliContext) -> ChainClient | None:
     """The chain at --rpc-url, $WEBI_RPC_URL or the running devnet; None when there is none to ask."""
+    from marketplace.chain.client import ChainClient
+    from marketplace.chain.deployment import protocol_abis
+
     try:
         return ChainClient.connect(cli.chain_url(), protocol_abis(), timeout=5)
     except ChainError:
@@ -148,6 +172,9 @@ def _devnet_client(cli: CliContext) -> ChainClient | None:
 
 
 def _show(cli: CliContext, client: ChainClient, deployment: Deployment) -> None:
+    from marketplace.chain.deployment import connect_protocol
+    from marketplace.chain.devnet import dev_account
+
     protocol = connect_protocol(client, deployment)
     terms, params = protocol.market.terms(), protocol.market.params()
     table = Table(title=f"chain {client.chain_id}, block {client.w3.eth.block_number}", show_header=False)

@@ -1,8 +1,10 @@
-"""``webi devnet example|advance``: what a person trying the marketplace by hand needs beside the chain.
+"""``webi devnet lifecycle|example|advance``: what a person trying the marketplace needs beside the chain.
 
-``example`` writes a model folder and an inputs file to post (the README's by-hand walk-through
-uses them); ``advance`` moves the devnet's clock past a window (the one-hour challenge window,
-an unstake cooldown) instead of waiting it out. Both are for the local devnet only.
+``lifecycle`` walks every path of the job state machine (``cli/lifecycle.py``, loaded only when it
+runs); ``example`` writes a model folder and an inputs file to post (the README's by-hand
+walk-through uses them); ``advance`` moves the devnet's clock past a window (the one-hour challenge
+window, an unstake cooldown) instead of waiting it out. ``example`` and ``advance`` are for the
+local devnet only.
 """
 
 from __future__ import annotations
@@ -24,13 +26,35 @@ EXAMPLE_INPUTS = 16
 _UNITS = {"s": 1, "min": 60, "m": 60, "h": 3_600, "d": 86_400}
 
 
+def lifecycle(
+    ctx: typer.Context,
+    run_dir: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Where logs go (default: a new temporary folder).")
+    ] = None,
+) -> None:
+    """Walk every path of the job state machine on a devnet.
+
+    Five jobs take the paths: a pass paid after its challenge window, a cheat failed and slashed, a
+    wrong verdict challenged and overturned, a late verifier replaced, an expired claim reclaimed.
+    No models run; the chain's clock is moved past each window, and the ledger rebuilt from events
+    is printed and checked against the token balances.
+    """
+    from marketplace.cli.lifecycle import run_lifecycle  # web3 and the chain modules: only for this command
+
+    run_lifecycle(ctx.obj, run_dir)
+
+
 def example(
     ctx: typer.Context,
     folder: Annotated[Path, typer.Argument(help="Where to write model/ and inputs.jsonl (created if missing).")],
-    tiny: Annotated[bool, typer.Option("--tiny", envvar=TINY_ENV,
-                                       help="A tiny seeded BERT instead of MiniLM-L6 (what the tests use).")] = False,
+    tiny: Annotated[bool, typer.Option(
+        "--tiny", envvar=TINY_ENV, help="Write a tiny seeded BERT instead of MiniLM-L6 (what the tests use).")] = False,
 ) -> None:
-    """Write an embedding model folder and an inputs file to post, for trying the marketplace by hand."""
+    """Write a model and inputs to try posting a job by hand.
+
+    FOLDER/model is an embedding model (all-MiniLM-L6-v2, or a tiny BERT with --tiny) and
+    FOLDER/inputs.jsonl holds sample inputs, ready for `webi job post --task embed`.
+    """
     cli: CliContext = ctx.obj
     model, inputs = folder / "model", folder / "inputs.jsonl"
     if model.exists():
@@ -54,7 +78,11 @@ def advance(
     ctx: typer.Context,
     duration: Annotated[str, typer.Argument(help="How far to move the clock: 90s, 30min, 1h, 3d.")],
 ) -> None:
-    """Move the devnet's clock forward (and mine a block there), past a window you would otherwise wait out."""
+    """Move the devnet's clock forward, past a window.
+
+    A block is mined at the new time, so that the window (a challenge window, an unstake cooldown)
+    is over for the next transaction. Only a local devnet's clock (chain 31337) can be moved.
+    """
     from marketplace.chain.client import ChainClient
     from marketplace.chain.deployment import protocol_abis
     from marketplace.chain.devnet import increase_time

@@ -8,36 +8,41 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from marketplace.cli.context import CliContext
+from marketplace.cli.help import ReadableTyper
 from marketplace.cli.job_render import describe, show_challenge, show_check, show_info, show_jobs
 from marketplace.cli.wallet import PasswordEnv, PasswordFile, password, wallets
-from marketplace.client import Client, JobEvent, JobInfo, JobTimeoutError
 from marketplace.errors import ConfigError
 from marketplace.home import DEFAULT_STORE
-from marketplace.job_standing import RejectedResultsError, ResultStanding, Standing, result_standing
-from marketplace.job_waits import JobWait, WaitKind
-from marketplace.protocol import TERMINAL_STATES, JobState
-from marketplace.provider_offers import provider_offers
 from marketplace.units import webi
 
-app = typer.Typer(help="Post jobs, follow them, fetch verified results.", no_args_is_help=True)
+if TYPE_CHECKING:  # the SDK (web3, eth_account) loads when a command runs, not when the CLI starts
+    from marketplace.client import Client, JobEvent, JobInfo
+    from marketplace.job_standing import ResultStanding
+    from marketplace.job_waits import JobWait
+    from marketplace.protocol import JobState
+
+app = ReadableTyper(help="Post jobs, follow them, fetch verified results.", no_args_is_help=True)
 
 WalletOption = Annotated[
-    str | None, typer.Option("--wallet", envvar="WEBI_WALLET", help="Wallet name (webi wallet list).")
+    str | None, typer.Option("--wallet", envvar="WEBI_WALLET", metavar="NAME",
+                             help="Wallet name (`webi wallet list` shows them).")
 ]
 StoreOption = Annotated[
     str,
     typer.Option(
-        "--store", envvar="WEBI_STORE", help="Content store providers can reach: a node URL, Kubo RPC URL or folder."
+        "--store", envvar="WEBI_STORE", metavar="STORE",
+        help="Content store providers can reach: a node URL, Kubo RPC URL or folder."
     ),
 ]
-Deployments = Annotated[Path | None, typer.Option(help="Folder of deployment files.")]
+Deployments = Annotated[Path | None, typer.Option(metavar="DIR", help="Folder of deployment files.")]
+JobId = Annotated[int, typer.Argument(help="The job's number (`webi job list` shows them).")]
 
 
 def job_client(
@@ -50,6 +55,8 @@ def job_client(
     *,
     signing: bool,
 ) -> Client:
+    from marketplace.client import Client
+
     context: CliContext = ctx.obj
     account = None
     if signing:
@@ -69,30 +76,39 @@ def job_client(
 @app.command()
 def status(
     ctx: typer.Context,
-    job_id: int,
+    job_id: JobId,
     watch: Annotated[
         bool, typer.Option("--watch", help="Print every event of the job as it happens, until it settles.")
     ] = False,
     timeout: Annotated[
-        float, typer.Option(help="--watch gives up after this many seconds (exit code 2).")
+        float, typer.Option(metavar="SECONDS", help="How long --watch waits before it gives up (exit code 2).")
     ] = 3_600,
-    interval: Annotated[float, typer.Option(min=0.05, help="--watch polls the chain this often (seconds).")] = 1.0,
+    interval: Annotated[
+        float, typer.Option(min=0.05, metavar="SECONDS", help="How often --watch polls the chain.")
+    ] = 1.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON (with --watch: one line per event or change of wait).")
     ] = False,
     until: Annotated[
         list[str] | None, typer.Option(
-            "--until", help="--watch stops at this state as well as at settlement (repeatable): "
-                            "claimed, submitted, audited, challenged, finalized, rejected, cancelled.")
+            "--until", metavar="STATE", help="Stop --watch at this state as well as at settlement (repeatable): "
+                                             "claimed, submitted, audited, challenged, finalized, rejected, cancelled.")
     ] = None,
     store: StoreOption = DEFAULT_STORE,
     deployments: Deployments = None,
 ) -> None:
-    """Show a job's state on-chain, its verifier, verdict, challenge and panel, and what it waits for (a claim, a
-    result, the seed block, a verdict, the challenge window...). --watch prints the job's history (claim,
-    result, draw, reveal demands and reveals, verdict, challenge, panel votes, settlement) with each event's
-    block and time, then each new one as it is mined and what the job waits for whenever that changes, until
-    it settles; after --timeout it says what the job still waits for and exits with code 2."""
+    """Show a job's state on-chain and what it waits for.
+
+    The state comes with its verifier, verdict, challenge and panel, and what the job waits for: a
+    claim, a result, the seed block, a verdict, the challenge window...
+
+    --watch prints the job's history (claim, result, draw, reveal demands and reveals, verdict,
+    challenge, panel votes, settlement) with each event's block and time, then each new event as it
+    is mined and what the job waits for whenever that changes, until it settles. After --timeout,
+    what the job still waits for is printed and the exit code is 2.
+    """
+    from marketplace.protocol import TERMINAL_STATES
+
     console: Console = ctx.obj.console
     with job_client(ctx, store, None, None, None, deployments, signing=False) as client:
         if watch:
@@ -114,6 +130,8 @@ def status(
 
 def _states(names: list[str]) -> frozenset[JobState]:
     """``--until audited`` as ``JobState.AUDITED``; an unknown name is refused with the list."""
+    from marketplace.protocol import JobState
+
     known = {state.name.lower(): state for state in JobState if state not in (JobState.NONE, JobState.OPEN)}
     wrong = [name for name in names if name.lower() not in known]
     if wrong:
@@ -125,6 +143,8 @@ def _watch(client: Client, console: Console, job_id: int, *, timeout: float, int
            as_json: bool, until: frozenset[JobState]) -> JobInfo:
     """``status --watch``: the events and the wait lines as they come; exit 2 with what the job waits for when
     ``timeout`` runs out."""
+    from marketplace.client import JobTimeoutError
+    from marketplace.job_waits import WaitKind
 
     def happened(event: JobEvent) -> None:
         if as_json:
@@ -151,9 +171,9 @@ def _watch(client: Client, console: Console, job_id: int, *, timeout: float, int
 @app.command()
 def results(
     ctx: typer.Context,
-    job_id: int,
+    job_id: JobId,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Where to write the results (JSONL).")
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Where to write the results (JSONL).")
     ] = None,
     check: Annotated[
         int | None,
@@ -166,13 +186,19 @@ def results(
     store: StoreOption = DEFAULT_STORE,
     deployments: Deployments = None,
 ) -> None:
-    """Download the outputs, check every one against the on-chain root and write them as JSONL; --check K
-    re-executes K of them at random with the verifier's runtime and tolerances, and exits 1 on a mismatch.
-    A rejected job's outputs (its audit failed) are refused with the verdict and its evidence: --force writes
-    them with a warning and exits 3; outputs still in their audit or challenge window are written with a
-    "not final" warning."""
+    """Download a job's outputs, verified against the on-chain root.
+
+    Every output is checked against the root and written as JSONL (-o FILE); --check K re-executes K
+    of them at random with the verifier's runtime and tolerances, and exits 1 on a mismatch.
+
+    A rejected job's outputs (its audit failed) are refused with the verdict and its evidence:
+    --force writes them with a warning and exits 3. Outputs still in their audit or challenge window
+    are written with a "not final" warning.
+    """
     if output is None and check is None:
         raise ConfigError("pass -o FILE to write the results, --check K to re-execute K tasks, or both")
+    from marketplace.job_standing import RejectedResultsError, Standing, result_standing
+
     console: Console = ctx.obj.console
     forced = False
     with job_client(ctx, store, None, None, None, deployments, signing=False) as client:
@@ -197,6 +223,8 @@ def results(
 
 def _report_written(console: Console, standing: ResultStanding, count: int, output: Path) -> None:
     """What was written and how far to trust it: a rejected job's outputs are never called verified."""
+    from marketplace.job_standing import Standing
+
     errors = Console(stderr=True)
     if standing.standing == Standing.REJECTED:
         errors.print(f"[bold red]WARNING: {escape(standing.warning())}[/bold red]", highlight=False, soft_wrap=True)
@@ -213,15 +241,22 @@ def _report_written(console: Console, standing: ResultStanding, count: int, outp
 def list_jobs(
     ctx: typer.Context,
     wallet: WalletOption = None,
-    address: Annotated[str | None, typer.Option(help="List this requester's jobs instead of a wallet's.")] = None,
+    address: Annotated[str | None, typer.Option(
+        metavar="ADDRESS", help="List this requester's jobs instead of a wallet's.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: one object per job.")] = False,
     store: StoreOption = DEFAULT_STORE,
     deployments: Deployments = None,
 ) -> None:
-    """List the jobs a requester posted (a wallet's, or --address's), oldest first: state, tasks, price,
-    provider and what each waits for."""
+    """List the jobs a requester posted.
+
+    The requester is --wallet's account or --address. Oldest first, each job with its state, tasks,
+    price, provider and what it waits for.
+    """
     if (wallet is None) == (address is None):
         raise ConfigError("pass --wallet NAME or --address ADDRESS (one of them) to choose whose jobs")
+    from marketplace.protocol import JobState
+    from marketplace.provider_offers import provider_offers
+
     requester = address if address is not None else wallets(ctx).entry(str(wallet)).address
     console: Console = ctx.obj.console
     with job_client(ctx, store, None, None, None, deployments, signing=False) as client:
@@ -239,16 +274,19 @@ def list_jobs(
 @app.command()
 def reclaim(
     ctx: typer.Context,
-    job_id: int,
+    job_id: JobId,
     wallet: WalletOption = None,
     password_env: PasswordEnv = None,
     password_file: PasswordFile = None,
     store: StoreOption = DEFAULT_STORE,
     deployments: Deployments = None,
 ) -> None:
-    """Reclaim an expired claim (anyone may, once the provider's result deadline has passed): the provider's
-    collateral is slashed, a reward from it is credited to the wallet, and the job is open for claims again.
-    Refused before anything is sent while the claim runs or when the job is not claimed."""
+    """Reclaim a job whose provider missed its result deadline.
+
+    Anyone may, once the deadline has passed: the provider's collateral is slashed, a reward from it
+    is credited to the wallet, and the job is open for claims again. Refused before anything is sent
+    while the claim runs or when the job is not claimed.
+    """
     with job_client(ctx, store, wallet, password_env, password_file, deployments, signing=True) as client:
         made = client.reclaim(job_id)
     ctx.obj.console.print(
@@ -260,15 +298,18 @@ def reclaim(
 @app.command()
 def challenge(
     ctx: typer.Context,
-    job_id: int,
+    job_id: JobId,
     wallet: WalletOption = None,
     password_env: PasswordEnv = None,
     password_file: PasswordFile = None,
     store: StoreOption = DEFAULT_STORE,
     deployments: Deployments = None,
 ) -> None:
-    """Challenge a job's provisional pass (the requester's right, within the challenge window): pulls a bond of
-    3 audit fees (approving it first when needed) and a 3-seat panel re-decides the verdict."""
+    """Challenge a job's provisional pass, within its challenge window.
+
+    The requester's right: a bond of 3 audit fees is pulled from the wallet (approved first when
+    needed) and a 3-seat panel re-decides the verdict. `webi devnet status` shows the window.
+    """
     with job_client(ctx, store, wallet, password_env, password_file, deployments, signing=True) as client:
         made = client.challenge(job_id)
     show_challenge(ctx.obj.console, made)
@@ -277,14 +318,17 @@ def challenge(
 @app.command()
 def cancel(
     ctx: typer.Context,
-    job_id: int,
+    job_id: JobId,
     wallet: WalletOption = None,
     password_env: PasswordEnv = None,
     password_file: PasswordFile = None,
     store: StoreOption = DEFAULT_STORE,
     deployments: Deployments = None,
 ) -> None:
-    """Cancel an open (unclaimed) job; the escrow becomes withdrawable credit (`webi wallet balance`)."""
+    """Cancel an open (unclaimed) job and withdraw its escrow.
+
+    The escrow becomes credit, and the wallet's credits are withdrawn to it.
+    """
     with job_client(ctx, store, wallet, password_env, password_file, deployments, signing=True) as client:
         client.cancel(job_id)
         refunded = client.withdraw()

@@ -8,10 +8,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from eth_utils.address import is_address
 from rich.console import Console
 from rich.markup import escape
 
@@ -19,24 +18,29 @@ from marketplace.cli.job import Deployments, StoreOption, WalletOption, job_clie
 from marketplace.cli.job_render import show_quote
 from marketplace.cli.progress import size_of, transfer_progress
 from marketplace.cli.wallet import PasswordEnv, PasswordFile
-from marketplace.client import RequestRefusedError, read_inputs
 from marketplace.errors import ConfigError
 from marketplace.home import DEFAULT_STORE
-from marketplace.jobspec import MAX_INPUT_CHARS, MAX_NEW_TOKENS, MAX_TASKS, TaskType
-from marketplace.preflight import (
+from marketplace.job_limits import (
     MAX_EXEC_WINDOW_S,
+    MAX_INPUT_CHARS,
+    MAX_NEW_TOKENS,
+    MAX_SAMPLE_TASKS,
+    MAX_TASKS,
     MIN_CLAIM_WINDOW_S,
     MIN_EXEC_WINDOW_S,
-    Preflight,
-    PreflightError,
+    TaskType,
 )
-from marketplace.protocol import MAX_SAMPLE_TASKS
 from marketplace.units import to_wei, webi
+
+if TYPE_CHECKING:  # the SDK (web3, eth_account) loads when the command runs, not when the CLI starts
+    from marketplace.preflight import Preflight
 
 
 def _allowlist(value: str | None, allow: list[str] | None) -> list[str] | None:
     """``--allowlist`` (a file with one address per line, ``#`` comments allowed, or a comma list) and every
     ``--allow ADDRESS``, together; None when neither is given."""
+    from eth_utils.address import is_address
+
     extra = [entry.strip() for entry in allow or []]
     bad_allow = [entry for entry in extra if not is_address(entry)]
     if bad_allow:
@@ -58,42 +62,54 @@ def _allowlist(value: str | None, allow: list[str] | None) -> list[str] | None:
 
 def post(
     ctx: typer.Context,
-    task: Annotated[TaskType, typer.Option(help="What to compute for each input.")],
+    task: Annotated[TaskType, typer.Option(
+        metavar="TASK", help=f"What to compute for each input: {', '.join(task.value for task in TaskType)}.")],
     model: Annotated[str, typer.Option(
+        metavar="DIR|CID",
         help="Model bundle: a Hugging Face folder (checked, then uploaded) or the CID of one in the store.")],
     inputs: Annotated[Path, typer.Option(
-        help=f'JSONL file: one input per line, a string or {{"text": ...}}; 1 to {MAX_TASKS:,} inputs of at most '
-             f'{MAX_INPUT_CHARS:,} characters each.')],
+        metavar="FILE",
+        help=f'JSONL file: one input per line, a string or {{"text": ...}}; 1 to {MAX_TASKS:,} inputs (one task '
+             f'each) of at most {MAX_INPUT_CHARS:,} characters each.')],
     price: Annotated[str, typer.Option(
+        metavar="WEBI",
         help="Price in WEBI for the work (a decimal); escrowed with the audit fee until the job settles. At least "
              "the contract's minimum per task, at most its cap per job, and at least every registered "
              "provider's published floor per task for one to take it.")],
     sample_tasks: Annotated[int, typer.Option(
-        help=f"Tasks the audit re-executes (every job is audited): 1 to {MAX_SAMPLE_TASKS}; the sampled share of "
-             "the price is capped by the contract.")] = 4,
+        metavar="N",
+        help=f"Tasks the audit re-executes (every job is audited): 1 to {MAX_SAMPLE_TASKS}, and the sampled work "
+             "(N times the price per task) within the contract's cap.")] = 4,
     min_provider_stake: Annotated[
-        str | None, typer.Option(help="Only providers with at least this stake (WEBI) may claim.")
+        str | None, typer.Option(metavar="WEBI", help="Only providers with at least this stake may claim.")
     ] = None,
     allowlist: Annotated[
-        str | None, typer.Option(help="Only these providers may claim: a file of addresses or a comma list.")
+        str | None, typer.Option(metavar="FILE|LIST",
+                                 help="Only these providers may claim: a file of addresses or a comma list.")
     ] = None,
     allow: Annotated[
-        list[str] | None, typer.Option("--allow", help="A provider that may claim (repeatable; adds to --allowlist).")
+        list[str] | None, typer.Option("--allow", metavar="ADDRESS",
+                                       help="Also let this provider claim (repeatable; adds to --allowlist).")
     ] = None,
     max_protocol_fee_bps: Annotated[
-        int | None, typer.Option(min=0, help="Refuse a protocol fee above this (default: the current terms).")
+        int | None, typer.Option(min=0, metavar="BPS", help="Refuse a protocol fee above this, in basis points of "
+                                                            "the price (100 = 1 %; default: the current terms).")
     ] = None,
     max_verifier_fee_bps: Annotated[
-        int | None, typer.Option(min=0, help="Refuse a verifier fee above this (default: the current terms).")
+        int | None, typer.Option(min=0, metavar="BPS", help="Refuse an audit fee above this, in basis points of the "
+                                                            "price per task per sampled task (default: the current "
+                                                            "terms).")
     ] = None,
     min_collateral_bps: Annotated[
-        int | None, typer.Option(min=0, help="Refuse a provider collateral below this (default: the current terms).")
+        int | None, typer.Option(min=0, metavar="BPS", help="Refuse a provider collateral below this, in basis "
+                                                            "points of the price (default: the current terms).")
     ] = None,
     max_new_tokens: Annotated[int | None, typer.Option(
-        help=f"generate/summarize: tokens to produce, 1 to {MAX_NEW_TOKENS:,} (default 32).")] = None,
+        metavar="N", help=f"generate/summarize: tokens to produce, 1 to {MAX_NEW_TOKENS:,} (default 32).")] = None,
     claim_window: Annotated[int, typer.Option(
-        help=f"Seconds providers have to claim the job: at least {MIN_CLAIM_WINDOW_S}.")] = 3_600,
+        metavar="SECONDS", help=f"Seconds providers have to claim the job: at least {MIN_CLAIM_WINDOW_S}.")] = 3_600,
     exec_window: Annotated[int, typer.Option(
+        metavar="SECONDS",
         help=f"Seconds a provider has from its claim to submit: {MIN_EXEC_WINDOW_S} to {MAX_EXEC_WINDOW_S:,} "
              "(1 minute to 30 days).")] = 1_800,
     no_provider_check: Annotated[bool, typer.Option(
@@ -106,14 +122,24 @@ def post(
     store: StoreOption = DEFAULT_STORE,
     deployments: Deployments = None,
 ) -> None:
-    """Check the job as providers and the contract will, then upload the model and inputs, escrow the price and
-    the audit fee (with a permit: one transaction) and post it. Every job is audited; --min-provider-stake,
-    --allowlist and --allow limit who may claim it; the fee and collateral bounds default to the terms in force,
-    so a change of terms makes the post revert instead of costing more. Before anything is uploaded or spent,
-    it refuses, each reason on one line and exit code 2: a bundle providers refuse (pickle weights, code files,
-    auto_map, an architecture that cannot do the task, weights the task needs missing), a CID the store lacks or
-    that is a file, a price or window outside the contract's bounds, a wallet short of WEBI or of ETH for gas,
-    and a price under every registered provider's floor. Prints the audit level and the cost first."""
+    """Post a job: check it, upload it and escrow its price.
+
+    The job is checked as providers and the contract will check it; then the model and inputs are
+    uploaded, and the price and the audit fee are escrowed (with a permit: one transaction) as the
+    job is posted. The audit level and the cost are printed first. Every job is audited;
+    --min-provider-stake, --allowlist and --allow limit who may claim it. The fee and collateral
+    bounds default to the terms in force, so that a change of terms makes the post revert instead
+    of costing more.
+
+    Refused before anything is uploaded or spent, each reason on one line and exit code 2: a bundle
+    providers refuse (pickle weights, code files, auto_map, an architecture that cannot do the task,
+    weights the task needs missing), a CID the store lacks or that is a file, a price or window
+    outside the contract's bounds, a wallet short of WEBI or of ETH for gas, and a price under every
+    registered provider's floor.
+    """
+    from marketplace.client import RequestRefusedError, read_inputs
+    from marketplace.preflight import PreflightError
+
     if not inputs.is_file():
         raise ConfigError(f"--inputs {inputs}: no such file")
     members = _allowlist(allowlist, allow)

@@ -6,15 +6,19 @@ takes the SDK's dataclasses and a console.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from marketplace.job_views import ChallengeInfo, JobInfo, JobQuote
-from marketplace.job_waits import JobWait
-from marketplace.protocol import JobState, Verdict
-from marketplace.spot_check import METRICS, CheckReport
 from marketplace.units import webi
+
+if TYPE_CHECKING:  # the SDK's modules load with the command that shows them, not when the CLI starts
+    from marketplace.job_views import ChallengeInfo, JobInfo, JobQuote
+    from marketplace.job_waits import JobWait
+    from marketplace.protocol import JobState
+    from marketplace.spot_check import CheckReport
 
 
 def _say(console: Console, text: str) -> None:
@@ -40,11 +44,15 @@ def show_info(console: Console, info: JobInfo) -> None:
 
 
 def _deadline_meaning(state: JobState) -> str:
+    from marketplace.protocol import JobState
+
     return "verdict due" if state == JobState.SUBMITTED else "challenge window ends"
 
 
 def describe(info: JobInfo) -> str:
     """One line for a job: the state, and who is on it."""
+    from marketplace.protocol import JobState, Verdict
+
     parts = [f"job {info.job_id}: {info.state.name.lower()}"]
     if info.provider:
         parts.append(f"provider {info.provider}")
@@ -87,6 +95,8 @@ def show_check(console: Console, report: CheckReport) -> None:
     """Per task: within tolerance or not, with the figure; a mismatch in red, loudly."""
     _say(console, f"checking job {report.job_id}: re-executing tasks {', '.join(map(str, report.indices))} "
                   f"(seed {report.seed}; --seed {report.seed} chooses them again)")
+    from marketplace.spot_check import METRICS
+
     metric = METRICS.get(report.task, "figure")
     for result in report.results:
         figure = f"; {metric} {result.metric:.6g}" if result.metric is not None else ""

@@ -21,9 +21,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
 
-import typer
 from eth_account.signers.local import LocalAccount
 from rich.progress import Progress
 from rich.table import Table
@@ -77,12 +75,9 @@ class Cast:
         return names | {str(v.address): f"verifier {'ABCD'[i]}" for i, v in enumerate(self.verifiers)}
 
 
-def lifecycle(
-    ctx: typer.Context,
-    run_dir: Annotated[Path | None, typer.Option(help="Where logs go (default: a new temporary folder).")] = None,
-) -> None:
-    """Walk every path of the job state machine on a devnet (no models) and print the ledger."""
-    cli: CliContext = ctx.obj
+def run_lifecycle(cli: CliContext, run_dir: Path | None) -> None:
+    """``webi devnet lifecycle`` (the command is in ``cli/devnet_tools.py``, so that the CLI starts without
+    web3): on the chain at --rpc-url when given, else on an anvil of its own, with logs under ``run_dir``."""
     folder = run_dir or Path(tempfile.mkdtemp(prefix="webi-lifecycle-"))
     folder.mkdir(parents=True, exist_ok=True)
     cli.console.print(f"run directory: {folder}")

@@ -11,12 +11,13 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from marketplace.chain.library_errors import gist, translate
-from marketplace.cli import audit, demo, devnet, devnet_tools, job, job_post, lifecycle, serve, store, wallet
+from marketplace.cli import audit, demo, devnet, devnet_tools, job, job_post, serve, store, wallet
 from marketplace.cli.context import CliContext
+from marketplace.cli.help import ReadableTyper
 
-app = typer.Typer(help="WEBI: a decentralized GPU compute marketplace for AI inference.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
-devnet.app.command("lifecycle")(lifecycle.lifecycle)
+app = ReadableTyper(help="WEBI: a decentralized GPU compute marketplace for AI inference.", no_args_is_help=True,
+                    pretty_exceptions_enable=False)
+devnet.app.command("lifecycle")(devnet_tools.lifecycle)
 devnet.app.command("example")(devnet_tools.example)
 devnet.app.command("advance")(devnet_tools.advance)
 job.app.command("post")(job_post.post)
@@ -43,8 +44,12 @@ app.command("audit")(audit.audit)
 @app.callback()
 def main(
     ctx: typer.Context,
-    rpc_url: Annotated[str | None, typer.Option(envvar="WEBI_RPC_URL", help="JSON-RPC endpoint of the chain.")] = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging; -v shows tracebacks.")] = 0,
+    rpc_url: Annotated[str | None, typer.Option(
+        envvar="WEBI_RPC_URL", metavar="URL",
+        help="The chain's JSON-RPC endpoint (default: the devnet that `webi devnet up` started).")] = None,
+    verbose: Annotated[int, typer.Option(
+        "--verbose", "-v", count=True, show_default=False,
+        help="Log more: -v adds an error's traceback, -vv debug lines.")] = 0,
 ) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)])

@@ -12,25 +12,28 @@ from marketplace.cli.context import CliContext
 
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="WEBI_NODE_PORT", help="Port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="WEBI_NODE_PORT", metavar="PORT", help="Port to listen on.")] = 8000,
     database: Annotated[
         str | None,
         typer.Option(
-            envvar="WEBI_NODE_DATABASE", help="SQLite file or PostgreSQL URL (default: $WEBI_HOME/node/index.db)."
+            envvar="WEBI_NODE_DATABASE", metavar="FILE|URL",
+            help="SQLite file or PostgreSQL URL (default: $WEBI_HOME/node/index.db)."
         ),
     ] = None,
     store_dir: Annotated[
         Path | None,
-        typer.Option(envvar="WEBI_NODE_STORE", help="Content store folder (default: $WEBI_HOME/node/store)."),
+        typer.Option(envvar="WEBI_NODE_STORE", metavar="DIR",
+                     help="Content store folder (default: $WEBI_HOME/node/store)."),
     ] = None,
-    confirmations: Annotated[int, typer.Option(help="Blocks to wait before indexing a block.")] = 0,
-    deployments: Annotated[Path | None, typer.Option(help="Folder of deployment files.")] = None,
+    confirmations: Annotated[int, typer.Option(metavar="BLOCKS", help="Blocks to wait before indexing a block.")] = 0,
+    deployments: Annotated[Path | None, typer.Option(metavar="DIR", help="Folder of deployment files.")] = None,
 ) -> None:
-    """Serves the node: /v1 REST (docs at /docs), the dashboard at /, /api/v0 and /ipfs, /healthz, /metrics.
+    """Run the node: indexer, REST API, dashboard and content store.
 
-    Store writes need the bearer token in $WEBI_STORE_TOKEN when it is set; without it writes are open,
-    which suits 127.0.0.1 only.
+    Served: /v1 REST (docs at /docs), the dashboard at /, /api/v0 and /ipfs, /healthz, /metrics.
+    Store writes need the bearer token in $WEBI_STORE_TOKEN when it is set; without it writes are
+    open, which suits 127.0.0.1 only.
     """
     import uvicorn  # the server and the node's app (FastAPI, web3): only for the command that serves
 

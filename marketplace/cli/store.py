@@ -11,44 +11,68 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from marketplace.cli.context import CliContext
+from marketplace.cli.help import ReadableTyper
 from marketplace.cli.progress import size_of, transfer_progress
 from marketplace.errors import ConfigError, ContentError
 from marketplace.home import DEFAULT_STORE
-from marketplace.storage import ContentStore, open_store
-from marketplace.storage.cid import Cid
-from marketplace.storage.local import LocalStore
-from marketplace.storage.rpc_api import split_ipfs_path
 
-app = typer.Typer(help="Add, read, export and serve content by CID (IPFS-compatible).", no_args_is_help=True)
+if TYPE_CHECKING:  # the store modules (multiformats, HTTP clients) load when a command runs
+    from marketplace.storage import ContentStore
+    from marketplace.storage.cid import Cid
 
-StoreOption = Annotated[str | None, typer.Option("--store", envvar="WEBI_STORE",
-                                                 help="Kubo RPC URL, directory, or gateway+URL. "
-                                                      f"Default: the node, {DEFAULT_STORE}.")]
-TokenOption = Annotated[str | None, typer.Option("--token", envvar="WEBI_STORE_TOKEN",
+app = ReadableTyper(help="Add, read, export and serve content by CID (IPFS-compatible).", no_args_is_help=True)
+
+StoreOption = Annotated[str | None, typer.Option("--store", envvar="WEBI_STORE", metavar="STORE",
+                                                 help="Content store: a Kubo RPC URL, a directory or gateway+URL "
+                                                      f"(default: the node, {DEFAULT_STORE}).")]
+TokenOption = Annotated[str | None, typer.Option("--token", envvar="WEBI_STORE_TOKEN", metavar="TOKEN",
                                                  help="Bearer token for a node's write API.")]
+Target = Annotated[str, typer.Argument(metavar="CID[/PATH]",
+                                       help="A CID, or a path under one (an /ipfs/ prefix is allowed).")]
 
 
 def _open(ctx: typer.Context, store: str | None, token: str | None) -> ContentStore:
+    from marketplace.storage import open_store
+
     return open_store(store or DEFAULT_STORE, token=token)
 
 
+def _split(target: str) -> tuple[Cid, str]:
+    """``CID`` or ``CID/path`` (``/ipfs/`` in front allowed): the CID and the path under it."""
+    from marketplace.storage.cid import split_ipfs_path
+
+    return split_ipfs_path(target)
+
+
+def _cid(text: str) -> Cid:
+    from marketplace.storage.cid import Cid
+
+    return Cid.parse(text)
+
+
 @app.command()
-def add(ctx: typer.Context, path: Path,
+def add(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="The file, or directory with -r, to add.")],
         recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Add a directory tree.")] = False,
         only_hash: Annotated[bool, typer.Option("--only-hash", "-n", help="Compute the CID, store nothing.")] = False,
         pin: Annotated[bool, typer.Option(help="Pin the added content.")] = True,
         store: StoreOption = None, token: TokenOption = None) -> None:
-    """Adds a file (or a directory with -r) and prints its CID, the one `ipfs add --cid-version=1` gives."""
+    """Add a file or directory and print its CID.
+
+    The CID is the one `ipfs add --cid-version=1` gives; it goes to stdout alone, so that
+    `cid=$(webi store add -r model/)` works.
+    """
     if not path.exists():
         raise ConfigError(f"{path} does not exist")
     with transfer_progress(f"adding {path.name}", size_of(path)) as progress:
         if only_hash:
+            from marketplace.storage import ContentStore
+
             added = ContentStore.hash_path(path, recursive=recursive, progress=progress)
         else:
             added = _open(ctx, store, token).add_path(path, recursive=recursive, pin=pin, progress=progress)
@@ -56,10 +80,9 @@ def add(ctx: typer.Context, path: Path,
 
 
 @app.command()
-def cat(ctx: typer.Context, target: Annotated[str, typer.Argument(help="CID or CID/path")],
-        store: StoreOption = None, token: TokenOption = None) -> None:
-    """Writes a file's bytes to stdout, each block checked against its CID."""
-    cid, path = split_ipfs_path(target)
+def cat(ctx: typer.Context, target: Target, store: StoreOption = None, token: TokenOption = None) -> None:
+    """Write a file's bytes to stdout, each block checked against its CID."""
+    cid, path = _split(target)
     out = sys.stdout.buffer
     for part in _open(ctx, store, token).cat(cid, path):
         out.write(part)
@@ -67,11 +90,15 @@ def cat(ctx: typer.Context, target: Annotated[str, typer.Argument(help="CID or C
 
 
 @app.command()
-def get(ctx: typer.Context, target: Annotated[str, typer.Argument(help="CID or CID/path")],
-        output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the file or directory.")],
+def get(ctx: typer.Context, target: Target,
+        output: Annotated[Path, typer.Option("--output", "-o", metavar="PATH",
+                                             help="Where to write the file or directory.")],
         store: StoreOption = None, token: TokenOption = None) -> None:
-    """Writes a file or directory tree to OUTPUT; a file is only renamed into place once complete."""
-    cid, path = split_ipfs_path(target)
+    """Write a file or directory tree to --output.
+
+    A file is only renamed into place once it is complete.
+    """
+    cid, path = _split(target)
     if output.exists() and output.is_file():
         raise ConfigError(f"{output} exists; choose another --output or remove it")
     written = _open(ctx, store, token).get(cid, output, path)
@@ -79,10 +106,9 @@ def get(ctx: typer.Context, target: Annotated[str, typer.Argument(help="CID or C
 
 
 @app.command("ls")
-def list_directory(ctx: typer.Context, target: Annotated[str, typer.Argument(help="CID or CID/path")],
-                   store: StoreOption = None, token: TokenOption = None) -> None:
-    """Lists a directory's entries."""
-    cid, path = split_ipfs_path(target)
+def list_directory(ctx: typer.Context, target: Target, store: StoreOption = None, token: TokenOption = None) -> None:
+    """List a directory's entries."""
+    cid, path = _split(target)
     table = Table("name", "size", "cid", box=None)
     for entry in _open(ctx, store, token).ls(cid, path):
         table.add_row(entry.name, str(entry.tsize), str(entry.cid))
@@ -90,10 +116,9 @@ def list_directory(ctx: typer.Context, target: Annotated[str, typer.Argument(hel
 
 
 @app.command()
-def stat(ctx: typer.Context, target: Annotated[str, typer.Argument(help="CID or CID/path")],
-         store: StoreOption = None, token: TokenOption = None) -> None:
-    """Says what a CID is (file or directory) and how big."""
-    cid, path = split_ipfs_path(target)
+def stat(ctx: typer.Context, target: Target, store: StoreOption = None, token: TokenOption = None) -> None:
+    """Show what a CID is (file or directory) and how big."""
+    cid, path = _split(target)
     info = _open(ctx, store, token).stat(cid, path)
     ctx.obj.console.print(f"{info.cid}  {info.kind}  {info.size} bytes  ({info.cumulative_size} with the DAG)",
                           highlight=False, soft_wrap=True)
@@ -101,13 +126,13 @@ def stat(ctx: typer.Context, target: Annotated[str, typer.Argument(help="CID or 
 
 @app.command("export")
 def export_car(ctx: typer.Context, cid: str,
-               output: Annotated[Path, typer.Option("--output", "-o", help="The .car file to write.")],
+               output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE", help="The .car file to write.")],
                store: StoreOption = None, token: TokenOption = None) -> None:
-    """Writes the whole DAG under CID as a CAR v1 file."""
+    """Write the whole DAG under CID to a CAR v1 file."""
     partial = output.with_name(f".{output.name}.partial")
     try:
         with partial.open("wb") as out:
-            size = _open(ctx, store, token).export_car(Cid.parse(cid), out)
+            size = _open(ctx, store, token).export_car(_cid(cid), out)
         partial.replace(output)
     finally:
         partial.unlink(missing_ok=True)
@@ -118,7 +143,7 @@ def export_car(ctx: typer.Context, cid: str,
 def import_car(ctx: typer.Context, car: Path,
                pin: Annotated[bool, typer.Option(help="Pin the CAR's roots.")] = True,
                store: StoreOption = None, token: TokenOption = None) -> None:
-    """Stores every block of a CAR file (each checked) and prints its roots."""
+    """Store every block of a CAR file, each checked, and print its roots."""
     if not car.is_file():
         raise ConfigError(f"{car} is not a file")
     with car.open("rb") as stream:
@@ -129,21 +154,23 @@ def import_car(ctx: typer.Context, car: Path,
 
 @app.command("pin")
 def pin_content(ctx: typer.Context, cid: str, store: StoreOption = None, token: TokenOption = None) -> None:
-    """Keeps CID's whole DAG through garbage collection."""
-    _open(ctx, store, token).pin(Cid.parse(cid))
+    """Keep CID's whole DAG through garbage collection."""
+    _open(ctx, store, token).pin(_cid(cid))
     ctx.obj.console.print(f"pinned {cid}", highlight=False, soft_wrap=True)
 
 
 @app.command("unpin")
 def unpin_content(ctx: typer.Context, cid: str, store: StoreOption = None, token: TokenOption = None) -> None:
-    """Lets garbage collection remove CID's DAG."""
-    _open(ctx, store, token).unpin(Cid.parse(cid))
+    """Let garbage collection remove CID's DAG."""
+    _open(ctx, store, token).unpin(_cid(cid))
     ctx.obj.console.print(f"unpinned {cid}", highlight=False, soft_wrap=True)
 
 
 @app.command()
 def gc(ctx: typer.Context, store: StoreOption = None) -> None:
-    """Deletes the blocks of a local store that no pin keeps."""
+    """Delete the blocks of a local store that no pin keeps."""
+    from marketplace.storage.local import LocalStore
+
     local = _open(ctx, store, None)
     if not isinstance(local, LocalStore):
         raise ContentError("gc works on a local store directory; a Kubo node collects with `ipfs repo gc`")
@@ -155,15 +182,22 @@ def gc(ctx: typer.Context, store: StoreOption = None) -> None:
 @app.command()
 def serve(ctx: typer.Context,
           root: Annotated[Path | None, typer.Option(
-              help="Store directory. Default: $WEBI_HOME/node/store, the node's.")] = None,
-          host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="Port (5001 is Kubo's RPC port).")] = 5001,
+              metavar="DIR", help="Store directory (default: $WEBI_HOME/node/store, the node's).")] = None,
+          host: Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(
+              metavar="PORT", help="Port to listen on (5001 is Kubo's RPC port).")] = 5001,
           token: TokenOption = None,
-          max_upload_mb: Annotated[int, typer.Option(help="Largest upload accepted, in MiB.")] = 4096) -> None:
-    """Serves a local store: Kubo RPC subset under /api/v0, trustless gateway under /ipfs."""
+          max_upload_mb: Annotated[int, typer.Option(metavar="MIB", help="Largest upload accepted, in MiB.")] = 4096,
+          ) -> None:
+    """Serve a local store over HTTP, as Kubo and a gateway do.
+
+    The Kubo RPC subset is under /api/v0, a trustless gateway under /ipfs. Off 127.0.0.1 a --token
+    is required: writes without one are open to anyone who can reach the port.
+    """
     import uvicorn
 
     from marketplace.storage.app import create_store_app
+    from marketplace.storage.local import LocalStore
     from marketplace.storage.rpc_api import StoreApiSettings
 
     context: CliContext = ctx.obj

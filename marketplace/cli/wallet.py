@@ -4,37 +4,39 @@ money the market holds for them."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from eth_utils.address import to_checksum_address
 from rich.table import Table
 
-from marketplace.chain.client import ChainClient
-from marketplace.chain.deployment import Deployment, connect_protocol, protocol_abis
 from marketplace.cli.context import CliContext
+from marketplace.cli.help import ReadableTyper
 from marketplace.errors import ConfigError
-from marketplace.funds import eth, parse_address, withdraw_credits
-from marketplace.keystore import read_password
-from marketplace.protocol import Role
-from marketplace.staking import stake_of, when
 from marketplace.units import webi
-from marketplace.wallet import Wallets
 
-app = typer.Typer(help="Create, import and inspect wallets (V3 keystores).", no_args_is_help=True)
+if TYPE_CHECKING:  # the commands import web3 and eth_account when they run, not when the CLI starts
+    from marketplace.wallet import Wallets
 
-PasswordEnv = Annotated[str | None, typer.Option(help="Read the keystore password from this environment variable.")]
-PasswordFile = Annotated[Path | None, typer.Option(help="Read the keystore password from this file's first line.")]
-DeploymentsOption = Annotated[Path | None, typer.Option(help="Folder of deployment files.")]
+app = ReadableTyper(help="Create, import and inspect wallets (V3 keystores).", no_args_is_help=True)
+
+PasswordEnv = Annotated[str | None, typer.Option(
+    metavar="VAR", help="Read the keystore password from this environment variable (default: a prompt).")]
+PasswordFile = Annotated[Path | None, typer.Option(
+    metavar="FILE", help="Read the keystore password from this file's first line.")]
+DeploymentsOption = Annotated[Path | None, typer.Option(metavar="DIR", help="Folder of deployment files.")]
 
 
 def wallets(ctx: typer.Context) -> Wallets:
+    from marketplace.wallet import Wallets
+
     context: CliContext = ctx.obj
     return Wallets(context.home / "wallets")
 
 
 def password(env: str | None, file: Path | None, *, confirm: bool = False) -> str:
     """From the env variable or file when given, else a prompt (twice for a new keystore)."""
+    from marketplace.keystore import read_password
+
     if env or file:
         return read_password(env=env, file=file)
     first = read_password(prompt="keystore password: ")
@@ -54,11 +56,17 @@ def new(ctx: typer.Context, name: str, password_env: PasswordEnv = None, passwor
 def import_(
     ctx: typer.Context,
     name: str,
-    key_file: Annotated[Path | None, typer.Option(help="File holding the hex private key (else a prompt).")] = None,
+    key_file: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="File holding the hex private key (default: a prompt).")] = None,
     password_env: PasswordEnv = None,
     password_file: PasswordFile = None,
 ) -> None:
-    """Import a private key as wallet NAME (from a file or a prompt, never from the command line)."""
+    """Import a private key as wallet NAME.
+
+    The key comes from --key-file or a prompt, never from the command line.
+    """
+    from marketplace.keystore import read_password
+
     key = key_file.read_text() if key_file else read_password(prompt="private key (hex): ")
     entry = wallets(ctx).import_key(name, key, password(password_env, password_file, confirm=True))
     ctx.obj.console.print(f"wallet [bold]{entry.name}[/bold]: {entry.address}\nkeystore {entry.path}")
@@ -83,8 +91,18 @@ def balance(
     wallet: Annotated[str, typer.Argument(help="A wallet name or an address.")],
     deployments: DeploymentsOption = None,
 ) -> None:
-    """Show the WEBI and ETH (gas) held, withdrawable credits, stakes and unbonding stake of a wallet (or any
-    address)."""
+    """Show what a wallet (or any address) holds and is owed.
+
+    Its WEBI and ETH (gas), its withdrawable credits, its stakes and its unbonding stake.
+    """
+    from eth_utils.address import to_checksum_address
+
+    from marketplace.chain.client import ChainClient
+    from marketplace.chain.deployment import Deployment, connect_protocol, protocol_abis
+    from marketplace.funds import eth, parse_address
+    from marketplace.protocol import Role
+    from marketplace.staking import stake_of, when
+
     address = parse_address(wallet) if wallet.startswith(("0x", "0X")) else wallets(ctx).entry(wallet).address
     context: CliContext = ctx.obj
     client = ChainClient.connect(context.chain_url(), protocol_abis())
@@ -117,10 +135,15 @@ def withdraw(
     password_file: PasswordFile = None,
     deployments: DeploymentsOption = None,
 ) -> None:
-    """Withdraw every WEBI the market credits to wallet NAME: refunds, slash compensation, audit fees, payments.
+    """Withdraw every WEBI the market credits to wallet NAME.
 
-    Refuses, sending nothing, when there is nothing to withdraw or no ETH for the gas.
+    Refunds, slash compensation, audit fees and payments. Refused, with nothing sent, when there is
+    nothing to withdraw or no ETH for the gas.
     """
+    from marketplace.chain.client import ChainClient
+    from marketplace.chain.deployment import Deployment, connect_protocol, protocol_abis
+    from marketplace.funds import withdraw_credits
+
     context: CliContext = ctx.obj
     account = wallets(ctx).unlock(name, password(password_env, password_file))
     client = ChainClient.connect(context.chain_url(), protocol_abis())

@@ -114,6 +114,14 @@ def read_cid(buffer: bytes | memoryview, offset: int = 0) -> tuple[Cid, int]:
     return Cid(codec, bytes(view[offset + 4:offset + 36])), offset + 36
 
 
+def split_ipfs_path(arg: str) -> tuple[Cid, str]:
+    """``/ipfs/<cid>/a/b``, ``<cid>/a/b`` or ``<cid>`` into the CID and the path under it."""
+    text = arg.strip()
+    text = text.removeprefix("/ipfs/").lstrip("/")
+    head, _, rest = text.partition("/")
+    return Cid.parse(head), rest
+
+
 def _preview(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

@@ -27,7 +27,7 @@ from marketplace.errors import ContentError, ContentTooLargeError
 from marketplace.storage import reader
 from marketplace.storage.api_errors import KuboRoute
 from marketplace.storage.car import iter_car
-from marketplace.storage.cid import Cid
+from marketplace.storage.cid import Cid, split_ipfs_path
 from marketplace.storage.dagpb import PBLink
 from marketplace.storage.importer import Added, Importer
 from marketplace.storage.local import LocalStore
@@ -44,14 +44,6 @@ class StoreApiSettings:
     max_upload_bytes: int = 4 * 1024**3
     max_block_bytes: int = 2 * 1024**2  # Kubo refuses larger blocks; peers could not exchange them
     max_files: int = 10_000
-
-
-def split_ipfs_path(arg: str) -> tuple[Cid, str]:
-    """``/ipfs/<cid>/a/b``, ``<cid>/a/b`` or ``<cid>`` into the CID and the path under it."""
-    text = arg.strip()
-    text = text.removeprefix("/ipfs/").lstrip("/")
-    head, _, rest = text.partition("/")
-    return Cid.parse(head), rest
 
 
 def rpc_router(store: LocalStore, settings: StoreApiSettings) -> APIRouter:
