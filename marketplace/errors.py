@@ -12,12 +12,18 @@
     ├── DevnetError           the local anvil devnet could not start, or is not running
     ├── JobSpecError          a job spec or input manifest is malformed (names the field and why)
     ├── ModelError            a model bundle is refused (pickle, unknown architecture, too large)
-    └── ContentError          the content store refused or could not serve content
-        ├── CidError              a string or bytes are not a CID we can use
-        ├── BlockMismatchError    bytes do not hash to the CID they were fetched or stored under
-        ├── ContentNotFoundError  no store we asked has the block or path
-        ├── ContentTooLargeError  an upload, block or CAR is over a configured limit
-        └── StoreUnavailableError a remote store (Kubo RPC, gateway) could not be reached or refused
+    ├── ContentError          the content store refused or could not serve content
+    │   ├── CidError              a string or bytes are not a CID we can use
+    │   ├── BlockMismatchError    bytes do not hash to the CID they were fetched or stored under
+    │   ├── ContentNotFoundError  no store we asked has the block or path
+    │   ├── ContentTooLargeError  an upload, block or CAR is over a configured limit
+    │   └── StoreUnavailableError a remote store (Kubo RPC, gateway) could not be reached or refused
+    └── SealedError           encrypted content or an encryption key cannot be used (marketplace.sealed)
+        ├── NotEncryptedError     the bytes are not an age file at all
+        ├── WrongKeyError         the file is not encrypted to any key given
+        ├── TamperedError         the ciphertext was altered or truncated (an AEAD check failed)
+        ├── MissingKeyError       no encryption key where one is needed (file, metadata document)
+        └── KeySignatureError     a published encryption key is not signed by the account it claims
 
 Messages carry the context a user needs to act (job id, address, tx hash): they are shown as
 they are by the CLI.
@@ -128,6 +134,33 @@ class ContentTooLargeError(ContentError):
 
 class StoreUnavailableError(ContentError):
     """A remote content store could not be reached, or answered with an error."""
+
+
+class SealedError(WebiError):
+    """Encrypted content or an encryption key cannot be used; the message names the file or address.
+
+    ``marketplace.sealed`` raises it, and its subclasses below, in place of pyrage's errors.
+    """
+
+
+class NotEncryptedError(SealedError):
+    """The bytes do not start like an age file (binary or armored): nothing to decrypt."""
+
+
+class WrongKeyError(SealedError):
+    """No key given opens the file: it was encrypted to other recipients (or its header stanza was altered)."""
+
+
+class TamperedError(SealedError):
+    """The ciphertext was altered or truncated: an AEAD check (header MAC or a payload chunk) failed."""
+
+
+class MissingKeyError(SealedError):
+    """An encryption key that should exist does not: no key file, or no key in a metadata document."""
+
+
+class KeySignatureError(SealedError):
+    """A published encryption key is unsigned, malformed, or signed by another account or for another chain."""
 
 
 def _show(value: Any) -> str:

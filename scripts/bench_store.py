@@ -11,6 +11,11 @@ Figures (best of --runs, each add into a fresh store directory on the same disk 
                  the importer uses: the ceiling this disk and kernel put on any add
   add_vs_sha256  add_mb_s / sha256_mb_s (goal >= 0.5)
   peak_rss_mb    this process's peak resident memory (VmHWM), which never holds the file
+  encrypted_add_mb_s      the same file age-encrypted to a job recipient on a thread (marketplace.sealed
+                          encrypted_reader) while LocalStore.add_stream stores the ciphertext: a confidential
+                          job's input upload; each run right after a plain add, into its own fresh store
+  encrypted_add_vs_plain  encrypted_add_mb_s / add_mb_s, both from the same runs (goal >= 0.8)
+  encrypted_peak_rss_mb   peak resident memory (VmHWM) of a fresh process doing only one encrypted add
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,10 +38,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from marketplace.sealed import JobKey, encrypted_reader
 from marketplace.storage.importer import CHUNK_SIZE, Importer
 from marketplace.storage.local import LocalStore
 
 GOAL = 0.5
+ENCRYPTED_GOAL = 0.8
 MB = 1024 * 1024
 
 
@@ -47,6 +55,25 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def encrypted_add(source: Path, store: Path, recipient: str) -> None:
+    """What posting a confidential job does with an input file: encrypt it as it streams into the store."""
+    with encrypted_reader(source, [recipient]) as ciphertext:
+        LocalStore(store).add_stream(ciphertext)
+
+
+def encrypted_peak_rss_mb(source: Path, store: Path) -> float:
+    """The peak memory of one encrypted add on its own: a fresh interpreter running ``--encrypted-add-only``."""
+    result = subprocess.run([sys.executable, __file__, "--encrypted-add-only", str(source), str(store)],
+                            capture_output=True, text=True, check=True, timeout=3600)
+    return float(json.loads(result.stdout)["peak_rss_mb"])
+
+
+def seconds(action: Callable[[int], object], run: int) -> float:
+    start = time.perf_counter()
+    action(run)
+    return time.perf_counter() - start
 
 
 def best_seconds(runs: int, action: Callable[[int], object]) -> float:
@@ -95,12 +122,24 @@ def measure(size_mb: int, runs: int) -> dict[str, float]:
                     if len(pending) > 8:  # as few pieces in memory as the importer holds
                         pending.popleft().result()
 
+        recipient = JobKey.generate().recipient
+
+        def add_encrypted(run: int) -> None:
+            encrypted_add(source, work / f"encrypted-store-{run}", recipient)
+
         sha_s = best_seconds(runs, sha256)
-        add_s = best_seconds(runs, add)
+        # Interleaved, so that both figures see the same disk: writing new files swings from run to run.
+        add_times, encrypted_times = [], []
+        for run in range(runs):
+            add_times.append(seconds(add, run))
+            encrypted_times.append(seconds(add_encrypted, run))
+            shutil.rmtree(work / f"encrypted-store-{run}")
+        add_s, encrypted_s = min(add_times), min(encrypted_times)
         hash_s = best_seconds(runs, lambda _: Importer().add_path(source))
         cat_s = best_seconds(runs, cat)
         peak = peak_rss_mb()
         write_s = best_seconds(runs, write)
+        encrypted_peak = encrypted_peak_rss_mb(source, work / "encrypted-store-peak")
         return {
             "size_mb": size_mb,
             "sha256_mb_s": round(size_mb / sha_s, 1),
@@ -111,6 +150,9 @@ def measure(size_mb: int, runs: int) -> dict[str, float]:
             "add_vs_sha256": round(sha_s / add_s, 3),
             "cat_vs_sha256": round(sha_s / cat_s, 3),
             "peak_rss_mb": round(peak, 1),
+            "encrypted_add_mb_s": round(size_mb / encrypted_s, 1),
+            "encrypted_add_vs_plain": round(add_s / encrypted_s, 3),
+            "encrypted_peak_rss_mb": round(encrypted_peak, 1),
             "cpus": os.cpu_count() or 0,
         }
     finally:
@@ -122,14 +164,21 @@ def main() -> int:
     parser.add_argument("--size-mb", type=int, default=256, help="size of the test file in MiB")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure; the best is kept")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--encrypted-add-only", nargs=2, metavar=("FILE", "STORE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.encrypted_add_only:
+        source, store = (Path(value) for value in args.encrypted_add_only)
+        encrypted_add(source, store, JobKey.generate().recipient)
+        print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
+        return 0
     figures = measure(args.size_mb, args.runs)
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
     table = Table("figure", "value", "goal", title=f"content store, {args.size_mb} MiB file, best of {args.runs}")
     for name, value in figures.items():
-        table.add_row(name, f"{value:,}", f">= {GOAL}" if name == "add_vs_sha256" else "")
+        goal = {"add_vs_sha256": GOAL, "encrypted_add_vs_plain": ENCRYPTED_GOAL}.get(name)
+        table.add_row(name, f"{value:,}", f">= {goal}" if goal is not None else "")
     Console().print(table)
     return 0
 

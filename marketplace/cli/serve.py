@@ -28,6 +28,19 @@ def serve(
     ] = None,
     confirmations: Annotated[int, typer.Option(metavar="BLOCKS", help="Blocks to wait before indexing a block.")] = 0,
     deployments: Annotated[Path | None, typer.Option(metavar="DIR", help="Folder of deployment files.")] = None,
+    poll_interval: Annotated[
+        float, typer.Option(envvar="WEBI_NODE_POLL_INTERVAL", metavar="SECONDS", min=0.05,
+                            help="How often the indexer asks the chain for new blocks.")
+    ] = 1.0,
+    rpc_timeout: Annotated[
+        float, typer.Option(envvar="WEBI_NODE_RPC_TIMEOUT", metavar="SECONDS", min=0.1,
+                            help="How long one request to the chain may take.")
+    ] = 10.0,
+    chain_stale: Annotated[
+        float, typer.Option(envvar="WEBI_NODE_CHAIN_STALE", metavar="SECONDS", min=0.1,
+                            help="/healthz reports the chain down (503) after this long without an answer "
+                                 "(at least 3 poll intervals).")
+    ] = 10.0,
 ) -> None:
     """Run the node: indexer, REST API, dashboard and content store.
 
@@ -46,6 +59,9 @@ def serve(
         database=database or str(context.home / "node" / "index.db"),
         store_dir=store_dir or context.webi_home.store,
         confirmations=confirmations,
+        poll_interval_s=poll_interval,
+        rpc_timeout_s=rpc_timeout,
+        chain_stale_s=chain_stale,
     )
     app = create_node_app(settings)
     context.console.print(f"WEBI node on http://{host}:{port}/ (API docs at /docs)")

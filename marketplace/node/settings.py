@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class NodeSettings(BaseModel):
-    """``webi serve`` options; every one has a command-line flag and a ``WEBI_NODE_*`` variable."""
+    """What ``webi serve`` builds the node from: its flags (each with a ``WEBI_NODE_*`` variable) set the chain,
+    the files, the confirmations and the timings; the rest keep these defaults."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

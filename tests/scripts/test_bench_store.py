@@ -15,6 +15,6 @@ def test_bench_store_prints_its_figures_as_json() -> None:
                              "--json"], capture_output=True, text=True, timeout=300, check=True)
     figures = json.loads(result.stdout)
     for name in ("sha256_mb_s", "add_mb_s", "only_hash_mb_s", "cat_mb_s", "write_mb_s", "add_vs_sha256",
-                 "peak_rss_mb"):
+                 "peak_rss_mb", "encrypted_add_mb_s", "encrypted_add_vs_plain", "encrypted_peak_rss_mb"):
         assert figures[name] > 0, name
     assert figures["size_mb"] == 8
