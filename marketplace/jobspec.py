@@ -24,6 +24,7 @@ from marketplace.job_limits import MAX_INPUT_CHARS as MAX_INPUT_CHARS
 from marketplace.job_limits import MAX_NEW_TOKENS as MAX_NEW_TOKENS
 from marketplace.job_limits import MAX_TASKS as MAX_TASKS
 from marketplace.job_limits import TaskType as TaskType
+from marketplace.sealed.envelope import Envelope
 from marketplace.storage.cid import Cid
 
 MAX_SPEC_BYTES = 64 * 1024
@@ -65,6 +66,8 @@ class JobSpec(BaseModel):
     parameters: Parameters = Parameters()
     allowlist: tuple[str, ...] = Field(default=(), max_length=MAX_ALLOWLIST,
                                        description="the providers who may claim (checksummed addresses, sorted)")
+    confidential: Envelope | None = Field(
+        default=None, description="a confidential job: what is sealed to which key (marketplace.sealed.envelope)")
 
     @field_validator("model", "inputs")
     @classmethod
@@ -87,12 +90,14 @@ class JobSpec(BaseModel):
     def to_bytes(self) -> bytes:
         """Canonical JSON (sorted keys, no spaces): the same spec always has the same CID.
 
-        An empty allowlist is left out, so that specs without one keep the bytes (and CIDs) they
-        had before the field existed.
+        An empty allowlist and a missing envelope are left out, so that specs without them keep the
+        bytes (and CIDs) they had before the fields existed.
         """
         document = self.model_dump(mode="json")
         if not document["allowlist"]:
             del document["allowlist"]
+        if document["confidential"] is None:
+            del document["confidential"]
         return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 

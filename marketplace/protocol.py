@@ -70,6 +70,23 @@ class Verdict(IntEnum):
         return cls.PASS if value else cls.FAIL
 
 
+class Confidentiality(IntEnum):
+    """How a job's content is protected and its key released; values match the Solidity enum.
+
+    ``DIRECTED``: the spec wraps the key to each allowlisted provider. ``OPEN``: the requester
+    releases it on-chain (``releaseKey``) to whoever claims, within the job's key window.
+    """
+
+    PUBLIC = 0
+    DIRECTED = 1
+    OPEN = 2
+
+
+MIN_KEY_WINDOW = 60
+MAX_KEY_WINDOW = 86_400
+MAX_WRAPPED_KEY = 1024
+
+
 class CreditKind(IntEnum):
     """Why a balance was credited (the ``Credited`` ledger event)."""
 
@@ -87,7 +104,7 @@ TRANSITIONS: dict[tuple[JobState, JobState], str] = {
     (JobState.NONE, JobState.OPEN): "postJob",
     (JobState.OPEN, JobState.CANCELLED): "cancelJob",
     (JobState.OPEN, JobState.CLAIMED): "claimJob",
-    (JobState.CLAIMED, JobState.OPEN): "reclaimExpired",
+    (JobState.CLAIMED, JobState.OPEN): "reclaimExpired or releaseClaim (an Open job's key)",
     (JobState.CLAIMED, JobState.SUBMITTED): "submitResult",
     (JobState.SUBMITTED, JobState.AUDITED): "submitVerdict",
     (JobState.SUBMITTED, JobState.REJECTED): "failUnrevealed or redrawVerifier (unanswered reveal demand)",
@@ -127,6 +144,8 @@ class JobRequest:
     max_protocol_fee_bps: int = MAX_FEE_BPS
     max_verifier_fee_bps: int = MAX_VERIFIER_FEE_BPS
     min_collateral_bps: int = 0
+    confidentiality: Confidentiality = field(default_factory=lambda: Confidentiality.PUBLIC)
+    key_window: int = 0
 
     def as_tuple(self) -> tuple[Any, ...]:
         return (
@@ -141,6 +160,8 @@ class JobRequest:
             self.max_protocol_fee_bps,
             self.max_verifier_fee_bps,
             self.min_collateral_bps,
+            int(self.confidentiality),
+            self.key_window,
         )
 
     def escrow(self, terms: Terms) -> int:
@@ -149,7 +170,7 @@ class JobRequest:
 
 
 _TERMS_TYPES = ["address", "uint96", "uint32", "uint40", "uint24", "uint16", "uint16", "uint16", "uint16", "uint32",
-                "uint32", "uint96", "uint96", "bytes32"]
+                "uint32", "uint96", "uint96", "bytes32", "uint8", "uint32"]
 
 
 @dataclass(frozen=True)
@@ -173,11 +194,18 @@ class JobTerms:
     audit_fee: int
     min_provider_stake: int
     allowlist_root: bytes
+    confidentiality: Confidentiality = field(default_factory=lambda: Confidentiality.PUBLIC)
+    key_window: int = 0
 
     def as_tuple(self) -> tuple[Any, ...]:
         return (self.requester, self.price, self.num_tasks, self.claim_by, self.exec_window, self.sample_tasks,
                 self.protocol_fee_bps, self.verifier_fee_bps, self.collateral_bps, self.audit_window,
-                self.challenge_window, self.audit_fee, self.min_provider_stake, self.allowlist_root)
+                self.challenge_window, self.audit_fee, self.min_provider_stake, self.allowlist_root,
+                int(self.confidentiality), self.key_window)
+
+    @property
+    def confidential(self) -> bool:
+        return self.confidentiality != Confidentiality.PUBLIC
 
     @classmethod
     def from_event(cls, args: Any) -> JobTerms:
@@ -185,7 +213,7 @@ class JobTerms:
         return cls(args["requester"], args["price"], args["numTasks"], args["claimBy"], args["execWindow"],
                    args["sampleTasks"], args["protocolFeeBps"], args["verifierFeeBps"], args["collateralBps"],
                    args["auditWindow"], args["challengeWindow"], args["auditFee"], args["minProviderStake"],
-                   bytes(args["allowlistRoot"]))
+                   bytes(args["allowlistRoot"]), Confidentiality(args["confidentiality"]), args["keyWindow"])
 
     def hash(self) -> bytes:
         """``keccak256(abi.encode(terms))``, the value the contract stores."""

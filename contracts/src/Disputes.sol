@@ -119,6 +119,7 @@ contract Disputes is MarketBase {
     ) external onlyDelegated {
         JobStatus storage status = _checked(jobId, terms_, JobState.Submitted);
         if (msg.sender != status.provider) revert NotProvider(jobId, msg.sender);
+        if (terms_.confidentiality != Confidentiality.Public) revert ConfidentialOutputs(jobId);
         Audit storage a = _audits[jobId];
         uint256 revealBy = a.revealBy;
         if (revealBy <= 1) revert NoRevealDemand(jobId);
@@ -145,6 +146,76 @@ contract Disputes is MarketBase {
         if (revealBy <= 1) revert NoRevealDemand(jobId);
         if (block.timestamp <= revealBy) revert DeadlineNotReached(jobId, revealBy);
         _settle(jobId, terms_, status, Verdict.Fail, a.verifier, true);
+    }
+
+    // ─────────────────────────────────────────────────────────── Confidential jobs
+
+    /// @dev See IJobMarket.
+    function reclaimExpired(uint256 jobId, JobTerms calldata terms_) external onlyDelegated {
+        JobStatus storage status = _checked(jobId, terms_, JobState.Claimed);
+        uint256 deadline = status.stamp;
+        if (block.timestamp <= deadline) revert SubmitDeadlineNotReached(jobId, deadline);
+        address provider = status.provider;
+        uint96 collateral = _collateral(terms_);
+        Stake storage s = _providers[provider];
+        s.locked -= collateral;
+        s.stake -= collateral;
+        delete _statuses[jobId]; // back to Open: the terms hash is still there
+        delete _keyReleasedAt[jobId]; // the next claimant's key window starts afresh
+        emit ClaimExpired(jobId, provider, collateral);
+        emit Slashed(provider, Role.Provider, jobId, collateral, 0);
+        _reward(jobId, msg.sender, collateral);
+    }
+
+    /// @dev See IJobMarket.
+    function releaseKey(uint256 jobId, JobTerms calldata terms_, address to, bytes calldata wrappedKey)
+        external
+        onlyDelegated
+    {
+        JobStatus storage status = _statuses[jobId];
+        JobState state = status.state;
+        if (
+            state != JobState.Claimed && state != JobState.Submitted && state != JobState.Audited
+                && state != JobState.Challenged
+        ) revert WrongState(jobId, state == JobState.None ? JobState.Open : state, JobState.Claimed);
+        if (_termsHashes[jobId] != _hashTerms(terms_)) revert TermsMismatch(jobId);
+        if (terms_.confidentiality == Confidentiality.Public) revert NotConfidential(jobId, terms_.confidentiality);
+        address provider = status.provider;
+        if (msg.sender != terms_.requester && msg.sender != provider) revert NotKeyHolder(jobId, msg.sender);
+        if (wrappedKey.length == 0 || wrappedKey.length > MAX_WRAPPED_KEY) {
+            revert InvalidWrappedKey(wrappedKey.length, MAX_WRAPPED_KEY);
+        }
+        if (state == JobState.Claimed) {
+            if (msg.sender == terms_.requester && to == provider && _keyReleasedAt[jobId] == 0) {
+                _keyReleasedAt[jobId] = uint40(block.timestamp);
+            }
+        } else if (state == JobState.Submitted && msg.sender == provider) {
+            Audit storage a = _audits[jobId];
+            if (to == a.verifier && a.revealBy > 1 && block.timestamp <= a.revealBy) {
+                a.revealBy = 1;
+                emit KeyReleased(jobId, msg.sender, to, wrappedKey);
+                emit RevealAnsweredWithKey(jobId, to);
+                return;
+            }
+        }
+        emit KeyReleased(jobId, msg.sender, to, wrappedKey);
+    }
+
+    /// @dev See IJobMarket.
+    function releaseClaim(uint256 jobId, JobTerms calldata terms_) external onlyDelegated {
+        JobStatus storage status = _checked(jobId, terms_, JobState.Claimed);
+        address provider = status.provider;
+        if (msg.sender != provider) revert NotProvider(jobId, msg.sender);
+        if (terms_.confidentiality != Confidentiality.Open) revert NotConfidential(jobId, terms_.confidentiality);
+        uint256 releasedAt = _keyReleasedAt[jobId];
+        if (releasedAt != 0 && block.timestamp > releasedAt + terms_.keyWindow) {
+            revert ClaimNotReleasable(jobId, releasedAt + terms_.keyWindow);
+        }
+        uint96 collateral = _collateral(terms_);
+        _providers[provider].locked -= collateral;
+        delete _statuses[jobId]; // back to Open: the terms hash is still there
+        delete _keyReleasedAt[jobId];
+        emit ClaimReleased(jobId, provider, collateral);
     }
 
     // ─────────────────────────────────────────────────────────── Challenges

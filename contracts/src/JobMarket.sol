@@ -106,22 +106,6 @@ contract JobMarket is Audits {
     }
 
     /// @inheritdoc IJobMarket
-    function reclaimExpired(uint256 jobId, JobTerms calldata terms_) external {
-        JobStatus storage status = _checked(jobId, terms_, JobState.Claimed);
-        uint256 deadline = status.stamp;
-        if (block.timestamp <= deadline) revert SubmitDeadlineNotReached(jobId, deadline);
-        address provider = status.provider;
-        uint96 collateral = _collateral(terms_);
-        Stake storage s = _providers[provider];
-        s.locked -= collateral;
-        s.stake -= collateral;
-        delete _statuses[jobId]; // back to Open: the terms hash is still there
-        emit ClaimExpired(jobId, provider, collateral);
-        emit Slashed(provider, Role.Provider, jobId, collateral, 0);
-        _reward(jobId, msg.sender, collateral);
-    }
-
-    /// @inheritdoc IJobMarket
     function submitResult(uint256 jobId, string calldata outputCid, bytes32 resultRoot) external {
         JobStatus storage status = _statuses[jobId];
         _expect(jobId, status.state, JobState.Claimed);
@@ -164,6 +148,21 @@ contract JobMarket is Audits {
     }
 
     // ─────────────────────────────────────────────────────────── Disputes (delegated)
+
+    /// @inheritdoc IJobMarket
+    function reclaimExpired(uint256, JobTerms calldata) external {
+        _delegate();
+    }
+
+    /// @inheritdoc IJobMarket
+    function releaseKey(uint256, JobTerms calldata, address, bytes calldata) external {
+        _delegate();
+    }
+
+    /// @inheritdoc IJobMarket
+    function releaseClaim(uint256, JobTerms calldata) external {
+        _delegate();
+    }
 
     /// @inheritdoc IJobMarket
     function lockSeed(uint256, JobTerms calldata) external {
@@ -384,6 +383,7 @@ contract JobMarket is Audits {
         if (c.collateralBps < request.minCollateralBps) {
             revert TermsOutOfBounds("collateralBps", c.collateralBps, request.minCollateralBps);
         }
+        _checkConfidentiality(request);
         uint256 fee = auditFee(request.price, n, request.sampleTasks, c.verifierFeeBps);
         escrow = request.price + fee;
         jobId = c.nextJobId;
@@ -402,10 +402,27 @@ contract JobMarket is Audits {
             c.challengeWindow,
             uint96(fee), // fee <= price * 5
             request.minProviderStake,
-            request.allowlistRoot
+            request.allowlistRoot,
+            request.confidentiality,
+            request.keyWindow
         );
         _termsHashes[jobId] = keccak256(abi.encode(t));
         emit JobPosted(jobId, msg.sender, request.specCid, t);
+    }
+
+    /// @dev An Open job's key window leaves the claimant at least half its exec window to work;
+    ///      a Directed job wraps its key to the allowlist, so it must have one.
+    function _checkConfidentiality(JobRequest calldata request) internal pure {
+        Confidentiality mode = request.confidentiality;
+        if (mode == Confidentiality.Open) {
+            uint256 max = request.execWindow / 2 < MAX_KEY_WINDOW ? request.execWindow / 2 : MAX_KEY_WINDOW;
+            if (request.keyWindow < MIN_KEY_WINDOW || request.keyWindow > max) {
+                revert InvalidKeyWindow(request.keyWindow, MIN_KEY_WINDOW, max);
+            }
+        } else if (request.keyWindow != 0) {
+            revert InvalidKeyWindow(request.keyWindow, 0, 0);
+        }
+        if (mode == Confidentiality.Directed && request.allowlistRoot == 0) revert DirectedWithoutAllowlist();
     }
 
     /// @dev Runs the call's own calldata in `disputes` on this contract's storage, and returns or

@@ -47,6 +47,10 @@ abstract contract MarketBase is IJobMarketTypes, Ownable2Step, ReentrancyGuardTr
     ///      fewer watchtowers needs a larger divisor (or larger verifier stakes).
     uint256 public constant SAMPLE_VALUE_DIVISOR = 80;
     uint256 public constant PANEL_SIZE = 3;
+    uint256 public constant MIN_KEY_WINDOW = 1 minutes;
+    uint256 public constant MAX_KEY_WINDOW = 1 days;
+    /// @notice An age file wrapping one X25519 identity to one recipient is about 250 bytes.
+    uint256 public constant MAX_WRAPPED_KEY = 1024;
     /// @notice `blockhash` only sees the last 256 blocks.
     uint256 public constant SEED_HORIZON = 256;
     /// @notice Verifier weights change only in the first `SYNC_BLOCKS` blocks of every
@@ -85,6 +89,8 @@ abstract contract MarketBase is IJobMarketTypes, Ownable2Step, ReentrancyGuardTr
     mapping(address account => Stake) internal _providers;
     mapping(address account => Stake) internal _verifiers;
     mapping(address account => bytes32) internal _secrets;
+    /// @dev When an Open job's requester released the key to the current claimant (0: not yet).
+    mapping(uint256 jobId => uint40) internal _keyReleasedAt;
     /// @dev Present verifiers with a secret commitment, weighted by stake.
     SortitionTree.Tree internal _tree;
 
@@ -251,8 +257,8 @@ abstract contract MarketBase is IJobMarketTypes, Ownable2Step, ReentrancyGuardTr
     function _hashTerms(JobTerms calldata terms_) internal pure returns (bytes32 digest) {
         assembly ("memory-safe") {
             let ptr := mload(0x40)
-            calldatacopy(ptr, terms_, 448) // 14 words
-            digest := keccak256(ptr, 448)
+            calldatacopy(ptr, terms_, 512) // 16 words
+            digest := keccak256(ptr, 512)
         }
     }
 

@@ -64,6 +64,8 @@ _PANICS = {0x01: "an assertion failed", 0x11: "an arithmetic overflow or underfl
 _ROLES = {b"\x00" * 32: "DEFAULT_ADMIN_ROLE"} | {
     keccak(text=name): name for name in ("PROPOSER_ROLE", "EXECUTOR_ROLE", "CANCELLER_ROLE")}
 
+_CONFIDENTIALITY = {0: "public", 1: "Directed (its key came with the spec)", 2: "Open"}
+
 
 @dataclass(frozen=True)
 class _Error:
@@ -162,6 +164,23 @@ _SENTENCES: dict[str, Callable[[_Error], str]] = {
                                 f"{e.when('now_')}: give a later one",
     "InvalidExecWindow": lambda e: f"an execution window of {e['execWindow']} s is outside {e['min']} to {e['max']} s: "
                                    "pick one in that range",
+    "InvalidKeyWindow": lambda e: (
+        f"a key window of {e['keyWindow']} s is outside {e['min']} to {e['max']} s: an Open confidential job "
+        "needs one of at least a minute, at most half its exec window and a day" if int(e['max']) > 0 else
+        f"a key window of {e['keyWindow']} s on a job that is not Open confidential: give 0"),
+    "DirectedWithoutAllowlist": lambda e: "a Directed confidential job wraps its key to the providers it names: "
+                                          "give it an allowlist (or post it Open)",
+    "NotConfidential": lambda e: f"{e.job()} is {_CONFIDENTIALITY.get(int(e['confidentiality']), 'not Open')}: "
+                                 f"only an Open confidential job can {e.to_act()}" if e.function == "releaseClaim"
+                                 else f"{e.job()} is public: it has no key to release",
+    "ConfidentialOutputs": lambda e: f"{e.job()} is confidential: its outputs never go on-chain; answer the reveal "
+                                     "demand by releasing the key to the verifier (releaseKey)",
+    "NotKeyHolder": lambda e: f"{e['caller']} is neither the requester nor the provider of {e.job()}: only they hold "
+                              "its key",
+    "InvalidWrappedKey": lambda e: f"a wrapped key of {e['length']} bytes is outside 1 to {e['max']} bytes: wrap one "
+                                   "job key to one recipient",
+    "ClaimNotReleasable": lambda e: f"{e.job()}'s key arrived and its key window ended at {e.when('until')}: the "
+                                    "claim can no longer be given back; submit the result or lose the collateral",
     "InvalidSampleTasks": lambda e: f"{e['sampleTasks']} sampled tasks is outside 1 to {e['max']}: sample within it",
     "TermsOutOfBounds": lambda e: f"the market's {e.text('name')} is {e['have']} bps, beyond your bound of "
                                   f"{e['bound']} bps: the terms changed; read them again and post with a matching "

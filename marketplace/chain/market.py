@@ -103,6 +103,16 @@ class JobMarket:
         call = self.contract.functions.reclaimExpired(job_id, self._t(job_id, terms))
         return self.client.transact(account, call)
 
+    def release_key(self, account: LocalAccount, job_id: int, to: str, wrapped_key: bytes,
+                    terms: JobTerms | None = None) -> TxReceipt:
+        """Publishes a confidential job's key wrapped to ``to`` (requester to claimant, provider to verifier)."""
+        call = self.contract.functions.releaseKey(job_id, self._t(job_id, terms), to, wrapped_key)
+        return self.client.transact(account, call)
+
+    def release_claim(self, account: LocalAccount, job_id: int, terms: JobTerms | None = None) -> TxReceipt:
+        """Gives an Open job's claim back, unslashed, when its key did not arrive or was unusable."""
+        return self.client.transact(account, self.contract.functions.releaseClaim(job_id, self._t(job_id, terms)))
+
     def submit_result(self, account: LocalAccount, job_id: int, output_cid: str, result_root: bytes) -> TxReceipt:
         return self.client.transact(account, self.contract.functions.submitResult(job_id, output_cid, result_root))
 

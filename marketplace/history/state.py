@@ -197,6 +197,28 @@ class ChainState:
         job.expirations += 1
         job.provider, job.collateral, job.deadline = None, 0, None
 
+    def _on_market_ClaimReleased(self, event: ChainEvent, args: dict[str, Any]) -> None:
+        """An Open job's claimant gave the claim back, unslashed: the job is open again."""
+        job = self._job(event, JobState.OPEN)
+        if job is None:
+            return
+        self.stake(args["provider"], Role.PROVIDER).locked -= job.collateral
+        job.released_claims += 1
+        job.provider, job.collateral, job.deadline = None, 0, None
+
+    def _on_market_KeyReleased(self, event: ChainEvent, args: dict[str, Any]) -> None:
+        """A confidential job's key, wrapped to one party (the bytes are not kept: they are on-chain)."""
+        job = self._job(event)
+        if job is None:
+            return
+        job.key_releases.append((str(args["from"]), str(args["to"]), event.block_number))
+
+    def _on_market_RevealAnsweredWithKey(self, event: ChainEvent, _: dict[str, Any]) -> None:
+        job = self._job(event)
+        if job is None:
+            return
+        job.revealed_tasks = []  # answered with the key: the outputs stay in the store, encrypted
+
     def _on_market_ResultSubmitted(self, event: ChainEvent, args: dict[str, Any]) -> None:
         job = self._job(event, JobState.SUBMITTED)
         if job is None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, NamedTuple
 
-from marketplace.protocol import BPS, CreditKind, JobState, JobTerms, Role, Verdict
+from marketplace.protocol import BPS, Confidentiality, CreditKind, JobState, JobTerms, Role, Verdict
 
 
 class SlashCause(Enum):
@@ -141,6 +141,9 @@ class JobView:
     evidence_cid: str | None = None
     challenge: ChallengeView | None = None
     expirations: int = 0
+    # Confidential jobs: each KeyReleased as (from, to, block), and the claims given back (ClaimReleased).
+    key_releases: list[tuple[str, str, int]] = field(default_factory=list)
+    released_claims: int = 0
     updated_block: int = 0
     burned: int = 0
     credits: list[Credit] = field(default_factory=list)
@@ -156,6 +159,10 @@ class JobView:
     @property
     def price(self) -> int:
         return int(self.terms["price"])
+
+    @property
+    def confidentiality(self) -> Confidentiality:
+        return Confidentiality(int(self.terms.get("confidentiality", 0)))
 
     @property
     def num_tasks(self) -> int:
@@ -195,6 +202,7 @@ class JobView:
             int(t["sampleTasks"]), int(t["protocolFeeBps"]), int(t["verifierFeeBps"]), int(t["collateralBps"]),
             int(t["auditWindow"]), int(t["challengeWindow"]), int(t["auditFee"]), int(t["minProviderStake"]),
             bytes.fromhex(str(t["allowlistRoot"]).removeprefix("0x")),
+            Confidentiality(int(t.get("confidentiality", 0))), int(t.get("keyWindow", 0)),
         )
 
 

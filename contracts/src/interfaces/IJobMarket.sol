@@ -99,6 +99,20 @@ interface IJobMarket is IJobMarketTypes {
     ///         collateral is slashed: `rewardBps` of it to the caller, the rest burned.
     function reclaimExpired(uint256 jobId, JobTerms calldata terms) external;
 
+    /// @notice The requester or the provider of a confidential job publishes its content key,
+    ///         wrapped to `to`'s X25519 key (from `to`'s signed metadata): the requester to the
+    ///         claimant of an Open job, the provider to the drawn verifier and panel members.
+    ///         The requester's first release to the claimant starts the claimant's key window;
+    ///         the provider's release to the verifier answers a pending reveal demand.
+    /// @dev Warning: the contract cannot check that `wrappedKey` opens the job's content. A
+    ///      claimant given a bad key releases its claim within `keyWindow`; a verifier given a
+    ///      bad key fails the job, and the panel re-checks it with keys of its own.
+    function releaseKey(uint256 jobId, JobTerms calldata terms, address to, bytes calldata wrappedKey) external;
+
+    /// @notice The provider of an Open job gives its claim back, unslashed, when the requester has
+    ///         not released its key, or within `keyWindow` of the release (the key was unusable).
+    function releaseClaim(uint256 jobId, JobTerms calldata terms) external;
+
     /// @notice The claiming provider commits to its outputs. The seed block is the next block.
     /// @param outputCid CID of the output manifest in the content store.
     /// @param resultRoot Merkle root (OpenZeppelin MerkleProof, sorted pairs) over per-task leaves.
@@ -121,7 +135,7 @@ interface IJobMarket is IJobMarketTypes {
     function demandReveal(uint256 jobId, JobTerms calldata terms, bytes32 secret, bytes32 nextSecretHash) external;
 
     /// @notice The provider answers a reveal demand with the sampled tasks' outputs and proofs,
-    ///         in the order of `sampledTasks`.
+    ///         in the order of `sampledTasks`. A confidential job answers with `releaseKey` instead.
     function revealOutputs(
         uint256 jobId,
         JobTerms calldata terms,

@@ -31,6 +31,20 @@ interface IJobMarketTypes {
         Inconclusive
     }
 
+    /// @notice How a job's content is protected, and how its content key reaches the claiming
+    ///         provider. The key itself never touches the chain in clear: `releaseKey` carries it
+    ///         wrapped (age, X25519) to one party's published encryption key.
+    /// @param Public Inputs and outputs in clear in the content store.
+    /// @param Directed Encrypted; the spec carries the key wrapped to each allowlisted provider,
+    ///        so the provider checks it before claiming and the requester need not stay online.
+    /// @param Open Encrypted; the requester releases the key to whoever claims (`releaseKey`)
+    ///        within `keyWindow`, and a provider left without a usable key may `releaseClaim`.
+    enum Confidentiality {
+        Public,
+        Directed,
+        Open
+    }
+
     /// @notice Why a balance was credited; one value per kind of ledger entry.
     enum CreditKind {
         ProviderPayment,
@@ -56,6 +70,9 @@ interface IJobMarketTypes {
     /// @param maxProtocolFeeBps The post reverts if the protocol fee in force is higher.
     /// @param maxVerifierFeeBps The post reverts if the verifier fee in force is higher.
     /// @param minCollateralBps The post reverts if the collateral in force is lower.
+    /// @param confidentiality Public, Directed (keys in the spec; needs an allowlist) or Open.
+    /// @param keyWindow Open jobs: seconds the claimant may wait for its key, and again after the
+    ///        key arrives to release the claim if the key is unusable (0 for other jobs).
     struct JobRequest {
         string specCid;
         uint32 numTasks;
@@ -68,6 +85,8 @@ interface IJobMarketTypes {
         uint16 maxProtocolFeeBps;
         uint16 maxVerifierFeeBps;
         uint16 minCollateralBps;
+        Confidentiality confidentiality;
+        uint32 keyWindow;
     }
 
     /// @notice A job's terms, fixed at posting. Only their hash is stored; every call that needs
@@ -87,6 +106,8 @@ interface IJobMarketTypes {
         uint96 auditFee;
         uint96 minProviderStake;
         bytes32 allowlistRoot;
+        Confidentiality confidentiality;
+        uint32 keyWindow;
     }
 
     /// @notice A job's mutable state: one slot.
@@ -227,6 +248,22 @@ interface IJobMarketTypes {
     error BlockNumberTooLarge(uint256 blockNumber);
     /// @notice The challenge module was called directly instead of through JobMarket.
     error DirectCall();
+    /// @notice An Open job's key window is outside [min, max] (max is half the exec window, at
+    ///         most a day), or another job's key window is not 0.
+    error InvalidKeyWindow(uint256 keyWindow, uint256 min, uint256 max);
+    /// @notice A Directed job names the providers it wraps its key to: it needs an allowlist.
+    error DirectedWithoutAllowlist();
+    /// @notice The call needs a confidential job (an Open one, for `releaseClaim`).
+    error NotConfidential(uint256 jobId, Confidentiality confidentiality);
+    /// @notice A confidential job's outputs are never put on-chain: a reveal demand is answered
+    ///         by releasing the key to the verifier (`releaseKey`).
+    error ConfidentialOutputs(uint256 jobId);
+    /// @notice Only the job's requester and its provider hold its key.
+    error NotKeyHolder(uint256 jobId, address caller);
+    /// @notice A wrapped key is empty or longer than the bound.
+    error InvalidWrappedKey(uint256 length, uint256 max);
+    /// @notice The key arrived more than `keyWindow` ago: the claim can no longer be released.
+    error ClaimNotReleasable(uint256 jobId, uint256 until);
 
     // ─────────────────────────────────────────────────────────── Events
 
@@ -248,6 +285,14 @@ interface IJobMarketTypes {
     event JobCancelled(uint256 indexed jobId);
     event JobClaimed(uint256 indexed jobId, address indexed provider, uint256 collateral, uint256 deadline);
     event ClaimExpired(uint256 indexed jobId, address indexed provider, uint256 slashed);
+    /// @notice A confidential job's key, wrapped (an age file) to `to`'s published X25519 key.
+    event KeyReleased(uint256 indexed jobId, address indexed from, address indexed to, bytes wrappedKey);
+    /// @notice A confidential job's provider answered the reveal demand: the key it released (the
+    ///         `KeyReleased` before this) is the drawn verifier's; the outputs stay in the store, encrypted.
+    event RevealAnsweredWithKey(uint256 indexed jobId, address indexed verifier);
+    /// @notice An Open job's provider gave its claim back, unpaid and unslashed: its key did not
+    ///         arrive, or was unusable. The job is open again and the collateral unlocked.
+    event ClaimReleased(uint256 indexed jobId, address indexed provider, uint256 collateral);
     event ResultSubmitted(
         uint256 indexed jobId, address indexed provider, string outputCid, bytes32 resultRoot, uint256 seedBlock
     );

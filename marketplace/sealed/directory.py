@@ -1,0 +1,54 @@
+"""Whose key to encrypt to: a party's published X25519 recipient, found from the chain and checked.
+
+A provider or verifier publishes its recipient in the metadata document its ``Registered`` event
+names (the latest one counts: it registers again after a full unstake). The document comes from a
+content store anyone may run, so the recipient is trusted only once its signature is checked
+against the registered address and this chain (``signed.verify_encryption_key``): a store that
+swaps the key cannot make anyone encrypt to it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from eth_utils.address import to_checksum_address
+
+from marketplace.errors import MissingKeyError, WebiError
+from marketplace.output_json import parse_document
+from marketplace.protocol import Role
+from marketplace.sealed.signed import verify_encryption_key
+from marketplace.storage.cid import Cid
+
+if TYPE_CHECKING:
+    from marketplace.chain.market import JobMarket
+    from marketplace.storage import ContentStore
+
+MAX_METADATA_BYTES = 64 * 1024
+
+
+def metadata_cid(market: JobMarket, address: str, role: Role) -> str:
+    """The metadata CID of ``address``'s latest registration as ``role`` (``""`` when it gave none)."""
+    events = market.contract.events.Registered().get_logs(
+        from_block=market.from_block, argument_filters={"account": to_checksum_address(address), "role": int(role)})
+    if not events:
+        raise MissingKeyError(f"{to_checksum_address(address)} is not registered as a {role.name.lower()}")
+    return str(events[-1]["args"]["metadataCid"])
+
+
+def published_recipient(market: JobMarket, store: ContentStore, address: str, role: Role) -> str:
+    """``address``'s age recipient, from its registration metadata, signature checked.
+
+    ``MissingKeyError`` when it published none (or the store lacks the document); ``KeySignatureError``
+    when the signature does not match the address and this chain.
+    """
+    cid = metadata_cid(market, address, role)
+    if not cid:
+        raise MissingKeyError(f"{to_checksum_address(address)} registered without a metadata document: it has "
+                              "published no encryption key")
+    try:
+        document = parse_document(store.read_bytes(Cid.parse(cid), limit=MAX_METADATA_BYTES))
+    except (WebiError, ValueError) as error:
+        raise MissingKeyError(f"cannot read the metadata {cid} of {to_checksum_address(address)}: {error}") from None
+    if not isinstance(document, dict):
+        raise MissingKeyError(f"the metadata {cid} of {to_checksum_address(address)} is not a JSON object")
+    return verify_encryption_key(document, address, market.client.chain_id)
