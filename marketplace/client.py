@@ -26,30 +26,30 @@ from eth_utils.address import is_address, to_checksum_address
 
 from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import Deployment, Protocol, connect_protocol, protocol_abis
+from marketplace.confidential_post import Sealing, seal_post, sealed_model, sealing_problems
 from marketplace.errors import CidError, ConfigError, ContentError, ContractError, JobSpecError, WebiError
 from marketplace.home import WebiHome
 from marketplace.job_challenge import ChallengeError, check_challenge
 from marketplace.job_facts import posted_at, read_facts
+from marketplace.job_inputs import allowlist_of, read_inputs
 from marketplace.job_reclaim import ReclaimError, ReclaimInfo, check_reclaim
 from marketplace.job_standing import RejectedResultsError, Standing, result_standing
 from marketplace.job_timeline import JobEvent, JobTimeline
 from marketplace.job_views import ChallengeInfo, JobInfo, JobQuote, RequestRefusedError
 from marketplace.job_waits import JobWait, job_wait
 from marketplace.jobspec import (
-    MAX_TASKS,
     JobSpec,
     TaskType,
     inputs_manifest,
-    parse_inputs,
     parse_parameters,
     parse_spec,
 )
+from marketplace.key_release import KeyRelease, release_keys
 from marketplace.output_json import OutputRefusedError, parse_output
 from marketplace.preflight import JobDraft, Preflight, PreflightError, preflight
 from marketplace.protocol import (
     TERMINAL_STATES,
     ZERO_HASH,
-    Allowlist,
     JobRequest,
     JobState,
     JobStatus,
@@ -57,8 +57,11 @@ from marketplace.protocol import (
     audit_fee,
 )
 from marketplace.provider_offers import ProviderOffer, provider_offers
+from marketplace.requester_keys import RequesterKeys, job_key_of, read_job_spec
 from marketplace.results import MerkleTree, parse_output_manifest
-from marketplace.spot_check import CheckReport, TaskChecker, choose_tasks, load_checker
+from marketplace.sealed.envelope import open_sealed, seal
+from marketplace.sealed.keys import JobKey
+from marketplace.spot_check import CheckReport, TaskChecker, choose_tasks, load_checker, plaintext_job
 from marketplace.storage import ContentStore, open_store
 from marketplace.storage.cid import Cid
 from marketplace.storage.importer import Progress
@@ -89,13 +92,16 @@ class Client:
 
     ``checker`` re-executes tasks for ``check`` (default: the verifier's, through the ``webi.checkers``
     entry point, with models cached under ``cache_dir``); tests and notebooks may pass their own.
+    ``keys`` (the account's party keys, ``RequesterKeys``) seal confidential jobs and open their results.
     """
 
     def __init__(self, protocol: Protocol, store: ContentStore, account: LocalAccount | None = None, *,
-                 checker: TaskChecker | None = None, cache_dir: Path | None = None) -> None:
+                 checker: TaskChecker | None = None, cache_dir: Path | None = None,
+                 keys: RequesterKeys | None = None) -> None:
         self.protocol = protocol
         self.store = store
         self.account = account
+        self.keys = keys
         self.checker = checker
         self.cache_dir = cache_dir or WebiHome.from_env().root / "check-cache"
         self._submitted: dict[int, Any] = {}  # ResultSubmitted arguments by job
@@ -111,11 +117,12 @@ class Client:
         deployments_dir: Path | None = None,
         store_token: str | None = None,
         cache_dir: Path | None = None,
+        keys: RequesterKeys | None = None,
     ) -> Client:
         """``store``: a directory, a Kubo RPC or WEBI node URL, or ``gateway+URL`` (read-only)."""
         chain = ChainClient.connect(rpc_url, protocol_abis())
         protocol = connect_protocol(chain, Deployment.load(chain.chain_id, deployments_dir))
-        return cls(protocol, open_store(store, token=store_token), account, cache_dir=cache_dir)
+        return cls(protocol, open_store(store, token=store_token), account, cache_dir=cache_dir, keys=keys)
 
     def close(self) -> None:
         self.store.close()
@@ -199,6 +206,7 @@ class Client:
         permit: bool = True,
         check_providers: bool = True,
         on_checked: Callable[[Preflight], None] | None = None,
+        sealing: Sealing | None = None,
     ) -> int:
         """Uploads the model (when a folder), the inputs and the spec, escrows the price plus the
         audit fee, and posts. Every job is audited: ``sample_tasks`` of its tasks are re-executed.
@@ -212,10 +220,16 @@ class Client:
         (provider addresses, named in the spec, committed on-chain as a Merkle root) limit who may claim.
         The bounds default to the terms in force now: if the owner changes them before the post is mined,
         it reverts (``TermsOutOfBounds``) instead of costing more.
+
+        ``sealing`` makes it confidential (``confidential_post``): the inputs manifest (and, with
+        ``encrypt_model``, every model file, after the checks ran on the plaintext folder) reach the store
+        only as age files to a fresh job key, which the spec wraps to this account's party key (``keys``)
+        and, for a Directed job, to each allowlisted provider's published key.
         """
         account = self._signer()
+        sealing = sealing or Sealing()
         texts = read_inputs(inputs)
-        members = _allowlist(allowlist) if allowlist else None
+        members = allowlist_of(allowlist) if allowlist else None
         try:
             chosen = parse_parameters(dict(parameters or {}))
         except JobSpecError as error:
@@ -223,19 +237,31 @@ class Client:
         draft = JobDraft(TaskType(task), str(model), len(texts), price_wei, sample_tasks, claim_window_s,
                          exec_window_s, chosen, min_provider_stake, members.accounts if members else (),
                          max_protocol_fee_bps, max_verifier_fee_bps, min_collateral_bps)
+        refused = sealing_problems(sealing, str(model), draft.allowlist, exec_window_s)
+        if refused:
+            raise PreflightError(refused)
         checked = self._preflight(draft, account.address, check_providers)
+        envelope = None
+        if sealing.confidential:
+            envelope = seal_post(self.protocol.market, self.store, account.address, self._keys().current(), sealing,
+                                 draft.allowlist)
         if on_checked is not None:
             on_checked(checked)
         quote = checked.quote
         if quote is None:  # unreachable: a refused quote is one of the problems raised above
             raise PreflightError(["the terms in force could not be read"])
+        manifest = inputs_manifest(texts)
+        with sealed_model(model, envelope) as upload:
+            model_cid = self.upload_model(upload, progress)
         spec = JobSpec(
             task=draft.task,
-            model=self.upload_model(model, progress),
+            model=model_cid,
             num_tasks=len(texts),
-            inputs=str(self.store.add_bytes(inputs_manifest(texts)).cid),
+            inputs=str(self.store.add_bytes(
+                manifest if envelope is None else seal(manifest, envelope, "the inputs manifest")).cid),
             parameters=chosen,
             allowlist=draft.allowlist,
+            confidential=envelope,
         )
         spec_cid = str(self.store.add_bytes(spec.to_bytes()).cid)
         market, token = self.protocol.market, self.protocol.token
@@ -251,6 +277,8 @@ class Client:
             max_protocol_fee_bps=quote.max_protocol_fee_bps,
             max_verifier_fee_bps=quote.max_verifier_fee_bps,
             min_collateral_bps=quote.min_collateral_bps,
+            confidentiality=sealing.confidentiality,
+            key_window=sealing.key_window(),
         )
         escrow = request.escrow(quote.terms)
         if permit:
@@ -411,6 +439,7 @@ class Client:
         on_change: Callable[[JobInfo], None] | None = None,
         on_event: Callable[[JobEvent], None] | None = None,
         on_wait: Callable[[JobWait], None] | None = None,
+        on_release: Callable[[KeyRelease], None] | None = None,
     ) -> JobInfo:
         """Polls until the job reaches one of ``until`` (default: settled); ``JobTimeoutError`` after ``timeout``,
         saying what the job still waits for.
@@ -420,8 +449,13 @@ class Client:
         history first, then each as it is mined), stamped with its block and time; ``on_wait`` sees what the
         job waits for (``waiting_for``) each time that changes. The providers an open job's wait names are
         read once per call.
+
+        With ``on_release`` (and this client's account and keys), an Open confidential job's key is released to
+        each claimant as it claims (``key_release``); ``on_release`` sees each release, or why one was not made
+        (once per claimant).
         """
         deadline = time.monotonic() + timeout
+        reported: set[tuple[int, str]] = set()
         timeline = self.timeline(job_id) if on_event is not None else None
         last: tuple[Any, ...] | None = None
         last_wait: JobWait | None = None
@@ -435,6 +469,12 @@ class Client:
                 if waiting != last_wait:
                     on_wait(waiting)
                 last_wait = waiting
+            if on_release is not None and info.state == JobState.CLAIMED:
+                for release in release_keys(self.protocol.market, self.store, self._signer(), self._keys().all(),
+                                            [job_id]):
+                    if release.released or (job_id, release.provider) not in reported:
+                        on_release(release)
+                    reported.add((job_id, release.provider))
             if timeline is not None and on_event is not None:
                 for event in timeline.poll():  # the head is read after the state: every event behind it is shown
                     on_event(event)
@@ -485,8 +525,14 @@ class Client:
             audit_sample = ()  # not revealed yet
         indices = sorted(set(indices) | set(audit_sample))
         spec = parse_spec(self.store.read_bytes(Cid.parse(info.spec_cid), limit=MAX_SPEC_BYTES))
-        checker = self.checker or load_checker(self.store, self.cache_dir)
-        results = checker(info.spec_cid, indices, {index: outputs[index] for index in indices})
+        committed = {index: outputs[index] for index in indices}
+        job_key = self.job_key(job_id)
+        if job_key is None:
+            checker = self.checker or load_checker(self.store, self.cache_dir)
+            results = checker(info.spec_cid, indices, committed)
+        else:  # re-executed over the job opened into a throw-away local store
+            with plaintext_job(self.store, spec, job_key) as (clear, clear_spec):
+                results = (self.checker or load_checker(clear, self.cache_dir))(clear_spec, indices, committed)
         return CheckReport(job_id, spec.task.value, used, tuple(indices), tuple(results), audit_sample)
 
     def _verified_outputs(self, job_id: int) -> tuple[JobInfo, list[bytes]]:
@@ -494,6 +540,9 @@ class Client:
         if info.output_cid is None or info.result_root is None:
             raise ConfigError(f"job {job_id} is {info.state.name.lower()}: no results submitted")
         data = self.store.read_bytes(Cid.parse(info.output_cid), limit=MAX_OUTPUT_MANIFEST)
+        job_key = self.job_key(job_id)
+        if job_key is not None:
+            data = open_sealed(data, job_key, f"job {job_id}'s output manifest {info.output_cid}")
         outputs = parse_output_manifest(data, info.num_tasks)
         root = "0x" + MerkleTree(outputs).root.hex()
         if root != info.result_root:
@@ -503,32 +552,25 @@ class Client:
             )
         return info, outputs
 
+    def spec(self, job_id: int) -> JobSpec:
+        """The job's spec, read from the store (its CID is on-chain: the store cannot change it)."""
+        return read_job_spec(self.protocol.market, self.store, job_id)
+
+    def job_key(self, job_id: int) -> JobKey | None:
+        """A confidential job's key, from its spec with this client's ``keys`` (``requester_keys.job_key_of``);
+        None for a public job."""
+        return job_key_of(self.protocol.market, self.store, job_id, self.keys)
+
+    def _keys(self) -> RequesterKeys:
+        if self.keys is None:
+            raise ConfigError("a confidential job needs the wallet's encryption key: pass --wallet (and its "
+                              "password)")
+        return self.keys
+
     def _signer(self) -> LocalAccount:
         if self.account is None:
             raise ConfigError("this needs an account: pass --wallet (see `webi wallet list`)")
         return self.account
-
-
-def read_inputs(inputs: list[str] | Path) -> list[str]:
-    """A job's input texts from a list or a JSONL file, checked (``JobSpecError`` names the bad line)."""
-    texts = parse_inputs(inputs.read_bytes(), _count_lines(inputs)) if isinstance(inputs, Path) else list(inputs)
-    if not texts or len(texts) > MAX_TASKS:
-        raise ConfigError(f"a job has 1 to {MAX_TASKS} inputs, not {len(texts)}")
-    return texts
-
-
-def _allowlist(addresses: list[str]) -> Allowlist:
-    """The allowlist of ``addresses`` (checksummed, each once); ``ConfigError`` for one that is not an address."""
-    members: dict[str, None] = {}
-    for address in addresses:
-        if not is_address(address):
-            raise ConfigError(f"allowlist: {address!r} is not an address")
-        members[to_checksum_address(address)] = None
-    return Allowlist(tuple(sorted(members)))
-
-
-def _count_lines(path: Path) -> int:
-    return sum(1 for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip())
 
 
 __all__ = [
@@ -541,6 +583,7 @@ __all__ = [
     "JobQuote",
     "JobTimeoutError",
     "JobWait",
+    "KeyRelease",
     "PreflightError",
     "ReclaimError",
     "ReclaimInfo",

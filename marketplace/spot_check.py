@@ -8,20 +8,33 @@ within tolerance here means what it means in an audit. A mismatch is the request
 
 The marketplace package runs no models: the runtime and the comparators come from the provider and
 verifier packages through the ``webi.checkers`` entry point (``runtime``, ``check_tasks``).
+
+A confidential job's inputs (and model, when encrypted) are age files: ``plaintext_job`` opens them
+with the job key into a throw-away local store, with a clear copy of the spec, and the checker runs
+over that store as over a public job. Nothing in clear is written to the job's own store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import secrets
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from marketplace.errors import ConfigError
+from marketplace.jobspec import JobSpec
+from marketplace.sealed.envelope import open_bundle, open_sealed
+from marketplace.sealed.keys import JobKey
 from marketplace.storage import ContentStore
+from marketplace.storage.cid import Cid
+from marketplace.storage.local import LocalStore
+
+MAX_INPUT_MANIFEST = 256 * 1024 * 1024  # as the provider's runtime reads it
 
 
 @dataclass(frozen=True)
@@ -111,4 +124,32 @@ def load_checker(store: ContentStore, cache: Path) -> TaskChecker:
     return check
 
 
-__all__ = ["METRICS", "CheckReport", "TaskChecker", "TaskResult", "choose_tasks", "load_checker"]
+@contextlib.contextmanager
+def plaintext_job(store: ContentStore, spec: JobSpec, job_key: JobKey) -> Iterator[tuple[ContentStore, str]]:
+    """A confidential job in clear, for a checker to run as it runs a public one: a local store in a temporary
+    folder (removed afterwards) holding the opened inputs manifest, the model folder (opened when encrypted) and
+    a spec naming them without a ``confidential`` section; yields that store and the clear spec's CID."""
+    if spec.confidential is None:
+        raise ConfigError("not a confidential job: check it over its own store")
+    with tempfile.TemporaryDirectory(prefix="webi-check-") as folder:
+        work = Path(folder)
+        (work / "store").mkdir()
+        clear = LocalStore(work / "store")
+        try:
+            inputs = open_sealed(store.read_bytes(Cid.parse(spec.inputs), limit=MAX_INPUT_MANIFEST), job_key,
+                                 f"the inputs manifest {spec.inputs}")
+            store.get(Cid.parse(spec.model), work / "fetched")
+            model = work / "fetched"
+            if spec.confidential.model_encrypted:
+                model = open_bundle(work / "fetched", work / "model", job_key)
+            opened = spec.model_copy(update={
+                "model": str(clear.add_path(model, recursive=True).cid),
+                "inputs": str(clear.add_bytes(inputs).cid),
+                "confidential": None,
+            })
+            yield clear, str(clear.add_bytes(opened.to_bytes()).cid)
+        finally:
+            clear.close()
+
+
+__all__ = ["METRICS", "CheckReport", "TaskChecker", "TaskResult", "choose_tasks", "load_checker", "plaintext_job"]

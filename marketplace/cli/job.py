@@ -1,4 +1,4 @@
-"""``webi job status|results|list|reclaim|challenge|cancel``: a requester's jobs, through ``marketplace.Client``.
+"""``webi job status|results|keys|list|reclaim|challenge|cancel``: a requester's jobs, through ``marketplace.Client``.
 
 ``webi job post`` is in ``cli/job_post.py``; both share ``job_client`` and the options here.
 """
@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the SDK (web3, eth_account) loads when a command runs, not 
     from marketplace.client import Client, JobEvent, JobInfo
     from marketplace.job_standing import ResultStanding
     from marketplace.job_waits import JobWait
+    from marketplace.key_release import KeyRelease
     from marketplace.protocol import JobState
 
 app = ReadableTyper(help="Post jobs, follow them, fetch verified results.", no_args_is_help=True)
@@ -54,15 +55,24 @@ def job_client(
     deployments: Path | None,
     *,
     signing: bool,
+    keys: bool = False,
 ) -> Client:
+    """The client of ``wallet`` (unlocked when ``signing``), with the wallet's party keys (unlocked on first need:
+    confidential jobs) when ``signing``, or when ``keys`` and a wallet is given."""
     from marketplace.client import Client
+    from marketplace.requester_keys import RequesterKeys
 
     context: CliContext = ctx.obj
     account = None
+    party_keys = None
     if signing:
         if wallet is None:
             raise ConfigError("this command signs a transaction: pass --wallet NAME (or set WEBI_WALLET)")
-        account = wallets(ctx).unlock(wallet, password(password_env, password_file))
+        secret = password(password_env, password_file)
+        account = wallets(ctx).unlock(wallet, secret)
+        party_keys = RequesterKeys(wallets(ctx).entry(wallet).path, secret)
+    elif keys and wallet is not None:
+        party_keys = RequesterKeys(wallets(ctx).entry(wallet).path, password(password_env, password_file))
     return Client.connect(
         context.chain_url(),
         store,
@@ -70,6 +80,7 @@ def job_client(
         deployments_dir=deployments,
         store_token=os.environ.get("WEBI_STORE_TOKEN") or None,
         cache_dir=context.home / "check-cache",
+        keys=party_keys,
     )
 
 
@@ -94,6 +105,12 @@ def status(
             "--until", metavar="STATE", help="Stop --watch at this state as well as at settlement (repeatable): "
                                              "claimed, submitted, audited, challenged, finalized, rejected, cancelled.")
     ] = None,
+    wallet: Annotated[str | None, typer.Option(
+        "--wallet", metavar="NAME",
+        help="--watch: release an Open confidential job's key to each claimant, from this (the requester's) "
+             "wallet.")] = None,
+    password_env: PasswordEnv = None,
+    password_file: PasswordFile = None,
     store: StoreOption = DEFAULT_STORE,
     deployments: Deployments = None,
 ) -> None:
@@ -105,15 +122,17 @@ def status(
     --watch prints the job's history (claim, result, draw, reveal demands and reveals, verdict,
     challenge, panel votes, settlement) with each event's block and time, then each new event as it
     is mined and what the job waits for whenever that changes, until it settles. After --timeout,
-    what the job still waits for is printed and the exit code is 2.
+    what the job still waits for is printed and the exit code is 2. With --wallet (the requester's),
+    --watch also releases an Open confidential job's key to each claimant (one line per release).
     """
     from marketplace.protocol import TERMINAL_STATES
 
     console: Console = ctx.obj.console
-    with job_client(ctx, store, None, None, None, deployments, signing=False) as client:
+    signing = watch and wallet is not None
+    with job_client(ctx, store, wallet, password_env, password_file, deployments, signing=signing) as client:
         if watch:
             info = _watch(client, console, job_id, timeout=timeout, interval=interval, as_json=as_json,
-                          until=TERMINAL_STATES | _states(until or []))
+                          until=TERMINAL_STATES | _states(until or []), release=signing)
             waiting = None
         else:
             info = client.status(job_id)
@@ -140,7 +159,7 @@ def _states(names: list[str]) -> frozenset[JobState]:
 
 
 def _watch(client: Client, console: Console, job_id: int, *, timeout: float, interval: float,
-           as_json: bool, until: frozenset[JobState]) -> JobInfo:
+           as_json: bool, until: frozenset[JobState], release: bool = False) -> JobInfo:
     """``status --watch``: the events and the wait lines as they come; exit 2 with what the job waits for when
     ``timeout`` runs out."""
     from marketplace.client import JobTimeoutError
@@ -160,9 +179,15 @@ def _watch(client: Client, console: Console, job_id: int, *, timeout: float, int
         else:
             console.print(f"waiting for: {escape(wait.line())}", highlight=False, soft_wrap=True)
 
+    def released(made: KeyRelease) -> None:
+        if as_json:
+            typer.echo(json.dumps({"job_id": job_id, "key_release": made.line()}))
+        else:
+            console.print(escape(made.line()), highlight=False, soft_wrap=True)
+
     try:
         return client.wait(job_id, until=until, timeout=timeout, interval=interval, on_event=happened,
-                           on_wait=waits)
+                           on_wait=waits, on_release=released if release else None)
     except JobTimeoutError as error:
         Console(stderr=True).print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -183,6 +208,11 @@ def results(
     force: Annotated[
         bool, typer.Option("--force", help="Write a rejected job's outputs anyway (with a warning; exit code 3).")
     ] = False,
+    wallet: Annotated[str | None, typer.Option(
+        "--wallet", metavar="NAME",
+        help="A confidential job: the requester's wallet, whose encryption key opens the outputs.")] = None,
+    password_env: PasswordEnv = None,
+    password_file: PasswordFile = None,
     store: StoreOption = DEFAULT_STORE,
     deployments: Deployments = None,
 ) -> None:
@@ -194,6 +224,9 @@ def results(
     A rejected job's outputs (its audit failed) are refused with the verdict and its evidence:
     --force writes them with a warning and exits 3. Outputs still in their audit or challenge window
     are written with a "not final" warning.
+
+    A confidential job's outputs are decrypted with the key its spec wraps to the requester's wallet
+    (--wallet; any key it rotated out works too) and then checked against the root, as any job's.
     """
     if output is None and check is None:
         raise ConfigError("pass -o FILE to write the results, --check K to re-execute K tasks, or both")
@@ -201,7 +234,8 @@ def results(
 
     console: Console = ctx.obj.console
     forced = False
-    with job_client(ctx, store, None, None, None, deployments, signing=False) as client:
+    with job_client(ctx, store, wallet, password_env, password_file, deployments, signing=False,
+                    keys=True) as client:
         if output is not None:
             standing = result_standing(client.protocol.market, client.status(job_id))
             if standing.standing == Standing.REJECTED and not force:
@@ -235,6 +269,57 @@ def _report_written(console: Console, standing: ResultStanding, count: int, outp
         errors.print(f"[yellow]warning: {escape(standing.warning())}[/yellow]", highlight=False, soft_wrap=True)
     console.print(f"{count} outputs verified against the on-chain root, written to {escape(str(output))}",
                   highlight=False, soft_wrap=True)
+
+
+@app.command("keys")
+def release_keys_command(
+    ctx: typer.Context,
+    job_ids: Annotated[list[int] | None, typer.Option(
+        "--job", metavar="JOB_ID", help="Serve this job (repeatable; default: every Open confidential job of the "
+                                        "wallet).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Release what is due now, then stop.")] = False,
+    interval: Annotated[
+        float, typer.Option(min=0.05, metavar="SECONDS", help="How often the chain is polled.")
+    ] = 2.0,
+    wallet: WalletOption = None,
+    password_env: PasswordEnv = None,
+    password_file: PasswordFile = None,
+    store: StoreOption = DEFAULT_STORE,
+    deployments: Deployments = None,
+) -> None:
+    """Release Open confidential jobs' keys to their claimants.
+
+    It runs until Ctrl-C (--once: one pass).
+    For each of the wallet's Open confidential jobs (or each --job) that is claimed and whose
+    claimant has had no key yet, the job key is wrapped to the claimant's published encryption
+    key (its signature checked) and released on-chain: one line per release. A claimant that
+    published no usable key gets none (the line says why): it may give the claim back, unslashed.
+    Keep it running while the Open jobs may be claimed: a claimant without the key in its key window
+    releases the claim.
+    """
+    import time
+
+    from marketplace.key_release import open_jobs, release_keys
+
+    console: Console = ctx.obj.console
+    reported: set[tuple[int, str]] = set()
+    with job_client(ctx, store, wallet, password_env, password_file, deployments, signing=True) as client:
+        account, party = client.account, client.keys
+        if account is None or party is None:  # unreachable: a signing client has both
+            raise ConfigError("this command needs --wallet")
+        market = client.protocol.market
+        try:
+            while True:
+                serving = list(job_ids) if job_ids else open_jobs(market, account.address)
+                for made in release_keys(market, client.store, account, party.all(), serving):
+                    if made.released or (made.job_id, made.provider) not in reported:
+                        console.print(escape(made.line()), highlight=False, soft_wrap=True)
+                    reported.add((made.job_id, made.provider))
+                if once:
+                    return
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            console.print("stopped")
 
 
 @app.command("list")

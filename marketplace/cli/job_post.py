@@ -6,6 +6,7 @@ Registered on the ``job`` app by ``cli/main.py``; the shared client and options 
 from __future__ import annotations
 
 import contextlib
+import enum
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -34,6 +35,13 @@ from marketplace.units import to_wei, webi
 
 if TYPE_CHECKING:  # the SDK (web3, eth_account) loads when the command runs, not when the CLI starts
     from marketplace.preflight import Preflight
+
+
+class ConfidentialMode(enum.StrEnum):
+    """``--confidential``: how the job key reaches the provider (``protocol.Confidentiality``, less ``PUBLIC``)."""
+
+    OPEN = "open"
+    DIRECTED = "directed"
 
 
 def _allowlist(value: str | None, allow: list[str] | None) -> list[str] | None:
@@ -112,6 +120,18 @@ def post(
         metavar="SECONDS",
         help=f"Seconds a provider has from its claim to submit: {MIN_EXEC_WINDOW_S} to {MAX_EXEC_WINDOW_S:,} "
              "(1 minute to 30 days).")] = 1_800,
+    confidential: Annotated[ConfidentialMode | None, typer.Option(
+        "--confidential", metavar="open|directed",
+        help="Seal the inputs and outputs to a fresh job key. directed: the spec wraps it to each allowlisted "
+             "provider's published key (each must have one); open: any provider may claim, and the key is released "
+             "to the claimant on-chain by `webi job keys` or `webi job status --watch --wallet`.")] = None,
+    encrypt_model: Annotated[bool, typer.Option(
+        "--encrypt-model", help="With --confidential: seal the model files too (--model must be a folder; it is "
+                                "checked in clear first).")] = False,
+    key_window: Annotated[int, typer.Option(
+        metavar="SECONDS", help="--confidential open: seconds the claimant has, after the key is released, to give "
+                                "the claim back unslashed if the key is unusable: 60 to half the exec window, at "
+                                "most 86,400.")] = 300,
     no_provider_check: Annotated[bool, typer.Option(
         "--no-provider-check",
         help="Post even when no registered provider serves the task at this price (their metadata is not read).")
@@ -136,9 +156,17 @@ def post(
     weights the task needs missing), a CID the store lacks or that is a file, a price or window
     outside the contract's bounds, a wallet short of WEBI or of ETH for gas, and a price under every
     registered provider's floor.
+
+    --confidential open|directed seals the inputs (and, with --encrypt-model, the model files) to a
+    fresh job key before they are uploaded; the results come back sealed too and `webi job
+    results --wallet` opens them. The wallet gets its encryption key on first use (`webi wallet
+    key`). A Directed job is refused, before anything is spent, if an allowlisted provider has
+    published no signed key.
     """
     from marketplace.client import RequestRefusedError, read_inputs
+    from marketplace.confidential_post import Sealing
     from marketplace.preflight import PreflightError
+    from marketplace.protocol import Confidentiality
 
     if not inputs.is_file():
         raise ConfigError(f"--inputs {inputs}: no such file")
@@ -147,6 +175,8 @@ def post(
     parameters = {"max_new_tokens": max_new_tokens} if max_new_tokens is not None else None
     price_wei = to_wei(price)
     texts = read_inputs(inputs)
+    sealing = Sealing(Confidentiality[confidential.name] if confidential else Confidentiality.PUBLIC,
+                      encrypt_model, key_window)
     console: Console = ctx.obj.console
     errors = Console(stderr=True)
     with contextlib.ExitStack() as uploads, \
@@ -179,6 +209,7 @@ def post(
                 min_collateral_bps=min_collateral_bps,
                 check_providers=not no_provider_check,
                 on_checked=checked,
+                sealing=sealing,
             )
         except PreflightError as error:
             for problem in error.problems:
@@ -195,6 +226,8 @@ def post(
         f"({min(sample_tasks, info.num_tasks)} tasks re-executed; spec {info.spec_cid})"
         + (f"; claimable by {len(set(members))} allowlisted providers" if members else "")
         + (f"; providers need {webi(stake_floor)} WEBI staked" if stake_floor else "")
+        + (f"; confidential ({sealing.confidentiality.name.lower()}"
+           + (", model encrypted" if encrypt_model else "") + ")" if sealing.confidential else "")
     )
 
 

@@ -1,4 +1,4 @@
-"""``webi wallet new|import|list|balance|withdraw``: V3 keystores (scrypt) for requesters and operators, and the
+"""``webi wallet new|import|list|balance|withdraw|key``: V3 keystores (scrypt) for requesters and operators, and the
 money the market holds for them."""
 
 from __future__ import annotations
@@ -154,3 +154,37 @@ def withdraw(
                               f"tx {withdrawal.tx_hash}", highlight=False, soft_wrap=True)
     finally:
         client.close()
+
+
+@app.command()
+def key(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The wallet whose encryption key to show.")],
+    rotate: Annotated[bool, typer.Option(
+        "--rotate", help="Replace it with a new one (the old one is kept, to open older jobs).")] = False,
+    password_env: PasswordEnv = None,
+    password_file: PasswordFile = None,
+) -> None:
+    """Show wallet NAME's encryption key for confidential jobs.
+
+    It is made on first use.
+    Prints its public recipient (age1...) and the key file beside the keystore, sealed with the
+    wallet's password. --rotate makes a new key for the jobs posted from now on; the old one stays
+    beside it, so results of older jobs still open.
+    """
+    from marketplace.sealed.keys import ensure, kdf_of, key_path_for
+    from marketplace.sealed.keys import rotate as rotate_key
+
+    entry = wallets(ctx).entry(name)
+    secret = password(password_env, password_file)
+    path = key_path_for(entry.path)
+    kdf, iterations = kdf_of(entry.path)
+    existed = path.exists()
+    if not existed:
+        wallets(ctx).unlock(name, secret)  # a new key is sealed with the wallet's own password: check it first
+    party = ensure(path, secret, kdf=kdf, iterations=iterations)
+    if rotate and existed:
+        party = rotate_key(path, secret, kdf=kdf, iterations=iterations)
+    verb = "rotated to" if rotate and existed else ("created" if not existed else "is")
+    ctx.obj.console.print(f"wallet [bold]{name}[/bold] encryption key {verb}: {party.recipient}\nkey file {path}",
+                          highlight=False, soft_wrap=True)
