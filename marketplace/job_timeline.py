@@ -67,6 +67,7 @@ class JobTimeline:
         self._seats: list[str] = []
         self._committed = 0
         self._revealed = 0
+        self._requester = ""  # from JobPosted: who released a confidential job's key
         self._describe: dict[str, Callable[[dict[str, Any]], str]] = {
             "JobPosted": self._posted,
             "JobCancelled": lambda a: "cancelled; the escrow is credited back to the requester",
@@ -76,6 +77,12 @@ class JobTimeline:
                                       "collateral slashed, the job is open again",
             "ResultSubmitted": lambda a: f"result submitted by {a['provider']}: outputs {a['outputCid']}, root "
                                          f"{a['resultRoot']}",
+            "KeyReleased": self._key_released,
+            "ClaimReleased": lambda a: f"{a['provider']} gave its claim back: its key did not arrive or did not open "
+                                       f"({webi(a['collateral'])} WEBI collateral unlocked, unslashed); the job is "
+                                       "open again",
+            "RevealAnsweredWithKey": lambda a: f"the provider answered the reveal demand of {a['verifier']} with the "
+                                               "job's key (the outputs stay encrypted)",
             "SeedRearmed": lambda a: f"draw seed re-armed to block {a['seedBlock']}",
             "VerifierDrawn": lambda a: f"verifier {a['verifier']} drawn, verdict due by {_time(a['deadline'])}",
             "VerifierMissed": lambda a: f"verifier {a['verifier']} missed its deadline: penalized, a new draw is "
@@ -113,6 +120,8 @@ class JobTimeline:
                 if event is None or event.event_name not in self._describe:
                     continue
                 args = _plain(event.process_log(log)["args"])
+                if event.event_name == "KeyReleased":  # ciphertext for one party: its length says enough
+                    args["wrappedKeyLength"] = (len(str(args.pop("wrappedKey", "0x"))) - 2) // 2
                 if int(args.get("jobId", -1)) == self.job_id:
                     found.append((int(log["blockNumber"]), event.event_name, "0x" + bytes(log["transactionHash"]).hex(),
                                   args))
@@ -131,9 +140,16 @@ class JobTimeline:
 
     def _posted(self, args: dict[str, Any]) -> str:
         terms = args["terms"]
+        self._requester = str(args["requester"])
         return (f"posted by {args['requester']}: {terms['numTasks']} tasks for {webi(terms['price'])} WEBI plus a "
                 f"{webi(terms['auditFee'])} WEBI audit fee ({min(terms['sampleTasks'], terms['numTasks'])} tasks "
                 "re-executed)")
+
+    def _key_released(self, args: dict[str, Any]) -> str:
+        # Only the requester or the provider may release it; before JobPosted is seen, the address.
+        sender = args["from"] if not self._requester else (
+            "the requester" if args["from"] == self._requester else "the provider")
+        return f"{sender} released the key to {args['to']}"
 
     def _panel(self, args: dict[str, Any]) -> str:
         self._seats = list(args["members"])

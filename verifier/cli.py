@@ -29,6 +29,12 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", envvar="WEB
 
 
 def _setup(ctx: typer.Context, path: Path | None) -> tuple[VerifierConfig, LocalAccount]:
+    config, account, _ = _unlock(ctx, path)
+    return config, account
+
+
+def _unlock(ctx: typer.Context, path: Path | None) -> tuple[VerifierConfig, LocalAccount, str]:
+    """The config, the account and the keystore's password (it locks the encryption key too)."""
     from marketplace.keystore import load_account, read_password
     from verifier.config import load_verifier_config
 
@@ -36,7 +42,7 @@ def _setup(ctx: typer.Context, path: Path | None) -> tuple[VerifierConfig, Local
     config = load_verifier_config(path, {"rpc_url": rpc_url})
     password = read_password(env=config.password_env, file=config.password_file,
                              prompt=f"password for {config.keystore}: ")
-    return config, load_account(config.keystore.expanduser(), password)
+    return config, load_account(config.keystore.expanduser(), password), password
 
 
 def _console(ctx: typer.Context) -> Console:
@@ -47,9 +53,12 @@ def _console(ctx: typer.Context) -> Console:
 def register(ctx: typer.Context, stake: Annotated[str, typer.Option(
                  metavar="WEBI", help="WEBI to stake, a decimal (at least the network's minimum verifier stake).")],
              config: ConfigOption = None) -> None:
-    """Stake WEBI as a verifier and commit an audit secret.
+    """Stake WEBI as a verifier, publish its encryption key and commit an audit secret.
 
-    The first audit secret puts the verifier in the draw from the next sync phase.
+    The first audit secret puts the verifier in the draw from the next sync phase. The registration
+    points to a small metadata document in the content store holding the signed public half of the
+    account's encryption key: providers release confidential jobs' keys to it. The key is created
+    beside the keystore if there is none, locked with the keystore's password.
 
     Everything the contract would refuse (stake under the minimum, too little WEBI or ETH, already
     registered) is refused before anything is sent; the approval is exactly the stake, and it is set
@@ -58,14 +67,18 @@ def register(ctx: typer.Context, stake: Annotated[str, typer.Option(
     from marketplace import staking
     from marketplace.protocol import Role
     from provider.epochs import joins_at
-    from verifier.factory import connect
+    from verifier.confidential import create_party_key, registration_metadata
+    from verifier.factory import connect, content_store
     from verifier.secrets import AuditSecrets
 
     amount = to_wei(stake)
-    settings, account = _setup(ctx, config)
+    settings, account, password = _unlock(ctx, config)
     protocol = connect(settings)
     staking.check_register(protocol, account.address, Role.VERIFIER, amount)
-    staking.register(protocol, account, Role.VERIFIER, amount)
+    key = create_party_key(settings.keystore, password)
+    with content_store(settings) as content:
+        metadata_cid = str(content.add_bytes(registration_metadata(account, key, protocol.deployment.chain_id)).cid)
+    staking.register(protocol, account, Role.VERIFIER, amount, metadata_cid)
     secrets = AuditSecrets.of(account, protocol.market)
     index = secrets.first_unused(protocol.market, account.address)
     receipt = protocol.market.commit_secret(account, secrets.commitment(index))
@@ -75,7 +88,8 @@ def register(ctx: typer.Context, stake: Annotated[str, typer.Option(
         where = (f"it joins the draw in the sync phase at block {joins_at(int(receipt['blockNumber']))} "
                  "(`webi verifier run` syncs it)")
     _console(ctx).print(f"registered {account.address} as a verifier with {webi(amount)} WEBI staked; audit secret "
-                        f"#{index} committed; {where}", highlight=False)
+                        f"#{index} committed; {where}; metadata {metadata_cid} (its encryption key)", highlight=False,
+                        soft_wrap=True)
 
 
 @app.command()
@@ -129,10 +143,11 @@ def unstake(
 @app.command()
 def run(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Audit assigned jobs until Ctrl-C or SIGTERM."""
+    from verifier.confidential import load_party_keys
     from verifier.factory import create_verifier
 
-    settings, account = _setup(ctx, config)
-    daemon = create_verifier(settings, account)
+    settings, account, password = _unlock(ctx, config)
+    daemon = create_verifier(settings, account, party_keys=load_party_keys(settings.keystore, password))
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop())
     signal.signal(signal.SIGINT, lambda *_: daemon.stop())
     _console(ctx).print(f"verifier {daemon.address} serving", highlight=False)

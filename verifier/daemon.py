@@ -61,10 +61,12 @@ from marketplace.protocol import (
     sample_seed,
     sampled_task_indices,
 )
+from marketplace.sealed.keys import PartyKey
 from marketplace.storage import ContentStore
 from provider.epochs import joins_at, sync_own_weight
 from provider.runtime import Runtime
-from verifier import evidence, outputs
+from verifier import confidential, evidence, outputs
+from verifier.confidential import JobKeys
 from verifier.journal import OPEN, AuditJournal, AuditRecord, AuditStage
 from verifier.pool import AuditPool
 from verifier.reveals import RevealDemands
@@ -115,11 +117,15 @@ class VerifierDaemon(PollingDaemon):
     pool: AuditPool = field(init=False, repr=False)
     reveals: RevealDemands = field(init=False, repr=False)
     _offers: list[tuple[int, int, int]] = field(default_factory=list, repr=False)  # this pass's audits to queue
+    # Our encryption keys (``verifier.confidential``): without one, confidential jobs are inconclusive.
+    party_keys: list[PartyKey] = field(default_factory=list, repr=False)
+    keys: JobKeys = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.secrets = AuditSecrets.of(self.account, self.market)
         self.references = References.of(self.runtime)
         self.pool = AuditPool(self._work, self.max_parallel_audits, self.stopping)
+        self.keys = JobKeys(self.market, self.address, self.party_keys)
         self.reveals = RevealDemands(self.account, self.market, self.journal, self.secrets, self.poll_interval_s,
                                      self.unavailable_grace_s)
 
@@ -128,6 +134,8 @@ class VerifierDaemon(PollingDaemon):
 
     def run(self) -> None:
         log.info("verifier %s serving (%d audit workers)", self.address, self.max_parallel_audits)
+        if not self.keys.usable:
+            log.warning("verifier %s: %s", self.address, confidential.NO_KEY)
         self.pool.start()
         try:
             super().run()
@@ -366,18 +374,25 @@ class VerifierDaemon(PollingDaemon):
         seed = audit.secret if audit.revealed else sample_seed(audit.seed, secret)
         sampled = sampled_task_indices(seed, terms.num_tasks, terms.sample_tasks)
         log.info("job %d: auditing tasks %s", job_id, sampled)
-        if audit.reveal_by == 1:  # our demand was answered: the outputs are on-chain, proven
-            found = outputs.from_chain(self.market, job_id, sampled)
+        if terms.confidential:
+            sample = confidential.audit_sealed(self.keys, self.references, self.store, job_id, posted.spec_cid,
+                                               record.output_cid, record.result_root, terms.num_tasks, sampled)
         else:
-            found = outputs.from_store(self.store, record.output_cid, record.result_root, terms.num_tasks, sampled)
+            if audit.reveal_by == 1:  # our demand was answered: the outputs are on-chain, proven
+                found = outputs.from_chain(self.market, job_id, sampled)
+            else:
+                found = outputs.from_store(self.store, record.output_cid, record.result_root, terms.num_tasks,
+                                           sampled)
+            sample = self.references.judge_sample(posted.spec_cid, sampled, found)
         facts = evidence.AuditFacts(job_id, provider, self.address, posted.spec_cid, record.output_cid,
                                     record.result_root)
-        return self._decide(record, facts, self.references.judge_sample(posted.spec_cid, sampled, found), audit)
+        return self._decide(record, facts, sample, audit, terms.confidential)
 
     def _decide(self, record: AuditRecord, facts: evidence.AuditFacts, sample: SampleAudit,
-                audit: Audit) -> AuditRecord:
+                audit: Audit, sealed: bool = False) -> AuditRecord:
         verdict = sample.verdict
-        evidence_cid = evidence.publish(self.store, evidence.document(facts, audit, sample, self.references))
+        document = evidence.document(facts, audit, sample, self.references)
+        evidence_cid = evidence.publish(self.store, evidence.redacted(document) if sealed else document)
         log.info("job %d audited: %s (%d tasks), evidence %s", record.job_id, verdict.name, len(sample.sampled),
                  evidence_cid)
         return self.journal.update(record.job_id, stage=AuditStage.CHECKED, evidence_cid=evidence_cid,

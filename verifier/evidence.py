@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +91,31 @@ def recheck_document(kind: str, job_id: int, spec_cid: str, output_cid: str, res
     return {"kind": kind, "version": VERSION, "job_id": job_id, "spec": spec_cid, "outputs": output_cid,
             "result_root": "0x" + result_root, "conclusive": sample.conclusive, **judgement(sample, references),
             **fields}
+
+
+# A quoted value in a reason ("label 'positive', recomputed 'negative'"): a confidential job's output.
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def redacted(evidence: dict[str, Any]) -> dict[str, Any]:
+    """A confidential job's evidence: the same document without a plaintext value in it.
+
+    The judgement of a job keeps no inputs, outputs or reference values anyway (indices, outcomes,
+    metrics and allowances, reasons, CIDs); what a reason quotes (a label, a parser's excerpt) is
+    replaced, and so is the text of an unusable-inputs error. ``confidential: true`` says so.
+    """
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            return _QUOTED.sub("<sealed>", value)
+        if isinstance(value, dict):
+            return {key: scrub(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [scrub(item) for item in value]
+        return value
+
+    clear = {key: value for key, value in evidence.items() if key not in ("checks", "inputs_unusable")}
+    return {**clear, "confidential": True, "checks": scrub(evidence.get("checks", [])),
+            "inputs_unusable": "the job's sealed inputs are unusable" if evidence.get("inputs_unusable") else ""}
 
 
 def publish(store: ContentStore, evidence: dict[str, Any]) -> str:

@@ -26,10 +26,13 @@ from marketplace.errors import (
     BlockMismatchError,
     ContentError,
     ContentNotFoundError,
+    SealedError,
     StoreUnavailableError,
     WebiError,
 )
 from marketplace.results import MerkleTree, parse_output_manifest, verify_proof
+from marketplace.sealed.envelope import open_sealed
+from marketplace.sealed.keys import JobKey
 from marketplace.storage import ContentStore
 from marketplace.storage.cid import Cid
 
@@ -59,16 +62,22 @@ class SampledOutputs:
 
 
 def from_store(store: ContentStore, output_cid: str, root_hex: str, num_tasks: int,
-               sampled: list[int]) -> SampledOutputs:
-    """The sampled outputs of the manifest at ``output_cid``, each proven against the root."""
+               sampled: list[int], job_key: JobKey | None = None) -> SampledOutputs:
+    """The sampled outputs of the manifest at ``output_cid``, each proven against the root.
+
+    ``job_key``: a confidential job's manifest is an age file to it, opened here (the root commits to
+    the plaintext outputs); one that does not open is the provider's doing, as a malformed one is.
+    """
     try:
         manifest = store.read_bytes(Cid.parse(output_cid), limit=_MAX_MANIFEST)
+        if job_key is not None:
+            manifest = open_sealed(manifest, job_key, f"the output manifest {output_cid}")
         outputs = parse_output_manifest(manifest, num_tasks)
     except ContentNotFoundError as error:
         raise OutputsNotFoundError(f"outputs {output_cid} unavailable: {error}") from error
     except (StoreUnavailableError, BlockMismatchError) as error:
         raise OutputsUnavailableError(f"outputs {output_cid} unavailable: {error}") from error
-    except ContentError as error:  # a malformed manifest or output CID: the provider's doing
+    except (ContentError, SealedError) as error:  # a malformed or unopenable manifest: the provider's doing
         return SampledOutputs("store", {}, {index: f"output manifest unusable: {error}" for index in sampled})
     tree = MerkleTree(outputs)
     root = bytes.fromhex(root_hex.removeprefix("0x"))

@@ -11,7 +11,9 @@ A challenged verdict is re-decided by three stake-weighted seats (``Disputes.dra
    an audit's), then commits ``vote_commitment(job, us, vote, salt)`` before ``commit_by``. Outputs
    found neither in the store nor on-chain are retried until ``commit_by`` minus a quarter of the
    vote window; then the vote is the first verdict: we cannot judge, and erasing the outputs must
-   not hand the challenger a win;
+   not hand the challenger a win. A confidential job's key must reach every member (the provider
+   releases it, ``verifier.confidential``): a member with none by the same margin votes fail, since
+   a provider that withholds it must not win its appeal;
 3. reveals once every seat has committed or ``commit_by`` has passed, before ``reveal_by``, and
    only then stores the evidence: published before, it would show the other seats our vote;
 4. resolves the challenge (anyone may) once every seat has revealed or ``reveal_by`` has passed,
@@ -45,6 +47,7 @@ from marketplace.chain.market import JobMarket
 from marketplace.errors import ContractError, WebiError
 from marketplace.journal import SqliteJournal
 from marketplace.protocol import ZERO_HASH, JobState, Panel, Verdict, vote_commitment
+from verifier.confidential import NoReleasedKeyError
 from verifier.duty import EventDuty
 from verifier.outputs import OutputsUnavailableError
 from verifier.recheck import Rechecker
@@ -212,11 +215,18 @@ class PanelDuty(EventDuty):
                                        reason="commitment found on-chain")
         if self.market.client.timestamp() >= panel.commit_by:
             return self._end(record, PanelStage.MISSED, f"the commit deadline {panel.commit_by} passed")
-        result = self.rechecker.recheck(job_id)
+        margin = int((panel.reveal_by - panel.commit_by) * UNAVAILABLE_MARGIN_SHARE)
+        try:
+            result = self.rechecker.recheck(job_id)
+        except NoReleasedKeyError:
+            # A confidential job's key is the provider's to release to every member: one that withholds it
+            # must not win by it. Waited for until the margin, then the vote is fail.
+            if self.market.client.timestamp() < panel.commit_by - margin:
+                raise
+            result = self.rechecker.withheld(job_id)
         first = self.market.audit_of(job_id)
         vote, why = result.verdict, ""
         if result.sample.outputs_source == "unavailable":
-            margin = int((panel.reveal_by - panel.commit_by) * UNAVAILABLE_MARGIN_SHARE)
             if self.market.client.timestamp() < panel.commit_by - margin:
                 raise OutputsUnavailableError(f"job {job_id}: the sampled outputs are in neither the store nor "
                                               f"the chain; retrying until chain time {panel.commit_by - margin}")

@@ -23,7 +23,8 @@ from typing import Any
 from marketplace.chain.market import JobMarket
 from marketplace.protocol import Verdict
 from marketplace.storage import ContentStore
-from verifier import evidence, outputs
+from verifier import confidential, evidence, outputs
+from verifier.confidential import JobKeys
 from verifier.verdict import References, SampleAudit
 
 
@@ -35,6 +36,7 @@ class Recheck:
     spec_cid: str
     submission: outputs.Submission
     sample: SampleAudit
+    confidential: bool = False  # its evidence is redacted (``evidence.redacted``)
 
     @property
     def sampled(self) -> list[int]:
@@ -57,21 +59,45 @@ class Rechecker:
     market: JobMarket
     store: ContentStore
     references: References
+    keys: JobKeys | None = None  # the job keys released to us (confidential jobs); none: we cannot open them
 
     def recheck(self, job_id: int) -> Recheck:
         """Redoes the audit of ``job_id``'s revealed sample. Raises ``OutputsUnavailableError`` when our
-        own store fails (retry), ``ContractError`` when the sample is not public yet (``SampleNotRevealed``)."""
+        own store fails (retry), ``ContractError`` when the sample is not public yet (``SampleNotRevealed``),
+        and, for a confidential job, ``NoReleasedKeyError`` while no key was released to us."""
         terms = self.market.terms_of(job_id)
         sampled = self.market.sampled_tasks(job_id, terms)
         submission = outputs.submission_of(self.market, job_id)
-        found = outputs.of_submission(self.market, self.store, job_id, submission, terms.num_tasks, sampled)
         spec_cid = self.market.spec_cid(job_id)
+        if terms.confidential:
+            return Recheck(job_id, spec_cid, submission, self._sealed(job_id, spec_cid, submission, terms.num_tasks,
+                                                                      sampled), confidential=True)
+        found = outputs.of_submission(self.market, self.store, job_id, submission, terms.num_tasks, sampled)
         return Recheck(job_id, spec_cid, submission, self.references.judge_sample(spec_cid, sampled, found))
+
+    def withheld(self, job_id: int) -> Recheck:
+        """A confidential job's re-check when no key reached us in time: fail (``confidential.withheld``)."""
+        terms = self.market.terms_of(job_id)
+        return Recheck(job_id, self.market.spec_cid(job_id), outputs.submission_of(self.market, job_id),
+                       confidential.withheld(self.market.sampled_tasks(job_id, terms)), confidential=True)
+
+    def _sealed(self, job_id: int, spec_cid: str, submission: outputs.Submission, num_tasks: int,
+                sampled: list[int]) -> SampleAudit:
+        keys = self.keys or JobKeys(self.market, "", [])
+        try:
+            return confidential.audit_sealed(keys, self.references, self.store, job_id, spec_cid,
+                                             submission.output_cid, submission.result_root, num_tasks, sampled)
+        except confidential.NoReleasedKeyError:
+            raise
+        except outputs.OutputsNotFoundError as missing:  # outputs are never on-chain for a confidential job
+            found = outputs.SampledOutputs("unavailable", {}, missing=f"outputs not available: {missing}")
+            return self.references.judge_sample(spec_cid, sampled, found)
 
     def document(self, kind: str, result: Recheck, **fields: Any) -> dict[str, Any]:
         """The evidence document of ``result`` (``kind``: ``webi-panel-evidence``, ...) with ``fields`` added."""
-        return evidence.recheck_document(kind, result.job_id, result.spec_cid, result.submission.output_cid,
-                                         result.submission.result_root, result.sample, self.references, **fields)
+        document = evidence.recheck_document(kind, result.job_id, result.spec_cid, result.submission.output_cid,
+                                             result.submission.result_root, result.sample, self.references, **fields)
+        return evidence.redacted(document) if result.confidential else document
 
     def evidence(self, kind: str, result: Recheck, **fields: Any) -> str:
         """Stores the evidence document of ``result`` with ``fields`` added (``document``); its CID."""

@@ -43,6 +43,7 @@ import torch
 from marketplace.errors import CidError, ContentTooLargeError, JobSpecError, ModelError
 from marketplace.jobspec import JobSpec, TaskType
 from marketplace.protocol import Verdict
+from marketplace.storage import ContentStore
 from provider.runtime import Runtime
 from verifier import compare, tolerance
 from verifier.forced import Forced, resolution, teacher_forced
@@ -198,6 +199,16 @@ class References:
                          limits=replace(runtime.limits, max_batch_rows=1))
         batched = Runtime(runtime.store, runtime.cache, devices=runtime.devices, dtype=other, limits=runtime.limits)
         return cls(runtime, second, threading.Lock(), batched)
+
+    def over(self, store: ContentStore) -> References:
+        """The same references (devices, dtypes, limits, model cache, device lock) reading ``store``: a
+        confidential job is judged over a private store holding its opened content (``verifier.confidential``)."""
+        def copy(runtime: Runtime) -> Runtime:
+            return Runtime(store, runtime.cache, devices=runtime.devices, dtype=runtime.dtype_for(runtime.devices[0]),
+                           limits=runtime.limits)
+
+        return References(copy(self.a), copy(self.b), self.device_lock,
+                          None if self.b_batched is None else copy(self.b_batched))
 
     def describe(self) -> dict[str, Any]:
         device = self.a.devices[0]

@@ -130,6 +130,7 @@ class Watchtower(EventDuty):
     watch_share: float
     poll_interval_s: float = 2.0
     _started: bool = field(default=False, repr=False)
+    _told_confidential: bool = field(default=False, repr=False)  # the skip of confidential jobs is logged once
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.watch_share <= 1.0:
@@ -175,6 +176,12 @@ class Watchtower(EventDuty):
         audit = self.market.audit_of(job_id)
         if self.address.lower() in (terms.requester.lower(), status.provider.lower(), audit.verifier.lower()):
             self._end(record, WatchStage.SKIPPED, "we are a party to the job")
+            return
+        if terms.confidential:  # its key goes to the drawn verifier and the panel only: nothing to re-check
+            if not self._told_confidential:
+                log.info("watchtower %s skips confidential jobs: it is given no key to open them", self.address)
+                self._told_confidential = True
+            self._end(record, WatchStage.SKIPPED, "a confidential job: a watchtower holds no key")
             return
         if self.market.client.timestamp() >= audit.deadline:
             self._end(record, WatchStage.CLOSED, f"the challenge window closed at {audit.deadline}")

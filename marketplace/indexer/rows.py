@@ -160,8 +160,22 @@ def event_row(event: ChainEvent) -> dict[str, Any]:
         "name": event.name,
         "job_id": event.job_id if event.contract == "market" else None,
         "account": account,
-        "args": json.dumps(plain_json(event.args)),
+        "args": json.dumps(plain_json(stored_args(event))),
     }
+
+
+def stored_args(event: ChainEvent) -> dict[str, Any]:
+    """The arguments as the events table keeps them: a ``KeyReleased``'s wrapped key as its length only.
+
+    The bytes are ciphertext (harmless) and stay on-chain for whoever they were wrapped to; the fold
+    does not read them, and rows (and the dashboard's event lists) stay small without them.
+    """
+    if event.name != "KeyReleased" or "wrappedKey" not in event.args:
+        return event.args
+    args = {key: value for key, value in event.args.items() if key != "wrappedKey"}
+    wrapped = event.args["wrappedKey"]
+    args["wrappedKeyLength"] = (len(wrapped) - 2) // 2 if isinstance(wrapped, str) else len(wrapped)
+    return args
 
 
 def event_of(row: EventRow) -> ChainEvent:

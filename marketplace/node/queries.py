@@ -20,7 +20,7 @@ from marketplace.node.ledger import Page, block_times, ledger_dict, ledger_page
 from marketplace.node.timeline import JobContext, describe
 from marketplace.output_json import parse_document
 from marketplace.protocol import LIVE_STATES as LIVE_JOB_STATES
-from marketplace.protocol import Stake, sampled_task_indices
+from marketplace.protocol import Confidentiality, Stake, sampled_task_indices
 from marketplace.provider_offers import ProviderOffer
 from marketplace.storage.cid import Cid
 from marketplace.storage.store import ContentStore
@@ -53,7 +53,15 @@ def job_dict(row: JobRow) -> dict[str, Any]:
         "posted_block": row.posted_block,
         "posted_at": row.posted_at,
         "updated_block": row.updated_block,
+        "confidential": confidentiality(row),
     }
+
+
+def confidentiality(row: JobRow) -> str | None:
+    """``"open"`` or ``"directed"`` for a confidential job (its contents are ciphertext: pages show
+    CIDs, never values), ``None`` for a public one."""
+    level = int(json.loads(row.terms).get("confidentiality", 0))
+    return None if level == Confidentiality.PUBLIC else Confidentiality(level).name.lower()
 
 
 class Queries:
@@ -117,7 +125,7 @@ class Queries:
         detail["terms"] = json.loads(row.terms)
         audit = json.loads(row.audit)
         challenge = json.loads(row.challenge) if row.challenge else None
-        context = JobContext.of(audit, challenge)
+        context = JobContext.of(audit, challenge, row.requester)
         detail["timeline"] = [  # in block order; credits are the ledger entries below
             {
                 "event": event.name,

@@ -22,20 +22,22 @@ from marketplace.units import webi
 @dataclass(frozen=True)
 class JobContext:
     """What the sentences need beyond an event's arguments: the fold's slash causes, keyed by
-    (transaction, account, role), and the job's panel (empty when nobody was eligible)."""
+    (transaction, account, role), the job's panel (empty when nobody was eligible), and its requester
+    (who released a confidential job's key: the requester or the provider)."""
 
     causes: dict[tuple[str, str, str], str] = field(default_factory=dict)
     panel: tuple[str, ...] = ()
+    requester: str = ""
 
     @classmethod
-    def of(cls, audit: dict[str, Any], challenge: dict[str, Any] | None) -> JobContext:
-        """From a job row's ``audit`` and ``challenge`` JSON."""
+    def of(cls, audit: dict[str, Any], challenge: dict[str, Any] | None, requester: str = "") -> JobContext:
+        """From a job row's ``audit`` and ``challenge`` JSON (and its requester)."""
         causes = {
             (slash["tx_hash"], slash["account"], slash["role"]): slash["cause"]
             for slash in audit.get("slashes", [])
             if slash.get("cause")
         }
-        return cls(causes, tuple(challenge["members"]) if challenge else ())
+        return cls(causes, tuple(challenge["members"]) if challenge else (), requester)
 
 
 def describe(name: str, args: dict[str, Any], tx_hash: str, context: JobContext) -> str:
@@ -77,6 +79,13 @@ def _resolved(args: dict[str, Any], _: str, context: JobContext) -> str:
     return f"challenge resolved: the verdict is upheld, {verdict} stands"
 
 
+def _key_released(args: dict[str, Any], _: str, context: JobContext) -> str:
+    """Who released a confidential job's key to whom; the wrapped key itself is never shown (the
+    events table keeps only its length)."""
+    sender = "the requester" if context.requester and args["from"] == context.requester else "the provider"
+    return f"{sender} released the key to {args['to']}"
+
+
 _Sentence = Callable[[dict[str, Any], str, JobContext], str]
 
 _SENTENCES: dict[str, _Sentence] = {
@@ -91,6 +100,14 @@ _SENTENCES: dict[str, _Sentence] = {
     ),
     "ResultSubmitted": lambda a, _, __: (
         f"result submitted by {a['provider']}: outputs {a['outputCid']}, root {a['resultRoot']}"
+    ),
+    "KeyReleased": _key_released,
+    "ClaimReleased": lambda a, _, __: (
+        f"{a['provider']} gave its claim back: its key did not arrive or did not open "
+        f"({webi(a['collateral'])} WEBI collateral unlocked, unslashed): open again"
+    ),
+    "RevealAnsweredWithKey": lambda a, _, __: (
+        f"the provider answered the reveal demand of {a['verifier']} with the job's key (the outputs stay encrypted)"
     ),
     "SeedRearmed": lambda a, _, __: f"draw re-armed: the seed is now block {a['seedBlock']}",
     "VerifierDrawn": lambda a, _, __: f"verifier {a['verifier']} drawn, verdict due by {_time(a['deadline'])}",

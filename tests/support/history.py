@@ -14,8 +14,9 @@ from eth_account.signers.local import LocalAccount
 
 from marketplace.chain.deployment import WEI
 from marketplace.chain.devnet import dev_account
-from marketplace.protocol import PANEL_SIZE, ZERO_ADDRESS, Role, Verdict
+from marketplace.protocol import PANEL_SIZE, ZERO_ADDRESS, Confidentiality, Role, Verdict
 from marketplace.results import MerkleTree
+from marketplace.sealed import JobKey, PartyKey, wrap
 from tests.conftest import OUTPUT_CID, Chain
 from tests.support.epochs import draw_panel, outside_sync_phase, past_a_sync_phase
 
@@ -108,6 +109,9 @@ class EventfulHistory:
     upheld: int  # a fail the panel upheld: rejected
     unvoted: int  # a pass challenged, the judge did not vote: finalized, slashed for each seat
     cancelled: int
+    # Open confidential: a claim given back (no key), claimed again, the key released, a reveal demand
+    # answered with the key, passed: finalized
+    confidential: int
 
 
 def eventful_history(
@@ -126,6 +130,7 @@ def eventful_history(
     governance raises ``rewardBps`` between jobs, a sync phase re-arms a draw, the judge unstakes all
     of its stake while on a panel (its no-show slashes, one a seat, come out of unbonding stake) and
     withdraws it after the cooldown, once synced out of the draw; the treasury withdraws the fees.
+    Last, an Open confidential job (``confidential_job``).
     """
     member = judge or panel_accounts()[0]
     market = chain.market
@@ -197,6 +202,32 @@ def eventful_history(
     chain.increase_time(params.unstake_cooldown + 1)
     chain.sync(member.address)  # its weight leaves the draw first: no verifier is drawn with nothing at stake
     market.withdraw_stake(member, Role.VERIFIER)
+    confidential = confidential_job(chain, requester, provider, verifier)
     market.withdraw_protocol_fees(chain.owner)
     market.withdraw(verifier)
-    return EventfulHistory(revealed, unrevealed, dismissed, overturned, upheld, unvoted, cancelled)
+    return EventfulHistory(revealed, unrevealed, dismissed, overturned, upheld, unvoted, cancelled, confidential)
+
+
+def confidential_job(chain: Chain, requester: LocalAccount, provider: LocalAccount, verifier: LocalAccount) -> int:
+    """An Open confidential job, passed by ``verifier`` (which must be the only one in the draw).
+
+    The provider claims and gives the claim back (no key came: ``ClaimReleased``, unslashed), claims
+    again; the requester releases the key to it (``KeyReleased``); after the submission the verifier
+    demands a reveal and the provider answers with the key released to the verifier
+    (``RevealAnsweredWithKey``). The wrapped keys are real age files, to throwaway party keys.
+    """
+    market = chain.market
+    job_key = JobKey.generate()
+    job = chain.post(requester, confidentiality=Confidentiality.OPEN, key_window=120)
+    market.claim_job(provider, job)
+    market.release_claim(provider, job)
+    market.claim_job(provider, job)
+    market.release_key(requester, job, provider.address, wrap(job_key, PartyKey.generate().recipient))
+    market.submit_result(provider, job, OUTPUT_CID, b"\x99" * 32)
+    chain.draw(job)
+    market.demand_reveal(verifier, job, *chain.open_secret(verifier, job))
+    market.release_key(provider, job, verifier.address, wrap(job_key, PartyKey.generate().recipient))
+    # The reveal demand opened the secret already: submitVerdict ignores the secret arguments.
+    market.submit_verdict(verifier, job, Verdict.PASS, OUTPUT_CID, bytes(32), bytes(32))
+    chain.settle(job)
+    return job

@@ -111,7 +111,7 @@ def test_every_event_folds_to_the_contracts_view_and_a_restart_folds_the_same(
     with Session(engine) as session:
         stakes = list(session.exec(select(StakeRow)).scalars())
         jobs = {row.job_id: row for row in session.exec(select(JobRow)).scalars()}
-    assert len(stakes) == 3 and len(jobs) == 7
+    assert len(stakes) == 3 and len(jobs) == 8
     for row in stakes:
         view = market.provider_stake(row.account) if row.role == "provider" else market.verifier_stake(row.account)
         assert (int(row.stake), int(row.locked), int(row.unbonding), row.duties) == (
@@ -162,13 +162,23 @@ def test_every_event_folds_to_the_contracts_view_and_a_restart_folds_the_same(
     assert sum(weights.values()) == market.total_verifier_weight()
     assert index.state.owner == market.contract.functions.owner().call()
     mine, theirs = records[verifier.address], records[panel_accounts()[0].address]
-    assert (mine.draws, mine.audits, mine.missed, mine.reveal_demands) == (7, 5, 1, 2)
+    assert (mine.draws, mine.audits, mine.missed, mine.reveal_demands) == (8, 6, 1, 3)
     assert (mine.challenged, mine.overturned, mine.upheld, json.loads(mine.verdicts)) == (
-        4, 1, 3, {"fail": 2, "inconclusive": 1, "pass": 2})
+        4, 1, 3, {"fail": 2, "inconclusive": 1, "pass": 3})
     assert (theirs.panels, theirs.seats, theirs.votes, theirs.missed_votes) == (3, 3 * PANEL_SIZE, 2, PANEL_SIZE)
     causes = Counter(slash.cause for job in index.state.jobs.values() for slash in job.slashes)
     assert causes == {SlashCause.EXPIRED_CLAIM: 1, SlashCause.MISSED_VERDICT: 1, SlashCause.FAILED_AUDIT: 2,
                       SlashCause.OVERTURNED: 1, SlashCause.MISSED_VOTE: PANEL_SIZE}
+    confidential = index.state.jobs[history.confidential]
+    assert (jobs[history.confidential].state, confidential.released_claims, confidential.revealed_tasks) == (
+        "finalized", 1, [])
+    assert [(sender, to) for sender, to, _ in confidential.key_releases] == [
+        (requester.address, provider.address), (provider.address, verifier.address)]
+    with Session(engine) as session:
+        released = [json.loads(row.args) for row in session.exec(select(EventRow).where(EventRow.name == "KeyReleased"))
+                    .scalars()]
+    # The wrapped keys stay on-chain: the row keeps their length (an age file of about 200 bytes).
+    assert [("wrappedKey" in args, 150 < args["wrappedKeyLength"] < 1_024) for args in released] == [(False, True)] * 2
     restarted, _ = make_indexer()
     assert restarted.state == index.state  # the stored events fold to the same state as the chain's
 

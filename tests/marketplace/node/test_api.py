@@ -169,6 +169,19 @@ def test_timelines_and_verifier_pages_follow_every_path_of_the_protocol(
         sampled = market.sample_of(market.audit_of(history.revealed).secret, 16, 4)
         assert told[13] == "the provider revealed the outputs of tasks " + ", ".join(map(str, sampled)) + " on-chain"
 
+        confidential = api.get(f"/jobs/{history.confidential}").json()
+        assert confidential["confidential"] == "open"
+        assert api.get(f"/jobs/{history.revealed}").json()["confidential"] is None
+        words = {step["event"]: step["summary"] for step in confidential["timeline"]}
+        assert words["ClaimReleased"].startswith(f"{provider.address} gave its claim back: its key did not arrive")
+        released = [step for step in confidential["timeline"] if step["event"] == "KeyReleased"]
+        assert [step["summary"] for step in released] == [
+            f"the requester released the key to {provider.address}",
+            f"the provider released the key to {verifier.address}"]
+        assert all("wrappedKey" not in step["args"] for step in released)  # its length only
+        answered = f"the provider answered the reveal demand of {verifier.address}"
+        assert words["RevealAnsweredWithKey"].startswith(answered)
+
         unrevealed = [step["event"] for step in api.get(f"/jobs/{history.unrevealed}").json()["timeline"]]
         assert unrevealed[3:] == ["SeedRearmed", "VerifierDrawn", "RevealDemanded", "JobSettled", "Slashed", "Burned"]
         dismissed = api.get(f"/jobs/{history.dismissed}").json()["timeline"]
@@ -192,19 +205,20 @@ def test_timelines_and_verifier_pages_follow_every_path_of_the_protocol(
         assert listed[0]["weight_share"] == 1.0 and listed[1]["weight_share"] == 0.0  # the judge left the draw
 
         mine = api.get(f"/verifiers/{verifier.address.lower()}").json()
-        assert mine["audits_done"] == 5 and mine["verdicts"] == {"pass": 2, "fail": 2, "inconclusive": 1}
-        assert (mine["draws"], mine["missed"], mine["reveal_demands"]) == (7, 1, 2)
+        assert mine["audits_done"] == 6 and mine["verdicts"] == {"pass": 3, "fail": 2, "inconclusive": 1}
+        assert (mine["draws"], mine["missed"], mine["reveal_demands"]) == (8, 1, 3)
         assert (mine["challenged"], mine["overturned"], mine["upheld"]) == (4, 1, 3)
         assert [(audit["job_id"], audit["challenge"]) for audit in mine["audits"]] == [
-            (history.unvoted, "upheld"), (history.upheld, "upheld"), (history.overturned, "overturned"),
+            (history.confidential, None), (history.unvoted, "upheld"), (history.upheld, "upheld"),
+            (history.overturned, "overturned"),
             (history.dismissed, "dismissed"), (history.revealed, None)]  # no verdict on the unrevealed job
         assert [(slash["job_id"], slash["cause"], int(slash["amount"])) for slash in mine["slashes"]] == [
             (history.revealed, "missed verdict", 10 * WEI), (history.overturned, "overturned verdict", 500 * WEI)]
         assert int(mine["slashed"]) == 510 * WEI and mine["panels"] == []
-        # Five audit fees (none for the overturned verdict) and a reward of the 10 WEBI collateral of each fail that
+        # Six audit fees (none for the overturned verdict) and a reward of the 10 WEBI collateral of each fail that
         # stood: 10 % on the unrevealed job, 20 % on the upheld one (governance raised rewardBps in between).
-        assert mine["earned"] == {"verifier_fee": str(50 * WEI), "panel_fee": "0", "reward": str(3 * WEI)}
-        assert mine["earnings"][-1]["cumulative"] == mine["earned_total"] == str(53 * WEI)
+        assert mine["earned"] == {"verifier_fee": str(60 * WEI), "panel_fee": "0", "reward": str(3 * WEI)}
+        assert mine["earnings"][-1]["cumulative"] == mine["earned_total"] == str(63 * WEI)
 
         theirs = api.get(f"/verifiers/{judge}").json()
         assert theirs["audits_done"] == 0 and (theirs["panels_sat"], theirs["seats"]) == (3, 3 * PANEL_SIZE)
