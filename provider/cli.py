@@ -6,7 +6,7 @@ import json
 import logging
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -42,11 +42,16 @@ def _config(ctx: typer.Context, path: Path | None, keystore: Path | None, store:
 
 
 def _account(config: ProviderConfig) -> LocalAccount:
+    return _unlock(config)[0]
+
+
+def _unlock(config: ProviderConfig) -> tuple[LocalAccount, str]:
+    """The unlocked account and its keystore's password (which also unlocks its encryption key)."""
     from marketplace.keystore import load_account, read_password
 
     password = read_password(env=config.password_env, file=config.password_file,
                              prompt=f"password for {config.keystore}: ")
-    return load_account(config.keystore.expanduser(), password)
+    return load_account(config.keystore.expanduser(), password), password
 
 
 def _operator(ctx: typer.Context, config: Path | None, keystore: Path | None,
@@ -71,8 +76,10 @@ def register(ctx: typer.Context, stake: Annotated[str, typer.Option(
              config: ConfigOption = None, keystore: KeystoreOption = None, store: StoreOption = None) -> None:
     """Stake WEBI as a provider and publish its metadata.
 
-    The metadata document (GPU facts, tasks, price floors) goes to the content store, and the
-    registration points to it.
+    The metadata document (GPU facts, tasks, price floors, and the signed public half of the
+    account's encryption key for confidential jobs) goes to the content store, and the
+    registration points to it. The encryption key is created beside the keystore if there is
+    none, locked with the keystore's password.
 
     Everything the contract would refuse (stake under the minimum, too little WEBI or ETH, already
     registered) is refused before anything is sent; the approval is exactly the stake, and it is set
@@ -80,31 +87,38 @@ def register(ctx: typer.Context, stake: Annotated[str, typer.Option(
     """
     from marketplace import staking
     from marketplace.protocol import Role
+    from marketplace.sealed import ensure, key_path_for, sign_encryption_key
+    from marketplace.sealed.keys import kdf_of
     from provider.factory import connect, content_store
 
     amount = to_wei(stake)
     settings = _config(ctx, config, keystore, store)
-    account = _account(settings)
+    account, password = _unlock(settings)
     protocol = connect(settings)
     staking.check_register(protocol, account.address, Role.PROVIDER, amount)
+    keystore_path = settings.keystore.expanduser()
+    kdf, iterations = kdf_of(keystore_path)
+    key = ensure(key_path_for(keystore_path), password, kdf=kdf, iterations=iterations)
+    published = sign_encryption_key(account, key.recipient, protocol.deployment.chain_id)
     with content_store(settings) as content:
-        metadata_cid = content.add_bytes(registration_metadata(settings)).cid
+        metadata_cid = content.add_bytes(registration_metadata(settings, published)).cid
     staking.register(protocol, account, Role.PROVIDER, amount, str(metadata_cid))
     _console(ctx).print(f"registered {account.address} with {webi(amount)} WEBI staked; metadata {metadata_cid}",
                         highlight=False, soft_wrap=True)
 
 
-def registration_metadata(settings: ProviderConfig) -> bytes:
+def registration_metadata(settings: ProviderConfig, encryption: dict[str, Any] | None = None) -> bytes:
     """The document a registration points to: GPU facts, the tasks served and the least price per task.
 
     ``price_floor`` is WEBI per task as decimal strings (never floats), so a requester's client can warn
-    that a job priced under it will not be claimed by this provider.
+    that a job priced under it will not be claimed by this provider. ``encryption`` is
+    ``sign_encryption_key``'s ``{"encryption_key": ...}``: requesters seal confidential jobs to it.
     """
     from provider.gpu import Gpus
 
     floors = {task.value: format(floor, "f") for task, floor in sorted(settings.price_floor.items())}
     document = {"kind": "webi-provider", "version": 1, **Gpus().describe(),
-                "tasks": sorted(task.value for task in settings.tasks), "price_floor": floors}
+                "tasks": sorted(task.value for task in settings.tasks), "price_floor": floors, **(encryption or {})}
     return json.dumps(document, sort_keys=True).encode()
 
 
@@ -151,10 +165,16 @@ def run(ctx: typer.Context, config: ConfigOption = None, keystore: KeystoreOptio
 
     The step in progress finishes first; the journal keeps the rest for the next run.
     """
+    from provider.confidential import load_party_keys
     from provider.factory import create_daemon  # imports torch: only for the command that needs it
 
     settings = _config(ctx, config, keystore, store)
-    daemon = create_daemon(settings, _account(settings))
+    account, password = _unlock(settings)
+    party_keys = load_party_keys(settings, password)
+    if not party_keys:
+        log.warning("no encryption key beside %s: confidential jobs are refused (`webi provider register` "
+                    "creates one)", settings.keystore)
+    daemon = create_daemon(settings, account, party_keys=party_keys)
     if daemon.metrics is not None and settings.metrics_port:
         daemon.metrics.serve(settings.metrics_port)
     if not daemon.gpus.available:

@@ -20,6 +20,12 @@ appeal or a finalization timed to coincide with a large job is still answered wi
 The worker only computes, publishes and journals ``computed``; every transaction is sent from the
 loop's thread (they share the account's nonce), and no new job is considered while one computes.
 
+A confidential job (``provider.confidential``) is claimed only when its key will open: a Directed
+job's from the spec, before the claim; an Open job's from the requester's on-chain release after it,
+waited for in ``claimed`` for the job's ``key_window`` and the claim given back (``releasing``) when
+none comes or it does not open. Its inputs are opened with the key, and its output manifest is sealed
+to it before it reaches the store or the archive; the Merkle root is over the plaintext outputs.
+
 Failures of the world (RPC down, store unreachable, a lost claim race, a revert) are logged and
 retried with backoff; they never stop the daemon. Only the job's own faults (a bad spec, a model
 refused) end a job, as ``skipped`` before a claim or ``failed`` after one.
@@ -42,9 +48,13 @@ from marketplace.chain.token import WebiToken
 from marketplace.daemon import PollingDaemon
 from marketplace.errors import ContractError, JobSpecError, ModelError, WebiError
 from marketplace.jobspec import JobSpec
-from marketplace.protocol import JobState, JobStatus, Params
+from marketplace.protocol import Confidentiality, JobState, JobStatus, Params
 from marketplace.results import MerkleTree, output_manifest
+from marketplace.sealed.envelope import seal
+from marketplace.sealed.keys import PartyKey
 from marketplace.storage import ContentStore
+from provider.claim_keys import ClaimKeys
+from provider.confidential import KeyRing
 from provider.config import ProviderConfig
 from provider.epochs import sync_own_weight
 from provider.follow import Follower
@@ -52,7 +62,7 @@ from provider.gpu import Gpus
 from provider.journal import ACTIVE, FINAL, FOLLOWING, JobRecord, Journal, Stage
 from provider.metrics import ProviderMetrics
 from provider.outputs import OutputArchive
-from provider.refusals import allowlist_proof, refusal_for_spec, refusal_on_chain
+from provider.refusals import allowlist_proof, refusal_for_confidentiality, refusal_for_spec, refusal_on_chain
 from provider.runtime import Runtime
 from provider.screen import screen_model
 
@@ -90,6 +100,7 @@ class ProviderDaemon(PollingDaemon):
     # timeout; defaults to ``runtime``.
     intake: Runtime | None = None
     archive: OutputArchive | None = None  # our copy of committed outputs; without it the store is asked
+    party_keys: list[PartyKey] = field(default_factory=list)  # our encryption keys; none: confidential jobs refused
     stopping: threading.Event = field(default_factory=threading.Event)
     _started: bool = field(default=False, repr=False)  # the first pass after a start ignores backoff
     _prepared: dict[int, Prepared] = field(default_factory=dict, repr=False)
@@ -98,10 +109,15 @@ class ProviderDaemon(PollingDaemon):
     _computing: Computation | None = field(default=None, repr=False)
     _wake: threading.Event = field(default_factory=threading.Event, repr=False)  # a computation ended, or stop
     follower: Follower = field(init=False, repr=False)
+    keys: KeyRing = field(init=False, repr=False)
+    claims: ClaimKeys = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.keys = KeyRing(self.market, self.reader.store, self.address, self.party_keys)
         self.follower = Follower(self.config, self.account, self.market, self.store, self.runtime, self.reader,
-                                 self.journal, self.token, self.archive, self._end, self._hook)
+                                 self.journal, self.token, self.archive, self._end, self._hook, self.keys)
+        self.claims = ClaimKeys(self.config, self.account, self.market, self.runtime, self.reader, self.journal,
+                                self.keys, self._end, self._hook)
 
     @property
     def reader(self) -> Runtime:
@@ -241,9 +257,11 @@ class ProviderDaemon(PollingDaemon):
             if status.state != JobState.CLAIMED or not mine:
                 self._follow_elsewhere(record, status, mine)
             elif record.stage == Stage.CLAIMED:
-                self._start_computing(record)
+                self._start_computing(record, status)
             else:
                 self._submit(record)
+        elif record.stage == Stage.RELEASING:
+            self.claims.release_claim(record, status, mine)
         elif record.stage in FOLLOWING:
             self.follower.follow(record, status)
 
@@ -267,18 +285,25 @@ class ProviderDaemon(PollingDaemon):
         proof: list[bytes] = []
         if reason is None:
             proof, reason = allowlist_proof(terms, spec, self.address)
+        if reason is None:
+            reason = refusal_for_confidentiality(spec, terms)
+        if reason is None and terms.confidential:
+            reason = self.keys.refusal(record.job_id, terms, spec)  # opens a Directed job's key
         if reason is not None:
             self._end(record, Stage.SKIPPED, reason)
             return
-        self.reader.check_model(spec)  # refuses pickles, unknown architectures, too-large models: ModelError
+        if self.claims.model_checkable(record.job_id, terms, spec):  # an encrypted one is opened first
+            self.reader.check_model(spec)  # refuses pickles, unknown architectures, too-large models: ModelError
         # Inputs are read and checked before collateral is at stake: a bad manifest is a skip, not a failure.
-        inputs = self.reader.read_inputs(spec)
-        if self.config.model_screen:
-            reason = screen_model(self.runtime, spec, inputs, self.config.screen_inputs)
-            if reason is not None:
-                self._end(record, Stage.SKIPPED, reason)
-                return
-        self._prepared[record.job_id] = (spec, inputs)
+        # An Open confidential job's inputs cannot be: its key comes after the claim.
+        if terms.confidentiality != Confidentiality.OPEN:
+            inputs = self.claims.read_inputs(record.job_id, spec)
+            if self.config.model_screen:
+                reason = screen_model(self.runtime, spec, inputs, self.config.screen_inputs)
+                if reason is not None:
+                    self._end(record, Stage.SKIPPED, reason)
+                    return
+            self._prepared[record.job_id] = (spec, inputs)
         if not self.gpus.idle(self.config.idle_threshold_pct):
             log.info("job %d: GPU busy with another process; waiting", record.job_id)
             self.journal.update(record.job_id, retry_at=time.time() + 5 * self.config.poll_interval_s)
@@ -298,9 +323,14 @@ class ProviderDaemon(PollingDaemon):
 
     # -- computing, on the worker thread ---------------------------------------------------------
 
-    def _start_computing(self, record: JobRecord) -> None:
-        """Hands the job to the worker thread, unless it is busy with another (this one waits its turn)."""
+    def _start_computing(self, record: JobRecord, status: JobStatus) -> None:
+        """Hands the job to the worker thread, unless it is busy with another (this one waits its turn).
+
+        A confidential job goes once its key is in hand (``provider.claim_keys``)."""
         if self._computing is not None:
+            return
+        terms = self.market.terms_of(record.job_id)
+        if terms.confidential and self.claims.job_key(record, status, terms) is None:
             return
         if self._worker is None:
             self._worker = ThreadPoolExecutor(1, thread_name_prefix="webi-compute")
@@ -336,18 +366,21 @@ class ProviderDaemon(PollingDaemon):
         started = time.perf_counter()
         if prepared is None:
             spec = self.reader.read_spec(record.spec_cid)
-            prepared = spec, self.reader.read_inputs(spec)
+            prepared = spec, self.claims.read_inputs(record.job_id, spec)
         spec, inputs = prepared
+        self.claims.model_checkable(record.job_id, self.market.terms_of(record.job_id), spec)  # opened, if encrypted
         read = time.perf_counter()
         self._hook("inputs-read", record.job_id)
         outputs = self.runtime.run(spec, inputs)
         ran = time.perf_counter()
         self._hook("ran", record.job_id)
         manifest = output_manifest(outputs)
+        if spec.confidential is not None:  # the root is over the plaintext; only the stored copy is sealed
+            manifest = seal(manifest, spec.confidential, f"job {record.job_id}'s output manifest")
         with ThreadPoolExecutor(1, thread_name_prefix="webi-merkle") as pool:  # hash while uploading
             tree = pool.submit(MerkleTree, outputs)
             if self.archive is not None:  # kept for reveal demands and appeals, whatever the store does
-                self.archive.keep(record.job_id, manifest)
+                self.archive.keep(record.job_id, manifest)  # a confidential job's: the exact ciphertext
             output_cid = self.store.add_bytes(manifest).cid
             root = tree.result().root
         published = time.perf_counter()
@@ -391,6 +424,8 @@ class ProviderDaemon(PollingDaemon):
     def _end(self, record: JobRecord, stage: Stage, reason: str, **changes: object) -> None:
         self._prepared.pop(record.job_id, None)
         self.journal.update(record.job_id, stage=stage, reason=reason[:500], **changes)
+        if stage in FINAL:
+            self.keys.forget(record.job_id)
         if stage in FINAL and self.archive is not None:
             self.archive.drop(record.job_id)
         log.info("job %d %s%s", record.job_id, stage.value, f": {reason}" if reason else "")

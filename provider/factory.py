@@ -1,4 +1,5 @@
-"""Builds a provider daemon from its config: chain, deployment, stores, runtimes, journal, output archive, GPUs."""
+"""Builds a provider daemon from its config: chain, deployment, stores, runtimes, journal, output archive, GPUs,
+and the account's encryption keys (confidential jobs)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from eth_account.signers.local import LocalAccount
 
 from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import Deployment, Protocol, connect_protocol, protocol_abis
+from marketplace.sealed.keys import PartyKey
 from marketplace.storage import ContentStore, open_store
 from marketplace.storage.gateway import GatewayStore
 from marketplace.storage.kubo import KuboStore
+from provider.confidential import load_party_keys
 from provider.config import ProviderConfig
 from provider.daemon import Hook, ProviderDaemon
 from provider.gpu import Gpus
@@ -43,7 +46,10 @@ def intake_store(config: ProviderConfig) -> ContentStore:
 
 
 def create_daemon(config: ProviderConfig, account: LocalAccount, *, hook: Hook | None = None,
-                  metrics: bool = True, runtime_class: type[Runtime] = Runtime) -> ProviderDaemon:
+                  metrics: bool = True, runtime_class: type[Runtime] = Runtime,
+                  party_keys: list[PartyKey] | None = None) -> ProviderDaemon:
+    """The daemon for ``account``. ``party_keys``: its encryption keys, loaded from beside the keystore
+    (with the config's password source) when not given; none without a key file (confidential jobs refused)."""
     protocol = connect(config)
     store = content_store(config)
     limits = RuntimeLimits(max_weight_bytes=config.max_weight_bytes, max_vram_share=config.max_vram_share)
@@ -53,4 +59,5 @@ def create_daemon(config: ProviderConfig, account: LocalAccount, *, hook: Hook |
     archive = OutputArchive(config.state / f"outputs-{protocol.deployment.chain_id}-{account.address.lower()}")
     return ProviderDaemon(config, account, protocol.market, store, runtime, journal, Gpus(),
                           ProviderMetrics() if metrics else None, hook, token=protocol.token, intake=intake,
-                          archive=archive)
+                          archive=archive,
+                          party_keys=load_party_keys(config) if party_keys is None else party_keys)

@@ -15,6 +15,9 @@ state the audit can be in:
   (``provider.outputs.republish``) before the verifier or the panel fetches them, so a store that
   dropped them (a requester that garbage-collects its own store) cannot blind the audit; journaled
   in ``republished``, so it is done once per draw and once per challenge;
+- a confidential job (``provider.confidential``): once a verifier is drawn, the job key wrapped to
+  its published key (``releaseKey``), once per verifier; a reveal demand is answered with the key
+  again, never with outputs on-chain; each panel member gets it once the panel is drawn;
 - challenged: ``drawPanel`` once its seed block exists and ``resolveChallenge`` once the panel's
   votes are in (anyone may; the provider wants its answer);
 - audited, window over: ``finalize``; finalized or rejected: the journal records the end, and the
@@ -33,15 +36,18 @@ from eth_account.signers.local import LocalAccount
 from marketplace.chain.market import JobMarket
 from marketplace.chain.token import WebiToken
 from marketplace.errors import ContractError, JobSpecError, ModelError, WebiError
-from marketplace.protocol import Audit, CreditKind, JobState, JobStatus, Verdict
+from marketplace.jobspec import JobSpec
+from marketplace.protocol import Audit, CreditKind, JobState, JobStatus, JobTerms, Role, Verdict
 from marketplace.results import MerkleTree
 from marketplace.storage import ContentStore
 from provider.appeals import InsufficientBondError, challenge_verdict, failed_in_evidence, review, verdict_evidence
+from provider.confidential import KeyRing, read_sealed_inputs
 from provider.config import ProviderConfig
 from provider.journal import JobRecord, Journal, Stage
-from provider.outputs import OutputArchive, committed_outputs, republish
+from provider.outputs import Opener, OutputArchive, committed_outputs, republish
 from provider.reveals import reveal_payload
 from provider.runtime import Runtime
+from provider.runtime.runtime import MAX_INPUT_MANIFEST
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +73,7 @@ class Follower:
     archive: OutputArchive | None
     end: End  # the daemon's ``_end(record, stage, reason, **changes)``
     hook: Hook
+    keys: KeyRing | None = None  # confidential jobs' keys; shared with the daemon
 
     @property
     def address(self) -> str:
@@ -84,10 +91,14 @@ class Follower:
         changes: dict[str, object] = {"stage": Stage.SUBMITTED, "retry_at": time.time() + self.config.poll_interval_s}
         if status.state == JobState.SUBMITTED:
             audit = self.market.audit_of(job_id)
+            sealed = self._sealed(record)
             if audit.drawn:
                 changes.update(self._republish(record, f"draw-{audit.draws}"))
+                if sealed is not None and not audit.reveal_pending:
+                    changes.update(self._hand_key(record, sealed, audit.verifier))
             if audit.reveal_pending:
-                changes.update(self._reveal(record, audit))
+                changes.update(self._reveal(record, audit) if sealed is None else
+                               self._reveal_with_key(record, audit, sealed))
             else:
                 self._audit_along(record, status, audit)
         elif status.state == JobState.AUDITED:
@@ -99,7 +110,7 @@ class Follower:
                 self._anyone_may("finalize", job_id)
         elif status.state == JobState.CHALLENGED:
             changes.update(self._republish(record, "challenge"))
-            changes["reason"] = self._challenged(job_id)
+            changes["reason"] = self._challenged(record)
         self.journal.update(job_id, **changes)  # re-read the job at the next poll
 
     # -- the audit -----------------------------------------------------------------------------
@@ -115,7 +126,7 @@ class Follower:
         output_cid = record.output_cid or self._submitted_cid(job_id)
         try:
             done = republish(job_id, self.market.result_root(job_id), record.num_tasks, self.archive, self.store,
-                             output_cid)
+                             output_cid, self._opener(record))
         except WebiError as error:
             log.warning("job %d: could not publish the outputs again (%s): %s; trying again", job_id, occasion,
                         error)
@@ -162,6 +173,46 @@ class Follower:
         return {"stage": Stage.SUBMITTED, "reason": "outputs revealed", "attempts": 0,
                 "reveal_tx": receipt["transactionHash"].to_0x_hex()}
 
+    def _reveal_with_key(self, record: JobRecord, audit: Audit, sealed: tuple[JobTerms, JobSpec]) -> dict[str, object]:
+        """A reveal demand on a confidential job: the key, released to the demanding verifier, answers it.
+
+        A verifier that published no key cannot be answered; the reveal rule then decides (the
+        contract cannot tell its fault from ours).
+        """
+        job_id = record.job_id
+        if self.market.client.timestamp() > audit.reveal_by:
+            log.error("job %d: the reveal demanded by %s was due at %d; too late", job_id, audit.verifier,
+                      audit.reveal_by)
+            return {"stage": Stage.SUBMITTED, "reason": f"missed the reveal deadline {audit.reveal_by}"}
+        self.journal.update(job_id, stage=Stage.REVEALING,
+                            reason=f"reveal demanded by {audit.verifier}, due {audit.reveal_by}: releasing the key")
+        self.hook("revealing", job_id)
+        assert self.keys is not None  # ``sealed`` comes from it
+        if not self.keys.hand_on(self.account, job_id, *sealed, audit.verifier, Role.VERIFIER, again=True):
+            return {"stage": Stage.SUBMITTED, "reason": f"reveal demanded by {audit.verifier}, which published no "
+                                                        "encryption key: the key cannot be released to it"}
+        self.hook("reveal-sent", job_id)
+        return {"stage": Stage.SUBMITTED, "reason": "reveal answered with the key", "attempts": 0}
+
+    def _hand_key(self, record: JobRecord, sealed: tuple[JobTerms, JobSpec], to: str) -> dict[str, object]:
+        """The job key to a drawn verifier or panel member, once; the journal changes (a note when it cannot)."""
+        assert self.keys is not None  # ``sealed`` comes from it
+        if self.keys.hand_on(self.account, record.job_id, *sealed, to, Role.VERIFIER):
+            return {}
+        return {"reason": f"{to} published no encryption key: it cannot open the job"}
+
+    def _sealed(self, record: JobRecord) -> tuple[JobTerms, JobSpec] | None:
+        """A confidential job's terms and spec; ``None`` for a public one (nothing read)."""
+        terms = self.market.terms_of(record.job_id)
+        if not terms.confidential or self.keys is None:
+            return None
+        return terms, self.keys.spec_of(record.job_id, record.spec_cid, self.reader.read_spec)
+
+    def _opener(self, record: JobRecord) -> Opener | None:
+        """What opens a confidential job's sealed output manifest; ``None`` for a public job."""
+        sealed = self._sealed(record)
+        return None if sealed is None or self.keys is None else self.keys.opener(record.job_id, *sealed)
+
     # -- an appeal -----------------------------------------------------------------------------
 
     def _appeal(self, record: JobRecord, audit: Audit) -> dict[str, object]:
@@ -176,7 +227,11 @@ class Follower:
         indices = self.market.sampled_tasks(job_id, terms)
         try:
             spec = self.reader.read_spec(record.spec_cid)
-            inputs = self.reader.read_inputs(spec)
+            key = None if self.keys is None or spec.confidential is None else self.keys.job_key(job_id, terms, spec)
+            inputs = (self.reader.read_inputs(spec) if key is None else
+                      read_sealed_inputs(self.reader.store, spec, key, MAX_INPUT_MANIFEST))
+            if key is not None and spec.confidential is not None and spec.confidential.model_encrypted:
+                self.runtime.open_model(spec, key)  # into the cache again, if it was cleared
         except (JobSpecError, ModelError) as error:  # the job ran from them; they will not improve
             return self._decided(f"not challenged: the job's spec or inputs are unusable now: {error}")
         outputs, _ = self._outputs(record)
@@ -206,13 +261,19 @@ class Follower:
         """The journal changes that record an appeal decided, taken once."""
         return {"stage": Stage.SUBMITTED, "appeal": appeal[:500], "attempts": 0}
 
-    def _challenged(self, job_id: int) -> str:
-        """Draws the panel once its seed block exists, and resolves the challenge once the votes are in."""
+    def _challenged(self, record: JobRecord) -> str:
+        """Draws the panel once its seed block exists, hands a confidential job's key to each member, and
+        resolves the challenge once the votes are in."""
+        job_id = record.job_id
         panel = self.market.panel_of(job_id)
         if panel.size == 0:
             if self.market.client.w3.eth.block_number > panel.seed_block:
                 self._anyone_may("draw_panel", job_id)
             return f"challenged by {panel.challenger}: drawing the panel"
+        sealed = self._sealed(record)
+        if sealed is not None:
+            for member in panel.members:
+                self._hand_key(record, sealed, member)
         if self.market.client.timestamp() > panel.reveal_by:
             self._anyone_may("resolve_challenge", job_id)
         return f"challenged by {panel.challenger}: the panel votes until {panel.reveal_by}"
@@ -222,7 +283,7 @@ class Follower:
     def _outputs(self, record: JobRecord) -> tuple[list[bytes], MerkleTree]:
         output_cid = record.output_cid or self._submitted_cid(record.job_id)
         return committed_outputs(record.job_id, self.market.result_root(record.job_id), record.num_tasks,
-                                 self.archive, self.store, output_cid)
+                                 self.archive, self.store, output_cid, self._opener(record))
 
     def _submitted_cid(self, job_id: int) -> str:
         events = self.market.contract.events.ResultSubmitted().get_logs(from_block=self.market.from_block,

@@ -22,7 +22,8 @@ from marketplace.journal import SqliteJournal
 class Stage(enum.StrEnum):
     SEEN = "seen"            # posted; not yet decided
     SKIPPED = "skipped"      # not for us (reason says why); final
-    CLAIMED = "claimed"      # our claim is on-chain
+    CLAIMED = "claimed"      # our claim is on-chain (an Open confidential job waits here for its key)
+    RELEASING = "releasing"  # an Open confidential job's key never came or does not open: giving the claim back
     COMPUTED = "computed"    # outputs published; root known
     SUBMITTED = "submitted"  # our result is on-chain; following it to the end
     REVEALING = "revealing"  # a verifier demanded the sampled outputs; putting them on-chain
@@ -35,7 +36,7 @@ class Stage(enum.StrEnum):
 
 # After the submission: the job is ours and on-chain, and the daemon follows it to its end.
 FOLLOWING = (Stage.SUBMITTED, Stage.REVEALING, Stage.APPEALING)
-ACTIVE = (Stage.SEEN, Stage.CLAIMED, Stage.COMPUTED, *FOLLOWING)
+ACTIVE = (Stage.SEEN, Stage.CLAIMED, Stage.RELEASING, Stage.COMPUTED, *FOLLOWING)
 FINAL = (Stage.SKIPPED, Stage.FINALIZED, Stage.REJECTED, Stage.LOST, Stage.FAILED)
 
 
@@ -52,6 +53,7 @@ class JobRecord(SQLModel, table=True):
     submit_tx: str = ""
     reveal_tx: str = ""
     challenge_tx: str = ""
+    release_tx: str = ""  # an Open confidential job's claim given back (``releaseClaim``)
     appeal: str = ""  # once decided: whether we challenged a failed verdict, and why
     republished: str = ""  # the last audit event ("draw-N", "challenge") our outputs were re-added to the store for
     num_tasks: int = 0

@@ -11,12 +11,18 @@ The store may also be someone else's (the requester's, say) and may drop the out
 (unpin and garbage-collect): so when a job of ours is audited or challenged, the daemon adds the
 archived manifest to the store again (``republish``). The same bytes give the same CID, so what the
 verifier or the panel fetches is exactly what was committed.
+
+A confidential job's archive holds the exact ciphertext it published (age is randomized: sealing the
+same outputs again would give another CID), never the plaintext: ``opener`` (the job key, from
+``provider.confidential``) turns it back into the manifest whenever the outputs themselves are needed,
+so the root is checked against the plaintext and republishing adds the committed ciphertext again.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +31,9 @@ from marketplace.results import MerkleTree, parse_output_manifest
 from marketplace.storage import Cid, ContentStore
 
 log = logging.getLogger(__name__)
+
+# What a stored manifest is before it is parsed: itself for a public job, the job key's decryption otherwise.
+Opener = Callable[[bytes], bytes]
 
 
 @dataclass(frozen=True)
@@ -56,16 +65,17 @@ class OutputArchive:
 
 
 def committed_outputs(job_id: int, root: bytes, num_tasks: int, archive: OutputArchive | None,
-                      store: ContentStore, output_cid: str) -> tuple[list[bytes], MerkleTree]:
+                      store: ContentStore, output_cid: str,
+                      opener: Opener | None = None) -> tuple[list[bytes], MerkleTree]:
     """The outputs behind ``root`` and their tree: from the archive, else from the store.
 
     A copy that does not rebuild the root (a damaged file, another job's outputs) is not used: what
     goes on-chain or into an appeal must be what was committed. ``ContentError`` when neither
-    source has it.
+    source has it. ``opener`` opens a confidential job's sealed manifest first.
     """
     problems: list[str] = []
     if archive is not None:
-        found = _rebuilds(archive.load(job_id), root, num_tasks, str(archive.path(job_id)), problems)
+        found = _rebuilds(archive.load(job_id), root, num_tasks, str(archive.path(job_id)), problems, opener)
         if found is not None:
             return found
     if output_cid:
@@ -74,7 +84,7 @@ def committed_outputs(job_id: int, root: bytes, num_tasks: int, archive: OutputA
         except WebiError as error:
             problems.append(str(error))
         else:
-            found = _rebuilds(data, root, num_tasks, f"{store.name} {output_cid}", problems)
+            found = _rebuilds(data, root, num_tasks, f"{store.name} {output_cid}", problems, opener)
             if found is not None:
                 return found
     raise ContentError(f"job {job_id}: the committed outputs are not available"
@@ -82,11 +92,11 @@ def committed_outputs(job_id: int, root: bytes, num_tasks: int, archive: OutputA
 
 
 def _rebuilds(data: bytes | None, root: bytes, num_tasks: int, where: str,
-              problems: list[str]) -> tuple[list[bytes], MerkleTree] | None:
+              problems: list[str], opener: Opener | None = None) -> tuple[list[bytes], MerkleTree] | None:
     if data is None:
         return None
     try:
-        outputs = parse_output_manifest(data, num_tasks)
+        outputs = parse_output_manifest(data if opener is None else opener(data), num_tasks)
     except (ValueError, WebiError) as error:
         problems.append(f"{where}: {error}")
         return None
@@ -98,15 +108,16 @@ def _rebuilds(data: bytes | None, root: bytes, num_tasks: int, where: str,
 
 
 def republish(job_id: int, root: bytes, num_tasks: int, archive: OutputArchive, store: ContentStore,
-              output_cid: str) -> bool:
+              output_cid: str, opener: Opener | None = None) -> bool:
     """Adds the archived manifest of ``job_id`` to ``store`` again (pinned), so it serves ``output_cid``.
 
-    Only a copy that rebuilds the committed root and gives the committed CID is added. Whether the
+    Only a copy that rebuilds the committed root (once opened, for a confidential job) and gives the
+    committed CID is added: a confidential job's ciphertext as it was published. Whether the
     store holds the outputs now; a store error propagates (the caller tries again later).
     """
     problems: list[str] = []
     data = archive.load(job_id)
-    if data is None or _rebuilds(data, root, num_tasks, str(archive.path(job_id)), problems) is None:
+    if data is None or _rebuilds(data, root, num_tasks, str(archive.path(job_id)), problems, opener) is None:
         log.warning("job %d: no archived copy of the outputs to publish again%s", job_id,
                     f" ({'; '.join(problems)})" if problems else "")
         return False

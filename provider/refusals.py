@@ -85,3 +85,13 @@ def refusal_for_spec(spec: JobSpec, terms: JobTerms, config: ProviderConfig) -> 
     if terms.price // terms.num_tasks < floor:
         return f"{terms.price // terms.num_tasks} wei per task is under this provider's floor of {floor}"
     return None
+
+
+def refusal_for_confidentiality(spec: JobSpec, terms: JobTerms) -> str | None:
+    """A spec that does not fit the job's on-chain confidentiality: sealed content needs an envelope, and
+    an envelope on a public job would leave its content unreadable to the verifier's public checks."""
+    if terms.confidential and spec.confidential is None:
+        return "the job is confidential on-chain, but its spec has no confidential section"
+    if not terms.confidential and spec.confidential is not None:
+        return "the spec is sealed, but the job was posted as public"
+    return None

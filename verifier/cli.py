@@ -53,10 +53,10 @@ def _console(ctx: typer.Context) -> Console:
 def register(ctx: typer.Context, stake: Annotated[str, typer.Option(
                  metavar="WEBI", help="WEBI to stake, a decimal (at least the network's minimum verifier stake).")],
              config: ConfigOption = None) -> None:
-    """Stake WEBI as a verifier, publish its encryption key and commit an audit secret.
+    """Stake WEBI as a verifier and publish its encryption key.
 
-    The first audit secret puts the verifier in the draw from the next sync phase. The registration
-    points to a small metadata document in the content store holding the signed public half of the
+    It also commits an audit secret, which puts the verifier in the draw from the next sync phase.
+    The registration points to a small metadata document in the content store holding the signed public half of the
     account's encryption key: providers release confidential jobs' keys to it. The key is created
     beside the keystore if there is none, locked with the keystore's password.
 

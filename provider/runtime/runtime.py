@@ -24,10 +24,17 @@ import torch
 
 from marketplace.errors import JobSpecError, ModelError
 from marketplace.jobspec import JobSpec, TaskType, parse_inputs, parse_spec
+from marketplace.sealed.keys import JobKey
 from marketplace.storage import ContentStore
 from marketplace.storage.cid import Cid
 from provider.runtime.batching import plan_batches
-from provider.runtime.bundle import BundleFacts, check_bundle_at, fetch_bundle
+from provider.runtime.bundle import (
+    BundleFacts,
+    check_bundle_at,
+    check_opened_bundle,
+    fetch_bundle,
+    open_encrypted_bundle,
+)
 from provider.runtime.device import available_devices, default_dtype, free_memory
 from provider.runtime.tasks import TASKS, load_model
 
@@ -105,13 +112,12 @@ class Runtime:
         the task needs (``ModelError``), or parameters the model cannot take (``JobSpecError``: more
         positions than its table holds). The requester's fault, unlike this machine's limits
         (``check_model``): a verifier excuses the provider for it."""
-        return check_bundle_at(self.store, Cid.parse(spec.model), spec.task, spec.parameters, None)
+        return self._check_bundle(spec, None)
 
     def check_model(self, spec: JobSpec) -> BundleFacts:
         """Refuses a job this machine must not or cannot run, before fetching its weights: what
         ``check_job`` refuses, and a model over this runtime's weight or memory limits."""
-        facts = check_bundle_at(self.store, Cid.parse(spec.model), spec.task, spec.parameters,
-                                self.limits.max_weight_bytes)
+        facts = self._check_bundle(spec, self.limits.max_weight_bytes)
         for device in self.devices:
             free = free_memory(device)
             if free is None:
@@ -122,6 +128,19 @@ class Runtime:
                 raise ModelError(f"{facts.name} needs about {need >> 20} MiB on {device}, "
                                  f"more than {self.limits.max_vram_share:.0%} of its {free >> 20} MiB free")
         return facts
+
+    def open_model(self, spec: JobSpec, job_key: JobKey) -> Path:
+        """A confidential job's encrypted bundle, fetched and opened into the cache (keyed by its
+        ciphertext CID), so that ``check_model`` and ``load`` work on the plaintext folder."""
+        return open_encrypted_bundle(self.store, Cid.parse(spec.model), self.cache / "models", job_key,
+                                     self.limits.max_weight_bytes)
+
+    def _check_bundle(self, spec: JobSpec, max_weight_bytes: int | None) -> BundleFacts:
+        """``check_bundle`` over the store's listing, or over the opened folder of an encrypted bundle."""
+        if spec.confidential is not None and spec.confidential.model_encrypted:
+            return check_opened_bundle(Cid.parse(spec.model), self.cache / "models", spec.task, spec.parameters,
+                                       max_weight_bytes)
+        return check_bundle_at(self.store, Cid.parse(spec.model), spec.task, spec.parameters, max_weight_bytes)
 
     def load(self, spec: JobSpec, device: torch.device) -> LoadedModel:
         """The model on ``device``, loaded now unless resident; a new model first evicts the least recently used."""
