@@ -63,14 +63,11 @@ class ProviderOffer:
 def provider_offers(market: JobMarket, store: ContentStore) -> list[ProviderOffer]:
     """Every provider registered now (stake above zero), with its metadata document when the store has it.
 
-    One ``Registered`` scan and one stake view per provider; a document the store lacks or cannot parse
-    leaves that provider's offer unpublished (logged at debug), never fails the caller.
+    One scan of ``Registered`` and ``MetadataUpdated`` and one stake view per provider; a document the
+    store lacks or cannot parse leaves that provider's offer unpublished (logged at debug), never fails
+    the caller.
     """
-    events = market.contract.events.Registered().get_logs(
-        from_block=market.from_block, argument_filters={"role": int(Role.PROVIDER)})
-    latest: dict[str, str] = {}
-    for event in events:  # a provider registers again after a full unstake: its last document counts
-        latest[str(event["args"]["account"])] = str(event["args"]["metadataCid"])
+    latest = latest_metadata(market, Role.PROVIDER)
     offers = []
     for address, cid in latest.items():
         stake = market.provider_stake(address)
@@ -78,6 +75,21 @@ def provider_offers(market: JobMarket, store: ContentStore) -> list[ProviderOffe
             continue
         offers.append(ProviderOffer.from_metadata(address, stake, _document(store, cid)))
     return offers
+
+
+def latest_metadata(market: JobMarket, role: Role, account: str | None = None) -> dict[str, str]:
+    """Each ``role`` account's metadata CID in force: its latest ``Registered`` or ``MetadataUpdated``
+    (a staker registers again after a full unstake, and updates its document after a key rotation)."""
+    filters: dict[str, Any] = {"role": int(role)} | ({"account": account} if account else {})
+    found = []
+    for name in ("Registered", "MetadataUpdated"):
+        for event in getattr(market.contract.events, name)().get_logs(from_block=market.from_block,
+                                                                         argument_filters=filters):
+            found.append(((int(event["blockNumber"]), int(event["logIndex"])), event["args"]))
+    latest: dict[str, str] = {}
+    for _, args in sorted(found, key=lambda item: item[0]):
+        latest[str(args["account"])] = str(args["metadataCid"])
+    return latest
 
 
 def _document(store: ContentStore, cid: str) -> Any:
@@ -90,4 +102,4 @@ def _document(store: ContentStore, cid: str) -> Any:
         return None
 
 
-__all__ = ["ProviderOffer", "provider_offers"]
+__all__ = ["ProviderOffer", "latest_metadata", "provider_offers"]

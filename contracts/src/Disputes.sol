@@ -13,9 +13,11 @@ import {MarketBase} from "./MarketBase.sol";
 /// @notice The draw of a job's verifier and the disputes of an audit: a verifier that missed its
 ///         deadline, reveal demands for outputs a verifier cannot retrieve, and
 ///         challenges of a provisional verdict, re-decided by a stake-weighted panel voting by
-///         commit and reveal. JobMarket runs this code with DELEGATECALL, on its own storage: the
-///         contract exists only so that JobMarket fits the 24 KiB code limit. Its functions are
-///         documented in IJobMarket.
+///         commit and reveal; and, for JobMarket's code size only, cancelling, reclaiming an
+///         expired claim, metadata updates and confidential jobs' key release and claim release.
+///         JobMarket runs this code with DELEGATECALL, on its own storage: the contract exists
+///         only so that JobMarket fits the 24 KiB code limit (24,325 bytes of 24,576 now). Its
+///         functions are documented in IJobMarket.
 /// @dev Warning: a panel is a majority of three independent stake-weighted draws (seats); an
 ///      attacker with a share s of the eligible verifier stake controls it with probability
 ///      3s^2 - 2s^3, however it splits that stake.
@@ -148,7 +150,26 @@ contract Disputes is MarketBase {
         _settle(jobId, terms_, status, Verdict.Fail, a.verifier, true);
     }
 
+    // ─────────────────────────────────────────────────────────── Moved for size
+
+    /// @dev See IJobMarket. Here, not in JobMarket, only for JobMarket's code size.
+    function cancelJob(uint256 jobId, JobTerms calldata terms_) external onlyDelegated {
+        JobStatus storage status = _checked(jobId, terms_, JobState.Open);
+        if (msg.sender != terms_.requester) revert NotRequester(jobId, msg.sender);
+        status.state = JobState.Cancelled;
+        delete _termsHashes[jobId];
+        emit JobCancelled(jobId);
+        _credit(terms_.requester, jobId, CreditKind.Refund, uint256(terms_.price) + terms_.auditFee);
+    }
+
     // ─────────────────────────────────────────────────────────── Confidential jobs
+
+    /// @dev See IJobMarket. Here, not in Staking, only for JobMarket's code size.
+    function updateMetadata(Role role, string calldata metadataCid) external onlyDelegated {
+        Stake storage s = role == Role.Provider ? _providers[msg.sender] : _verifiers[msg.sender];
+        if (s.stake == 0) revert NotRegistered(msg.sender, role);
+        emit MetadataUpdated(msg.sender, role, metadataCid);
+    }
 
     /// @dev See IJobMarket.
     function reclaimExpired(uint256 jobId, JobTerms calldata terms_) external onlyDelegated {

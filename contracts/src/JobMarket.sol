@@ -72,16 +72,6 @@ contract JobMarket is Audits {
     }
 
     /// @inheritdoc IJobMarket
-    function cancelJob(uint256 jobId, JobTerms calldata terms_) external {
-        JobStatus storage status = _checked(jobId, terms_, JobState.Open);
-        if (msg.sender != terms_.requester) revert NotRequester(jobId, msg.sender);
-        status.state = JobState.Cancelled;
-        delete _termsHashes[jobId];
-        emit JobCancelled(jobId);
-        _credit(terms_.requester, jobId, CreditKind.Refund, uint256(terms_.price) + terms_.auditFee);
-    }
-
-    /// @inheritdoc IJobMarket
     function claimJob(uint256 jobId, JobTerms calldata terms_, bytes32[] calldata proof) external {
         _checked(jobId, terms_, JobState.Open);
         if (block.timestamp > terms_.claimBy) revert ClaimWindowClosed(jobId, terms_.claimBy);
@@ -148,6 +138,16 @@ contract JobMarket is Audits {
     }
 
     // ─────────────────────────────────────────────────────────── Disputes (delegated)
+
+    /// @inheritdoc IJobMarket
+    function cancelJob(uint256, JobTerms calldata) external {
+        _delegate();
+    }
+
+    /// @inheritdoc IJobMarket
+    function updateMetadata(Role, string calldata) external {
+        _delegate();
+    }
 
     /// @inheritdoc IJobMarket
     function reclaimExpired(uint256, JobTerms calldata) external {

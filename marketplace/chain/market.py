@@ -60,6 +60,10 @@ class JobMarket:
     def register(self, account: LocalAccount, role: Role, amount: int, metadata_cid: str = "") -> TxReceipt:
         return self.client.transact(account, self.contract.functions.register(int(role), amount, metadata_cid))
 
+    def update_metadata(self, account: LocalAccount, role: Role, metadata_cid: str) -> TxReceipt:
+        """Points ``account``'s registration in ``role`` to a new metadata document (``MetadataUpdated``)."""
+        return self.client.transact(account, self.contract.functions.updateMetadata(int(role), metadata_cid))
+
     def add_stake(self, account: LocalAccount, role: Role, amount: int) -> TxReceipt:
         return self.client.transact(account, self.contract.functions.addStake(int(role), amount))
 

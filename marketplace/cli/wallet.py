@@ -15,6 +15,8 @@ from marketplace.errors import ConfigError
 from marketplace.units import webi
 
 if TYPE_CHECKING:  # the commands import web3 and eth_account when they run, not when the CLI starts
+    from eth_account.signers.local import LocalAccount
+
     from marketplace.wallet import Wallets
 
 app = ReadableTyper(help="Create, import and inspect wallets (V3 keystores).", no_args_is_help=True)
@@ -164,13 +166,19 @@ def key(
         "--rotate", help="Replace it with a new one (the old one is kept, to open older jobs).")] = False,
     password_env: PasswordEnv = None,
     password_file: PasswordFile = None,
+    store: Annotated[str | None, typer.Option(
+        envvar="WEBI_STORE", metavar="STORE",
+        help="--rotate: content store for the re-published metadata (default: the node's).")] = None,
+    deployments: DeploymentsOption = None,
 ) -> None:
     """Show wallet NAME's encryption key for confidential jobs.
 
     It is made on first use.
     Prints its public recipient (age1...) and the key file beside the keystore, sealed with the
     wallet's password. --rotate makes a new key for the jobs posted from now on; the old one stays
-    beside it, so results of older jobs still open.
+    beside it, so results of older jobs still open. A provider or verifier account re-publishes
+    it: a copy of its metadata document with the new key signed in, named on-chain by
+    updateMetadata, so that keys are wrapped to the new one from then on.
     """
     from marketplace.sealed.keys import ensure, kdf_of, key_path_for
     from marketplace.sealed.keys import rotate as rotate_key
@@ -188,3 +196,38 @@ def key(
     verb = "rotated to" if rotate and existed else ("created" if not existed else "is")
     ctx.obj.console.print(f"wallet [bold]{name}[/bold] encryption key {verb}: {party.recipient}\nkey file {path}",
                           highlight=False, soft_wrap=True)
+    if rotate and existed:
+        _republish(ctx, wallets(ctx).unlock(name, secret), party.recipient, store, deployments)
+
+
+def _republish(ctx: typer.Context, account: LocalAccount, recipient: str, store: str | None,
+               deployments: Path | None) -> None:
+    """Re-publishes a rotated key for each role the account is staked in; says so when there is no chain."""
+    from marketplace.chain.client import ChainClient
+    from marketplace.chain.deployment import Deployment, connect_protocol, protocol_abis
+    from marketplace.home import DEFAULT_STORE
+    from marketplace.key_publish import republish_key
+    from marketplace.storage import open_store
+
+    context: CliContext = ctx.obj
+    client = None
+    try:
+        client = ChainClient.connect(context.chain_url(), protocol_abis())
+        protocol = connect_protocol(client, Deployment.load(client.chain_id, deployments))
+    except ConfigError as error:  # no chain or no deployment: the rotation itself stands
+        if client is not None:
+            client.close()
+        context.console.print(f"[yellow]the new key is not re-published[/yellow] ({error}): a provider or "
+                              "verifier must publish it before others can use it; rotate again with the chain "
+                              "running", soft_wrap=True)
+        return
+    try:
+        with open_store(store or DEFAULT_STORE) as content:
+            published = republish_key(protocol, content, account, recipient)
+    finally:
+        client.close()
+    for item in published:
+        context.console.print(f"re-published for the {item.role.name.lower()} registration: metadata "
+                              f"{item.metadata_cid} (tx {item.tx_hash})", highlight=False, soft_wrap=True)
+    if not published:
+        context.console.print("not staked as a provider or verifier: nothing to re-publish", highlight=False)

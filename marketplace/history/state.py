@@ -117,6 +117,9 @@ class ChainState:
         view.metadata_cid = str(args["metadataCid"])
         view.registered_block = event.block_number
 
+    def _on_market_MetadataUpdated(self, _: ChainEvent, args: dict[str, Any]) -> None:
+        self.stake(args["account"], Role(args["role"])).metadata_cid = str(args["metadataCid"])
+
     def _on_market_StakeAdded(self, _: ChainEvent, args: dict[str, Any]) -> None:
         self.stake(args["account"], Role(args["role"])).stake += int(args["amount"])
 

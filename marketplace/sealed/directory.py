@@ -27,12 +27,14 @@ MAX_METADATA_BYTES = 64 * 1024
 
 
 def metadata_cid(market: JobMarket, address: str, role: Role) -> str:
-    """The metadata CID of ``address``'s latest registration as ``role`` (``""`` when it gave none)."""
-    events = market.contract.events.Registered().get_logs(
-        from_block=market.from_block, argument_filters={"account": to_checksum_address(address), "role": int(role)})
-    if not events:
+    """The metadata CID in force for ``address`` as ``role``: its latest ``Registered`` or ``MetadataUpdated``
+    (``""`` when it gave none)."""
+    from marketplace.provider_offers import latest_metadata
+
+    found = latest_metadata(market, role, to_checksum_address(address))
+    if not found:
         raise MissingKeyError(f"{to_checksum_address(address)} is not registered as a {role.name.lower()}")
-    return str(events[-1]["args"]["metadataCid"])
+    return next(iter(found.values()))
 
 
 def published_recipient(market: JobMarket, store: ContentStore, address: str, role: Role) -> str:

@@ -355,3 +355,15 @@ def test_params_out_of_bounds_revert(chain: Chain, change, name, value, low, hig
 def test_zero_treasury_reverts(chain: Chain) -> None:
     with reverts("ZeroAddress"):
         chain.govern(chain.market.contract.functions.setTreasury(ZERO_ADDRESS))
+
+
+def test_a_staker_points_its_registration_to_a_new_metadata_document(chain: Chain, provider, stranger) -> None:
+    """After a key rotation the provider re-publishes; only a registered account can, for its own role."""
+    chain.register(provider, Role.PROVIDER)
+    receipt = chain.market.update_metadata(provider, Role.PROVIDER, "bafkreinew")
+    assert chain.emitted(receipt, "MetadataUpdated") == [
+        {"account": provider.address, "role": Role.PROVIDER, "metadataCid": "bafkreinew"}]
+    with reverts("NotRegistered", stranger.address, Role.PROVIDER):
+        chain.market.update_metadata(stranger, Role.PROVIDER, "bafkreinew")
+    with reverts("NotRegistered", provider.address, Role.VERIFIER):
+        chain.market.update_metadata(provider, Role.VERIFIER, "bafkreinew")

@@ -20,6 +20,8 @@ from marketplace.sealed import JobKey, PartyKey, wrap
 from tests.conftest import OUTPUT_CID, Chain
 from tests.support.epochs import draw_panel, outside_sync_phase, past_a_sync_phase
 
+METADATA_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"  # any CID: never read
+
 
 @dataclass(frozen=True)
 class History:
@@ -130,7 +132,8 @@ def eventful_history(
     governance raises ``rewardBps`` between jobs, a sync phase re-arms a draw, the judge unstakes all
     of its stake while on a panel (its no-show slashes, one a seat, come out of unbonding stake) and
     withdraws it after the cooldown, once synced out of the draw; the treasury withdraws the fees.
-    Last, an Open confidential job (``confidential_job``).
+    Last, an Open confidential job (``confidential_job``), and the provider points its registration
+    to a new metadata document (``METADATA_CID``).
     """
     member = judge or panel_accounts()[0]
     market = chain.market
@@ -203,6 +206,7 @@ def eventful_history(
     chain.sync(member.address)  # its weight leaves the draw first: no verifier is drawn with nothing at stake
     market.withdraw_stake(member, Role.VERIFIER)
     confidential = confidential_job(chain, requester, provider, verifier)
+    market.update_metadata(provider, Role.PROVIDER, METADATA_CID)  # after a key rotation, say
     market.withdraw_protocol_fees(chain.owner)
     market.withdraw(verifier)
     return EventfulHistory(revealed, unrevealed, dismissed, overturned, upheld, unvoted, cancelled, confidential)

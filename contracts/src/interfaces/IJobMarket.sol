@@ -45,6 +45,13 @@ interface IJobMarket is IJobMarketTypes {
     /// @param metadataCid CID of a document describing the staker (GPU facts for providers).
     function register(Role role, uint96 amount, string calldata metadataCid) external;
 
+    /// @notice Points the caller's registration in `role` to a new metadata document (after a
+    ///         rotation of its encryption key, say); the latest `Registered` or `MetadataUpdated`
+    ///         names the document in force.
+    /// @dev Warning: the contract cannot read the document: whoever uses it checks what it needs
+    ///      (the encryption key's signature against this address and chain).
+    function updateMetadata(Role role, string calldata metadataCid) external;
+
     /// @notice Adds `amount` WEBI to the caller's stake in `role`.
     function addStake(Role role, uint96 amount) external;
 

@@ -268,6 +268,7 @@ interface IJobMarketTypes {
     // ─────────────────────────────────────────────────────────── Events
 
     event Registered(address indexed account, Role indexed role, uint256 amount, string metadataCid);
+    event MetadataUpdated(address indexed account, Role indexed role, string metadataCid);
     event StakeAdded(address indexed account, Role indexed role, uint256 amount);
     event UnstakeRequested(address indexed account, Role indexed role, uint256 amount, uint256 unlockAt);
     event StakeWithdrawn(address indexed account, Role indexed role, uint256 amount);

@@ -51,6 +51,7 @@ def test_wallet_key_prints_the_recipient_and_rotates(cli: Cli) -> None:
     rotated = cli("wallet", "key", "alice", "--rotate", *cli.password, deployments=False)
     assert "rotated to: age1" in rotated and recipient not in rotated
     assert len(list((cli.home / "wallets").glob("alice.x25519-key.*"))) == 1  # the old key is kept
+    assert "not re-published" in rotated  # no deployment here: the rotation stands, and says so
 
 
 def test_keys_once_releases_to_a_claimant_with_a_published_key_and_results_open(
@@ -116,3 +117,28 @@ def test_a_directed_post_to_a_provider_without_a_key_is_refused_before_spending(
     assert chain.market.next_job_id() == next_id and chain.token.balance_of(requester.address) == balance
     assert not any(CANARY.encode() in path.read_bytes() for path in (tmp_path / "node-store").rglob("*")
                    if path.is_file())
+
+
+def test_rotating_a_providers_key_re_publishes_it_signed_and_keeps_the_rest_of_its_document(
+        chain: Chain, cli: Cli, store_node: StoreNode, provider: LocalAccount) -> None:
+    """Without the re-publication, requesters would keep wrapping keys to the rotated-out key."""
+    from marketplace.output_json import parse_document
+    from marketplace.protocol import Role
+    from marketplace.sealed.directory import metadata_cid, published_recipient
+
+    save_account(provider, cli.home / "wallets" / "gpu.json", PASSWORD, kdf="pbkdf2", iterations=2)
+    created = cli("wallet", "key", "gpu", *cli.password, deployments=False)
+    old = created.split("created: ")[1].split()[0]
+    register_provider(chain, store_node, provider, PartyKey.from_identity(
+        PartyKey.load(cli.home / "wallets" / "gpu.x25519-key", PASSWORD).identity))
+    assert published_recipient(chain.market, store_node.store, provider.address, Role.PROVIDER) == old
+
+    rotated = cli("wallet", "key", "gpu", "--rotate", *cli.password)
+    new = rotated.split("rotated to: ")[1].split()[0]
+    assert "re-published for the provider registration" in rotated
+    assert published_recipient(chain.market, store_node.store, provider.address, Role.PROVIDER) == new != old
+    document = parse_document(store_node.store.read_bytes(Cid.parse(
+        metadata_cid(chain.market, provider.address, Role.PROVIDER))))
+    assert document["name"] == "test provider"  # the rest of the document is kept
+    cli("wallet", "key", "alice", *cli.password)
+    assert "not staked" in cli("wallet", "key", "alice", "--rotate", *cli.password)
