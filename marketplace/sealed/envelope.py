@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -138,21 +138,20 @@ def seal_bundle(src: Path, dst: Path, envelope: Envelope) -> Path:
     The names stay in clear (``config.json``, ``model.safetensors``...): they say what kind of
     bundle it is, not what is in it. Files stream with bounded memory.
     """
-    dst.mkdir(parents=True, exist_ok=True)
-    for path in sorted(src.rglob("*")):
-        if path.is_file():
-            target = dst / path.relative_to(src)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            stream.encrypt_file(path, target, [envelope.recipient])
-    return dst
+    return _each_file(src, dst, lambda path, target: stream.encrypt_file(path, target, [envelope.recipient]))
 
 
 def open_bundle(src: Path, dst: Path, job_key: JobKey) -> Path:
     """The plaintext model folder of an encrypted bundle ``src``, written into ``dst``."""
+    return _each_file(src, dst, lambda path, target: stream.decrypt_file(path, target, [job_key.identity]))
+
+
+def _each_file(src: Path, dst: Path, convert: Callable[[Path, Path], Path]) -> Path:
+    """``convert`` applied to every file under ``src``, into the same relative path under ``dst``."""
     dst.mkdir(parents=True, exist_ok=True)
     for path in sorted(src.rglob("*")):
         if path.is_file():
             target = dst / path.relative_to(src)
             target.parent.mkdir(parents=True, exist_ok=True)
-            stream.decrypt_file(path, target, [job_key.identity])
+            convert(path, target)
     return dst
