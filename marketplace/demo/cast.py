@@ -64,17 +64,23 @@ class Configs:
     def password(self) -> Path:
         return self.folder / "secrets" / "password"
 
-    def write(self, account: LocalAccount, role: str, **extra: object) -> Path:
-        """The ``[role]`` config of ``account`` (``role``: provider or verifier), with ``extra`` settings."""
+    def keystore(self, account: LocalAccount, role: str) -> Path:
+        """``account``'s keystore for ``role`` (written on first need); its party key (confidential jobs) goes
+        beside it, locked with the same password."""
         secret_dir = self.folder / "secrets"
         secret_dir.mkdir(mode=0o700, exist_ok=True)
         if not self.password.exists():
             self.password.write_text(secrets.token_hex(16) + "\n")
             self.password.chmod(0o600)
-        name = f"{role}-{account.address[:8].lower()}"
-        keystore = secret_dir / f"{name}.json"
+        keystore = secret_dir / f"{role}-{account.address[:8].lower()}.json"
         if not keystore.exists():
             save_account(account, keystore, self.password.read_text().strip(), kdf="scrypt")
+        return keystore
+
+    def write(self, account: LocalAccount, role: str, **extra: object) -> Path:
+        """The ``[role]`` config of ``account`` (``role``: provider or verifier), with ``extra`` settings."""
+        keystore = self.keystore(account, role)
+        name = keystore.stem
         settings = {
             "rpc_url": self.rpc_url,
             "keystore": str(keystore),

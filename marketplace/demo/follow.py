@@ -34,10 +34,13 @@ def wait(supervisor: Supervisor, condition: Callable[[], bool], timeout: float, 
 
 
 def follow(console: Console, supervisor: Supervisor, client: Client, job_ids: Collection[int], timeout: float, *,
-           until: Collection[JobState], seen: dict[int, JobState], waiting_for: str = "providers and the verifier"
-           ) -> None:
+           until: Collection[JobState], seen: dict[int, JobState], waiting_for: str = "providers and the verifier",
+           on_poll: Callable[[dict[int, JobState]], None] | None = None,
+           reached: dict[tuple[int, JobState], float] | None = None) -> None:
     """Prints each job's state changes until every job in ``job_ids`` is in ``until``; ``seen`` holds the
-    states printed (of every job followed so far)."""
+    states printed (of every job followed so far). ``on_poll`` sees the states after each round (the demo
+    releases an Open confidential job's key to its claimant there); ``reached`` gets the ``time.monotonic()``
+    at which each job was first seen in each state."""
     deadline = time.monotonic() + timeout
     with console.status(f"waiting for {waiting_for} ...") as status:
         while True:
@@ -46,7 +49,11 @@ def follow(console: Console, supervisor: Supervisor, client: Client, job_ids: Co
                 info = client.status(job_id)
                 if seen.get(job_id) != info.state:
                     seen[job_id] = info.state
+                    if reached is not None:
+                        reached.setdefault((job_id, info.state), time.monotonic())
                     console.print(f"job {job_id}: {describe(info.state, info.verdict)}")
+            if on_poll is not None:
+                on_poll(seen)
             if all(seen.get(job_id) in until for job_id in job_ids):
                 return
             states = ", ".join(f"{job_id} {state.name.lower()}" for job_id, state in seen.items())

@@ -15,6 +15,9 @@ SAMPLE_TASKS = 4
 GENERATE_TASKS = 8  # prompts out of the corpus for the generate job; the embed job takes all of it
 # A watchtower re-checks every verdict it sees in the demo (``watch_share``); a real one samples.
 WATCH_SHARE = 1.0
+# When set, the confidential job's first input is this text (the canary test searches every store, log and
+# database for it afterwards: it must be found nowhere in clear).
+CANARY_ENV = "WEBI_DEMO_CANARY"
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class DemoOptions:
     generate_model: Path | None = None  # default: a tiny GPT-2 built in the run folder
     keep_running: bool = True  # after the summary, serve the dashboard until Ctrl-C
     timeout_s: float = 900.0
+    canary: str | None = None  # the confidential job's first input (default: $WEBI_DEMO_CANARY, else the corpus')
 
     @property
     def cheating(self) -> bool:

@@ -41,10 +41,34 @@ class JobOutcome:
     state: str  # the final state: finalized, rejected, ...
     reason: str  # the first verifier's evidence, in a line
     challenge: ChallengeOutcome | None = None
+    confidentiality: str = "public"  # or "open", "directed": inputs and outputs sealed (``marketplace.sealed``)
 
     @property
     def passed(self) -> bool | None:
         return None if self.verdict == "none" else self.verdict == "pass"
+
+
+@dataclass(frozen=True)
+class ConfidentialOutcome:
+    """The demo's confidential job, and what its sealing cost in wall time.
+
+    ``confidential_extra_s`` is its wall time from the start of its post (sealing and uploads included) to
+    its verdict, minus the same for ``twin``: the public job of the same task, model and number of inputs,
+    posted in the same run to the same provider. Verdicts, not finalization, end the span: the demo
+    fast-forwards the challenge window for every job at once, so finalization times say nothing about either.
+    """
+
+    job_id: int
+    mode: str  # "open"
+    verdict: str
+    state: str
+    twin: int  # the public twin's job id
+    wall_s: float  # post to verdict
+    twin_wall_s: float
+    confidential_extra_s: float
+    # The same difference up to the results' commitment: the key's release and the sealing, without the wait
+    # for the verifier's draw (which can hide them: the twin's verdict waits for the verifier to join the draw).
+    submit_extra_s: float
 
 
 @dataclass(frozen=True)
@@ -57,6 +81,7 @@ class DemoOutcome:
     ledger: Ledger
     audit_clean: bool
     labels: dict[str, str]
+    confidential: ConfidentialOutcome | None = None
 
     @property
     def conserved(self) -> bool:
@@ -80,6 +105,7 @@ class DemoOutcome:
     def ok(self) -> bool:
         """Everything the run set out to show happened, the books balance and the audit is clean."""
         shown = (not self.cheater or self.cheater_rejected) and (not self.lazy_verifier or self.lazy_verifier_slashed)
+        shown = shown and (self.confidential is None or self.confidential.state == "finalized")
         return shown and self.conserved and self.audit_clean
 
     def summary(self) -> dict[str, Any]:
@@ -95,6 +121,7 @@ class DemoOutcome:
             "labels": self.labels,
             "audit_clean": self.audit_clean,
             "conserved": self.conserved,
+            "confidential": None if self.confidential is None else asdict(self.confidential),
         }
         if self.cheater:
             document["cheater_rejected"] = self.cheater_rejected
@@ -108,6 +135,7 @@ def job_outcome(protocol: Protocol, client: Client, job_id: int, task: str, prov
     """One job's outcome from its events; ``keys`` maps lower-case addresses to cast keys."""
     market = protocol.market
     state = market.get_job(job_id).state.name.lower()
+    confidentiality = market.posted(job_id).terms.confidentiality.name.lower()
 
     def logs(event: str) -> list[Any]:
         found = getattr(market.contract.events, event)().get_logs(from_block=market.from_block,
@@ -116,12 +144,12 @@ def job_outcome(protocol: Protocol, client: Client, job_id: int, task: str, prov
 
     verdicts = logs("VerdictSubmitted")
     if not verdicts:
-        return JobOutcome(job_id, task, provider, "", "none", state, "no verdict")
+        return JobOutcome(job_id, task, provider, "", "none", state, "no verdict", None, confidentiality)
     args = verdicts[-1]["args"]
     verdict = Verdict(args["verdict"])
     verifier = keys.get(str(args["verifier"]).lower(), str(args["verifier"]))
     return JobOutcome(job_id, task, provider, verifier, verdict.name.lower(), state,
-                      _reason(client, str(args["evidenceCid"])), _challenge(logs, keys))
+                      _reason(client, str(args["evidenceCid"])), _challenge(logs, keys), confidentiality)
 
 
 def _reason(client: Client, evidence_cid: str) -> str:

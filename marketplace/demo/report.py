@@ -16,6 +16,11 @@ from marketplace.units import webi
 def show_results(console: Console, client: Client, outcome: JobOutcome, texts: list[str]) -> None:
     """What the requester got, downloaded and checked against the on-chain root."""
     results = client.results(outcome.job_id)
+    if outcome.confidentiality != "public":
+        # Its inputs and outputs are the requester's secret: nothing of them goes to the console or a log.
+        console.print(f"job {outcome.job_id}: {len(results)} outputs downloaded, decrypted with the job key and "
+                      "verified against the on-chain root (not shown: the job is confidential)")
+        return
     console.print(f"job {outcome.job_id}: {len(results)} outputs downloaded and verified against the on-chain root")
     if outcome.task == "embed":
         vectors = [result["embedding"] for result in results]
@@ -36,7 +41,8 @@ def report(console: Console, result: DemoOutcome, discrepancies: Sequence[object
         challenge = "" if job.challenge is None else (
             f"by {label(job.challenge.challenger, job.challenge.challenger)}: {job.challenge.outcome}"
             + (f" ({job.challenge.verdict})" if job.challenge.verdict else ""))
-        jobs.add_row(str(job.job_id), job.task, label(job.provider, job.provider), label(job.verifier, job.verifier),
+        task = job.task if job.confidentiality == "public" else f"{job.task} ({job.confidentiality} confidential)"
+        jobs.add_row(str(job.job_id), task, label(job.provider, job.provider), label(job.verifier, job.verifier),
                      verdict, challenge, job.state)
     console.print(jobs)
     books = result.ledger

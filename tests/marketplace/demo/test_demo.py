@@ -3,13 +3,17 @@
 Both scenarios run the CLI as a process with ``--json`` and check the books against amounts computed
 here from the contract's rules (the default terms and parameters of a fresh devnet) and the jobs'
 terms: an honest verifier catching a cheat, then a lazy verifier passing it, caught by a watchtower
-and slashed by a panel. The first also checks that Ctrl-C stops every process the demo started.
+and slashed by a panel. The first also runs an Open confidential embed job whose first input is a
+canary, audited end to end, and searches every file of the run (stores, logs, the node's SQLite
+index) and the dashboard for the canary and for a decrypted output: neither may be there in clear.
+It ends by checking that Ctrl-C stops every process the demo started.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -19,8 +23,9 @@ from typing import Any
 import httpx
 
 from marketplace.chain.deployment import WEI
-from marketplace.demo.options import GENERATE_TASKS, JOB_PRICE_WEI, SAMPLE_TASKS, STAKE_WEBI
+from marketplace.demo.options import CANARY_ENV, GENERATE_TASKS, JOB_PRICE_WEI, SAMPLE_TASKS, STAKE_WEBI
 from marketplace.protocol import BPS, PANEL_SIZE
+from tests.marketplace.demo.leaks import leaks, open_as_requester
 from tests.support.models import build_bundle
 from tests.support.waiting import wait_for
 
@@ -34,9 +39,10 @@ GENERATE_FEE = JOB_PRICE_WEI * SAMPLE_TASKS * VERIFIER_FEE_BPS // (GENERATE_TASK
 PROTOCOL_FEE = JOB_PRICE_WEI * PROTOCOL_FEE_BPS // BPS
 COLLATERAL = JOB_PRICE_WEI * COLLATERAL_BPS // BPS
 COLLATERAL_REWARD = COLLATERAL * REWARD_BPS // BPS  # to whoever proved the fault; the rest is burned
+CANARY = "CANARY-7f3a-" + random.Random(17).randbytes(8).hex()
 
 
-def _demo(tmp_path: Path, *flags: str) -> subprocess.Popen[str]:
+def _demo(tmp_path: Path, *flags: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """``webi demo --json`` with tiny models; its stderr (progress, tables, logs) goes to demo.stderr."""
     embed = build_bundle("embed", tmp_path / "tiny-embed")
     with (tmp_path / "demo.stderr").open("w") as stderr:
@@ -46,40 +52,66 @@ def _demo(tmp_path: Path, *flags: str) -> subprocess.Popen[str]:
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
-            env={**os.environ, "COLUMNS": "200", "WEBI_HOME": str(tmp_path)},
+            env={**os.environ, "COLUMNS": "200", "WEBI_HOME": str(tmp_path), **(env or {})},
         )
 
 
-def test_the_cheater_is_slashed_the_honest_paid_the_books_balance_and_ctrl_c_stops_everything(
+def test_the_cheater_is_slashed_the_honest_paid_a_confidential_job_leaks_nothing_and_ctrl_c_stops_everything(
         tmp_path: Path) -> None:
-    demo = _demo(tmp_path, "--cheater")
+    demo = _demo(tmp_path, "--cheater", env={CANARY_ENV: CANARY})
     try:
         assert demo.stdout is not None
         line = demo.stdout.readline()  # the summary, printed before the demo serves the dashboard
         log = (tmp_path / "demo.stderr").read_text()
         assert line, log
         summary = json.loads(line)
-        jobs = {job["task"]: job for job in summary["jobs"]}
-        assert {task: job["state"] for task, job in jobs.items()} == {"embed": "finalized", "generate": "rejected"}
-        assert jobs["generate"]["verdict"] == "fail" and "logits behind" in jobs["generate"]["reason"]
-        assert jobs["generate"]["verifier"] == "verifier" and jobs["generate"]["challenge"] is None
-        assert jobs["embed"]["verdict"] == "pass" and jobs["embed"]["provider"] == "provider-embed"
+        jobs = {(job["task"], job["confidentiality"]): job for job in summary["jobs"]}
+        assert {key: job["state"] for key, job in jobs.items()} == {
+            ("embed", "public"): "finalized", ("generate", "public"): "rejected", ("embed", "open"): "finalized"}
+        generate, embed, sealed = jobs["generate", "public"], jobs["embed", "public"], jobs["embed", "open"]
+        assert generate["verdict"] == "fail" and "logits behind" in generate["reason"]
+        assert generate["verifier"] == "verifier" and generate["challenge"] is None
+        assert embed["verdict"] == "pass" and embed["provider"] == "provider-embed"
+        assert sealed["verdict"] == "pass" and sealed["verifier"] == "verifier", log  # audited, a verifier drawn
+        confidential = summary["confidential"]
+        assert {key: confidential[key] for key in ("job_id", "mode", "verdict", "state", "twin")} == {
+            "job_id": sealed["job_id"], "mode": "open", "verdict": "pass", "state": "finalized",
+            "twin": embed["job_id"]}
+        assert confidential["confidential_extra_s"] == round(confidential["wall_s"] - confidential["twin_wall_s"], 1)
+        assert confidential["wall_s"] > 0 and confidential["twin_wall_s"] > 0
+        assert isinstance(confidential["submit_extra_s"], float)
+        assert "confidential extra wall time" in log and "key released to its claimant" in log
+
+        # Nothing of the confidential job in clear: not the canary input, not a decrypted output.
+        run = tmp_path / "run"
+        opened = open_as_requester(run, log, summary["dashboard"], sealed["job_id"], embed["job_id"])
+        assert CANARY.encode() in opened.inputs, "the search below looks for what the job really holds"
+        first = opened.outputs[0]  # the canary's embedding: the public twin's first input was another text
+        assert first not in opened.twin_outputs
+        public, _ = leaks({"the twin's output 0": opened.twin_outputs[0]}, run, [], summary["dashboard"],
+                          embed["job_id"])
+        assert any("/store/" in where for where in public), public  # the search does reach the store's blocks
+        floats = first[first.index(b"[") + 1:].split(b",")[:3]
+        secrets = {"the canary": CANARY.encode(), "output 0": first, "output 0's first floats": b",".join(floats)}
+        found, searched = leaks(secrets, run, [tmp_path / "demo.stderr"], summary["dashboard"], sealed["job_id"])
+        assert found == [], found
+        assert searched["sqlite files"] >= 1 and searched["sqlite cells"] > 0 and searched["files"] > 10, searched
 
         assert summary["credits"] == {
-            "provider-embed": {"provider payment": JOB_PRICE_WEI - PROTOCOL_FEE},
-            "treasury": {"protocol fee": PROTOCOL_FEE},
-            "verifier": {"verifier fee": EMBED_FEE + GENERATE_FEE, "reward": COLLATERAL_REWARD},
+            "provider-embed": {"provider payment": 2 * (JOB_PRICE_WEI - PROTOCOL_FEE)},
+            "treasury": {"protocol fee": 2 * PROTOCOL_FEE},
+            "verifier": {"verifier fee": 2 * EMBED_FEE + GENERATE_FEE, "reward": COLLATERAL_REWARD},
             "requester": {"refund": JOB_PRICE_WEI},
         }
         assert summary["slashed"] == {"provider-generate": COLLATERAL}
         assert summary["bonds"] == {"paid": {}, "refunded": {}}
         assert summary["burned"] == COLLATERAL - COLLATERAL_REWARD
         assert summary["net"] == {
-            "requester": -JOB_PRICE_WEI - EMBED_FEE - GENERATE_FEE,
-            "provider-embed": JOB_PRICE_WEI - PROTOCOL_FEE,
+            "requester": -2 * JOB_PRICE_WEI - 2 * EMBED_FEE - GENERATE_FEE,
+            "provider-embed": 2 * (JOB_PRICE_WEI - PROTOCOL_FEE),
             "provider-generate": -COLLATERAL,
-            "verifier": EMBED_FEE + GENERATE_FEE + COLLATERAL_REWARD,
-            "treasury": PROTOCOL_FEE,
+            "verifier": 2 * EMBED_FEE + GENERATE_FEE + COLLATERAL_REWARD,
+            "treasury": 2 * PROTOCOL_FEE,
             "market": COLLATERAL - COLLATERAL_REWARD,
         }
         assert summary["conserved"] and summary["audit_clean"] and summary["cheater_rejected"]
@@ -98,6 +130,8 @@ def test_the_cheater_is_slashed_the_honest_paid_the_books_balance_and_ctrl_c_sto
         wait_for(lambda: not any(_alive(pid) for pid in children), timeout=30, what="every child process to stop")
         assert not _answers(summary["dashboard"])
         assert demo.stdout.read() == "", "stdout holds the JSON document alone"
+        logs = [*run.glob("*.log"), tmp_path / "demo.stderr"]  # what the daemons logged as they stopped, too
+        assert not [path for path in logs if CANARY.encode() in path.read_bytes()]
     finally:
         _stop(demo)
 
@@ -112,6 +146,7 @@ def test_a_lazy_pass_is_challenged_by_the_watchtower_and_overturned_by_the_panel
     assert demo.returncode == 0, log
     summary: dict[str, Any] = json.loads(stdout)  # the whole of stdout: one JSON document
     jobs = {job["task"]: job for job in summary["jobs"]}
+    assert len(jobs) == len(summary["jobs"]) and summary["confidential"] is None  # its verifier holds no key
     generate, embed = jobs["generate"], jobs["embed"]
     assert generate["verifier"] == "verifier" and generate["verdict"] == "pass", log
     assert "lazy verifier" in generate["reason"]
