@@ -228,6 +228,8 @@ contract Disputes is MarketBase {
         address provider = status.provider;
         if (msg.sender != provider) revert NotProvider(jobId, msg.sender);
         if (terms_.confidentiality != Confidentiality.Open) revert NotConfidential(jobId, terms_.confidentiality);
+        // Past the deadline the claim is reclaimExpired's: no race between a free exit and a slash.
+        if (block.timestamp > status.stamp) revert SubmitDeadlinePassed(jobId, status.stamp);
         uint256 releasedAt = _keyReleasedAt[jobId];
         if (releasedAt != 0 && block.timestamp > releasedAt + terms_.keyWindow) {
             revert ClaimNotReleasable(jobId, releasedAt + terms_.keyWindow);

@@ -224,3 +224,34 @@ def test_a_provider_that_withholds_the_key_is_rejected_as_for_withheld_outputs(s
     assert staffed.market.get_job(job_id).state is JobState.REJECTED
     assert [slash[0] for slash in slashes(staffed, receipt)] == [provider.address]
     assert staffed.market.audit_of(job_id).verdict is Verdict.FAIL
+
+
+def test_past_the_deadline_the_claim_is_reclaimed_not_released(staffed: Chain, requester, provider,
+                                                                stranger) -> None:
+    """No race at the deadline between the claimant's free exit and anyone's slash."""
+    job_id = claimed_open_job(staffed, requester, provider)
+    deadline = staffed.market.get_job(job_id).stamp
+    staffed.increase_time(601)
+    with reverts("SubmitDeadlinePassed", job_id, deadline):
+        staffed.market.release_claim(provider, job_id)
+    staffed.market.reclaim_expired(stranger, job_id)
+
+
+def test_only_the_providers_timely_release_to_the_drawn_verifier_answers_a_demand(staffed: Chain, requester,
+                                                                                   provider, verifier) -> None:
+    job_id = demanded(staffed, requester, provider, verifier)
+    staffed.market.release_key(requester, job_id, verifier.address, WRAPPED)  # the requester's: no answer
+    assert staffed.market.audit_of(job_id).reveal_by > 1
+    staffed.increase_time(DEFAULT_PARAMS.reveal_window + 1)
+    receipt = staffed.market.release_key(provider, job_id, verifier.address, WRAPPED)  # too late: no answer
+    assert staffed.emitted(receipt, "RevealAnsweredWithKey") == []
+    assert staffed.market.audit_of(job_id).reveal_by > 1
+
+
+def test_a_settled_jobs_key_cannot_be_released(staffed: Chain, requester, provider, verifier,
+                                               stranger) -> None:
+    job_id = demanded(staffed, requester, provider, verifier)
+    staffed.increase_time(DEFAULT_PARAMS.reveal_window + 1)
+    staffed.market.fail_unrevealed(stranger, job_id)
+    with reverts("WrongState", job_id, JobState.REJECTED, JobState.CLAIMED):
+        staffed.market.release_key(provider, job_id, verifier.address, WRAPPED)
