@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from marketplace.errors import WebiError
-from marketplace.output_json import parse_document
 from marketplace.protocol import Role
-from marketplace.sealed.directory import MAX_METADATA_BYTES, metadata_cid
+from marketplace.sealed.directory import metadata_cid, read_metadata
 from marketplace.sealed.signed import sign_encryption_key
-from marketplace.storage.cid import Cid
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -60,7 +58,7 @@ def _document(store: ContentStore, cid: str) -> dict[str, Any]:
     if not cid:
         return {}
     try:
-        document = parse_document(store.read_bytes(Cid.parse(cid), limit=MAX_METADATA_BYTES))
+        document = read_metadata(store, cid)
     except (WebiError, ValueError):
         return {}
     return dict(document) if isinstance(document, dict) else {}

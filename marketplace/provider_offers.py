@@ -16,14 +16,12 @@ from typing import Any
 
 from marketplace.chain.market import JobMarket
 from marketplace.errors import WebiError
-from marketplace.output_json import parse_document
 from marketplace.protocol import Role, Stake
+from marketplace.sealed.directory import read_metadata
 from marketplace.storage import ContentStore
-from marketplace.storage.cid import Cid
 
 logger = logging.getLogger(__name__)
 
-MAX_METADATA_BYTES = 64 * 1024
 WEI_PER_WEBI = 10**18
 
 
@@ -96,7 +94,7 @@ def _document(store: ContentStore, cid: str) -> Any:
     if not cid:
         return None
     try:
-        return parse_document(store.read_bytes(Cid.parse(cid), limit=MAX_METADATA_BYTES))
+        return read_metadata(store, cid)
     except (WebiError, ValueError) as error:
         logger.debug("provider metadata %s unreadable: %s", cid, error)
         return None

@@ -9,7 +9,7 @@ swaps the key cannot make anyone encrypt to it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eth_utils.address import to_checksum_address
 
@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from marketplace.storage import ContentStore
 
 MAX_METADATA_BYTES = 64 * 1024
+
+
+def read_metadata(store: ContentStore, cid: str) -> Any:
+    """The metadata document at ``cid``, parsed with bounds (``WebiError`` or ``ValueError`` when it cannot be)."""
+    return parse_document(store.read_bytes(Cid.parse(cid), limit=MAX_METADATA_BYTES))
 
 
 def metadata_cid(market: JobMarket, address: str, role: Role) -> str:
@@ -48,7 +53,7 @@ def published_recipient(market: JobMarket, store: ContentStore, address: str, ro
         raise MissingKeyError(f"{to_checksum_address(address)} registered without a metadata document: it has "
                               "published no encryption key")
     try:
-        document = parse_document(store.read_bytes(Cid.parse(cid), limit=MAX_METADATA_BYTES))
+        document = read_metadata(store, cid)
     except (WebiError, ValueError) as error:
         raise MissingKeyError(f"cannot read the metadata {cid} of {to_checksum_address(address)}: {error}") from None
     if not isinstance(document, dict):
