@@ -22,8 +22,8 @@ from marketplace.chain.market import JobMarket
 from marketplace.errors import SealedError
 from marketplace.preflight import PreflightError
 from marketplace.protocol import MAX_KEY_WINDOW, MIN_KEY_WINDOW, Confidentiality, Role
-from marketplace.sealed.directory import published_recipient
-from marketplace.sealed.envelope import Envelope, seal_bundle, seal_job
+from marketplace.sealed.directory import published_recipient, verifier_recipients
+from marketplace.sealed.envelope import MAX_WRAPPED_KEYS, Envelope, seal_bundle, seal_job
 from marketplace.sealed.keys import PartyKey
 from marketplace.storage import ContentStore
 
@@ -78,8 +78,9 @@ def sealing_problems(sealing: Sealing, model: str, allowlist: Sequence[str], exe
 
 def parties(market: JobMarket, store: ContentStore, requester: str, requester_recipient: str, sealing: Sealing,
             allowlist: Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    """Who the spec wraps the job key to (address -> recipient), and one problem line per allowlisted provider of
-    a Directed job whose published key is missing or fails its signature check."""
+    """Who the spec wraps the job key to (address -> recipient): the requester, each allowlisted provider of a
+    Directed job, and the verifiers in the draw (``directory.verifier_recipients``, as many as the spec holds);
+    and one problem line per allowlisted provider whose published key is missing or fails its signature check."""
     wrapped: dict[str, str] = {str(to_checksum_address(requester)): requester_recipient}
     problems = []
     if sealing.confidentiality == Confidentiality.DIRECTED:
@@ -89,6 +90,9 @@ def parties(market: JobMarket, store: ContentStore, requester: str, requester_re
             except SealedError as error:
                 problems.append(f"--confidential directed: allowlisted provider {to_checksum_address(member)} has "
                                 f"no usable encryption key ({error})")
+    # The verifiers in the draw, heaviest first, in the slots left: a drawn verifier or panel member then
+    # has the key from us, and a provider cannot hand it a bad one and win the appeal (docs/DESIGN.md).
+    wrapped.update(verifier_recipients(market, store, MAX_WRAPPED_KEYS - len(wrapped), tuple(wrapped)))
     return wrapped, problems
 
 

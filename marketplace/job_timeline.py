@@ -81,8 +81,6 @@ class JobTimeline:
             "ClaimReleased": lambda a: f"{a['provider']} gave its claim back: its key did not arrive or did not open "
                                        f"({webi(a['collateral'])} WEBI collateral unlocked, unslashed); the job is "
                                        "open again",
-            "RevealAnsweredWithKey": lambda a: f"the provider answered the reveal demand of {a['verifier']} with the "
-                                               "job's key (the outputs stay encrypted)",
             "SeedRearmed": lambda a: f"draw seed re-armed to block {a['seedBlock']}",
             "VerifierDrawn": lambda a: f"verifier {a['verifier']} drawn, verdict due by {_time(a['deadline'])}",
             "VerifierMissed": lambda a: f"verifier {a['verifier']} missed its deadline: penalized, a new draw is "

@@ -6,7 +6,10 @@ published recipient (``directory.published_recipient``: read from its registrati
 signature checked) and publishes it with ``releaseKey``. That release starts the claimant's key
 window; a claimant that got no key (or a bad one) gives the claim back unslashed
 (``releaseClaim``). A claimant with no usable published key gets nothing: encrypting to a key a
-store handed us would give the job to whoever swapped it. It will release the claim.
+store handed us would give the job to whoever swapped it. It will release the claim. Nor does a
+claimant that already had the key once and gave the claim back (``walked_away``): each address gets
+one free look at the inputs, not one per round (a Sybil with many addresses still gets one each:
+requesters who cannot accept that post Directed jobs).
 
 ``webi job keys`` runs ``release_keys`` in a loop; ``Client.wait`` (``webi job status --watch
 --wallet``) runs it for the job it follows.
@@ -96,9 +99,29 @@ def release_keys(market: JobMarket, store: ContentStore, account: LocalAccount, 
     return made
 
 
+def walked_away(market: JobMarket, job_id: int, requester: str, provider: str) -> int | None:
+    """The block at which ``provider`` gave back its claim on ``job_id`` after the requester had released it the
+    key (it may have read the inputs and left, unslashed, within the key window); None if it never did."""
+    releases = market.contract.events.KeyReleased().get_logs(
+        from_block=market.from_block, argument_filters={"jobId": job_id, "from": requester, "to": provider})
+    if not releases:
+        return None
+    first = min((event["blockNumber"], event["logIndex"]) for event in releases)
+    left = market.contract.events.ClaimReleased().get_logs(
+        from_block=market.from_block, argument_filters={"jobId": job_id, "provider": provider})
+    after = [event["blockNumber"] for event in left if (event["blockNumber"], event["logIndex"]) > first]
+    return min(after) if after else None
+
+
 def _release(market: JobMarket, store: ContentStore, account: LocalAccount, party_keys: Sequence[PartyKey],
              job_id: int, provider: str) -> KeyRelease:
     posted = market.posted(job_id)
+    left = walked_away(market, job_id, account.address, provider)
+    if left is not None:  # one free look per claimant: it already had the key once and gave the claim back
+        log.warning("job %s: not releasing the key to claimant %s again: it gave its claim back at block %d after "
+                    "receiving the key", job_id, provider, left)
+        return KeyRelease(job_id, provider, reason=f"it gave its claim back at block {left} after receiving the key "
+                                                   "once; it may release the claim, unslashed")
     try:
         recipient = published_recipient(market, store, provider, Role.PROVIDER)
     except SealedError as error:

@@ -10,11 +10,30 @@ parameter tied to another (GPT-2's ``lm_head`` to ``wte``) is present when what 
 
 from __future__ import annotations
 
+import importlib
 import re
+import threading
 from typing import Any
 
 from marketplace.errors import ModelError
 from marketplace.jobspec import TaskType
+
+# A constant, not state: transformers' lazy top-level module is not thread-safe on first attribute access
+# (threads auditing at once saw ``module 'transformers' has no attribute 'AutoModelForCausalLM'``).
+_CLASS_IMPORT_LOCK = threading.Lock()
+
+
+def task_model_class(task: TaskType) -> Any:
+    """``task``'s transformers auto class (``model_bundle.TASK_MODEL_CLASSES``), safe to call from many threads.
+
+    It is read from the concrete module that defines it, which the import system imports once under its own
+    lock, never through ``transformers``' lazy ``__getattr__``; the lock covers a first import still under way.
+    """
+    from marketplace.model_bundle import TASK_MODEL_CLASSES
+
+    with _CLASS_IMPORT_LOCK:
+        module = importlib.import_module("transformers.models.auto.modeling_auto")
+    return getattr(module, TASK_MODEL_CLASSES[task])
 
 
 def missing_weights(config: dict[str, object], task: TaskType, checkpoint: set[str]) -> list[str]:
@@ -43,14 +62,12 @@ def missing_weights(config: dict[str, object], task: TaskType, checkpoint: set[s
 
 def _meta_model(config: dict[str, object], task: TaskType) -> Any:
     import torch
-    import transformers
-
-    from marketplace.model_bundle import TASK_MODEL_CLASSES
+    from transformers.models.auto.configuration_auto import AutoConfig  # the concrete module: see task_model_class
 
     fields = {key: value for key, value in config.items() if key != "model_type"}
-    auto = getattr(transformers, TASK_MODEL_CLASSES[task])
+    auto = task_model_class(task)
     try:
-        hf_config = transformers.AutoConfig.for_model(str(config.get("model_type")), **fields)
+        hf_config = AutoConfig.for_model(str(config.get("model_type")), **fields)
         with torch.device("meta"):
             return auto.from_config(hf_config, trust_remote_code=False)
     except (ValueError, TypeError, KeyError, AttributeError) as error:

@@ -11,7 +11,9 @@ verifier packages through the ``webi.checkers`` entry point (``runtime``, ``chec
 
 A confidential job's inputs (and model, when encrypted) are age files: ``plaintext_job`` opens them
 with the job key into a throw-away local store, with a clear copy of the spec, and the checker runs
-over that store as over a public job. Nothing in clear is written to the job's own store.
+over that store as over a public job. An encrypted model is opened by the provider's runtime
+(``Runtime.open_model``, the one way every party opens a bundle), reached through the same entry point.
+Nothing in clear is written to the job's own store.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ import secrets
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
 from marketplace.errors import ConfigError
 from marketplace.jobspec import JobSpec
-from marketplace.sealed.envelope import open_bundle, open_sealed
+from marketplace.sealed.envelope import open_sealed
 from marketplace.sealed.keys import JobKey
 from marketplace.storage import ContentStore
 from marketplace.storage.cid import Cid
@@ -106,12 +108,18 @@ def choose_tasks(num_tasks: int, k: int, seed: int | None = None) -> tuple[int, 
     return used, sorted(random.Random(used).sample(range(num_tasks), min(k, num_tasks)))
 
 
-def load_checker(store: ContentStore, cache: Path) -> TaskChecker:
-    """The verifier's re-execution over ``store``: the provider's ``Runtime`` (models cached under ``cache``)
-    and ``verifier.verdict.audit_tasks`` (the audit's rule), found through the ``webi.checkers`` entry point."""
+def _checkers() -> dict[str, EntryPoint]:
+    """The ``webi.checkers`` entry points (``runtime``, ``check_tasks``); ``ConfigError`` when not installed."""
     found = {entry.name: entry for entry in entry_points(group="webi.checkers")}
     if "runtime" not in found or "check_tasks" not in found:
         raise ConfigError("checking tasks needs the provider and verifier packages (pip install webi)")
+    return found
+
+
+def load_checker(store: ContentStore, cache: Path) -> TaskChecker:
+    """The verifier's re-execution over ``store``: the provider's ``Runtime`` (models cached under ``cache``)
+    and ``verifier.verdict.audit_tasks`` (the audit's rule), found through the ``webi.checkers`` entry point."""
+    found = _checkers()
     runtime = found["runtime"].load()(store, cache)
     check_tasks = found["check_tasks"].load()
 
@@ -138,10 +146,11 @@ def plaintext_job(store: ContentStore, spec: JobSpec, job_key: JobKey) -> Iterat
         try:
             inputs = open_sealed(store.read_bytes(Cid.parse(spec.inputs), limit=MAX_INPUT_MANIFEST), job_key,
                                  f"the inputs manifest {spec.inputs}")
-            store.get(Cid.parse(spec.model), work / "fetched")
-            model = work / "fetched"
             if spec.confidential.model_encrypted:
-                model = open_bundle(work / "fetched", work / "model", job_key)
+                model = Path(_checkers()["runtime"].load()(store, work / "runtime").open_model(spec, job_key))
+            else:
+                model = work / "fetched"
+                store.get(Cid.parse(spec.model), model)
             opened = spec.model_copy(update={
                 "model": str(clear.add_path(model, recursive=True).cid),
                 "inputs": str(clear.add_bytes(inputs).cid),

@@ -13,10 +13,10 @@ that key one of two ways:
 
 Job keys are never written to disk. They live in memory (``KeyRing``); after a restart they are
 recovered again from what is on-chain or in the spec (the wrapped bytes), with the party keys. Once
-the job is submitted, the provider wraps the key to each drawn verifier and panel member (their
-published recipients), once each: the chain's ``KeyReleased`` events are the record of what was sent,
-so a restart never sends one twice. A reveal demand on a confidential job is answered with the key,
-never with outputs on-chain.
+the job is submitted, the provider wraps the key to each drawn verifier and panel member the spec
+does not already wrap it to (their published recipients), once each: the chain's ``KeyReleased``
+events are the record of what was sent, so a restart never sends one twice. A reveal demand on a
+confidential job is answered with the sampled outputs sealed to the job key (``provider.reveals``).
 """
 
 from __future__ import annotations
@@ -204,14 +204,14 @@ class KeyRing:
     # -- handing the key on --------------------------------------------------------------------
 
     def hand_on(self, account: LocalAccount, job_id: int, terms: JobTerms, spec: JobSpec, to: str,
-                role: Role, *, again: bool = False) -> bool:
-        """Releases the job key to ``to`` (a drawn verifier or panel member) unless the chain shows we did.
-
-        ``again`` sends it even so (the answer to a reveal demand must be a release made while the
-        demand is pending). False when ``to`` published no usable key: logged, and nothing is sent.
+                role: Role) -> bool:
+        """Releases the job key to ``to`` (a drawn verifier or panel member) unless the spec wraps it to
+        them or the chain shows we did. False when ``to`` published no usable key: logged, nothing sent.
         """
         handed = (job_id, to_checksum_address(to))
-        if not again and (handed in self._handed or self.releases(job_id, sender=self.address, to=to)):
+        if spec.confidential is not None and to_checksum_address(to) in spec.confidential.keys:
+            return True  # the requester wrapped it to them in the spec: nothing to send
+        if handed in self._handed or self.releases(job_id, sender=self.address, to=to):
             self._handed.add(handed)
             return True
         key = self.job_key(job_id, terms, spec)

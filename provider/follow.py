@@ -16,8 +16,9 @@ state the audit can be in:
   dropped them (a requester that garbage-collects its own store) cannot blind the audit; journaled
   in ``republished``, so it is done once per draw and once per challenge;
 - a confidential job (``provider.confidential``): once a verifier is drawn, the job key wrapped to
-  its published key (``releaseKey``), once per verifier; a reveal demand is answered with the key
-  again, never with outputs on-chain; each panel member gets it once the panel is drawn;
+  its published key (``releaseKey``), once per verifier; a reveal demand is answered on-chain with
+  the sampled outputs sealed to the job key, each with its proof inside; each panel member gets the
+  key once the panel is drawn;
 - challenged: ``drawPanel`` once its seed block exists and ``resolveChallenge`` once the panel's
   votes are in (anyone may; the provider wants its answer);
 - audited, window over: ``finalize``; finalized or rejected: the journal records the end, and the
@@ -45,7 +46,7 @@ from provider.confidential import KeyRing, read_sealed_inputs
 from provider.config import ProviderConfig
 from provider.journal import JobRecord, Journal, Stage
 from provider.outputs import Opener, OutputArchive, committed_outputs, republish
-from provider.reveals import reveal_payload
+from provider.reveals import reveal_payload, sealed_reveal
 from provider.runtime import Runtime
 from provider.runtime.runtime import MAX_INPUT_MANIFEST
 
@@ -97,8 +98,9 @@ class Follower:
                 if sealed is not None and not audit.reveal_pending:
                     changes.update(self._hand_key(record, sealed, audit.verifier))
             if audit.reveal_pending:
-                changes.update(self._reveal(record, audit) if sealed is None else
-                               self._reveal_with_key(record, audit, sealed))
+                if sealed is not None:  # the verifier needs the key to open the sealed reveal
+                    changes.update(self._hand_key(record, sealed, audit.verifier))
+                changes.update(self._reveal(record, audit, sealed))
             else:
                 self._audit_along(record, status, audit)
         elif status.state == JobState.AUDITED:
@@ -147,8 +149,9 @@ class Follower:
             log.info("job %d: verifier %s missed its deadline; redrawing", job_id, audit.verifier)
             self._anyone_may("redraw_verifier", job_id)
 
-    def _reveal(self, record: JobRecord, audit: Audit) -> dict[str, object]:
-        """Puts the demanded outputs on-chain with their proofs; the journal changes to make."""
+    def _reveal(self, record: JobRecord, audit: Audit, sealed: tuple[JobTerms, JobSpec] | None) -> dict[str, object]:
+        """Puts the demanded outputs on-chain with their proofs (a confidential job's each sealed to the
+        job key with its proof inside: ``envelope.seal_revealed``); the journal changes to make."""
         job_id = record.job_id
         if self.market.client.timestamp() > audit.reveal_by:
             log.error("job %d: the reveal demanded by %s was due at %d; too late", job_id, audit.verifier,
@@ -160,6 +163,8 @@ class Follower:
         terms = self.market.terms_of(job_id)
         outputs, tree = self._outputs(record)
         payload = reveal_payload(outputs, tree, self.market.sampled_tasks(job_id, terms))
+        if sealed is not None and sealed[1].confidential is not None:
+            payload = sealed_reveal(payload, sealed[1].confidential)
         try:
             receipt = self.market.reveal_outputs(self.account, job_id, payload.outputs, payload.proofs, terms)
         except ContractError as error:
@@ -172,27 +177,6 @@ class Follower:
         log.info("job %d: revealed the %d sampled outputs %s", job_id, len(payload.indices), list(payload.indices))
         return {"stage": Stage.SUBMITTED, "reason": "outputs revealed", "attempts": 0,
                 "reveal_tx": receipt["transactionHash"].to_0x_hex()}
-
-    def _reveal_with_key(self, record: JobRecord, audit: Audit, sealed: tuple[JobTerms, JobSpec]) -> dict[str, object]:
-        """A reveal demand on a confidential job: the key, released to the demanding verifier, answers it.
-
-        A verifier that published no key cannot be answered; the reveal rule then decides (the
-        contract cannot tell its fault from ours).
-        """
-        job_id = record.job_id
-        if self.market.client.timestamp() > audit.reveal_by:
-            log.error("job %d: the reveal demanded by %s was due at %d; too late", job_id, audit.verifier,
-                      audit.reveal_by)
-            return {"stage": Stage.SUBMITTED, "reason": f"missed the reveal deadline {audit.reveal_by}"}
-        self.journal.update(job_id, stage=Stage.REVEALING,
-                            reason=f"reveal demanded by {audit.verifier}, due {audit.reveal_by}: releasing the key")
-        self.hook("revealing", job_id)
-        assert self.keys is not None  # ``sealed`` comes from it
-        if not self.keys.hand_on(self.account, job_id, *sealed, audit.verifier, Role.VERIFIER, again=True):
-            return {"stage": Stage.SUBMITTED, "reason": f"reveal demanded by {audit.verifier}, which published no "
-                                                        "encryption key: the key cannot be released to it"}
-        self.hook("reveal-sent", job_id)
-        return {"stage": Stage.SUBMITTED, "reason": "reveal answered with the key", "attempts": 0}
 
     def _hand_key(self, record: JobRecord, sealed: tuple[JobTerms, JobSpec], to: str) -> dict[str, object]:
         """The job key to a drawn verifier or panel member, once; the journal changes (a note when it cannot)."""

@@ -4,7 +4,8 @@ A verifier that cannot fetch the outputs reveals its secret with ``demandReveal`
 the sample is public (``sampledTasks``) and the provider has ``revealWindow`` to put those outputs
 on-chain, each with its proof against the committed root, or anyone may reject the job
 (``failUnrevealed``). The payload is built from the provider's own copy of what it committed
-(``provider.outputs``), so an outage of the content store costs only the gas of the reveal.
+(``provider.outputs``), so an outage of the content store costs only the gas of the reveal. A
+confidential job's outputs go sealed to the job key, each with its proof inside (``sealed_reveal``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from marketplace.results import MerkleTree, verify_proof
+from marketplace.sealed.envelope import Envelope, seal_revealed
 
 
 @dataclass(frozen=True)
@@ -36,3 +38,10 @@ def reveal_payload(outputs: Sequence[bytes], tree: MerkleTree, indices: Sequence
         chosen.append(outputs[index])
         proofs.append(tuple(proof))
     return Reveal(tuple(indices), tuple(chosen), tuple(proofs))
+
+
+def sealed_reveal(reveal: Reveal, envelope: Envelope) -> Reveal:
+    """A confidential job's reveal: each output sealed to the job key with its proof inside, proofs empty."""
+    return Reveal(reveal.indices, tuple(seal_revealed(output, proof, envelope)
+                                        for output, proof in zip(reveal.outputs, reveal.proofs, strict=True)),
+                  tuple(() for _ in reveal.indices))

@@ -375,8 +375,15 @@ class VerifierDaemon(PollingDaemon):
         sampled = sampled_task_indices(seed, terms.num_tasks, terms.sample_tasks)
         log.info("job %d: auditing tasks %s", job_id, sampled)
         if terms.confidential:
-            sample = confidential.audit_sealed(self.keys, self.references, self.store, job_id, posted.spec_cid,
-                                               record.output_cid, record.result_root, terms.num_tasks, sampled)
+            answered = audit.reveal_by == 1  # the sealed outputs are on-chain: the key must be here by now
+            try:
+                sample = confidential.audit_sealed(self.keys, self.references, self.store, job_id, posted.spec_cid,
+                                                   record.output_cid, record.result_root, terms.num_tasks, sampled,
+                                                   "chain" if answered else "store")
+            except confidential.NoReleasedKeyError:
+                if not answered:
+                    raise
+                sample = confidential.withheld(sampled, "the verifier, whose reveal demand was answered")
         else:
             if audit.reveal_by == 1:  # our demand was answered: the outputs are on-chain, proven
                 found = outputs.from_chain(self.market, job_id, sampled)

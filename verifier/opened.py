@@ -7,9 +7,11 @@ opened inputs manifest and the clear spec, then the verifier's store of opened m
 job's own store (a model in clear is read from there, cached as for any job).
 
 An encrypted model (``model_encrypted``) is opened once per ciphertext CID (``opened_model``): the
-bundle is fetched, ``open_bundle``-ed and added to the opened-models store in the runtime's cache
-folder, and a marker named by the ciphertext CID records the clear CID, so the next audit of the
-same model opens nothing. Nothing opened is ever written to the job's store.
+bundle is fetched and opened by ``provider.runtime.bundle.open_encrypted_bundle`` (the one way every
+party opens one: weights bounded before a byte is fetched, staged, renamed into the cache), added to
+the opened-models store in the runtime's cache folder, and a marker named by the ciphertext CID
+records the clear CID, so the next audit of the same model opens nothing. Nothing opened is ever
+written to the job's store.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from typing import Any, BinaryIO
 
 from marketplace.errors import ContentError, ContentNotFoundError
 from marketplace.jobspec import JobSpec
-from marketplace.sealed.envelope import open_bundle, open_sealed
+from marketplace.sealed.envelope import open_sealed
 from marketplace.sealed.keys import JobKey
 from marketplace.storage import ContentStore
 from marketplace.storage.cid import Cid
 from marketplace.storage.importer import Added
 from marketplace.storage.local import LocalStore
 from marketplace.storage.reader import GetBlock
+from provider.runtime.bundle import open_encrypted_bundle
 from provider.runtime.runtime import MAX_INPUT_MANIFEST
 
 # An age file adds a header and 16 bytes per 64 KiB chunk to its plaintext: a little room over the bound.
@@ -83,25 +86,29 @@ class OverlayStore(ContentStore):
 
 
 def opened_model(store: ContentStore, sealed: Cid, job_key: JobKey, models: LocalStore, cache: Path) -> str:
-    """The clear CID of the encrypted bundle ``sealed``, opened into ``models`` once per ciphertext CID."""
+    """The clear CID of the encrypted bundle ``sealed``, opened into ``models`` once per ciphertext CID.
+
+    ``SealedError`` when a file does not open with ``job_key``, ``ContentNotFoundError`` when the store
+    lacks the bundle; the opened folder stays in ``cache/bundles`` (``open_encrypted_bundle``'s cache)."""
     marker = cache / f"{sealed.to_v1()}.clear"
     if marker.is_file():
         clear = marker.read_text().strip()
         if models.has_block(Cid.parse(clear)):
             return clear
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache, prefix=".open-") as folder:
-        work = Path(folder)
-        store.get(sealed, work / "sealed")
-        clear = str(models.add_path(open_bundle(work / "sealed", work / "model", job_key), recursive=True).cid)
-        (work / "marker").write_text(clear)
-        (work / "marker").replace(marker)
+    # No weight bound here: the references' ``check_model`` applies this machine's limits before loading.
+    folder = open_encrypted_bundle(store, sealed, cache / "bundles", job_key, None)
+    clear = str(models.add_path(folder, recursive=True).cid)
+    with tempfile.NamedTemporaryFile("w", dir=cache, prefix=".marker-", delete=False) as staged:
+        staged.write(clear)
+    Path(staged.name).replace(marker)  # atomic: a parallel audit of the same model reads a whole marker
     return clear
 
 
 @contextlib.contextmanager
-def opened_job(store: ContentStore, spec: JobSpec, job_key: JobKey, cache: Path) -> Iterator[tuple[ContentStore, str]]:
+def opened_job(store: ContentStore, spec: JobSpec, job_key: JobKey, cache: Path,
+               scratch: Path | None = None) -> Iterator[tuple[ContentStore, str]]:
     """A store and the CID of a clear spec that judge the confidential job ``spec`` as a public one.
+    The opened inputs live in a temporary folder under ``scratch`` (default: the system's), removed afterwards.
 
     Raises ``SealedError`` when its inputs or model do not open with ``job_key`` (the requester's
     doing, the key being the one the envelope names), ``ContentNotFoundError`` when the store lacks them.
@@ -109,7 +116,9 @@ def opened_job(store: ContentStore, spec: JobSpec, job_key: JobKey, cache: Path)
     if spec.confidential is None:
         raise ContentNotFoundError("not a confidential job: nothing to open")
     models = LocalStore(cache / "models-store")
-    with tempfile.TemporaryDirectory(prefix="webi-audit-") as folder:
+    if scratch is not None:
+        scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="webi-audit-", dir=scratch) as folder:
         clear = LocalStore(Path(folder))
         try:
             inputs = open_sealed(store.read_bytes(Cid.parse(spec.inputs), limit=MAX_INPUT_MANIFEST + AGE_OVERHEAD),

@@ -6,7 +6,8 @@ manifest that cannot be fetched (not found, the store down or timing out, blocks
 to their CID) is ``OutputsUnavailableError``: not yet anyone's fault. The daemon retries for a grace
 period and then demands a reveal (``demandReveal``); the provider's answer, ``revealOutputs``,
 puts the sampled outputs in calldata, where the contract proves each against the root, and its
-``OutputsRevealed`` event carries them.
+``OutputsRevealed`` event carries them. A confidential job's go sealed to the job key with their
+proofs inside, which the contract cannot check: ``from_chain`` opens and proves them here.
 
 A re-check after the verdict (a panel seat, a watchtower: ``verifier.recheck``) reads the same
 two sources from chain data alone (``of_submission``): the manifest named by ``ResultSubmitted``,
@@ -31,7 +32,7 @@ from marketplace.errors import (
     WebiError,
 )
 from marketplace.results import MerkleTree, parse_output_manifest, verify_proof
-from marketplace.sealed.envelope import open_sealed
+from marketplace.sealed.envelope import open_revealed, open_sealed
 from marketplace.sealed.keys import JobKey
 from marketplace.storage import ContentStore
 from marketplace.storage.cid import Cid
@@ -87,16 +88,38 @@ def from_store(store: ContentStore, output_cid: str, root_hex: str, num_tasks: i
     return SampledOutputs("store", proven, refused)
 
 
-def from_chain(market: JobMarket, job_id: int, sampled: list[int]) -> SampledOutputs:
-    """The outputs the provider revealed for this sample (the contract proved them against the root)."""
+def from_chain(market: JobMarket, job_id: int, sampled: list[int], job_key: JobKey | None = None,
+               root_hex: str = "") -> SampledOutputs:
+    """The outputs the provider revealed for this sample. A public job's were proven against the root
+    by the contract. A confidential job's (``job_key`` given) are each an age file to the job key with
+    the proof inside (``envelope.seal_revealed``), proven here against ``root_hex``; one that does not
+    open or prove counts against the provider, as a wrong output in the store does."""
     events = market.contract.events.OutputsRevealed().get_logs(from_block=market.from_block,
                                                                argument_filters={"jobId": job_id})
     for event in reversed(events):  # the latest reveal: an earlier draw's sample differs
         indices = [int(index) for index in event["args"]["taskIndices"]]
         if sorted(indices) == sorted(sampled):
-            return SampledOutputs("chain", {index: bytes(output) for index, output in
-                                            zip(indices, event["args"]["outputs"], strict=True)})
+            revealed = {index: bytes(output) for index, output in zip(indices, event["args"]["outputs"], strict=True)}
+            return SampledOutputs("chain", revealed) if job_key is None else _opened(revealed, job_key, root_hex)
     raise OutputsUnavailableError(f"job {job_id}: no OutputsRevealed event for tasks {sampled} yet")
+
+
+def _opened(revealed: dict[int, bytes], job_key: JobKey, root_hex: str) -> SampledOutputs:
+    """A confidential job's sealed reveal, each output opened and proven against the root."""
+    root = bytes.fromhex(root_hex.removeprefix("0x"))
+    proven: dict[int, bytes] = {}
+    refused: dict[int, str] = {}
+    for index, blob in revealed.items():
+        try:
+            output, proof = open_revealed(blob, job_key, f"the revealed output of task {index}")
+        except SealedError as error:
+            refused[index] = f"revealed output unusable: {error}"
+            continue
+        if verify_proof(root, index, output, proof):
+            proven[index] = output
+        else:
+            refused[index] = "revealed output is not under the committed root"
+    return SampledOutputs("chain", proven, refused)
 
 
 @dataclass(frozen=True)

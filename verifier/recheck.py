@@ -86,10 +86,11 @@ class Rechecker:
         keys = self.keys or JobKeys(self.market, "", [])
         try:
             return confidential.audit_sealed(keys, self.references, self.store, job_id, spec_cid,
-                                             submission.output_cid, submission.result_root, num_tasks, sampled)
+                                             submission.output_cid, submission.result_root, num_tasks, sampled,
+                                             "either")
         except confidential.NoReleasedKeyError:
             raise
-        except outputs.OutputsNotFoundError as missing:  # outputs are never on-chain for a confidential job
+        except outputs.OutputsNotFoundError as missing:  # neither in the store nor revealed on-chain
             found = outputs.SampledOutputs("unavailable", {}, missing=f"outputs not available: {missing}")
             return self.references.judge_sample(spec_cid, sampled, found)
 

@@ -121,7 +121,6 @@ contract Disputes is MarketBase {
     ) external onlyDelegated {
         JobStatus storage status = _checked(jobId, terms_, JobState.Submitted);
         if (msg.sender != status.provider) revert NotProvider(jobId, msg.sender);
-        if (terms_.confidentiality != Confidentiality.Public) revert ConfidentialOutputs(jobId);
         Audit storage a = _audits[jobId];
         uint256 revealBy = a.revealBy;
         if (revealBy <= 1) revert NoRevealDemand(jobId);
@@ -131,7 +130,10 @@ contract Disputes is MarketBase {
             revert WrongOutputCount(jobId, outputs.length, indices.length);
         }
         bytes32 root = _roots[jobId];
-        for (uint256 i; i < indices.length; ++i) {
+        // A confidential job's outputs come sealed to the job key, each with its proof inside: only
+        // the verifier and the panel, who hold the key, can check them, and the calldata shows they
+        // were there in time.
+        for (uint256 i; i < indices.length && terms_.confidentiality == Confidentiality.Public; ++i) {
             bytes32 leaf =
                 keccak256(bytes.concat(keccak256(abi.encode(uint256(indices[i]), sha256(outputs[i])))));
             if (!MerkleProof.verifyCalldata(proofs[i], root, leaf)) revert InvalidOutputProof(jobId, indices[i]);
@@ -209,14 +211,6 @@ contract Disputes is MarketBase {
         if (state == JobState.Claimed) {
             if (msg.sender == terms_.requester && to == provider && _keyReleasedAt[jobId] == 0) {
                 _keyReleasedAt[jobId] = uint40(block.timestamp);
-            }
-        } else if (state == JobState.Submitted && msg.sender == provider) {
-            Audit storage a = _audits[jobId];
-            if (to == a.verifier && a.revealBy > 1 && block.timestamp <= a.revealBy) {
-                a.revealBy = 1;
-                emit KeyReleased(jobId, msg.sender, to, wrappedKey);
-                emit RevealAnsweredWithKey(jobId, to);
-                return;
             }
         }
         emit KeyReleased(jobId, msg.sender, to, wrappedKey);

@@ -22,7 +22,9 @@ It fetches every WEBI event from the token's creation block (or ``from_block``),
 - optionally, ``reexecute`` tasks that audits sampled in finalized jobs (the sample follows from the
   ``VerdictSubmitted`` event's sample seed), through a re-executor the verifier package provides
   (the marketplace package runs no models itself); a job paid on a PASS that re-execution
-  contradicts is named (``ContradictedPass``: who passed it, which tasks failed).
+  contradicts is named (``ContradictedPass``: who passed it, which tasks failed). A confidential job
+  that no key of the auditor's opens is left out (``NotReexecutedError``) and counted in ``skipped``,
+  never failed: a clean audit stays clean.
 
 Every verdict a panel overturned is named too (``OverturnedVerdict``), with what it cost its verifier.
 
@@ -62,6 +64,7 @@ from marketplace.audit.settlement import expected_settlement, expected_verdict
 from marketplace.audit.summary import AccountSummary, JobSummary, account_summaries, job_summaries
 from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import Protocol
+from marketplace.errors import WebiError
 from marketplace.history import ChainState, JobView, fetch_events
 from marketplace.indexer.indexer import decoder_for, first_block
 from marketplace.protocol import (
@@ -77,10 +80,20 @@ from marketplace.protocol import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AuditReport", "Auditor", "Discrepancy", "Reexecutor"]
+__all__ = ["AuditReport", "Auditor", "Discrepancy", "NotReexecutedError", "Reexecutor"]
 
 # (job, task indices) -> one verdict per task; provided by verifier.reexecute.
 Reexecutor = Callable[[JobView, list[int]], list[TaskVerdict]]
+
+
+class NotReexecutedError(WebiError):
+    """A re-executor cannot judge this job through nobody's fault (a confidential job, and no key of the
+    auditor's opens it): the job is left out of re-execution and the report says why, as no failed verdict.
+    ``reason`` is short and shared by such jobs ("no key"), so the report can count them."""
+
+    def __init__(self, job_id: int, reason: str) -> None:
+        super().__init__(f"job {job_id} not re-executed: {reason}")
+        self.job_id, self.reason = job_id, reason
 
 
 @dataclass
@@ -190,7 +203,7 @@ class Auditor:
             totals=_totals(state),
         )
         if reexecute and self.reexecutor is not None:
-            report.reexecuted = self._reexecute(state, reexecute, random.Random(seed))
+            report.reexecuted = self._reexecute(state, reexecute, random.Random(seed), report.skipped)
             report.contradicted = contradicted_passes(state, report.reexecuted)
         return report
 
@@ -284,8 +297,10 @@ class Auditor:
                         job_id=job_id)
         return skipped
 
-    def _reexecute(self, state: ChainState, count: int, chooser: random.Random) -> list[TaskVerdict]:
-        """``count`` of the tasks that audits sampled in finalized jobs, chosen at random."""
+    def _reexecute(self, state: ChainState, count: int, chooser: random.Random,
+                   skipped: list[str]) -> list[TaskVerdict]:
+        """``count`` of the tasks that audits sampled in finalized jobs, chosen at random; a job the
+        re-executor cannot open (``NotReexecutedError``) is counted in ``skipped``, not failed."""
         assert self.reexecutor is not None
         sampled = [
             (job, index)
@@ -297,8 +312,16 @@ class Auditor:
         for job, index in chooser.sample(sampled, min(count, len(sampled))):
             by_job.setdefault(job.job_id, (job, set()))[1].add(index)
         verdicts = []
+        left_out: dict[str, list[int]] = {}
         for job, indices in by_job.values():
-            verdicts += self.reexecutor(job, sorted(indices))
+            try:
+                verdicts += self.reexecutor(job, sorted(indices))
+            except NotReexecutedError as error:
+                left_out.setdefault(error.reason, []).append(job.job_id)
+        for reason, job_ids in left_out.items():
+            noun = "job" if len(job_ids) == 1 else "jobs"
+            skipped.append(f"{len(job_ids)} confidential {noun} not re-executed: {reason} "
+                           f"({', '.join(map(str, sorted(job_ids)))})")
         return verdicts
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_abi.abi import encode
+from eth_utils.address import is_checksum_address
 from web3.exceptions import BadFunctionCallOutput, Web3RPCError
 
 from marketplace.audit.checks import Checker
@@ -198,7 +199,9 @@ def _addresses(args: Iterable[Any], jobs: Iterable[JobView]) -> set[str]:
     found: set[str] = set()
 
     def collect(value: Any) -> None:
-        if isinstance(value, str) and len(value) == 42 and value.startswith("0x"):
+        # web3 decodes addresses checksummed; a 20-byte ``bytes`` argument (a sealed revealed output, say)
+        # arrives as lowercase hex, which fails the checksum unless it has no letter (odds 7e-9).
+        if isinstance(value, str) and len(value) == 42 and value.startswith("0x") and is_checksum_address(value):
             found.add(value)
         elif isinstance(value, dict):
             for item in value.values():

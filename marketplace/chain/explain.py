@@ -173,8 +173,6 @@ _SENTENCES: dict[str, Callable[[_Error], str]] = {
     "NotConfidential": lambda e: f"{e.job()} is {_CONFIDENTIALITY.get(int(e['confidentiality']), 'not Open')}: "
                                  f"only an Open confidential job can {e.to_act()}" if e.function == "releaseClaim"
                                  else f"{e.job()} is public: it has no key to release",
-    "ConfidentialOutputs": lambda e: f"{e.job()} is confidential: its outputs never go on-chain; answer the reveal "
-                                     "demand by releasing the key to the verifier (releaseKey)",
     "NotKeyHolder": lambda e: f"{e['caller']} is neither the requester nor the provider of {e.job()}: only they hold "
                               "its key",
     "InvalidWrappedKey": lambda e: f"a wrapped key of {e['length']} bytes is outside 1 to {e['max']} bytes: wrap one "

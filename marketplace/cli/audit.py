@@ -10,23 +10,39 @@ import typer
 from rich.table import Table
 
 from marketplace.cli.context import CliContext
+from marketplace.cli.wallet import PasswordEnv, PasswordFile, password, wallets
 from marketplace.errors import ConfigError
 from marketplace.units import webi
 
 if TYPE_CHECKING:  # the auditor, web3 and SQLAlchemy load when the command runs, not when the CLI starts
     from marketplace.audit import Reexecutor
+    from marketplace.chain.market import JobMarket
+    from marketplace.sealed.keys import PartyKey
 
 
-def _reexecutor(store: str, cache: Path) -> Reexecutor:
-    """The verifier package's re-executor, found through the ``webi.reexecutors`` entry point."""
+def _reexecutor(store: str, cache: Path, *, address: str | None = None, party_keys: list[PartyKey] | None = None,
+                market: JobMarket | None = None) -> Reexecutor:
+    """The verifier package's re-executor, found through the ``webi.reexecutors`` entry point; ``address``
+    and ``party_keys`` (``--wallet``) open the confidential jobs whose key is wrapped or released to it."""
     from marketplace.storage import open_store
 
     found = list(entry_points(group="webi.reexecutors"))
     if not found:
         raise ConfigError("--reexecute needs the verifier package (pip install webi with its verifier)")
     factory = found[0].load()
-    reexecutor: Reexecutor = factory(open_store(store), cache)
+    reexecutor: Reexecutor = factory(open_store(store), cache, address=address, party_keys=party_keys or [],
+                                     market=market)
     return reexecutor
+
+
+def _wallet_keys(ctx: typer.Context, wallet: str, password_env: str | None,
+                 password_file: Path | None) -> tuple[str, list[PartyKey]]:
+    """The wallet's address and its party keys (current and rotated-out; none without a key file)."""
+    from marketplace.sealed.keys import key_path_for, load_all
+
+    entry = wallets(ctx).entry(wallet)
+    path = key_path_for(entry.path)
+    return entry.address, load_all(path, password(password_env, password_file)) if path.exists() else []
 
 
 def audit(
@@ -55,6 +71,12 @@ def audit(
     ] = "http://127.0.0.1:8000",
     seed: Annotated[int | None, typer.Option(help="Seed for choosing the tasks to re-execute.")] = None,
     deployments: Annotated[Path | None, typer.Option(metavar="DIR", help="Folder of deployment files.")] = None,
+    wallet: Annotated[str | None, typer.Option(
+        "--wallet", metavar="NAME",
+        help="--reexecute: open confidential jobs with this wallet's encryption keys (jobs it requested, or whose "
+             "key was released to it); without it they are left out, not failed.")] = None,
+    password_env: PasswordEnv = None,
+    password_file: PasswordFile = None,
 ) -> None:
     """Check the protocol's books against the chain alone.
 
@@ -72,7 +94,12 @@ def audit(
     try:
         protocol = connect_protocol(client, Deployment.load(client.chain_id, deployments))
         engine = create_db(db) if db else None
-        reexecutor = _reexecutor(store, context.home / "audit-cache") if reexecute else None
+        reexecutor = None
+        if reexecute:
+            address, party_keys = (None, []) if wallet is None else _wallet_keys(ctx, wallet, password_env,
+                                                                                 password_file)
+            reexecutor = _reexecutor(store, context.home / "audit-cache", address=address, party_keys=party_keys,
+                                     market=protocol.market)
         with context.console.status("replaying the chain's WEBI events ..."):
             result = Auditor(protocol, from_block=from_block, database=engine, reexecutor=reexecutor).run(
                 reexecute=reexecute, seed=seed

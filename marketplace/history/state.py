@@ -216,12 +216,6 @@ class ChainState:
             return
         job.key_releases.append((str(args["from"]), str(args["to"]), event.block_number))
 
-    def _on_market_RevealAnsweredWithKey(self, event: ChainEvent, _: dict[str, Any]) -> None:
-        job = self._job(event)
-        if job is None:
-            return
-        job.revealed_tasks = []  # answered with the key: the outputs stay in the store, encrypted
-
     def _on_market_ResultSubmitted(self, event: ChainEvent, args: dict[str, Any]) -> None:
         job = self._job(event, JobState.SUBMITTED)
         if job is None:

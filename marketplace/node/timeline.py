@@ -106,9 +106,6 @@ _SENTENCES: dict[str, _Sentence] = {
         f"{a['provider']} gave its claim back: its key did not arrive or did not open "
         f"({webi(a['collateral'])} WEBI collateral unlocked, unslashed): open again"
     ),
-    "RevealAnsweredWithKey": lambda a, _, __: (
-        f"the provider answered the reveal demand of {a['verifier']} with the job's key (the outputs stay encrypted)"
-    ),
     "SeedRearmed": lambda a, _, __: f"draw re-armed: the seed is now block {a['seedBlock']}",
     "VerifierDrawn": lambda a, _, __: f"verifier {a['verifier']} drawn, verdict due by {_time(a['deadline'])}",
     "VerifierMissed": lambda a, _, __: (

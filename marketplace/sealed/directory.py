@@ -4,7 +4,8 @@ A provider or verifier publishes its recipient in the metadata document its ``Re
 names (the latest one counts: it registers again after a full unstake). The document comes from a
 content store anyone may run, so the recipient is trusted only once its signature is checked
 against the registered address and this chain (``signed.verify_encryption_key``): a store that
-swaps the key cannot make anyone encrypt to it.
+swaps the key cannot make anyone encrypt to it. ``verifier_recipients`` lists the verifiers a
+confidential spec wraps its key to at posting.
 """
 
 from __future__ import annotations
@@ -59,3 +60,25 @@ def published_recipient(market: JobMarket, store: ContentStore, address: str, ro
     if not isinstance(document, dict):
         raise MissingKeyError(f"the metadata {cid} of {to_checksum_address(address)} is not a JSON object")
     return verify_encryption_key(document, address, market.client.chain_id)
+
+
+def verifier_recipients(market: JobMarket, store: ContentStore, limit: int,
+                        excluded: tuple[str, ...] = ()) -> dict[str, str]:
+    """Up to ``limit`` verifiers in the draw now (weight > 0), the heaviest first, each with its published
+    recipient, signature checked; those without a usable one are left out (they cannot open the job
+    whoever wraps to them). A confidential spec wraps its key to these at posting (``confidential_post``),
+    so a drawn verifier or panel member gets the key from the requester, not from the provider it judges."""
+    from marketplace.provider_offers import latest_metadata
+
+    skip = {to_checksum_address(address) for address in excluded}
+    weights = {address: market.verifier_weight(address) for address in latest_metadata(market, Role.VERIFIER)
+               if to_checksum_address(address) not in skip}
+    found: dict[str, str] = {}
+    for address in sorted((a for a, w in weights.items() if w > 0), key=lambda a: (-weights[a], a)):
+        if len(found) >= limit:
+            break
+        try:
+            found[str(to_checksum_address(address))] = published_recipient(market, store, address, Role.VERIFIER)
+        except WebiError:  # MissingKeyError, KeySignatureError (both SealedError): nothing usable to wrap to
+            continue
+    return found

@@ -8,6 +8,8 @@ ciphertext and public keys. Its ``confidential`` section (``Envelope``, version 
   with a single recipient everyone who decrypts a file (requester, provider, verifiers, panel) sees
   the same plaintext. age is not key-committing across recipients, so a provider that encrypted
   outputs to two recipients could show the verifier good outputs and the requester others.
+- A reveal demand on a confidential job is answered on-chain with each sampled output sealed to the
+  job key together with its Merkle proof (``seal_revealed``), since the contract cannot check them.
 - ``keys``: the job key wrapped (``keys.wrap``, base64 of a small age file) to each named party's
   own X25519 recipient. The requester's own entry is always there, so the requester recovers the key
   from the spec with its wallet's key alone (nothing to lose locally). A Directed job adds one entry
@@ -130,6 +132,29 @@ def seal(data: bytes, envelope: Envelope, source: str) -> bytes:
 def open_sealed(blob: bytes, job_key: JobKey, source: str) -> bytes:
     """The plaintext of one of the job's age files; ``TamperedError`` etc. naming ``source``."""
     return stream.decrypt_bytes(blob, [job_key.identity], source)
+
+
+def seal_revealed(output: bytes, proof: Sequence[bytes], envelope: Envelope) -> bytes:
+    """One sampled output of a confidential job, as ``revealOutputs`` takes it: an age file to the job
+    key whose plaintext is the proof's length (one byte), its 32-byte hashes, then the output. The
+    proof rides inside because the contract cannot check it; whoever holds the key does."""
+    if len(proof) > 255 or any(len(node) != 32 for node in proof):
+        raise SealedError(f"a Merkle proof is at most 255 hashes of 32 bytes, not {[len(n) for n in proof]}")
+    return stream.encrypt_bytes(bytes([len(proof)]) + b"".join(proof) + output, [envelope.recipient],
+                                "a revealed output")
+
+
+def open_revealed(blob: bytes, job_key: JobKey, source: str) -> tuple[bytes, list[bytes]]:
+    """The output and proof inside a sealed revealed output (``seal_revealed``); ``SealedError`` (a
+    ``TamperedError`` etc., or a framing that does not add up) naming ``source``."""
+    plain = stream.decrypt_bytes(blob, [job_key.identity], source)
+    if not plain:
+        raise SealedError(f"{source} opens to nothing: no proof length")
+    hashes = plain[0]
+    if len(plain) < 1 + 32 * hashes:
+        raise SealedError(f"{source} is shorter than the {hashes} proof hashes it announces")
+    proof = [plain[1 + 32 * i: 33 + 32 * i] for i in range(hashes)]
+    return plain[1 + 32 * hashes:], proof
 
 
 def seal_bundle(src: Path, dst: Path, envelope: Envelope) -> Path:

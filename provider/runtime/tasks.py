@@ -21,7 +21,8 @@ import torch
 
 from marketplace.errors import ModelError
 from marketplace.jobspec import Parameters, TaskType
-from marketplace.model_bundle import TASK_MODEL_CLASSES, BundleFacts
+from marketplace.model_bundle import BundleFacts
+from marketplace.model_weights import task_model_class
 from marketplace.results import DECIMALS, canonical
 
 TaskFunction = Callable[[Any, Any, list[str], Parameters, torch.device], list[bytes]]
@@ -111,7 +112,7 @@ def load_model(facts: BundleFacts, path: Path, task: TaskType, dtype: torch.dtyp
     import transformers
 
     transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # daemons draw no bars
-    auto = getattr(transformers, TASK_MODEL_CLASSES[task])
+    auto = task_model_class(task)
     try:
         model, info = auto.from_pretrained(path, dtype=dtype, trust_remote_code=False, use_safetensors=True,
                                            local_files_only=True, output_loading_info=True)

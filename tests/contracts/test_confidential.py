@@ -24,7 +24,7 @@ from marketplace.protocol import (
     Verdict,
 )
 from tests.conftest import Chain, reverts
-from tests.contracts.support import outputs_for, slashes, submit_outputs
+from tests.contracts.support import slashes, submit_outputs
 
 PRICE = 20 * WEI
 KEY_WINDOW = 120
@@ -193,29 +193,38 @@ def demanded(chain: Chain, requester: LocalAccount, provider: LocalAccount, veri
     return job_id
 
 
-def test_confidential_outputs_are_never_revealed_on_chain(staffed: Chain, requester, provider,
-                                                          verifier) -> None:
+def test_sealed_outputs_answer_a_reveal_demand_without_proofs_the_contract_cannot_check(staffed: Chain, requester,
+                                                                                       provider, verifier,
+                                                                                       stranger) -> None:
+    """The calldata shows the (sealed) outputs were put on-chain in time; the key holders prove them."""
     job_id = demanded(staffed, requester, provider, verifier)
     indices = staffed.market.sampled_tasks(job_id)
-    outputs = outputs_for(job_id, 16)
-    with reverts("ConfidentialOutputs", job_id):
-        staffed.market.reveal_outputs(provider, job_id, [outputs[i] for i in indices], [[] for _ in indices])
-
-
-def test_the_key_released_to_the_verifier_answers_its_reveal_demand(staffed: Chain, requester, provider,
-                                                                    verifier, stranger) -> None:
-    job_id = demanded(staffed, requester, provider, verifier)
-    staffed.market.release_key(provider, job_id, stranger.address, WRAPPED)  # to someone else: no answer
-    assert staffed.market.audit_of(job_id).reveal_by > 1
-    receipt = staffed.market.release_key(provider, job_id, verifier.address, WRAPPED)
-    assert staffed.emitted(receipt, "RevealAnsweredWithKey") == [{"jobId": job_id, "verifier": verifier.address}]
+    sealed = [b"age-encryption.org/v1\n sealed output %d" % i for i in indices]
+    with reverts("WrongOutputCount", job_id, len(indices) - 1, len(indices)):
+        staffed.market.reveal_outputs(provider, job_id, sealed[1:], [[] for _ in indices])
+    with reverts("NotProvider", job_id, stranger.address):
+        staffed.market.reveal_outputs(stranger, job_id, sealed, [[] for _ in indices])
+    receipt = staffed.market.reveal_outputs(provider, job_id, sealed, [[] for _ in indices])
+    assert staffed.emitted(receipt, "OutputsRevealed") == [{"jobId": job_id, "taskIndices": indices,
+                                                            "outputs": sealed}]
     assert staffed.market.audit_of(job_id).reveal_by == 1
     staffed.increase_time(DEFAULT_PARAMS.reveal_window + 1)
     with reverts("NoRevealDemand", job_id):
         staffed.market.fail_unrevealed(stranger, job_id)
 
 
-def test_a_provider_that_withholds_the_key_is_rejected_as_for_withheld_outputs(staffed: Chain, requester,
+def test_a_key_release_alone_does_not_answer_a_reveal_demand(staffed: Chain, requester, provider, verifier,
+                                                             stranger) -> None:
+    """Else a provider could answer with the key and keep the sealed outputs out of every store."""
+    job_id = demanded(staffed, requester, provider, verifier)
+    staffed.market.release_key(provider, job_id, verifier.address, WRAPPED)
+    assert staffed.market.audit_of(job_id).reveal_by > 1
+    staffed.increase_time(DEFAULT_PARAMS.reveal_window + 1)
+    staffed.market.fail_unrevealed(stranger, job_id)
+    assert staffed.market.get_job(job_id).state is JobState.REJECTED
+
+
+def test_a_provider_that_leaves_a_demand_unanswered_is_rejected_as_for_withheld_outputs(staffed: Chain, requester,
                                                                                provider, verifier,
                                                                                stranger) -> None:
     job_id = demanded(staffed, requester, provider, verifier)
@@ -235,17 +244,6 @@ def test_past_the_deadline_the_claim_is_reclaimed_not_released(staffed: Chain, r
     with reverts("SubmitDeadlinePassed", job_id, deadline):
         staffed.market.release_claim(provider, job_id)
     staffed.market.reclaim_expired(stranger, job_id)
-
-
-def test_only_the_providers_timely_release_to_the_drawn_verifier_answers_a_demand(staffed: Chain, requester,
-                                                                                   provider, verifier) -> None:
-    job_id = demanded(staffed, requester, provider, verifier)
-    staffed.market.release_key(requester, job_id, verifier.address, WRAPPED)  # the requester's: no answer
-    assert staffed.market.audit_of(job_id).reveal_by > 1
-    staffed.increase_time(DEFAULT_PARAMS.reveal_window + 1)
-    receipt = staffed.market.release_key(provider, job_id, verifier.address, WRAPPED)  # too late: no answer
-    assert staffed.emitted(receipt, "RevealAnsweredWithKey") == []
-    assert staffed.market.audit_of(job_id).reveal_by > 1
 
 
 def test_a_settled_jobs_key_cannot_be_released(staffed: Chain, requester, provider, verifier,

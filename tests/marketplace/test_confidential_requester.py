@@ -15,9 +15,10 @@ from marketplace.client import Client
 from marketplace.confidential_post import Sealing
 from marketplace.errors import TamperedError
 from marketplace.jobspec import inputs_manifest, parse_spec
+from marketplace.key_release import KeyRelease
 from marketplace.keystore import save_account
 from marketplace.preflight import PreflightError
-from marketplace.protocol import Confidentiality, JobState, Role
+from marketplace.protocol import Confidentiality, JobState, Role, secret_hash
 from marketplace.requester_keys import RequesterKeys
 from marketplace.results import MerkleTree, output_manifest
 from marketplace.sealed import PartyKey, rotate, sign_encryption_key
@@ -110,6 +111,63 @@ def test_a_directed_post_wraps_the_key_to_each_provider_and_refuses_one_without_
     envelope = client.spec(job_id).confidential
     assert envelope is not None and set(envelope.keys) == {requester, provider.address}
     assert job_key_from_spec(envelope, provider.address, provider_key).recipient == envelope.recipient
+
+
+def register_verifier(chain: Chain, store_node: StoreNode, account: LocalAccount, key: PartyKey | None,
+                      *, signer: LocalAccount | None = None) -> None:
+    """Registers ``account`` as a verifier in the draw, publishing ``key`` (signed by ``signer``, by default itself)."""
+    metadata = ""
+    if key is not None:
+        signed = sign_encryption_key(signer or account, key.recipient, chain.client.chain_id)
+        metadata = str(store_node.store.add_bytes(json.dumps({"kind": "webi-verifier", **signed}).encode()).cid)
+    chain.approve(account)
+    chain.market.register(account, Role.VERIFIER, 1_000 * WEI, metadata)
+    chain.market.commit_secret(account, secret_hash(chain.secret(account, 0)))
+    chain.sync(account.address)
+
+
+def test_a_post_wraps_the_key_to_the_verifiers_in_the_draw_that_published_a_signed_key(
+        chain: Chain, client: Client, bundles: dict[str, Path], store_node: StoreNode, verifier: LocalAccount,
+        provider: LocalAccount, stranger: LocalAccount) -> None:
+    """A drawn verifier (or panel member) then opens the job with the requester's key, not the provider's:
+    a provider cannot hand it a bad key and win the appeal. Verifiers whose key is missing or signed by
+    someone else are left out: they could not open it anyway."""
+    verifier_key = PartyKey.generate()
+    register_verifier(chain, store_node, verifier, verifier_key)
+    register_verifier(chain, store_node, provider, None)  # registered without a key
+    register_verifier(chain, store_node, stranger, PartyKey.generate(), signer=provider)  # a forged signature
+    job_id = post(client, bundles, OPEN)
+    envelope = client.spec(job_id).confidential
+    assert envelope is not None
+    assert set(envelope.keys) == {client.account.address, verifier.address}  # type: ignore[union-attr]
+    assert job_key_from_spec(envelope, verifier.address, verifier_key).recipient == envelope.recipient
+
+
+def test_a_claimant_that_left_after_the_key_gets_no_second_look(
+        chain: Chain, client: Client, store_node: StoreNode, bundles: dict[str, Path], provider: LocalAccount,
+        stranger: LocalAccount) -> None:
+    """The attack: claim, read the inputs, give the claim back unslashed within the key window, claim again,
+    read again (a delay for the requester each round). The requester's client gives each address one look."""
+    register_provider(chain, store_node, provider, PartyKey.generate())
+    register_provider(chain, store_node, stranger, PartyKey.generate())
+    job_id = post(client, bundles, OPEN)
+    released: list[KeyRelease] = []
+
+    def claimed_and_served(account: LocalAccount) -> None:
+        chain.market.claim_job(account, job_id)
+        client.wait(job_id, until=frozenset({JobState.CLAIMED}), timeout=30, interval=0.05,
+                    on_release=released.append)
+
+    claimed_and_served(provider)
+    assert [release.released for release in released] == [True]
+    chain.market.release_claim(provider, job_id)  # within the window: free
+    claimed_and_served(provider)
+    assert not released[-1].released and "after receiving the key once" in released[-1].reason
+    keyed = chain.market.contract.events.KeyReleased().get_logs(from_block=0, argument_filters={"jobId": job_id})
+    assert len(keyed) == 1, "no second key to the same address"
+    chain.market.release_claim(provider, job_id)  # no key this round: still free to leave
+    claimed_and_served(stranger)  # another claimant gets its key
+    assert released[-1].released and released[-1].provider == stranger.address
 
 
 def test_wait_releases_the_key_to_the_claimant_and_sealed_results_open_after_a_rotation(

@@ -18,13 +18,14 @@ from marketplace.chain.deployment import WEI
 from marketplace.chain.devnet import Devnet, dev_account
 from marketplace.jobspec import JobSpec, inputs_manifest
 from marketplace.protocol import Allowlist, Confidentiality, JobState, Role, Verdict, secret_hash
-from marketplace.results import MerkleTree, parse_output_manifest
+from marketplace.results import MerkleTree, parse_output_manifest, verify_proof
 from marketplace.sealed import PartyKey, ensure, key_path_for, sign_encryption_key
 from marketplace.sealed.age import MAGIC
 from marketplace.sealed.directory import published_recipient
 from marketplace.sealed.envelope import (
     Envelope,
     job_key_from_release,
+    open_revealed,
     open_sealed,
     release_for,
     seal,
@@ -144,17 +145,18 @@ def test_an_open_job_runs_on_the_released_key_and_the_key_goes_on_to_the_verifie
         wait_for(lambda: chain.market.contract.events.KeyReleased().get_logs(
             from_block=0, argument_filters={"jobId": job.job_id, "from": provider.address}), what="the release")
         secret, next_hash = chain.open_secret(verifier, job.job_id)
-        chain.market.demand_reveal(verifier, job.job_id, secret, next_hash)  # answered with the key, not outputs
-        answered = wait_for(lambda: chain.market.contract.events.RevealAnsweredWithKey().get_logs(
+        chain.market.demand_reveal(verifier, job.job_id, secret, next_hash)  # answered with sealed outputs
+        answered = wait_for(lambda: chain.market.contract.events.OutputsRevealed().get_logs(
             from_block=0, argument_filters={"jobId": job.job_id}), what="the reveal answered")
-    assert [entry["args"]["verifier"] for entry in answered] == [verifier.address]
     assert not chain.market.audit_of(job.job_id).reveal_pending
-    assert chain.market.contract.events.OutputsRevealed().get_logs(from_block=0) == [], "outputs stay off-chain"
     releases = chain.market.contract.events.KeyReleased().get_logs(
         from_block=0, argument_filters={"jobId": job.job_id, "from": provider.address})
-    assert [entry["args"]["to"] for entry in releases] == [verifier.address] * 2  # at the draw, at the demand
+    assert [entry["args"]["to"] for entry in releases] == [verifier.address]  # once: at the draw
     opened = job_key_from_release(job.envelope, bytes(releases[0]["args"]["wrappedKey"]), [party_key(verifier)])
     assert opened.recipient == job.job_key.recipient
+    revealed = answered[0]["args"]
+    assert all(bytes(blob).startswith(MAGIC) for blob in revealed["outputs"]), "the revealed outputs are sealed"
+    assert not any(CANARY.encode() in bytes(blob) for blob in revealed["outputs"])
 
     submitted = chain.market.contract.events.ResultSubmitted().get_logs(
         from_block=0, argument_filters={"jobId": job.job_id})[0]["args"]
@@ -163,6 +165,9 @@ def test_an_open_job_runs_on_the_released_key_and_the_key_goes_on_to_the_verifie
     manifest = open_sealed(sealed_outputs, job.job_key, "the outputs")
     outputs = parse_output_manifest(manifest, len(SEALED_TEXTS))
     assert MerkleTree(outputs).root == submitted["resultRoot"], "the root is over the plaintext outputs"
+    for index, blob in zip(revealed["taskIndices"], revealed["outputs"], strict=True):
+        output, proof = open_revealed(bytes(blob), job.job_key, f"task {index}")
+        assert output == outputs[index] and verify_proof(submitted["resultRoot"], index, output, proof)
     blocks = store_files(market)
     assert not any(CANARY.encode() in block for block in blocks), "an input in clear reached the store"
     assert not any(outputs[0] in block for block in blocks), "an output in clear reached the store"

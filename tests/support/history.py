@@ -112,7 +112,7 @@ class EventfulHistory:
     unvoted: int  # a pass challenged, the judge did not vote: finalized, slashed for each seat
     cancelled: int
     # Open confidential: a claim given back (no key), claimed again, the key released, a reveal demand
-    # answered with the key, passed: finalized
+    # answered with the key and sealed outputs, passed: finalized
     confidential: int
 
 
@@ -217,8 +217,9 @@ def confidential_job(chain: Chain, requester: LocalAccount, provider: LocalAccou
 
     The provider claims and gives the claim back (no key came: ``ClaimReleased``, unslashed), claims
     again; the requester releases the key to it (``KeyReleased``); after the submission the verifier
-    demands a reveal and the provider answers with the key released to the verifier
-    (``RevealAnsweredWithKey``). The wrapped keys are real age files, to throwaway party keys.
+    demands a reveal and the provider answers with the key released to the verifier and the sampled
+    outputs sealed on-chain (``OutputsRevealed``). The wrapped keys are real age files, to throwaway
+    party keys; the sealed outputs are stand-ins (nothing here opens them).
     """
     market = chain.market
     job_key = JobKey.generate()
@@ -231,6 +232,8 @@ def confidential_job(chain: Chain, requester: LocalAccount, provider: LocalAccou
     chain.draw(job)
     market.demand_reveal(verifier, job, *chain.open_secret(verifier, job))
     market.release_key(provider, job, verifier.address, wrap(job_key, PartyKey.generate().recipient))
+    sampled = market.sampled_tasks(job)  # sealed outputs: the contract cannot open them, nor does the fold
+    market.reveal_outputs(provider, job, [b"age sealed output %d" % index for index in sampled], [[] for _ in sampled])
     # The reveal demand opened the secret already: submitVerdict ignores the secret arguments.
     market.submit_verdict(verifier, job, Verdict.PASS, OUTPUT_CID, bytes(32), bytes(32))
     chain.settle(job)

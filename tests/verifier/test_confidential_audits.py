@@ -4,7 +4,8 @@ The test plays the requester (seals the inputs to a fresh job key) and the provi
 outputs, seals their manifest, releases the key to the verifier, or not, or garbage); a real
 ``VerifierDaemon`` audits. A key released to it: honest outputs pass, wrong ones fail, and neither
 the evidence nor the store nor a log line holds a plaintext canary. No key: a reveal demand after
-the grace, answered with the key (``RevealAnsweredWithKey``), then the verdict. A key that does not
+the grace, answered with the key and the sealed sample on-chain, opened and proven here (a tampered
+output fails, as does a sealed reveal with no key to open it), then the verdict. A key that does not
 open the job: fail, with the reason. No encryption key of its own: inconclusive.
 """
 
@@ -23,9 +24,17 @@ from marketplace.chain.devnet import Devnet
 from marketplace.jobspec import JobSpec, inputs_manifest
 from marketplace.keystore import save_account
 from marketplace.protocol import Confidentiality, JobState, Role, Verdict
-from marketplace.results import MerkleTree, output_manifest
+from marketplace.results import MerkleTree, output_manifest, parse_output_manifest
 from marketplace.sealed import JobKey, PartyKey
-from marketplace.sealed.envelope import Envelope, release_for, seal, seal_bundle, seal_job
+from marketplace.sealed.envelope import (
+    Envelope,
+    open_sealed,
+    release_for,
+    seal,
+    seal_bundle,
+    seal_job,
+    seal_revealed,
+)
 from marketplace.storage.cid import Cid
 from provider.runtime import Runtime
 from tests.conftest import Chain
@@ -65,13 +74,16 @@ def make_sealed_verifier(tmp_path: Path, devnet: Devnet, store_node: StoreNode, 
 
 
 def sealed_job(chain: Chain, market: Market, requester: LocalAccount, provider: LocalAccount, tmp_path: Path,
-               *, honest: bool = True, encrypt_model: bool = False) -> tuple[int, JobKey, Envelope]:
+               *, honest: bool = True, encrypt_model: bool = False,
+               verifiers: dict[str, str] | None = None) -> tuple[int, JobKey, Envelope]:
     """An Open confidential embed job over ``SECRET_TEXTS``, claimed and submitted: inputs and output
     manifest sealed to the job key (the model too with ``encrypt_model``), the root over the plaintext
-    outputs; wrong outputs (each task answered with another's embedding) unless ``honest``."""
+    outputs; wrong outputs (each task answered with another's embedding) unless ``honest``. ``verifiers``
+    (address -> recipient) are wrapped the key in the spec, as ``webi job post`` does at posting."""
     if chain.market.provider_stake(provider.address).stake == 0:
         chain.register(provider, Role.PROVIDER, 10_000 * WEI)
-    job_key, envelope = seal_job({requester.address: PartyKey.generate().recipient}, model_encrypted=encrypt_model)
+    job_key, envelope = seal_job({requester.address: PartyKey.generate().recipient, **(verifiers or {})},
+                                 model_encrypted=encrypt_model)
     bundle = market.bundles["embed"]
     if encrypt_model:
         bundle = seal_bundle(bundle, tmp_path / f"sealed-model-{len(list(tmp_path.iterdir()))}", envelope)
@@ -130,12 +142,30 @@ def test_a_released_key_opens_the_job_and_honest_outputs_pass_wrong_ones_fail(
     assert CANARY not in caplog.text
 
 
-def test_no_key_is_demanded_and_the_key_answering_the_demand_leads_to_the_verdict(
-        chain: Chain, market: Market, make_sealed_verifier, requester, provider, verifier, tmp_path: Path) -> None:
+def sealed_reveal(chain: Chain, market: Market, job_id: int, job_key: JobKey, envelope: Envelope,
+                  *, tamper: bool = False) -> list[bytes]:
+    """What the provider puts on-chain for the pending demand: each sampled output sealed with its proof.
+    ``tamper``: the first answered with another task's output (under its own, valid proof)."""
+    submitted = chain.market.contract.events.ResultSubmitted().get_logs(
+        from_block=0, argument_filters={"jobId": job_id})[-1]["args"]
+    outputs = parse_output_manifest(open_sealed(market.read(submitted["outputCid"]), job_key, "outputs"),
+                                    len(SECRET_TEXTS))
+    tree = MerkleTree(outputs)
+    indices = chain.market.sampled_tasks(job_id)
+    chosen = [outputs[(index + 1) % len(outputs)] if tamper and n == 0 else outputs[index]
+              for n, index in enumerate(indices)]
+    return [seal_revealed(output, tree.proof(index), envelope) for output, index in zip(chosen, indices, strict=True)]
+
+
+@pytest.mark.parametrize("case", ["honest", "tampered", "no key"])
+def test_no_key_is_demanded_and_the_sealed_reveal_is_opened_and_proven(
+        chain: Chain, market: Market, make_sealed_verifier, requester, provider, verifier, tmp_path: Path,
+        case: str) -> None:
+    """The answer to a demand is the sealed sample on-chain (and the key); the verifier proves each output."""
     chain.register(verifier, Role.VERIFIER, 1_000 * WEI)
     auditing, key = make_sealed_verifier(verifier, unavailable_grace_s=GRACE)
     assert key is not None
-    job_id, job_key, _ = sealed_job(chain, market, requester, provider, tmp_path)
+    job_id, job_key, envelope = sealed_job(chain, market, requester, provider, tmp_path)
     with running(auditing):
         wait_drawn(chain, job_id)
         def tried() -> bool:
@@ -146,12 +176,19 @@ def test_no_key_is_demanded_and_the_key_answering_the_demand_leads_to_the_verdic
         assert chain.market.audit_of(job_id).reveal_by == 0  # nothing demanded before the grace
         chain.increase_time(GRACE + 1)
         wait_for(lambda: chain.market.audit_of(job_id).reveal_pending, what="the reveal demand")
-        receipt = chain.market.release_key(provider, job_id, verifier.address, release_for(job_key, key.recipient))
-        assert [event["verifier"] for event in chain.emitted(receipt, "RevealAnsweredWithKey")] == [verifier.address]
+        if case != "no key":
+            chain.market.release_key(provider, job_id, verifier.address, release_for(job_key, key.recipient))
+        assert chain.market.audit_of(job_id).reveal_pending, "a key alone does not answer the demand"
+        sealed = sealed_reveal(chain, market, job_id, job_key, envelope, tamper=case == "tampered")
+        chain.market.reveal_outputs(provider, job_id, sealed, [[] for _ in sealed])
         wait_for(lambda: state_of(chain, job_id) == JobState.AUDITED, timeout=180, what="the verdict")
-    assert chain.market.audit_of(job_id).verdict == Verdict.PASS
-    assert not chain.market.contract.events.OutputsRevealed().get_logs(from_block=0,
-                                                                       argument_filters={"jobId": job_id})
+        wait_for(lambda: auditing.journal.get(job_id).stage == AuditStage.VERDICT, what="the journal")
+    assert chain.market.audit_of(job_id).verdict == (Verdict.PASS if case == "honest" else Verdict.FAIL)
+    reasons = [check["reason"] for check in evidence_of(market, auditing, job_id)["checks"]]
+    if case == "tampered":
+        assert "revealed output is not under the committed root" in reasons
+    if case == "no key":
+        assert all("no key released to the verifier, whose reveal demand was answered" in r for r in reasons)
 
 
 def test_a_released_key_that_does_not_open_the_job_fails_it_with_the_reason(
@@ -170,6 +207,32 @@ def test_a_released_key_that_does_not_open_the_job_fails_it_with_the_reason(
     evidence = evidence_of(market, auditing, job_id)
     assert all("the provider released a key that does not open the job" in check["reason"]
                for check in evidence["checks"])
+
+
+@pytest.mark.parametrize("spec_key", ["good", "bad"])
+def test_the_key_the_spec_wraps_to_the_verifier_comes_first_and_a_bad_release_cannot_spoil_it(
+        chain: Chain, market: Market, make_sealed_verifier, requester, provider, verifier, tmp_path: Path,
+        spec_key: str) -> None:
+    """The attack: the provider wraps garbage to the verifier (which would fail the job), then good keys to the
+    panel, which overturns the fail and slashes the honest verifier. With the requester's key in the spec
+    the release is never needed: a good spec key judges the job; a bad one is the requester's doing (excused)."""
+    chain.register(verifier, Role.VERIFIER, 1_000 * WEI)
+    auditing, key = make_sealed_verifier(verifier)
+    assert key is not None
+    recipient = key.recipient if spec_key == "good" else PartyKey.generate().recipient
+    job_id, _, _ = sealed_job(chain, market, requester, provider, tmp_path, verifiers={verifier.address: recipient})
+    chain.market.release_key(provider, job_id, verifier.address, release_for(JobKey.generate(), key.recipient))
+    with running(auditing):
+        wait_drawn(chain, job_id)
+        wait_for(lambda: state_of(chain, job_id) == JobState.AUDITED, timeout=180, what="the verdict")
+        wait_for(lambda: auditing.journal.get(job_id).stage == AuditStage.VERDICT, what="the journal")
+    assert chain.market.audit_of(job_id).verdict == Verdict.PASS
+    reasons = [check["reason"] for check in evidence_of(market, auditing, job_id)["checks"]]
+    if spec_key == "good":
+        assert not any("does not open" in reason for reason in reasons), "judged with the spec's key"
+    else:
+        assert all("the key the job's spec wraps to us does not open the job" in r and "provider not at fault" in r
+                   for r in reasons)
 
 
 def test_a_verifier_without_an_encryption_key_is_inconclusive_not_failing(

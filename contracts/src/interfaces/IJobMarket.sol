@@ -109,11 +109,15 @@ interface IJobMarket is IJobMarketTypes {
     /// @notice The requester or the provider of a confidential job publishes its content key,
     ///         wrapped to `to`'s X25519 key (from `to`'s signed metadata): the requester to the
     ///         claimant of an Open job, the provider to the drawn verifier and panel members.
-    ///         The requester's first release to the claimant starts the claimant's key window;
-    ///         the provider's release to the verifier answers a pending reveal demand.
+    ///         The requester's first release to the claimant starts the claimant's key window.
+    ///         A release answers no reveal demand: the sealed outputs must go on-chain too.
     /// @dev Warning: the contract cannot check that `wrappedKey` opens the job's content. A
     ///      claimant given a bad key releases its claim within `keyWindow`; a verifier given a
-    ///      bad key fails the job, and the panel re-checks it with keys of its own.
+    ///      bad key fails the job, and the panel re-checks it with keys of its own. Nobody but
+    ///      the verifier can tell a bad key to it from a good one, so a provider that wraps
+    ///      garbage to the verifier and good keys to the panel would win the appeal: the
+    ///      requester's client wraps the key in the spec to the verifiers in the draw at
+    ///      posting, and they use that one (docs/DESIGN.md, "Confidential jobs on-chain").
     function releaseKey(uint256 jobId, JobTerms calldata terms, address to, bytes calldata wrappedKey) external;
 
     /// @notice The provider of an Open job gives its claim back, unslashed, when the requester has
@@ -146,7 +150,14 @@ interface IJobMarket is IJobMarketTypes {
     function demandReveal(uint256 jobId, JobTerms calldata terms, bytes32 secret, bytes32 nextSecretHash) external;
 
     /// @notice The provider answers a reveal demand with the sampled tasks' outputs and proofs,
-    ///         in the order of `sampledTasks`. A confidential job answers with `releaseKey` instead.
+    ///         in the order of `sampledTasks`. A confidential job's outputs go sealed: each is an age
+    ///         file to the job key whose plaintext is the proof's length (one byte), its 32-byte
+    ///         hashes and the output; its `proofs` entries are empty. The key still reaches the
+    ///         verifier by `releaseKey`.
+    /// @dev Warning: the contract cannot open a confidential job's sealed outputs, so it proves
+    ///      only that they were put on-chain in time; the verifier and the panel, who hold the
+    ///      key, prove each against the root, and a sealed output that does not open or prove
+    ///      fails the job as a wrong output does.
     function revealOutputs(
         uint256 jobId,
         JobTerms calldata terms,

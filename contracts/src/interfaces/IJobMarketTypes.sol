@@ -255,9 +255,6 @@ interface IJobMarketTypes {
     error DirectedWithoutAllowlist();
     /// @notice The call needs a confidential job (an Open one, for `releaseClaim`).
     error NotConfidential(uint256 jobId, Confidentiality confidentiality);
-    /// @notice A confidential job's outputs are never put on-chain: a reveal demand is answered
-    ///         by releasing the key to the verifier (`releaseKey`).
-    error ConfidentialOutputs(uint256 jobId);
     /// @notice Only the job's requester and its provider hold its key.
     error NotKeyHolder(uint256 jobId, address caller);
     /// @notice A wrapped key is empty or longer than the bound.
@@ -288,9 +285,6 @@ interface IJobMarketTypes {
     event ClaimExpired(uint256 indexed jobId, address indexed provider, uint256 slashed);
     /// @notice A confidential job's key, wrapped (an age file) to `to`'s published X25519 key.
     event KeyReleased(uint256 indexed jobId, address indexed from, address indexed to, bytes wrappedKey);
-    /// @notice A confidential job's provider answered the reveal demand: the key it released (the
-    ///         `KeyReleased` before this) is the drawn verifier's; the outputs stay in the store, encrypted.
-    event RevealAnsweredWithKey(uint256 indexed jobId, address indexed verifier);
     /// @notice An Open job's provider gave its claim back, unpaid and unslashed: its key did not
     ///         arrive, or was unusable. The job is open again and the collateral unlocked.
     event ClaimReleased(uint256 indexed jobId, address indexed provider, uint256 collateral);
@@ -304,6 +298,9 @@ interface IJobMarketTypes {
     /// @notice The drawn verifier missed its deadline: it is penalized and a new draw is armed.
     event VerifierMissed(uint256 indexed jobId, address indexed verifier, uint256 seedBlock);
     event RevealDemanded(uint256 indexed jobId, address indexed verifier, bytes32 sampleSeed, uint256 revealBy);
+    /// @notice The demanded outputs, in the order of `taskIndices`: in clear and proven against the
+    ///         root for a public job; for a confidential job, each an age file to the job key holding
+    ///         its proof and output (see `revealOutputs`).
     event OutputsRevealed(uint256 indexed jobId, uint32[] taskIndices, bytes[] outputs);
     event VerdictSubmitted(
         uint256 indexed jobId, address indexed verifier, Verdict verdict, string evidenceCid, bytes32 sampleSeed

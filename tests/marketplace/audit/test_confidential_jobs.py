@@ -1,5 +1,5 @@
 """The auditor over confidential jobs: claims given back (``ClaimReleased``), keys released (``KeyReleased``)
-and a reveal demand answered with the key (``RevealAnsweredWithKey``) reconcile to the wei."""
+and a reveal demand answered with the key and sealed outputs reconcile to the wei."""
 
 from __future__ import annotations
 

@@ -179,8 +179,7 @@ def test_timelines_and_verifier_pages_follow_every_path_of_the_protocol(
             f"the requester released the key to {provider.address}",
             f"the provider released the key to {verifier.address}"]
         assert all("wrappedKey" not in step["args"] for step in released)  # its length only
-        answered = f"the provider answered the reveal demand of {verifier.address}"
-        assert words["RevealAnsweredWithKey"].startswith(answered)
+        assert words["OutputsRevealed"].startswith("the provider revealed the outputs of tasks ")
 
         unrevealed = [step["event"] for step in api.get(f"/jobs/{history.unrevealed}").json()["timeline"]]
         assert unrevealed[3:] == ["SeedRearmed", "VerifierDrawn", "RevealDemanded", "JobSettled", "Slashed", "Burned"]

@@ -30,8 +30,7 @@ def test_a_confidential_job_page_shows_the_badge_the_key_steps_and_no_content(
         assert f"Job #{job} finalized confidential (Open)" in shown
         assert f"the requester released the key to {provider.address}" in shown
         assert f"{provider.address} gave its claim back: its key did not arrive or did not open" in shown
-        assert f"the provider answered the reveal demand of {verifier.address} with the job's key" in shown
-        assert "revealed the outputs" not in shown  # nothing went on-chain in clear
+        assert "the provider revealed the outputs of tasks " in shown  # sealed: nothing went on-chain in clear
         assert "confidential" not in text(client.get(f"/jobs/{public}").text)
         listed = text(client.get("/jobs").text)
         assert listed.count("confidential (Open)") == 1
@@ -50,7 +49,7 @@ def test_the_watched_timeline_tells_the_key_steps_without_the_wrapped_bytes(
     events = JobTimeline(chain.market, job).poll()
     told = {event.name: event.text for event in events if event.name != "KeyReleased"}
     assert told["ClaimReleased"].startswith(f"{provider.address} gave its claim back: its key did not arrive")
-    assert told["RevealAnsweredWithKey"].startswith(f"the provider answered the reveal demand of {verifier.address}")
+    assert told["OutputsRevealed"].startswith("provider revealed the outputs of tasks ")
     released = [event for event in events if event.name == "KeyReleased"]
     assert [event.text for event in released] == [f"the requester released the key to {provider.address}",
                                                      f"the provider released the key to {verifier.address}"]
