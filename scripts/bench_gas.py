@@ -21,6 +21,8 @@ that has run for a while):
   reveal_demand_gas          demandReveal + revealOutputs of the 4 sampled outputs with their proofs
   verifier_gas               lockSeed + submitVerdict: what an honest verifier pays per audit
                              (scripts/bench_economics.py converts it to WEBI)
+  gas_per_extra_shard_64     (postJobGroup of 64 shards - postJobGroup of 1) / 63: what each shard
+                             of a job group adds to the one transaction that posts it
 
 The per-call table adds lockSeed with six verifiers in the draw (the tree's descent grows with
 log2 of their number), the first commitSecret made in a sync phase (it puts the verifier into the
@@ -39,7 +41,8 @@ account involved is given a credited balance, so their figures are steady state 
 devnet's clock is pinned (``Anvil(pinned_clock=True)``: a fixed genesis time, one second a
 block), so the block hashes, the draws and with them every figure are the same from run to run.
 
-Goals (issue 13): audited_settled_gas <= 300,000; per_task_gas_256 <= 1,200. A missed goal is
+Goals (issues 13, 18): audited_settled_gas <= 300,000; per_task_gas_256 <= 1,200;
+gas_per_extra_shard_64 <= 60,000. A missed goal is
 reported as such (the exit code stays 0: the figures are a measurement, not a test).
 """
 
@@ -71,7 +74,7 @@ from marketplace.protocol import (
 )
 from marketplace.results import MerkleTree
 
-GOALS = {"audited_settled_gas": 300_000, "per_task_gas_256": 1_200}
+GOALS = {"audited_settled_gas": 300_000, "per_task_gas_256": 1_200, "gas_per_extra_shard_64": 60_000}
 CID = "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
 MAX_UINT = 2**256 - 1
 PATH_CALLS = ("postJob", "claimJob", "submitResult", "lockSeed", "submitVerdict", "finalize")
@@ -189,6 +192,12 @@ class GasBench:
         receipt = self.client.transact(self.requester, self.market.contract.functions.postJob(request.as_tuple()))
         return self.market.posted_job_id(receipt), int(receipt["gasUsed"])
 
+    def post_group(self, shards: int) -> int:
+        """Gas of ``postJobGroup`` with ``shards`` 16-task shards (each with its own spec CID, as a split job has)."""
+        requests = [JobRequest(CID, 16, 20 * WEI, self.client.timestamp() + 3_600, 600, 4) for _ in range(shards)]
+        call = self.market.contract.functions.postJobGroup([request.as_tuple() for request in requests], 0)
+        return int(self.client.transact(self.requester, call)["gasUsed"])
+
     def submitted(self, gas: dict[str, int], num_tasks: int = 16, root: bytes = b"\x11" * 32) -> int:
         """Posts, claims and submits a job; its seed block is mined (two blocks: see Chain.draw)."""
         job_id, gas["postJob"] = self.post(num_tasks)
@@ -297,6 +306,8 @@ def measure() -> dict[str, Any]:
             steady = bench.settled_path()
             wide = bench.settled_path(num_tasks=256)
             calls.update(steady)
+            group_1, group_64 = bench.post_group(1), bench.post_group(64)
+            calls["postJobGroup (1 shard)"], calls["postJobGroup (64 shards)"] = group_1, group_64
             job_id, _ = bench.post(1, WEI)
             calls["cancelJob"] = int(bench.market.cancel_job(bench.requester, job_id)["gasUsed"])
             # Six verifiers for the panels, registered outside a sync phase and synced in the next;
@@ -344,6 +355,7 @@ def measure() -> dict[str, Any]:
         "challenge_overturned_gas": sum(overturned.values()),
         "reveal_demand_gas": sum(reveal.values()),
         "verifier_gas": steady["lockSeed"] + steady["submitVerdict"],
+        "gas_per_extra_shard_64": round((group_64 - group_1) / 63),
     }
     figures["goals"] = {name: {"goal": goal, "value": figures[name], "met": figures[name] <= goal}
                         for name, goal in GOALS.items()}
@@ -351,7 +363,7 @@ def measure() -> dict[str, Any]:
 
 
 SUMMARY = ("audited_settled_gas", "audited_settled_gas_first", "per_task_gas_256", "challenge_upheld_gas",
-           "challenge_overturned_gas", "reveal_demand_gas", "verifier_gas")
+           "challenge_overturned_gas", "reveal_demand_gas", "verifier_gas", "gas_per_extra_shard_64")
 
 
 def show(figures: dict[str, Any], console: Console) -> None:

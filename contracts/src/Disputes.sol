@@ -3,38 +3,28 @@ pragma solidity ^0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {Ownable} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 
 import {SortitionTree} from "./libraries/SortitionTree.sol";
-import {MarketBase} from "./MarketBase.sol";
+import {DelegatedModule} from "./DelegatedModule.sol";
 
 /// @title Disputes
 /// @notice The draw of a job's verifier and the disputes of an audit: a verifier that missed its
 ///         deadline, reveal demands for outputs a verifier cannot retrieve, and
 ///         challenges of a provisional verdict, re-decided by a stake-weighted panel voting by
-///         commit and reveal; and, for JobMarket's code size only, cancelling, reclaiming an
-///         expired claim, metadata updates and confidential jobs' key release and claim release.
-///         JobMarket runs this code with DELEGATECALL, on its own storage: the contract exists
-///         only so that JobMarket fits the 24 KiB code limit (24,325 bytes of 24,576 now). Its
-///         functions are documented in IJobMarket.
+///         commit and reveal. JobMarket runs this code with DELEGATECALL, on its own storage:
+///         the contract exists only so that JobMarket fits the 24 KiB code limit (`Requests`
+///         holds the rest that does not fit). Its functions are documented in IJobMarket.
 /// @dev Warning: a panel is a majority of three independent stake-weighted draws (seats); an
 ///      attacker with a share s of the eligible verifier stake controls it with probability
 ///      3s^2 - 2s^3, however it splits that stake.
 /// @dev Warning: called directly, every function reverts (DirectCall): its own storage is unused.
-contract Disputes is MarketBase {
+contract Disputes is DelegatedModule {
     using SafeERC20 for IERC20;
     using SortitionTree for SortitionTree.Tree;
 
-    address private immutable _self = address(this);
-
     /// @param token_ The market's token (an immutable, so it must match JobMarket's).
-    constructor(IERC20 token_) MarketBase(token_) Ownable(address(0xdead)) {}
-
-    modifier onlyDelegated() {
-        if (address(this) == _self) revert DirectCall();
-        _;
-    }
+    constructor(IERC20 token_) DelegatedModule(token_) {}
 
     // ─────────────────────────────────────────────────────────── The draw
 
@@ -150,89 +140,6 @@ contract Disputes is MarketBase {
         if (revealBy <= 1) revert NoRevealDemand(jobId);
         if (block.timestamp <= revealBy) revert DeadlineNotReached(jobId, revealBy);
         _settle(jobId, terms_, status, Verdict.Fail, a.verifier, true);
-    }
-
-    // ─────────────────────────────────────────────────────────── Moved for size
-
-    /// @dev See IJobMarket. Here, not in JobMarket, only for JobMarket's code size.
-    function cancelJob(uint256 jobId, JobTerms calldata terms_) external onlyDelegated {
-        JobStatus storage status = _checked(jobId, terms_, JobState.Open);
-        if (msg.sender != terms_.requester) revert NotRequester(jobId, msg.sender);
-        status.state = JobState.Cancelled;
-        delete _termsHashes[jobId];
-        emit JobCancelled(jobId);
-        _credit(terms_.requester, jobId, CreditKind.Refund, uint256(terms_.price) + terms_.auditFee);
-    }
-
-    // ─────────────────────────────────────────────────────────── Confidential jobs
-
-    /// @dev See IJobMarket. Here, not in Staking, only for JobMarket's code size.
-    function updateMetadata(Role role, string calldata metadataCid) external onlyDelegated {
-        Stake storage s = role == Role.Provider ? _providers[msg.sender] : _verifiers[msg.sender];
-        if (s.stake == 0) revert NotRegistered(msg.sender, role);
-        emit MetadataUpdated(msg.sender, role, metadataCid);
-    }
-
-    /// @dev See IJobMarket.
-    function reclaimExpired(uint256 jobId, JobTerms calldata terms_) external onlyDelegated {
-        JobStatus storage status = _checked(jobId, terms_, JobState.Claimed);
-        uint256 deadline = status.stamp;
-        if (block.timestamp <= deadline) revert SubmitDeadlineNotReached(jobId, deadline);
-        address provider = status.provider;
-        uint96 collateral = _collateral(terms_);
-        Stake storage s = _providers[provider];
-        s.locked -= collateral;
-        s.stake -= collateral;
-        delete _statuses[jobId]; // back to Open: the terms hash is still there
-        delete _keyReleasedAt[jobId]; // the next claimant's key window starts afresh
-        emit ClaimExpired(jobId, provider, collateral);
-        emit Slashed(provider, Role.Provider, jobId, collateral, 0);
-        _reward(jobId, msg.sender, collateral);
-    }
-
-    /// @dev See IJobMarket.
-    function releaseKey(uint256 jobId, JobTerms calldata terms_, address to, bytes calldata wrappedKey)
-        external
-        onlyDelegated
-    {
-        JobStatus storage status = _statuses[jobId];
-        JobState state = status.state;
-        if (
-            state != JobState.Claimed && state != JobState.Submitted && state != JobState.Audited
-                && state != JobState.Challenged
-        ) revert WrongState(jobId, state == JobState.None ? JobState.Open : state, JobState.Claimed);
-        if (_termsHashes[jobId] != _hashTerms(terms_)) revert TermsMismatch(jobId);
-        if (terms_.confidentiality == Confidentiality.Public) revert NotConfidential(jobId, terms_.confidentiality);
-        address provider = status.provider;
-        if (msg.sender != terms_.requester && msg.sender != provider) revert NotKeyHolder(jobId, msg.sender);
-        if (wrappedKey.length == 0 || wrappedKey.length > MAX_WRAPPED_KEY) {
-            revert InvalidWrappedKey(wrappedKey.length, MAX_WRAPPED_KEY);
-        }
-        if (state == JobState.Claimed) {
-            if (msg.sender == terms_.requester && to == provider && _keyReleasedAt[jobId] == 0) {
-                _keyReleasedAt[jobId] = uint40(block.timestamp);
-            }
-        }
-        emit KeyReleased(jobId, msg.sender, to, wrappedKey);
-    }
-
-    /// @dev See IJobMarket.
-    function releaseClaim(uint256 jobId, JobTerms calldata terms_) external onlyDelegated {
-        JobStatus storage status = _checked(jobId, terms_, JobState.Claimed);
-        address provider = status.provider;
-        if (msg.sender != provider) revert NotProvider(jobId, msg.sender);
-        if (terms_.confidentiality != Confidentiality.Open) revert NotConfidential(jobId, terms_.confidentiality);
-        // Past the deadline the claim is reclaimExpired's: no race between a free exit and a slash.
-        if (block.timestamp > status.stamp) revert SubmitDeadlinePassed(jobId, status.stamp);
-        uint256 releasedAt = _keyReleasedAt[jobId];
-        if (releasedAt != 0 && block.timestamp > releasedAt + terms_.keyWindow) {
-            revert ClaimNotReleasable(jobId, releasedAt + terms_.keyWindow);
-        }
-        uint96 collateral = _collateral(terms_);
-        _providers[provider].locked -= collateral;
-        delete _statuses[jobId]; // back to Open: the terms hash is still there
-        delete _keyReleasedAt[jobId];
-        emit ClaimReleased(jobId, provider, collateral);
     }
 
     // ─────────────────────────────────────────────────────────── Challenges

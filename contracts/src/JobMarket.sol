@@ -2,7 +2,6 @@
 pragma solidity ^0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 
 import {IJobMarket} from "./interfaces/IJobMarket.sol";
@@ -18,7 +17,8 @@ import {Audits} from "./Audits.sol";
 /// @notice The WEBI protocol core: escrow, claims, result commitments, settlement and the owner's
 ///         bounded parameters. Staking lives in `Staking`, the verdict in `Audits`, shared
 ///         storage and settlement in `MarketBase`; the draw, redraws, reveal demands and
-///         challenges run from `Disputes` by DELEGATECALL. See IJobMarket for the protocol.
+///         challenges run from `Disputes`, job groups, cancelling, expired claims and
+///         confidential keys from `Requests`, both by DELEGATECALL. See IJobMarket for the protocol.
 /// @dev Every entry point runs checks, state changes, events, then token transfers last.
 ///      Values move into withdrawable balances only through `_credit`, which emits `Credited`.
 /// @dev Warning: the owner can change terms and parameters within the hard bounds; requesters
@@ -30,18 +30,24 @@ contract JobMarket is Audits {
 
     /// @notice The `Disputes` code this market runs by DELEGATECALL for reveal demands and challenges.
     address public immutable disputes;
+    /// @notice The `Requests` code this market runs by DELEGATECALL for job groups, cancelling,
+    ///         expired claims, metadata updates and confidential jobs' keys.
+    address public immutable requests;
 
     /// @param disputes_ A `Disputes` deployed with the same token.
+    /// @param requests_ A `Requests` deployed with the same token.
     constructor(
         IERC20 token_,
         address disputes_,
+        address requests_,
         address owner_,
         address treasury_,
         Terms memory terms_,
         Params memory params_
     ) MarketBase(token_) Ownable(owner_) {
-        if (disputes_ == address(0)) revert ZeroAddress();
+        if (disputes_ == address(0) || requests_ == address(0)) revert ZeroAddress();
         disputes = disputes_;
+        requests = requests_;
         _config.nextJobId = 1;
         _setTreasury(treasury_);
         _setTerms(terms_);
@@ -58,17 +64,8 @@ contract JobMarket is Audits {
     }
 
     /// @inheritdoc IJobMarket
-    function postJobWithPermit(JobRequest calldata request, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
-        external
-        nonReentrant
-        returns (uint256 jobId)
-    {
-        uint256 escrow;
-        (jobId, escrow) = _post(request);
-        // A failed permit is not fatal: a front-runner may have used it already, and the
-        // allowance it set is what transferFrom needs.
-        try IERC20Permit(address(token)).permit(msg.sender, address(this), escrow, deadline, v, r, s) {} catch {}
-        token.safeTransferFrom(msg.sender, address(this), escrow);
+    function postJobWithPermit(JobRequest calldata, uint256, uint8, bytes32, bytes32) external returns (uint256) {
+        _toRequests();
     }
 
     /// @inheritdoc IJobMarket
@@ -141,77 +138,82 @@ contract JobMarket is Audits {
 
     /// @inheritdoc IJobMarket
     function cancelJob(uint256, JobTerms calldata) external {
-        _delegate();
+        _toRequests();
+    }
+
+    /// @inheritdoc IJobMarket
+    function postJobGroup(JobRequest[] calldata, uint256) external returns (uint256) {
+        _toRequests();
     }
 
     /// @inheritdoc IJobMarket
     function updateMetadata(Role, string calldata) external {
-        _delegate();
+        _toRequests();
     }
 
     /// @inheritdoc IJobMarket
     function reclaimExpired(uint256, JobTerms calldata) external {
-        _delegate();
+        _toRequests();
     }
 
     /// @inheritdoc IJobMarket
     function releaseKey(uint256, JobTerms calldata, address, bytes calldata) external {
-        _delegate();
+        _toRequests();
     }
 
     /// @inheritdoc IJobMarket
     function releaseClaim(uint256, JobTerms calldata) external {
-        _delegate();
+        _toRequests();
     }
 
     /// @inheritdoc IJobMarket
     function lockSeed(uint256, JobTerms calldata) external {
-        _delegate();
+        _toDisputes();
     }
 
     /// @inheritdoc IJobMarket
     function redrawVerifier(uint256, JobTerms calldata) external {
-        _delegate();
+        _toDisputes();
     }
 
     /// @inheritdoc IJobMarket
     function demandReveal(uint256, JobTerms calldata, bytes32, bytes32) external {
-        _delegate();
+        _toDisputes();
     }
 
     /// @inheritdoc IJobMarket
     function revealOutputs(uint256, JobTerms calldata, bytes[] calldata, bytes32[][] calldata) external {
-        _delegate();
+        _toDisputes();
     }
 
     /// @inheritdoc IJobMarket
     function failUnrevealed(uint256, JobTerms calldata) external {
-        _delegate();
+        _toDisputes();
     }
 
     /// @inheritdoc IJobMarket
     function challenge(uint256, JobTerms calldata) external {
-        _delegate();
+        _toDisputes();
     }
 
     /// @inheritdoc IJobMarket
     function drawPanel(uint256, JobTerms calldata) external {
-        _delegate();
+        _toDisputes();
     }
 
     /// @inheritdoc IJobMarket
     function commitVote(uint256, bytes32) external {
-        _delegate();
+        _toDisputes();
     }
 
     /// @inheritdoc IJobMarket
     function revealVote(uint256, Verdict, bytes32) external {
-        _delegate();
+        _toDisputes();
     }
 
     /// @inheritdoc IJobMarket
     function resolveChallenge(uint256, JobTerms calldata) external {
-        _delegate();
+        _toDisputes();
     }
 
     // ─────────────────────────────────────────────────────────── Owner
@@ -261,8 +263,7 @@ contract JobMarket is Audits {
         pure
         returns (uint256)
     {
-        uint256 sampled = sampleTasks < numTasks ? sampleTasks : numTasks;
-        return price * sampled * verifierFeeBps / (numTasks * BPS);
+        return _auditFee(price, numTasks, sampleTasks, verifierFeeBps);
     }
 
     /// @inheritdoc IJobMarket
@@ -355,80 +356,17 @@ contract JobMarket is Audits {
 
     // ─────────────────────────────────────────────────────────── Internal
 
-    function _post(JobRequest calldata request) internal returns (uint256 jobId, uint256 escrow) {
-        Config memory c = _config;
-        uint256 n = request.numTasks;
-        if (n == 0) revert InvalidNumTasks(0);
-        uint256 minPrice = n * _params.minTaskPrice;
-        if (request.price < minPrice || request.price == 0) revert InvalidPrice(request.price, minPrice);
-        uint256 maxPrice = uint256(_params.minVerifierStake) * _params.verifierSlashBps / BPS;
-        if (request.price > maxPrice) revert PriceAboveMaximum(request.price, maxPrice);
-        if (request.claimBy <= block.timestamp) revert InvalidClaimBy(request.claimBy, block.timestamp);
-        if (request.execWindow < MIN_EXEC_WINDOW || request.execWindow > MAX_EXEC_WINDOW) {
-            revert InvalidExecWindow(request.execWindow, MIN_EXEC_WINDOW, MAX_EXEC_WINDOW);
-        }
-        if (request.sampleTasks == 0 || request.sampleTasks > MAX_SAMPLE_TASKS) {
-            revert InvalidSampleTasks(request.sampleTasks, MAX_SAMPLE_TASKS);
-        }
-        uint256 sampled = request.sampleTasks < n ? request.sampleTasks : n;
-        if (request.price * sampled * SAMPLE_VALUE_DIVISOR > maxPrice * n) {
-            revert SampleValueAboveMaximum(request.price * sampled / n, maxPrice / SAMPLE_VALUE_DIVISOR);
-        }
-        if (c.protocolFeeBps > request.maxProtocolFeeBps) {
-            revert TermsOutOfBounds("protocolFeeBps", c.protocolFeeBps, request.maxProtocolFeeBps);
-        }
-        if (c.verifierFeeBps > request.maxVerifierFeeBps) {
-            revert TermsOutOfBounds("verifierFeeBps", c.verifierFeeBps, request.maxVerifierFeeBps);
-        }
-        if (c.collateralBps < request.minCollateralBps) {
-            revert TermsOutOfBounds("collateralBps", c.collateralBps, request.minCollateralBps);
-        }
-        _checkConfidentiality(request);
-        uint256 fee = auditFee(request.price, n, request.sampleTasks, c.verifierFeeBps);
-        escrow = request.price + fee;
-        jobId = c.nextJobId;
-        _config.nextJobId = c.nextJobId + 1;
-        JobTerms memory t = JobTerms(
-            msg.sender,
-            request.price,
-            request.numTasks,
-            request.claimBy,
-            request.execWindow,
-            request.sampleTasks,
-            c.protocolFeeBps,
-            c.verifierFeeBps,
-            c.collateralBps,
-            c.auditWindow,
-            c.challengeWindow,
-            uint96(fee), // fee <= price * 5
-            request.minProviderStake,
-            request.allowlistRoot,
-            request.confidentiality,
-            request.keyWindow
-        );
-        _termsHashes[jobId] = keccak256(abi.encode(t));
-        emit JobPosted(jobId, msg.sender, request.specCid, t);
+    function _toDisputes() internal {
+        _delegate(disputes);
     }
 
-    /// @dev An Open job's key window leaves the claimant at least half its exec window to work;
-    ///      a Directed job wraps its key to the allowlist, so it must have one.
-    function _checkConfidentiality(JobRequest calldata request) internal pure {
-        Confidentiality mode = request.confidentiality;
-        if (mode == Confidentiality.Open) {
-            uint256 max = request.execWindow / 2 < MAX_KEY_WINDOW ? request.execWindow / 2 : MAX_KEY_WINDOW;
-            if (request.keyWindow < MIN_KEY_WINDOW || request.keyWindow > max) {
-                revert InvalidKeyWindow(request.keyWindow, MIN_KEY_WINDOW, max);
-            }
-        } else if (request.keyWindow != 0) {
-            revert InvalidKeyWindow(request.keyWindow, 0, 0);
-        }
-        if (mode == Confidentiality.Directed && request.allowlistRoot == 0) revert DirectedWithoutAllowlist();
+    function _toRequests() internal {
+        _delegate(requests);
     }
 
-    /// @dev Runs the call's own calldata in `disputes` on this contract's storage, and returns or
+    /// @dev Runs the call's own calldata in `module` on this contract's storage, and returns or
     ///      reverts with what it returned.
-    function _delegate() internal {
-        address module = disputes;
+    function _delegate(address module) internal {
         assembly {
             calldatacopy(0, 0, calldatasize())
             let ok := delegatecall(gas(), module, 0, calldatasize(), 0, 0)

@@ -51,6 +51,8 @@ abstract contract MarketBase is IJobMarketTypes, Ownable2Step, ReentrancyGuardTr
     uint256 public constant MAX_KEY_WINDOW = 1 days;
     /// @notice An age file wrapping one X25519 identity to one recipient is about 250 bytes.
     uint256 public constant MAX_WRAPPED_KEY = 1024;
+    /// @notice Most shards one `postJobGroup` posts: about 10 M gas, a third of a block.
+    uint256 public constant MAX_GROUP_SHARDS = 256;
     /// @notice `blockhash` only sees the last 256 blocks.
     uint256 public constant SEED_HORIZON = 256;
     /// @notice Verifier weights change only in the first `SYNC_BLOCKS` blocks of every
@@ -91,6 +93,8 @@ abstract contract MarketBase is IJobMarketTypes, Ownable2Step, ReentrancyGuardTr
     mapping(address account => bytes32) internal _secrets;
     /// @dev When an Open job's requester released the key to the current claimant (0: not yet).
     mapping(uint256 jobId => uint40) internal _keyReleasedAt;
+    /// @dev Each job group's requester, the only one who may post shards into it (a re-post).
+    mapping(uint256 groupId => address) internal _groupRequesters;
     /// @dev Present verifiers with a secret commitment, weighted by stake.
     SortitionTree.Tree internal _tree;
 
@@ -235,6 +239,87 @@ abstract contract MarketBase is IJobMarketTypes, Ownable2Step, ReentrancyGuardTr
     // ─────────────────────────────────────────────────────────── Checks
 
     /// @dev The job's status, after checking that `terms_` are the job's and that it is in `want`.
+    /// @dev Checks a request against the bounds and the requester's own, records its terms' hash
+    ///      and emits `JobPosted`; the caller collects `escrow`. Shared by `postJob` and `postJobGroup`.
+    function _post(JobRequest calldata request) internal returns (uint256 jobId, uint256 escrow) {
+        Config memory c = _config;
+        uint256 n = request.numTasks;
+        if (n == 0) revert InvalidNumTasks(0);
+        uint256 minPrice = n * _params.minTaskPrice;
+        if (request.price < minPrice || request.price == 0) revert InvalidPrice(request.price, minPrice);
+        uint256 maxPrice = uint256(_params.minVerifierStake) * _params.verifierSlashBps / BPS;
+        if (request.price > maxPrice) revert PriceAboveMaximum(request.price, maxPrice);
+        if (request.claimBy <= block.timestamp) revert InvalidClaimBy(request.claimBy, block.timestamp);
+        if (request.execWindow < MIN_EXEC_WINDOW || request.execWindow > MAX_EXEC_WINDOW) {
+            revert InvalidExecWindow(request.execWindow, MIN_EXEC_WINDOW, MAX_EXEC_WINDOW);
+        }
+        if (request.sampleTasks == 0 || request.sampleTasks > MAX_SAMPLE_TASKS) {
+            revert InvalidSampleTasks(request.sampleTasks, MAX_SAMPLE_TASKS);
+        }
+        uint256 sampled = request.sampleTasks < n ? request.sampleTasks : n;
+        if (request.price * sampled * SAMPLE_VALUE_DIVISOR > maxPrice * n) {
+            revert SampleValueAboveMaximum(request.price * sampled / n, maxPrice / SAMPLE_VALUE_DIVISOR);
+        }
+        if (c.protocolFeeBps > request.maxProtocolFeeBps) {
+            revert TermsOutOfBounds("protocolFeeBps", c.protocolFeeBps, request.maxProtocolFeeBps);
+        }
+        if (c.verifierFeeBps > request.maxVerifierFeeBps) {
+            revert TermsOutOfBounds("verifierFeeBps", c.verifierFeeBps, request.maxVerifierFeeBps);
+        }
+        if (c.collateralBps < request.minCollateralBps) {
+            revert TermsOutOfBounds("collateralBps", c.collateralBps, request.minCollateralBps);
+        }
+        _checkConfidentiality(request);
+        uint256 fee = _auditFee(request.price, n, request.sampleTasks, c.verifierFeeBps);
+        escrow = request.price + fee;
+        jobId = c.nextJobId;
+        _config.nextJobId = c.nextJobId + 1;
+        JobTerms memory t = JobTerms(
+            msg.sender,
+            request.price,
+            request.numTasks,
+            request.claimBy,
+            request.execWindow,
+            request.sampleTasks,
+            c.protocolFeeBps,
+            c.verifierFeeBps,
+            c.collateralBps,
+            c.auditWindow,
+            c.challengeWindow,
+            uint96(fee), // fee <= price * 5
+            request.minProviderStake,
+            request.allowlistRoot,
+            request.confidentiality,
+            request.keyWindow
+        );
+        _termsHashes[jobId] = keccak256(abi.encode(t));
+        emit JobPosted(jobId, msg.sender, request.specCid, t);
+    }
+
+    /// @dev An Open job's key window leaves the claimant at least half its exec window to work;
+    ///      a Directed job wraps its key to the allowlist, so it must have one.
+    function _checkConfidentiality(JobRequest calldata request) internal pure {
+        Confidentiality mode = request.confidentiality;
+        if (mode == Confidentiality.Open) {
+            uint256 max = request.execWindow / 2 < MAX_KEY_WINDOW ? request.execWindow / 2 : MAX_KEY_WINDOW;
+            if (request.keyWindow < MIN_KEY_WINDOW || request.keyWindow > max) {
+                revert InvalidKeyWindow(request.keyWindow, MIN_KEY_WINDOW, max);
+            }
+        } else if (request.keyWindow != 0) {
+            revert InvalidKeyWindow(request.keyWindow, 0, 0);
+        }
+        if (mode == Confidentiality.Directed && request.allowlistRoot == 0) revert DirectedWithoutAllowlist();
+    }
+
+    function _auditFee(uint256 price, uint256 numTasks, uint256 sampleTasks, uint256 verifierFeeBps)
+        internal
+        pure
+        returns (uint256)
+    {
+        uint256 sampled = sampleTasks < numTasks ? sampleTasks : numTasks;
+        return price * sampled * verifierFeeBps / (numTasks * BPS);
+    }
+
     function _checked(uint256 jobId, JobTerms calldata terms_, JobState want)
         internal
         view

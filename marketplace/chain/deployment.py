@@ -53,7 +53,7 @@ DEFAULT_PARAMS = Params(
 # The devnet's owner is a TimelockController: every change of terms waits this long.
 DEFAULT_GOVERNANCE_DELAY = 2 * 24 * 3_600
 
-CONTRACT_NAMES = ("WebiToken", "JobMarket", "Disputes", "Governance")
+CONTRACT_NAMES = ("WebiToken", "JobMarket", "Disputes", "Requests", "Governance")
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,7 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, *, treasury: st
     """
     token_contract, token_receipt = client.deploy(deployer, load_artifact("WebiToken"), deployer.address, supply)
     disputes, _ = client.deploy(deployer, load_artifact("Disputes"), token_contract.address)
+    requests, _ = client.deploy(deployer, load_artifact("Requests"), token_contract.address)
     owner: str = deployer.address
     governance: str | None = None
     if governance_delay is not None:
@@ -121,7 +122,7 @@ def deploy_protocol(client: ChainClient, deployer: LocalAccount, *, treasury: st
                                     [ZERO_ADDRESS], ZERO_ADDRESS)
         owner = governance = str(timelock.address)
     market_contract, receipt = client.deploy(
-        deployer, load_artifact("JobMarket"), token_contract.address, disputes.address, owner,
+        deployer, load_artifact("JobMarket"), token_contract.address, disputes.address, requests.address, owner,
         treasury or deployer.address, terms.as_tuple(), params.as_tuple())
     deployment = Deployment(client.chain_id, str(token_contract.address), str(market_contract.address),
                             deployer.address, int(receipt["blockNumber"]), int(token_receipt["blockNumber"]),

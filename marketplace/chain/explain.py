@@ -23,6 +23,7 @@ from marketplace.units import webi
 _ACTIONS: dict[str, tuple[str, str]] = {
     "postJob": ("post the job", "posted"),
     "postJobWithPermit": ("post the job", "posted"),
+    "postJobGroup": ("post the job group", "posted"),
     "cancelJob": ("cancel the job", "cancelled"),
     "claimJob": ("claim the job", "claimed"),
     "submitResult": ("submit a result", "given a result"),
@@ -168,6 +169,10 @@ _SENTENCES: dict[str, Callable[[_Error], str]] = {
         f"a key window of {e['keyWindow']} s is outside {e['min']} to {e['max']} s: an Open confidential job "
         "needs one of at least a minute, at most half its exec window and a day" if int(e['max']) > 0 else
         f"a key window of {e['keyWindow']} s on a job that is not Open confidential: give 0"),
+    "InvalidGroupSize": lambda e: f"a job group of {e['shards']} shards: post 1 to {e['max']} shards a transaction "
+                                  "(split a bigger job into several groups)",
+    "NotGroupRequester": lambda e: f"{e['caller']} did not post group {e['groupId']}: only its requester re-posts "
+                                   "shards into it",
     "DirectedWithoutAllowlist": lambda e: "a Directed confidential job wraps its key to the providers it names: "
                                           "give it an allowlist (or post it Open)",
     "NotConfidential": lambda e: f"{e.job()} is {_CONFIDENTIALITY.get(int(e['confidentiality']), 'not Open')}: "

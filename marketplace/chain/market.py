@@ -94,6 +94,20 @@ class JobMarket:
             request.as_tuple(), permit.deadline, permit.v, permit.r, permit.s)
         return self.posted_job_id(self.client.transact(account, call))
 
+    def post_job_group(self, account: LocalAccount, requests: Sequence[JobRequest],
+                       group_id: int = 0) -> tuple[int, list[int]]:
+        """Posts ``requests`` as shards of one group in one transaction (the escrows' sum must be allowed);
+        ``group_id`` 0 starts a group, else re-posts into it. Returns the group id and the shards' job ids."""
+        call = self.contract.functions.postJobGroup([request.as_tuple() for request in requests], group_id)
+        receipt = self.client.transact(account, call)
+        self.posted_job_id(receipt)  # remembers every shard's JobPosted
+        groups = self.contract.events.GroupPosted().process_receipt(receipt, errors=DISCARD)
+        if not groups:
+            raise TransactionError("the transaction posted no group", receipt["transactionHash"].to_0x_hex())
+        args = groups[0]["args"]
+        first = int(args["firstJobId"])
+        return int(args["groupId"]), list(range(first, first + int(args["shards"])))
+
     def cancel_job(self, account: LocalAccount, job_id: int, terms: JobTerms | None = None) -> TxReceipt:
         return self.client.transact(account, self.contract.functions.cancelJob(job_id, self._t(job_id, terms)))
 

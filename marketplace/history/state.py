@@ -65,6 +65,8 @@ class ChainState:
     owner: str | None = None
     pending_owner: str | None = None
     verifiers: dict[str, VerifierRecord] = field(default_factory=dict)
+    # Job groups (``GroupPosted``): group id -> its shards' job ids, re-posts appended, in posting order.
+    groups: dict[int, list[int]] = field(default_factory=dict)
     terms: dict[str, Any] | None = None
     params: dict[str, Any] | None = None
     last: tuple[int, int] = (-1, -1)
@@ -180,6 +182,11 @@ class ChainState:
     def _penalty(self, event: ChainEvent, job: JobView, account: str, role: Role, cause: SlashCause) -> None:
         view = self.stake(account, role)
         job.penalties.append(Penalty(account, role, cause, view.stake, view.unbonding, event.tx_hash, self.params))
+
+    def _on_market_GroupPosted(self, _: ChainEvent, args: dict[str, Any]) -> None:
+        """A group moves no value (each shard's ``JobPosted`` does): only which jobs belong together."""
+        first = int(args["firstJobId"])
+        self.groups.setdefault(int(args["groupId"]), []).extend(range(first, first + int(args["shards"])))
 
     def _on_market_JobCancelled(self, event: ChainEvent, _: dict[str, Any]) -> None:
         self._job(event, JobState.CANCELLED)

@@ -94,6 +94,17 @@ interface IJobMarket is IJobMarketTypes {
         external
         returns (uint256 jobId);
 
+    /// @notice Posts a job group: each request becomes a job (its own id, `JobPosted`, terms and
+    ///         escrow, claimed, audited, challenged and settled alone), all paid by one transfer of
+    ///         the sum of their escrows. `groupId` 0 starts a group, whose id is its first job's;
+    ///         the group's requester re-posts failed or expired shards into it by naming it.
+    ///         Emits `GroupPosted`. Returns the first job's id; the rest follow in order.
+    /// @dev Warning: the contract does not check that the shards split one job: which inputs each
+    ///      covers is for the requester's client to record in its spec, and to merge.
+    /// @dev Warning: at most MAX_GROUP_SHARDS (256) shards a call; the gas per extra shard is
+    ///      printed by `scripts/bench_gas.py` (`gas_per_extra_shard_64`).
+    function postJobGroup(JobRequest[] calldata shards, uint256 groupId) external returns (uint256 firstJobId);
+
     /// @notice The requester cancels an open job; the whole escrow is credited back.
     function cancelJob(uint256 jobId, JobTerms calldata terms) external;
 

@@ -255,6 +255,10 @@ interface IJobMarketTypes {
     error DirectedWithoutAllowlist();
     /// @notice The call needs a confidential job (an Open one, for `releaseClaim`).
     error NotConfidential(uint256 jobId, Confidentiality confidentiality);
+    /// @notice A job group posts 1 to `max` shards at once.
+    error InvalidGroupSize(uint256 shards, uint256 max);
+    /// @notice Only a group's requester posts shards into it.
+    error NotGroupRequester(uint256 groupId, address caller);
     /// @notice Only the job's requester and its provider hold its key.
     error NotKeyHolder(uint256 jobId, address caller);
     /// @notice A wrapped key is empty or longer than the bound.
@@ -281,6 +285,10 @@ interface IJobMarketTypes {
 
     event JobPosted(uint256 indexed jobId, address indexed requester, string specCid, JobTerms terms);
     event JobCancelled(uint256 indexed jobId);
+    /// @notice `shards` jobs, `firstJobId` to `firstJobId + shards - 1`, each a whole job with its own
+    ///         `JobPosted`, belong to group `groupId` (the first job id of its first posting; a
+    ///         re-post of failed or expired shards names the same group).
+    event GroupPosted(uint256 indexed groupId, address indexed requester, uint256 firstJobId, uint256 shards);
     event JobClaimed(uint256 indexed jobId, address indexed provider, uint256 collateral, uint256 deadline);
     event ClaimExpired(uint256 indexed jobId, address indexed provider, uint256 slashed);
     /// @notice A confidential job's key, wrapped (an age file) to `to`'s published X25519 key.
