@@ -42,7 +42,8 @@ def test_bench_gas_prints_its_figures_as_json() -> None:
                                                     "syncVerifier (joins the draw)",
                                                     "syncVerifier (after a slash)"}
 
-    assert set(figures["goals"]) == {"audited_settled_gas", "per_task_gas_256"}
+    assert set(figures["goals"]) == {"audited_settled_gas", "per_task_gas_256", "gas_per_extra_shard_64"}
+    assert figures["goals"]["gas_per_extra_shard_64"]["met"], figures["gas_per_extra_shard_64"]
     for name, goal in figures["goals"].items():
         assert goal["value"] == figures[name]
         assert goal["met"] == (figures[name] <= goal["goal"])
