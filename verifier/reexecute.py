@@ -22,17 +22,17 @@ from pathlib import Path
 
 from marketplace.audit import NotReexecutedError, Reexecutor, TaskVerdict
 from marketplace.chain.market import JobMarket
-from marketplace.errors import MissingKeyError, SealedError, WebiError
+from marketplace.errors import SealedError, WebiError
 from marketplace.history import JobView
 from marketplace.jobspec import JobSpec
 from marketplace.protocol import Confidentiality
 from marketplace.results import MerkleTree, parse_output_manifest, verify_proof
-from marketplace.sealed.envelope import job_key_from_spec, open_sealed
+from marketplace.sealed.envelope import open_sealed
 from marketplace.sealed.keys import JobKey, PartyKey
 from marketplace.storage import ContentStore
 from marketplace.storage.cid import Cid
 from provider.runtime import Runtime
-from verifier.confidential import BadReleasedKeyError, JobKeys, NoReleasedKeyError
+from verifier.confidential import BadReleasedKeyError, BadSpecKeyError, JobKeys, NoReleasedKeyError
 from verifier.opened import opened_job
 from verifier.verdict import audit_tasks
 
@@ -83,24 +83,16 @@ def create_reexecutor(store: ContentStore, cache: Path, *, address: str | None =
                 from None
 
     def _job_key(job: JobView, spec: JobSpec) -> JobKey:
-        """The spec's key wrapped to the auditor's address, else one released to it; ``NotReexecutedError``."""
+        """The key the spec wraps to the auditor's address, else one released to it (``JobKeys.job_key``,
+        as a verifier finds its own); ``NotReexecutedError`` when none opens the job."""
         assert spec.confidential is not None
-        if address is None or not party_keys:
-            raise NotReexecutedError(job.job_id, NO_KEY)
-        try:
-            return job_key_from_spec(spec.confidential, address, list(party_keys))
-        except MissingKeyError:
-            pass  # the spec wraps none to us: a release may
-        except SealedError as error:
-            raise NotReexecutedError(job.job_id, f"the key the spec wraps to {address} does not open "
-                                                 f"with this wallet's keys ({error})") from None
-        if releases is None:
+        if releases is None or not party_keys:
             raise NotReexecutedError(job.job_id, NO_KEY)
         try:
             return releases.job_key(job.job_id, spec.confidential)
         except NoReleasedKeyError:
             raise NotReexecutedError(job.job_id, NO_KEY) from None
-        except BadReleasedKeyError as error:
+        except (BadSpecKeyError, BadReleasedKeyError) as error:
             raise NotReexecutedError(job.job_id, str(error)) from None
 
     return reexecute

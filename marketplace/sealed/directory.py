@@ -49,7 +49,11 @@ def published_recipient(market: JobMarket, store: ContentStore, address: str, ro
     ``MissingKeyError`` when it published none (or the store lacks the document); ``KeySignatureError``
     when the signature does not match the address and this chain.
     """
-    cid = metadata_cid(market, address, role)
+    return _recipient_in(market, store, address, metadata_cid(market, address, role))
+
+
+def _recipient_in(market: JobMarket, store: ContentStore, address: str, cid: str) -> str:
+    """The recipient that the metadata document at ``cid`` publishes for ``address``, signature checked."""
     if not cid:
         raise MissingKeyError(f"{to_checksum_address(address)} registered without a metadata document: it has "
                               "published no encryption key")
@@ -71,14 +75,15 @@ def verifier_recipients(market: JobMarket, store: ContentStore, limit: int,
     from marketplace.provider_offers import latest_metadata
 
     skip = {to_checksum_address(address) for address in excluded}
-    weights = {address: market.verifier_weight(address) for address in latest_metadata(market, Role.VERIFIER)
-               if to_checksum_address(address) not in skip}
+    documents = {address: cid for address, cid in latest_metadata(market, Role.VERIFIER).items()
+                 if to_checksum_address(address) not in skip}
+    weights = {address: market.verifier_weight(address) for address in documents}
     found: dict[str, str] = {}
     for address in sorted((a for a, w in weights.items() if w > 0), key=lambda a: (-weights[a], a)):
         if len(found) >= limit:
             break
-        try:
-            found[str(to_checksum_address(address))] = published_recipient(market, store, address, Role.VERIFIER)
+        try:  # the document each one's latest event names: read once above, not per verifier
+            found[str(to_checksum_address(address))] = _recipient_in(market, store, address, documents[address])
         except WebiError:  # MissingKeyError, KeySignatureError (both SealedError): nothing usable to wrap to
             continue
     return found
