@@ -28,6 +28,7 @@ from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import Deployment, Protocol, connect_protocol, protocol_abis
 from marketplace.confidential_post import Sealing, seal_post, sealed_model, sealing_problems
 from marketplace.errors import CidError, ConfigError, ContentError, ContractError, JobSpecError, WebiError
+from marketplace.groups.requests import GroupRequests
 from marketplace.home import WebiHome
 from marketplace.job_challenge import ChallengeError, check_challenge
 from marketplace.job_facts import posted_at, read_facts
@@ -106,6 +107,7 @@ class Client:
         self.cache_dir = cache_dir or WebiHome.from_env().root / "check-cache"
         self._submitted: dict[int, Any] = {}  # ResultSubmitted arguments by job
         self._posted_at: dict[int, int] = {}  # the posting block's timestamp by job
+        self.groups = GroupRequests(self)  # job groups: post, status, wait (with retries), merged results
 
     @classmethod
     def connect(
@@ -566,6 +568,10 @@ class Client:
             raise ConfigError("a confidential job needs the wallet's encryption key: pass --wallet (and its "
                               "password)")
         return self.keys
+
+    def signer(self) -> LocalAccount:
+        """The account that signs; ``ConfigError`` when the client was made without one."""
+        return self._signer()
 
     def _signer(self) -> LocalAccount:
         if self.account is None:

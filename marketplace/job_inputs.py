@@ -11,11 +11,14 @@ from marketplace.jobspec import MAX_TASKS, parse_inputs
 from marketplace.protocol import Allowlist
 
 
-def read_inputs(inputs: list[str] | Path) -> list[str]:
-    """A job's input texts from a list or a JSONL file, checked (``JobSpecError`` names the bad line)."""
+def read_inputs(inputs: list[str] | Path, limit: int = MAX_TASKS) -> list[str]:
+    """A job's input texts from a list or a JSONL file, checked (``JobSpecError`` names the bad line); a job
+    group's (``limit``: all its shards') may be longer than one job's."""
     texts = parse_inputs(inputs.read_bytes(), _count_lines(inputs)) if isinstance(inputs, Path) else list(inputs)
-    if not texts or len(texts) > MAX_TASKS:
-        raise ConfigError(f"a job has 1 to {MAX_TASKS} inputs, not {len(texts)}")
+    if not texts or len(texts) > limit:
+        whole = "a job" if limit == MAX_TASKS else "a job group"
+        raise ConfigError(f"{whole} has 1 to {limit:,} inputs, not {len(texts):,}"
+                          + (": shard it (--shard-tasks N)" if limit == MAX_TASKS and texts else ""))
     return texts
 
 

@@ -15,6 +15,8 @@ import enum
 MAX_TASKS = 100_000
 MAX_INPUT_CHARS = 100_000
 MAX_NEW_TOKENS = 1_024
+# ``JobMarket.MAX_GROUP_SHARDS``: the most shards one ``postJobGroup`` posts (its loop's gas stays bounded).
+MAX_GROUP_SHARDS = 256
 # ``JobMarket.MAX_SAMPLE_TASKS``: the most tasks one audit re-executes.
 MAX_SAMPLE_TASKS = 64
 # ``JobMarket.MIN_EXEC_WINDOW`` and ``MAX_EXEC_WINDOW`` (contracts/src/MarketBase.sol).

@@ -17,9 +17,10 @@ import json
 from typing import Annotated, Any, Literal
 
 from eth_utils.address import is_address, to_checksum_address
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from marketplace.errors import CidError, JobSpecError
+from marketplace.job_limits import MAX_GROUP_SHARDS
 from marketplace.job_limits import MAX_INPUT_CHARS as MAX_INPUT_CHARS
 from marketplace.job_limits import MAX_NEW_TOKENS as MAX_NEW_TOKENS
 from marketplace.job_limits import MAX_TASKS as MAX_TASKS
@@ -55,6 +56,24 @@ def parse_parameters(values: dict[str, Any]) -> Parameters:
     return Parameters(**values)
 
 
+class Shard(BaseModel):
+    """Where one shard of a job group sits in the whole job: the ``index``-th of ``count`` shards, whose
+    tasks are inputs ``first_task`` to ``first_task + num_tasks - 1`` of the ``total``.
+
+    To a provider or verifier a shard is a whole job with its own inputs, root and audit; this section
+    only lets the requester (and anyone reading the group) put the shards' outputs back in input order.
+    It is the requester's claim, not the chain's: ``marketplace.groups`` checks that a group's shards tile
+    ``0..total`` exactly before it merges anything.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index: Annotated[int, Field(ge=0, lt=MAX_GROUP_SHARDS)]
+    count: Annotated[int, Field(ge=1, le=MAX_GROUP_SHARDS)]
+    first_task: Annotated[int, Field(ge=0)]
+    total: Annotated[int, Field(ge=1, le=MAX_GROUP_SHARDS * MAX_TASKS)]
+
+
 class JobSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -68,6 +87,15 @@ class JobSpec(BaseModel):
                                        description="the providers who may claim (checksummed addresses, sorted)")
     confidential: Envelope | None = Field(
         default=None, description="a confidential job: what is sealed to which key (marketplace.sealed.envelope)")
+    shard: Shard | None = Field(default=None, description="a job group's shard: its place in the whole job")
+
+    @model_validator(mode="after")
+    def _shard_fits(self) -> JobSpec:
+        shard = self.shard
+        if shard is not None and (shard.index >= shard.count or shard.first_task + self.num_tasks > shard.total):
+            raise ValueError(f"shard {shard.index} of {shard.count} with tasks {shard.first_task} to "
+                             f"{shard.first_task + self.num_tasks - 1} does not fit a job of {shard.total} tasks")
+        return self
 
     @field_validator("model", "inputs")
     @classmethod
@@ -90,14 +118,16 @@ class JobSpec(BaseModel):
     def to_bytes(self) -> bytes:
         """Canonical JSON (sorted keys, no spaces): the same spec always has the same CID.
 
-        An empty allowlist and a missing envelope are left out, so that specs without them keep the
-        bytes (and CIDs) they had before the fields existed.
+        An empty allowlist, a missing envelope and a missing shard section are left out, so that specs
+        without them keep the bytes (and CIDs) they had before the fields existed.
         """
         document = self.model_dump(mode="json")
         if not document["allowlist"]:
             del document["allowlist"]
         if document["confidential"] is None:
             del document["confidential"]
+        if document["shard"] is None:
+            del document["shard"]
         return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 

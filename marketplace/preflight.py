@@ -94,10 +94,12 @@ class PreflightError(RequestRefusedError):
 
 
 def preflight(protocol: Protocol, store: ContentStore, draft: JobDraft, requester: str, *,
-              quote: JobQuote | None = None, check_providers: bool = True) -> Preflight:
+              quote: JobQuote | None = None, check_providers: bool = True, escrow: int | None = None,
+              post_gas: int = POST_GAS) -> Preflight:
     """Every check of the module docstring on ``draft`` posted by ``requester``; reads only (the chain's
     views and logs, the store's listings and small files). ``quote``: the terms in force (``Client.quote``),
-    or None when quoting refused (its reason is then the caller's problem to report)."""
+    or None when quoting refused (its reason is then the caller's problem to report). A job group checks its
+    largest shard as ``draft``, with the whole group's ``escrow`` and ``post_gas`` for the funds."""
     report = Preflight(draft, quote)
     report.problems += _chain_bounds(draft)
     model = _check_model(store, draft)
@@ -106,7 +108,7 @@ def preflight(protocol: Protocol, store: ContentStore, draft: JobDraft, requeste
     else:
         report.model = model
     if quote is not None:
-        report.problems += _funds(protocol, draft, quote, requester)
+        report.problems += _funds(protocol, draft, quote, requester, escrow, post_gas)
     if check_providers:
         report.offers = provider_offers(protocol.market, store)
         found = _providers(report.offers, draft)
@@ -162,17 +164,20 @@ def _check_model(store: ContentStore, draft: JobDraft) -> BundleFacts | str:
         return str(error)
 
 
-def _funds(protocol: Protocol, draft: JobDraft, quote: JobQuote, requester: str) -> list[str]:
+def _funds(protocol: Protocol, draft: JobDraft, quote: JobQuote, requester: str, escrow: int | None,
+           post_gas: int) -> list[str]:
     problems = []
-    escrow = draft.price_wei + audit_fee(draft.price_wei, draft.num_tasks, quote.sample_tasks,
-                                         quote.terms.verifier_fee_bps)
+    what = "the job group escrows" if escrow is not None else "the job escrows"
+    if escrow is None:
+        escrow = draft.price_wei + audit_fee(draft.price_wei, draft.num_tasks, quote.sample_tasks,
+                                             quote.terms.verifier_fee_bps)
     balance = protocol.token.balance_of(requester)
     if balance < escrow:
-        problems.append(f"the job escrows {webi(escrow)} WEBI (the price plus the audit fee) and {requester} holds "
+        problems.append(f"{what} {webi(escrow)} WEBI (the price plus the audit fee) and {requester} holds "
                         f"{webi(balance)} WEBI")
     client = protocol.market.client
     ether = int(client.w3.eth.get_balance(to_checksum_address(requester)))
-    needed = gas_cost(client, POST_GAS)
+    needed = gas_cost(client, post_gas)
     if ether < needed:
         problems.append(f"{requester} has {eth(ether)} ETH, and posting needs about {eth(needed)} ETH for gas: "
                         "send it some ETH first (on a devnet, from a dev account: `webi devnet accounts`)")

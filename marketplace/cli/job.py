@@ -16,11 +16,12 @@ from rich.markup import escape
 
 from marketplace.cli.context import CliContext
 from marketplace.cli.help import ReadableTyper
+from marketplace.cli.job_group import parse_target
 from marketplace.cli.job_render import describe, show_challenge, show_check, show_info, show_jobs
 from marketplace.cli.wallet import PasswordEnv, PasswordFile, password, wallets
 from marketplace.errors import ConfigError
 from marketplace.home import DEFAULT_STORE
-from marketplace.units import webi
+from marketplace.units import to_wei, webi
 
 if TYPE_CHECKING:  # the SDK (web3, eth_account) loads when a command runs, not when the CLI starts
     from marketplace.client import Client, JobEvent, JobInfo
@@ -44,6 +45,9 @@ StoreOption = Annotated[
 ]
 Deployments = Annotated[Path | None, typer.Option(metavar="DIR", help="Folder of deployment files.")]
 JobId = Annotated[int, typer.Argument(help="The job's number (`webi job list` shows them).")]
+JobOrGroup = Annotated[str, typer.Argument(
+    metavar="JOB", help="The job's number (`webi job list` shows them), or gID for a job group (`webi job post "
+                        "--shard-tasks` prints it).")]
 
 
 def job_client(
@@ -87,10 +91,18 @@ def job_client(
 @app.command()
 def status(
     ctx: typer.Context,
-    job_id: JobId,
+    target: JobOrGroup,
     watch: Annotated[
         bool, typer.Option("--watch", help="Print every event of the job as it happens, until it settles.")
     ] = False,
+    retry: Annotated[bool, typer.Option(
+        "--retry", help="A group with --watch: re-post rejected, cancelled and expired shards into the group "
+                        "(needs --wallet) until every shard is done or --retry-budget is spent.")] = False,
+    retry_budget: Annotated[str | None, typer.Option(
+        metavar="WEBI", help="--retry: the most the re-posts may escrow in all (default: the group's escrow once "
+                             "more).")] = None,
+    claim_window: Annotated[int, typer.Option(
+        metavar="SECONDS", help="--retry: the claim window of each re-posted shard.")] = 3_600,
     timeout: Annotated[
         float, typer.Option(metavar="SECONDS", help="How long --watch waits before it gives up (exit code 2).")
     ] = 3_600,
@@ -124,10 +136,31 @@ def status(
     is mined and what the job waits for whenever that changes, until it settles. After --timeout,
     what the job still waits for is printed and the exit code is 2. With --wallet (the requester's),
     --watch also releases an Open confidential job's key to each claimant (one line per release).
+
+    A job group (gID) shows each shard's job, state, provider and verifier; --watch shows a progress
+    bar of the tasks verified and a line as each shard moves, until every shard is finalized (exit
+    0) or the group ends with shards failed (exit 1). --retry (with --wallet) re-posts failed shards
+    into the group within --retry-budget.
     """
     from marketplace.protocol import TERMINAL_STATES
 
     console: Console = ctx.obj.console
+    kind, job_id = parse_target(target)
+    if kind == "group":
+        from marketplace.cli import job_group
+
+        if retry and not watch:
+            raise ConfigError("--retry re-posts shards as they fail: use it with --watch")
+        with job_client(ctx, store, wallet, password_env, password_file, deployments, signing=retry) as client:
+            if watch:
+                job_group.watch(client, console, job_id, timeout=timeout, interval=interval, as_json=as_json,
+                                retry=retry, retry_budget=to_wei(retry_budget) if retry_budget else None,
+                                claim_window=claim_window)
+            else:
+                job_group.status(client, console, job_id, as_json=as_json)
+        return
+    if retry:
+        raise ConfigError("--retry is for a job group (gID): a single job is re-posted with `webi job post`")
     signing = watch and wallet is not None
     with job_client(ctx, store, wallet, password_env, password_file, deployments, signing=signing) as client:
         if watch:
@@ -196,7 +229,7 @@ def _watch(client: Client, console: Console, job_id: int, *, timeout: float, int
 @app.command()
 def results(
     ctx: typer.Context,
-    job_id: JobId,
+    target: JobOrGroup,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", metavar="FILE", help="Where to write the results (JSONL).")
     ] = None,
@@ -227,9 +260,26 @@ def results(
 
     A confidential job's outputs are decrypted with the key its spec wraps to the requester's wallet
     (--wallet; any key it rotated out works too) and then checked against the root, as any job's.
+
+    A job group (gID): each shard's outputs are checked against its own root, then merged in input
+    order into -o FILE. A shard without results, or rejected (unless --force), stops the merge with
+    the shard named and nothing written.
     """
     if output is None and check is None:
         raise ConfigError("pass -o FILE to write the results, --check K to re-execute K tasks, or both")
+    kind, job_id = parse_target(target)
+    if kind == "group":
+        from marketplace.cli import job_group
+
+        if output is None or check is not None:
+            raise ConfigError("a job group's results: pass -o FILE (--check re-executes one job's tasks: give a "
+                              "shard's job number)")
+        with job_client(ctx, store, wallet, password_env, password_file, deployments, signing=False,
+                        keys=True) as client:
+            forced_group = job_group.results(client, ctx.obj.console, job_id, output, force=force)
+        if forced_group:
+            raise typer.Exit(3)
+        return
     from marketplace.job_standing import RejectedResultsError, Standing, result_standing
 
     console: Console = ctx.obj.console

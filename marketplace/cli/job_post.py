@@ -9,7 +9,7 @@ import contextlib
 import enum
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -23,6 +23,7 @@ from marketplace.errors import ConfigError
 from marketplace.home import DEFAULT_STORE
 from marketplace.job_limits import (
     MAX_EXEC_WINDOW_S,
+    MAX_GROUP_SHARDS,
     MAX_INPUT_CHARS,
     MAX_NEW_TOKENS,
     MAX_SAMPLE_TASKS,
@@ -34,6 +35,8 @@ from marketplace.job_limits import (
 from marketplace.units import to_wei, webi
 
 if TYPE_CHECKING:  # the SDK (web3, eth_account) loads when the command runs, not when the CLI starts
+    from marketplace.groups import GroupDraft
+    from marketplace.job_views import RequestRefusedError
     from marketplace.preflight import Preflight
 
 
@@ -132,6 +135,13 @@ def post(
         metavar="SECONDS", help="--confidential open: seconds the claimant has, after the key is released, to give "
                                 "the claim back unslashed if the key is unusable: 60 to half the exec window, at "
                                 "most 86,400.")] = 300,
+    shard_tasks: Annotated[int | None, typer.Option(
+        metavar="N", help="Cut the inputs into a job group of shards of N tasks (the last may be shorter), posted in "
+                          f"one transaction; each shard is claimed, audited and paid on its own. Up to "
+                          f"{MAX_GROUP_SHARDS} shards; the inputs may then hold up to {MAX_GROUP_SHARDS} x "
+                          f"{MAX_TASKS:,} tasks.")] = None,
+    shards: Annotated[int | None, typer.Option(
+        metavar="K", help="Cut the inputs into K shards of (nearly) equal size instead; see --shard-tasks.")] = None,
     no_provider_check: Annotated[bool, typer.Option(
         "--no-provider-check",
         help="Post even when no registered provider serves the task at this price (their metadata is not read).")
@@ -162,10 +172,14 @@ def post(
     results --wallet` opens them. The wallet gets its encryption key on first use (`webi wallet
     key`). A Directed job is refused, before anything is spent, if an allowlisted provider has
     published no signed key.
+
+    --shard-tasks N or --shards K posts a job group: the inputs are cut into shards, the model is
+    uploaded once, and every shard is posted in one transaction after one approval of the escrows'
+    sum. --price is the whole job's, split over the shards by tasks; --sample-tasks is each shard's.
+    `webi job status gID --watch [--retry]` follows it, and `webi job results gID -o FILE` merges it.
     """
     from marketplace.client import RequestRefusedError, read_inputs
     from marketplace.confidential_post import Sealing
-    from marketplace.preflight import PreflightError
     from marketplace.protocol import Confidentiality
 
     if not inputs.is_file():
@@ -174,6 +188,17 @@ def post(
     stake_floor = to_wei(min_provider_stake) if min_provider_stake else 0
     parameters = {"max_new_tokens": max_new_tokens} if max_new_tokens is not None else None
     price_wei = to_wei(price)
+    if shard_tasks is not None or shards is not None:
+        if confidential is not None:
+            raise ConfigError("--confidential with --shard-tasks/--shards: a confidential job group is not supported "
+                              "yet; post the shards as confidential jobs one by one")
+        from marketplace.groups import GroupDraft
+
+        draft = GroupDraft(task, model, inputs, price_wei, shard_tasks, shards, sample_tasks, claim_window,
+                           exec_window, parameters, stake_floor, members, max_protocol_fee_bps, max_verifier_fee_bps,
+                           min_collateral_bps)
+        _post_group(ctx, draft, not no_provider_check, (store, wallet, password_env, password_file, deployments))
+        return
     texts = read_inputs(inputs)
     sealing = Sealing(Confidentiality[confidential.name] if confidential else Confidentiality.PUBLIC,
                       encrypt_model, key_window)
@@ -211,13 +236,8 @@ def post(
                 on_checked=checked,
                 sealing=sealing,
             )
-        except PreflightError as error:
-            for problem in error.problems:
-                errors.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
         except RequestRefusedError as error:
-            errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            _refused(errors, error)
         uploads.close()
         info = client.status(job_id)
     console.print(
@@ -229,6 +249,47 @@ def post(
         + (f"; confidential ({sealing.confidentiality.name.lower()}"
            + (", model encrypted" if encrypt_model else "") + ")" if sealing.confidential else "")
     )
+
+
+def _post_group(ctx: typer.Context, draft: GroupDraft, check_providers: bool,
+                connection: tuple[str, str | None, str | None, Path | None, Path | None]) -> None:
+    """``--shard-tasks``/``--shards``: the group checked, uploaded and posted (``Client.groups.post``)."""
+    from marketplace.client import RequestRefusedError
+
+    console: Console = ctx.obj.console
+    errors = Console(stderr=True)
+    model, task = str(draft.model), TaskType(draft.task)
+    store, wallet, password_env, password_file, deployments = connection
+    with contextlib.ExitStack() as uploads, \
+            job_client(ctx, store, wallet, password_env, password_file, deployments, signing=True) as client:
+        upload = _LateProgress()
+
+        def checked(report: Preflight) -> None:
+            for warning in report.warnings:
+                errors.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
+            total = size_of(Path(model)) if Path(model).is_dir() else None
+            upload.bar = uploads.enter_context(transfer_progress(f"uploading {Path(model).name}", total))
+
+        try:
+            posting = client.groups.post(draft, progress=upload, check_providers=check_providers, on_checked=checked)
+        except RequestRefusedError as error:
+            _refused(errors, error)
+    sizes = sorted({piece.num_tasks for piece in posting.shards}, reverse=True)
+    total = sum(piece.num_tasks for piece in posting.shards)
+    console.print(
+        f"posted job group [bold]g{posting.group_id}[/bold]: {total:,} {task.value} tasks in {len(posting.shards)} "
+        f"shards of {' or '.join(f'{size:,}' for size in sizes)} tasks (jobs {posting.job_ids[0]} to "
+        f"{posting.job_ids[-1]}), {webi(posting.escrow_wei)} WEBI escrowed with the audit fees; follow it with "
+        f"`webi job status g{posting.group_id} --watch`", highlight=False, soft_wrap=True)
+
+
+def _refused(errors: Console, error: RequestRefusedError) -> NoReturn:
+    """A refusal before anything moved: each problem on a line of its own, exit code 2."""
+    from marketplace.preflight import PreflightError
+
+    for problem in error.problems if isinstance(error, PreflightError) else [str(error)]:
+        errors.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2) from None
 
 
 class _LateProgress:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
@@ -41,3 +42,16 @@ class Cli:
     @staticmethod
     def job_id(posted: str) -> int:
         return int(posted.split("posted job ")[1].split(":")[0])
+
+
+def requester_cli(devnet: Devnet, deployments: Path, home: Path, store_url: str, account: LocalAccount) -> Cli:
+    """A CLI whose wallet ``alice`` holds ``account``."""
+    runner = Cli(devnet, home, deployments, store_url)
+    runner.import_wallet("alice", account)
+    return runner
+
+
+def write_inputs(path: Path, texts: list[str]) -> Path:
+    """``texts`` as a JSONL inputs file, as ``webi job post --inputs`` reads it."""
+    path.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
+    return path

@@ -114,8 +114,8 @@ def test_flags_show_no_value_and_value_options_a_readable_one() -> None:
     text = _help(("job", "status"))
     assert re.search(r"^\s+--watch\s{2,}Print every event", text, re.MULTILINE), text
     assert re.search(r"^\s+--timeout SECONDS\s", text, re.MULTILINE), text
-    assert "Usage: webi job status [OPTIONS] JOB_ID" in text
-    assert re.search(r"^Arguments:\n  JOB_ID  The job's number", text, re.MULTILINE), text
+    assert "Usage: webi job status [OPTIONS] JOB" in text
+    assert re.search(r"^Arguments:\n  JOB  The job's number", text, re.MULTILINE), text
     post = _help(("job", "post"))
     for option in ("--price WEBI", "--inputs FILE", "--task TASK", "--claim-window SECONDS", "--wallet NAME"):
         assert option in post, post
@@ -132,7 +132,7 @@ def test_job_post_help_gives_every_bound() -> None:
 def test_readable_names_stay_in_errors_and_validation_still_runs() -> None:
     runner = CliRunner()
     missing = runner.invoke(app, ["job", "status"], env=ENV, prog_name="webi")
-    assert missing.exit_code == 2 and "Missing argument 'JOB_ID'" in missing.output, missing.output
+    assert missing.exit_code == 2 and "Missing argument 'JOB'" in missing.output, missing.output
     too_fast = runner.invoke(app, ["job", "status", "7", "--interval", "0.01"], env=ENV, prog_name="webi")
     assert too_fast.exit_code == 2 and "'--interval'" in too_fast.output, too_fast.output
     too_many = runner.invoke(app, ["devnet", "accounts", "--count", "21"], env=ENV, prog_name="webi")
