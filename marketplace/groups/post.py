@@ -46,7 +46,7 @@ class GroupPosting:
 class GroupDraft:
     """What the requester asks for, before anything is uploaded: the whole job and how to cut it."""
 
-    task: TaskType
+    task: TaskType | str
     model: str | Path
     inputs: list[str] | Path
     price_wei: int  # for the whole job, split over the shards by tasks
