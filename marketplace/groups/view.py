@@ -162,13 +162,7 @@ class GroupReader:
                 problems.append(f"job {job_id}'s spec has no shard section")
                 continue
             by_index.setdefault(shard.index, []).append((job_id, shard))
-        counts = {shard.count for held in by_index.values() for _, shard in held}
-        totals = {shard.total for held in by_index.values() for _, shard in held}
-        if len(counts) > 1 or len(totals) > 1:
-            problems.append(f"the shards disagree on the group's size: counts {sorted(counts)}, totals "
-                            f"{sorted(totals)}")
-        count = max(counts, default=0)
-        total = max(totals, default=0)
+        count, total = group_size(by_index, problems)
         shards = []
         for index in sorted(by_index):
             held = by_index[index]
@@ -176,7 +170,7 @@ class GroupReader:
             info = self.client.status(job_id)
             shards.append(ShardView(index, shard.first_task, info.num_tasks, info, tuple(j for j, _ in held[:-1]),
                                     market.posted(job_id).terms.claim_by))
-        problems += _tiling_problems(shards, count, total)
+        problems += tiling_problems(shards, count, total)
         return GroupView(group_id, requester, count, total, tuple(shards), tuple(jobs), market.client.timestamp(),
                          tuple(problems))
 
@@ -197,7 +191,16 @@ class GroupReader:
                 market.remember(event["args"])
 
 
-def _tiling_problems(shards: Sequence[ShardView], count: int, total: int) -> list[str]:
+def group_size(by_index: dict[int, list[tuple[int, Shard]]], problems: list[str]) -> tuple[int, int]:
+    """The group's shard count and total tasks as its shards' sections say; a disagreement joins ``problems``."""
+    counts = {shard.count for held in by_index.values() for _, shard in held}
+    totals = {shard.total for held in by_index.values() for _, shard in held}
+    if len(counts) > 1 or len(totals) > 1:
+        problems.append(f"the shards disagree on the group's size: counts {sorted(counts)}, totals {sorted(totals)}")
+    return max(counts, default=0), max(totals, default=0)
+
+
+def tiling_problems(shards: Sequence[ShardView], count: int, total: int) -> list[str]:
     """Why the shards' current jobs do not cover tasks ``0..total-1`` once each, in index order."""
     problems = []
     indices = [shard.index for shard in shards]

@@ -1,4 +1,5 @@
-"""REST under ``/v1``: jobs, providers, verifiers, the ledger and network stats, read from the indexer's tables.
+"""REST under ``/v1``: jobs, job groups, providers, verifiers, the ledger and network stats, read from the
+indexer's tables; a group's merged results read the chain and the node's store (``group_results``).
 
 The ledger lists stake slashes (kind ``slashed``, with role and reason) among credits and withdrawals.
 
@@ -14,8 +15,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
+from marketplace.errors import ChainError
 from marketplace.node.cache import ResponseCache
+from marketplace.node.group_queries import GroupQueries
+from marketplace.node.group_results import GroupResults, MergeRefusedError
 from marketplace.node.queries import Queries
 from marketplace.node.verifier_queries import VerifierQueries
 from marketplace.protocol import JobState
@@ -29,7 +34,8 @@ STATES = tuple(
 Limit = Annotated[int | None, Query(ge=1, le=500, description="Page size (default: the node's).")]
 
 
-def api_router(queries: Queries, verifiers: VerifierQueries, cache: ResponseCache) -> APIRouter:
+def api_router(queries: Queries, verifiers: VerifierQueries, cache: ResponseCache, groups: GroupQueries,
+               results: GroupResults) -> APIRouter:
     router = APIRouter()
 
     async def cached(request: Request, compute: Callable[[], Any], missing: str = "not found") -> Response:
@@ -61,9 +67,44 @@ def api_router(queries: Queries, verifiers: VerifierQueries, cache: ResponseCach
 
         return await cached(request, compute)
 
-    @router.get("/jobs/{job_id}", summary="One job: timeline, spec, outputs, audit, challenge, ledger entries")
+    @router.get("/jobs/{job_id}", summary="One job: timeline, spec, outputs, audit, challenge, ledger entries, group")
     async def job(request: Request, job_id: int) -> Response:
-        return await cached(request, lambda: queries.job(job_id), f"no job {job_id} indexed")
+        def compute() -> dict[str, Any] | None:
+            found = queries.job(job_id)
+            if found is not None:
+                found["group_id"] = groups.group_of(job_id)
+            return found
+
+        return await cached(request, compute, f"no job {job_id} indexed")
+
+    @router.get("/groups/{group_id}", summary="One job group: its shards, who holds them, tasks verified over time")
+    async def group(request: Request, group_id: int) -> Response:
+        return await cached(request, lambda: groups.group(group_id), f"no job group {group_id} on this chain")
+
+    @router.get(
+        "/groups/{group_id}/results",
+        summary="A job group's merged outputs (JSONL, input order), each shard checked against its on-chain root",
+        response_class=Response,
+        responses={200: {"content": {"application/x-ndjson": {}}}, 404: {"description": "no such group"},
+                   409: {"description": "not merged: the shards named have no results, failed, or do not match"}},
+    )
+    async def group_results(group_id: int) -> Response:
+        found = await run_in_threadpool(groups.group, group_id)
+        if found is None:
+            raise HTTPException(404, f"no job group {group_id} on this chain")
+        sealed = [shard["index"] for shard in found["shard_states"] if shard["confidential"]]
+        if sealed:
+            return JSONResponse({"detail": f"group {group_id} is confidential: its outputs open only with its "
+                                 f"requester's key (`webi job results g{group_id} --wallet ...`)",
+                                 "group_id": group_id, "reason": "confidential", "shards": sealed}, status_code=403)
+        try:
+            body = await run_in_threadpool(results.jsonl, group_id)
+        except MergeRefusedError as refused:
+            return JSONResponse({"detail": str(refused), "group_id": group_id, "reason": refused.reason,
+                                 "shards": refused.shards}, status_code=409)
+        except ChainError as error:
+            raise HTTPException(503, f"the chain cannot be read to check group {group_id}'s roots: {error}") from None
+        return Response(body, media_type="application/x-ndjson")
 
     @router.get("/providers", summary="Registered providers with stake, success rate and earnings")
     async def providers(request: Request) -> Response:

@@ -23,6 +23,8 @@ from marketplace.indexer.health import ChainWatch
 from marketplace.node.api import api_router
 from marketplace.node.cache import ResponseCache
 from marketplace.node.dashboard import dashboard_router
+from marketplace.node.group_queries import GroupQueries
+from marketplace.node.group_results import GroupResults
 from marketplace.node.health import Health, health_report
 from marketplace.node.queries import Queries
 from marketplace.node.settings import NodeSettings
@@ -58,6 +60,8 @@ def create_node_app(settings: NodeSettings) -> FastAPI:
     store = LocalStore(settings.store_dir.expanduser())
     queries = Queries(engine, store, settings.page_size)
     verifiers = VerifierQueries(engine)
+    groups = GroupQueries(engine, queries)
+    results = GroupResults(settings.rpc_url, settings.rpc_timeout_s, deployment, store)
     metrics = NodeMetrics(indexer)
     stop = threading.Event()
 
@@ -72,6 +76,7 @@ def create_node_app(settings: NodeSettings) -> FastAPI:
         finally:
             stop.set()
             thread.join(timeout=30)
+            results.close()
             client.close()
             engine.dispose()
 
@@ -83,13 +88,13 @@ def create_node_app(settings: NodeSettings) -> FastAPI:
     )
     app.state.indexer, app.state.queries, app.state.deployment = indexer, queries, deployment
     cache = ResponseCache(lambda: indexer.version)
-    app.include_router(api_router(queries, verifiers, cache), prefix="/v1", tags=["marketplace"])
+    app.include_router(api_router(queries, verifiers, cache, groups, results), prefix="/v1", tags=["marketplace"])
     store_settings = StoreApiSettings(
         token=os.environ.get(settings.store_token_env) or None, max_upload_bytes=settings.max_upload_bytes
     )
     app.include_router(rpc_router(store, store_settings), prefix="/api/v0", tags=["Kubo RPC"])
     app.include_router(gateway_router(store), prefix="/ipfs", tags=["gateway"])
-    app.include_router(dashboard_router(queries, verifiers, deployment), include_in_schema=False)
+    app.include_router(dashboard_router(queries, verifiers, groups, deployment), include_in_schema=False)
 
     @app.get("/healthz", tags=["health"], responses={503: {"model": Health, "description": "the chain is down"}})
     def health(response: Response) -> Health:

@@ -22,6 +22,7 @@ from markupsafe import Markup
 
 from marketplace.chain.deployment import Deployment
 from marketplace.node.api import STATES
+from marketplace.node.group_queries import GroupQueries
 from marketplace.node.queries import Queries
 from marketplace.node.verifier_queries import VerifierQueries
 from marketplace.units import webi
@@ -75,7 +76,41 @@ def earnings_chart(points: list[dict[str, Any]], width: int = 600, height: int =
     )
 
 
-def dashboard_router(queries: Queries, verifiers: VerifierQueries, deployment: Deployment) -> APIRouter:
+def progress_chart(group: dict[str, Any], width: int = 600, height: int = 160) -> Markup:
+    """Tasks verified against time as an inline SVG step line, from the group's first post to now."""
+    points, total = group["progress"], max(1, group["total_tasks"])
+    start = group["posted_at"] or 0
+    end = max([group["now"], start + 1, *(point["time"] for point in points)])
+
+    def x(when: int) -> float:
+        return float((when - start) / (end - start) * width)
+
+    def y(tasks: int) -> float:
+        return float(height - tasks / total * (height - 10))
+
+    coordinates, level = [f"0,{height}"], float(height)
+    for point in points:
+        at = x(point["time"])
+        coordinates += [f"{at:.1f},{level:.1f}", f"{at:.1f},{y(point['tasks_verified']):.1f}"]
+        level = y(point["tasks_verified"])
+    coordinates.append(f"{width},{level:.1f}")
+    label = f"{group['tasks_verified']} of {group['total_tasks']} tasks verified, {when(start)} to {when(end)}"
+    return Markup(
+        '<svg class="chart" role="img" aria-label="{}" viewBox="0 0 {} {}" width="{}" height="{}">'
+        '<line x1="0" y1="10" x2="{}" y2="10" stroke="#d1d5db" stroke-dasharray="4"/>'
+        '<polyline fill="none" stroke="#15803d" stroke-width="2" points="{}"/></svg>'
+    ).format(label, width, height, width, height, width, " ".join(coordinates))
+
+
+def group_milestones(group: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every shard's milestones in time order (ties in shard order), for the page's table."""
+    rows = [{"time": at, "shard": shard["index"], "job_id": shard["job_id"], "milestone": name}
+            for shard in group["shard_states"] for name, at in shard["milestones"].items()]
+    return sorted(rows, key=lambda row: (row["time"], row["shard"]))
+
+
+def dashboard_router(queries: Queries, verifiers: VerifierQueries, groups: GroupQueries,
+                     deployment: Deployment) -> APIRouter:
     templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
     templates.env.filters.update(webi=webi, short=short, when=when, moment=moment, ipfs=ipfs)
     router = APIRouter()
@@ -112,7 +147,16 @@ def dashboard_router(queries: Queries, verifiers: VerifierQueries, deployment: D
             latest = await run_in_threadpool(queries.latest_job_id)
             which = f"the latest is {latest}" if latest is not None else "none has been posted yet"
             return not_found(request, f"no job {job_id} on this chain ({which})", "/jobs", "All jobs")
-        return page(request, "job.html", job=found)
+        return page(request, "job.html", job=found, group_id=await run_in_threadpool(groups.group_of, int(job_id)))
+
+    @router.get("/groups/{group_id}", response_class=HTMLResponse)
+    async def group(request: Request, group_id: str) -> Response:
+        found = await run_in_threadpool(groups.group, int(group_id)) if group_id.isdecimal() else None
+        if found is None:
+            message = f"no job group {group_id} on this chain (a group's id is its first shard's job id)"
+            return not_found(request, message, "/jobs", "All jobs")
+        return page(request, "group.html", group=found, chart=progress_chart(found),
+                    milestones=group_milestones(found))
 
     @router.get("/providers", response_class=HTMLResponse)
     async def providers(request: Request) -> HTMLResponse:

@@ -8,16 +8,20 @@ seat; draws re-armed by a sync phase are drawn again (``Chain.draw``, ``epochs.d
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 
 from eth_account.signers.local import LocalAccount
 
 from marketplace.chain.deployment import WEI
 from marketplace.chain.devnet import dev_account
+from marketplace.jobspec import JobSpec, Shard, TaskType, inputs_manifest
 from marketplace.protocol import PANEL_SIZE, ZERO_ADDRESS, Confidentiality, Role, Verdict
-from marketplace.results import MerkleTree
+from marketplace.results import MerkleTree, output_manifest
 from marketplace.sealed import JobKey, PartyKey, wrap
-from tests.conftest import OUTPUT_CID, Chain
+from marketplace.storage.cid import RAW, Cid
+from marketplace.storage.store import ContentStore
+from tests.conftest import OUTPUT_CID, SPEC_CID, Chain
 from tests.support.epochs import draw_panel, outside_sync_phase, past_a_sync_phase
 
 METADATA_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"  # any CID: never read
@@ -100,6 +104,64 @@ def _submitted(chain: Chain, requester: LocalAccount, provider: LocalAccount, ro
     return job
 
 
+GROUP_TASKS = 16  # a job group's whole job: two shards of 8 tasks, 10 WEBI each (an audit fee of 10 WEBI)
+GROUP_SHARD_TASKS = 8
+
+
+def group_text(task: int) -> str:
+    return f"group input {task}"
+
+
+def group_output(task: int) -> bytes:
+    """The canonical output of the group's ``task``-th input (what a provider would commit to)."""
+    return json.dumps({"text": f"output of {group_text(task)}"}).encode()
+
+
+@dataclass(frozen=True)
+class GroupHistory:
+    """A job group of two shards (``group_history``); ``documents`` are the specs, inputs and outputs it names."""
+
+    group_id: int
+    finalized: int  # shard 0: passed and finalized, its outputs real (they rebuild its root)
+    cancelled: int  # shard 1's first job: cancelled while open
+    reposted: int  # shard 1 re-posted into the group: open
+    documents: tuple[bytes, ...]
+
+
+def group_history(chain: Chain, requester: LocalAccount, provider: LocalAccount, verifier: LocalAccount,
+                  store: ContentStore | None = None) -> GroupHistory:
+    """A group of two 8-task shards of a 16-task job, posted in one ``postJobGroup``: shard 0 claimed,
+    submitted, passed by ``verifier`` (which must be the only one in the draw) and finalized; shard 1 cancelled,
+    then re-posted into the group (a second ``GroupPosted``) and left open. The specs carry real shard sections;
+    every document the group names goes into ``store`` when one is given (their CIDs are the documents')."""
+    documents: list[bytes] = []
+
+    def cid(data: bytes) -> str:
+        documents.append(data)
+        if store is not None:
+            store.add_bytes(data)
+        return str(Cid.of(data, RAW))
+
+    requests = []
+    for index in range(GROUP_TASKS // GROUP_SHARD_TASKS):
+        first = index * GROUP_SHARD_TASKS
+        inputs = inputs_manifest([group_text(task) for task in range(first, first + GROUP_SHARD_TASKS)])
+        spec = JobSpec(task=TaskType("embed"), model=SPEC_CID, inputs=cid(inputs), num_tasks=GROUP_SHARD_TASKS,
+                       shard=Shard(index=index, count=2, first_task=first, total=GROUP_TASKS))
+        requests.append(chain.request(spec_cid=cid(spec.to_bytes()), num_tasks=GROUP_SHARD_TASKS, price=10 * WEI))
+    chain.approve(requester)
+    market = chain.market
+    group_id, (finalized, cancelled) = market.post_job_group(requester, requests)
+    outputs = [group_output(task) for task in range(GROUP_SHARD_TASKS)]
+    market.claim_job(provider, finalized)
+    market.submit_result(provider, finalized, cid(output_manifest(outputs)), MerkleTree(outputs).root)
+    chain.verdict(verifier, finalized, Verdict.PASS)
+    chain.settle(finalized)
+    market.cancel_job(requester, cancelled)
+    _, (reposted,) = market.post_job_group(requester, [replace(requests[1], claim_by=chain.now() + 3_600)], group_id)
+    return GroupHistory(group_id, finalized, cancelled, reposted, tuple(documents))
+
+
 @dataclass(frozen=True)
 class EventfulHistory:
     """Jobs that between them emit every event of the market (see ``eventful_history``)."""
@@ -114,6 +176,7 @@ class EventfulHistory:
     # Open confidential: a claim given back (no key), claimed again, the key released, a reveal demand
     # answered with the key and sealed outputs, passed: finalized
     confidential: int
+    group: GroupHistory  # a job group of two shards: one finalized, one cancelled and re-posted (open)
 
 
 def eventful_history(
@@ -132,8 +195,8 @@ def eventful_history(
     governance raises ``rewardBps`` between jobs, a sync phase re-arms a draw, the judge unstakes all
     of its stake while on a panel (its no-show slashes, one a seat, come out of unbonding stake) and
     withdraws it after the cooldown, once synced out of the draw; the treasury withdraws the fees.
-    Last, an Open confidential job (``confidential_job``), and the provider points its registration
-    to a new metadata document (``METADATA_CID``).
+    Last, an Open confidential job (``confidential_job``), a job group (``group_history``), and the
+    provider points its registration to a new metadata document (``METADATA_CID``).
     """
     member = judge or panel_accounts()[0]
     market = chain.market
@@ -206,10 +269,12 @@ def eventful_history(
     chain.sync(member.address)  # its weight leaves the draw first: no verifier is drawn with nothing at stake
     market.withdraw_stake(member, Role.VERIFIER)
     confidential = confidential_job(chain, requester, provider, verifier)
+    group = group_history(chain, requester, provider, verifier)
     market.update_metadata(provider, Role.PROVIDER, METADATA_CID)  # after a key rotation, say
     market.withdraw_protocol_fees(chain.owner)
     market.withdraw(verifier)
-    return EventfulHistory(revealed, unrevealed, dismissed, overturned, upheld, unvoted, cancelled, confidential)
+    return EventfulHistory(revealed, unrevealed, dismissed, overturned, upheld, unvoted, cancelled, confidential,
+                           group)
 
 
 def confidential_job(chain: Chain, requester: LocalAccount, provider: LocalAccount, verifier: LocalAccount) -> int:

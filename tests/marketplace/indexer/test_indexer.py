@@ -111,7 +111,9 @@ def test_every_event_folds_to_the_contracts_view_and_a_restart_folds_the_same(
     with Session(engine) as session:
         stakes = list(session.exec(select(StakeRow)).scalars())
         jobs = {row.job_id: row for row in session.exec(select(JobRow)).scalars()}
-    assert len(stakes) == 3 and len(jobs) == 8
+    assert len(stakes) == 3 and len(jobs) == 8 + 3  # the group's two shards, and one re-posted
+    group = history.group
+    assert index.state.groups == {group.group_id: [group.finalized, group.cancelled, group.reposted]}
     for row in stakes:
         view = market.provider_stake(row.account) if row.role == "provider" else market.verifier_stake(row.account)
         assert (int(row.stake), int(row.locked), int(row.unbonding), row.duties) == (
@@ -155,16 +157,16 @@ def test_every_event_folds_to_the_contracts_view_and_a_restart_folds_the_same(
         weights = {row.account: int(row.weight) for row in stakes if row.role == "verifier"}
         records = {row.address: row for row in session.exec(select(VerifierRow)).scalars()}
     # Every event the market can emit is in this history (the deployment sets the terms and the treasury),
-    # save a two-step transfer of ownership, and a job group (folded in tests/contracts/test_job_groups.py).
+    # save a two-step transfer of ownership.
     market_events = {item["name"] for item in load_artifact("JobMarket").abi if item["type"] == "event"}
-    assert market_events - names == {"OwnershipTransferStarted", "GroupPosted"}
+    assert market_events - names == {"OwnershipTransferStarted"}
     assert weights == {account: market.verifier_weight(account) for account in weights}
     assert sum(weights.values()) == market.total_verifier_weight()
     assert index.state.owner == market.contract.functions.owner().call()
     mine, theirs = records[verifier.address], records[panel_accounts()[0].address]
-    assert (mine.draws, mine.audits, mine.missed, mine.reveal_demands) == (8, 6, 1, 3)
+    assert (mine.draws, mine.audits, mine.missed, mine.reveal_demands) == (9, 7, 1, 3)
     assert (mine.challenged, mine.overturned, mine.upheld, json.loads(mine.verdicts)) == (
-        4, 1, 3, {"fail": 2, "inconclusive": 1, "pass": 3})
+        4, 1, 3, {"fail": 2, "inconclusive": 1, "pass": 4})
     assert (theirs.panels, theirs.seats, theirs.votes, theirs.missed_votes) == (3, 3 * PANEL_SIZE, 2, PANEL_SIZE)
     causes = Counter(slash.cause for job in index.state.jobs.values() for slash in job.slashes)
     assert causes == {SlashCause.EXPIRED_CLAIM: 1, SlashCause.MISSED_VERDICT: 1, SlashCause.FAILED_AUDIT: 2,

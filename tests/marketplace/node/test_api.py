@@ -204,20 +204,21 @@ def test_timelines_and_verifier_pages_follow_every_path_of_the_protocol(
         assert listed[0]["weight_share"] == 1.0 and listed[1]["weight_share"] == 0.0  # the judge left the draw
 
         mine = api.get(f"/verifiers/{verifier.address.lower()}").json()
-        assert mine["audits_done"] == 6 and mine["verdicts"] == {"pass": 3, "fail": 2, "inconclusive": 1}
-        assert (mine["draws"], mine["missed"], mine["reveal_demands"]) == (8, 1, 3)
+        assert mine["audits_done"] == 7 and mine["verdicts"] == {"pass": 4, "fail": 2, "inconclusive": 1}
+        assert (mine["draws"], mine["missed"], mine["reveal_demands"]) == (9, 1, 3)
         assert (mine["challenged"], mine["overturned"], mine["upheld"]) == (4, 1, 3)
         assert [(audit["job_id"], audit["challenge"]) for audit in mine["audits"]] == [
-            (history.confidential, None), (history.unvoted, "upheld"), (history.upheld, "upheld"),
+            (history.group.finalized, None), (history.confidential, None), (history.unvoted, "upheld"),
+            (history.upheld, "upheld"),
             (history.overturned, "overturned"),
             (history.dismissed, "dismissed"), (history.revealed, None)]  # no verdict on the unrevealed job
         assert [(slash["job_id"], slash["cause"], int(slash["amount"])) for slash in mine["slashes"]] == [
             (history.revealed, "missed verdict", 10 * WEI), (history.overturned, "overturned verdict", 500 * WEI)]
         assert int(mine["slashed"]) == 510 * WEI and mine["panels"] == []
-        # Six audit fees (none for the overturned verdict) and a reward of the 10 WEBI collateral of each fail that
+        # Seven audit fees (none for the overturned verdict) and a reward of the 10 WEBI collateral of each fail that
         # stood: 10 % on the unrevealed job, 20 % on the upheld one (governance raised rewardBps in between).
-        assert mine["earned"] == {"verifier_fee": str(60 * WEI), "panel_fee": "0", "reward": str(3 * WEI)}
-        assert mine["earnings"][-1]["cumulative"] == mine["earned_total"] == str(63 * WEI)
+        assert mine["earned"] == {"verifier_fee": str(70 * WEI), "panel_fee": "0", "reward": str(3 * WEI)}
+        assert mine["earnings"][-1]["cumulative"] == mine["earned_total"] == str(73 * WEI)
 
         theirs = api.get(f"/verifiers/{judge}").json()
         assert theirs["audits_done"] == 0 and (theirs["panels_sat"], theirs["seats"]) == (3, 3 * PANEL_SIZE)
