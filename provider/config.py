@@ -81,6 +81,11 @@ class ProviderConfig(DaemonSettings):
     # Before a claim, run a few inputs in fp32 and bf16 and refuse a model whose outputs diverge.
     model_screen: bool = False
     screen_inputs: Annotated[int, Field(ge=1, le=64)] = 3
+    # Claims held at once that are not computed yet (``provider.capacity``): one computing, one ready to start.
+    max_claims: Annotated[int, Field(ge=1, le=64)] = 2
+    # A claim must fit every held job's deadline with the measured seconds times this, plus a job's fixed cost.
+    capacity_safety: Annotated[float, Field(ge=1.0, le=10.0)] = 1.5
+    job_overhead_s: Annotated[float, Field(ge=0.0, le=3_600.0)] = 10.0
 
     def floor_wei(self, task: TaskType) -> int:
         return int(self.price_floor.get(task, Decimal(0)) * 10**18)

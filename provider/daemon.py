@@ -18,7 +18,10 @@ Computing runs on a worker thread (one job at a time), never on the loop's threa
 runs, the loop keeps polling and following the jobs already submitted, so a reveal demand, an
 appeal or a finalization timed to coincide with a large job is still answered within its window.
 The worker only computes, publishes and journals ``computed``; every transaction is sent from the
-loop's thread (they share the account's nonce), and no new job is considered while one computes.
+loop's thread (they share the account's nonce). New jobs are still considered while one computes:
+a claim is made only within the provider's capacity (``provider.capacity``: its measured throughput
+against the deadlines of every job it holds, and at most ``max_claims`` held but not computed), and
+the held jobs are computed earliest deadline first. Jobs of one model share the loaded model.
 
 A confidential job (``provider.confidential``) is claimed only when its key will open: a Directed
 job's from the spec, before the claim; an Open job's from the requester's on-chain release after it,
@@ -39,6 +42,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 from web3.types import TxReceipt
@@ -53,6 +57,7 @@ from marketplace.results import MerkleTree, output_manifest
 from marketplace.sealed.envelope import seal
 from marketplace.sealed.keys import PartyKey
 from marketplace.storage import ContentStore
+from provider.capacity import Held, Limits, Throughput, refusal
 from provider.claim_keys import ClaimKeys
 from provider.confidential import KeyRing
 from provider.config import ProviderConfig
@@ -108,9 +113,11 @@ class ProviderDaemon(PollingDaemon):
     _worker: ThreadPoolExecutor | None = field(default=None, repr=False)  # computes; started on first use
     _computing: Computation | None = field(default=None, repr=False)
     _wake: threading.Event = field(default_factory=threading.Event, repr=False)  # a computation ended, or stop
+    _holding: dict[int, Held] = field(default_factory=dict, repr=False)  # claimed, not computed: size and deadline
     follower: Follower = field(init=False, repr=False)
     keys: KeyRing = field(init=False, repr=False)
     claims: ClaimKeys = field(init=False, repr=False)
+    throughput: Throughput = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.keys = KeyRing(self.market, self.reader.store, self.address, self.party_keys)
@@ -118,6 +125,7 @@ class ProviderDaemon(PollingDaemon):
                                  self.journal, self.token, self.archive, self._end, self._hook, self.keys)
         self.claims = ClaimKeys(self.config, self.account, self.market, self.runtime, self.reader, self.journal,
                                 self.keys, self._end, self._hook)
+        self.throughput = Throughput(Path(str(self.journal.engine.url.database)))
 
     @property
     def reader(self) -> Runtime:
@@ -130,6 +138,7 @@ class ProviderDaemon(PollingDaemon):
 
     def close(self) -> None:
         self._finish_computing()
+        self.throughput.close()
         super().close()
         if self.intake is not None and self.intake.store is not self.store:
             self.intake.store.close()
@@ -164,19 +173,20 @@ class ProviderDaemon(PollingDaemon):
         self._params = None
         self._collect()
         due = self.journal.due(ACTIVE, ignore_backoff=first_pass)
-        for record in (record for record in due if record.stage != Stage.SEEN):
+        held = sorted((record for record in due if record.stage != Stage.SEEN), key=self._deadline_first)
+        for record in held:
             if self.stopping.is_set():
                 return
             if self._computing is not None and self._computing.job_id == record.job_id:
                 continue  # the worker has it; the next pass after it ends submits it
             self._attempt(record)
-        if self._computing is not None:  # one job at a time: new claims wait until it is done
-            due = [record for record in due if record.stage != Stage.SEEN]
         unclaimed = sorted((record for record in due if record.stage == Stage.SEEN), key=_best_paying_first)
         budget_ends = time.monotonic() + self.config.consider_budget_s
         for considered, record in enumerate(unclaimed):
             if self.stopping.is_set():
                 return
+            if self._computing is not None and self._computing.future.done():
+                break  # a held job is computed: its submission goes first, the next pass goes on from here
             if time.monotonic() > budget_ends:
                 log.info("%d unclaimed jobs left for the next pass (the %.0f s budget is spent)",
                          len(unclaimed) - considered, self.config.consider_budget_s)
@@ -292,6 +302,13 @@ class ProviderDaemon(PollingDaemon):
         if reason is not None:
             self._end(record, Stage.SKIPPED, reason)
             return
+        new = Held(record.job_id, terms.num_tasks, spec.task.value, self.market.client.timestamp() + terms.exec_window)
+        too_much = self._over_capacity(new)
+        if too_much is not None:  # not final: the job is claimed later, while it is open, once there is room
+            log.info("job %d: %s; waiting", record.job_id, too_much)
+            self.journal.update(record.job_id, reason=too_much[:500],
+                                retry_at=time.time() + 5 * self.config.poll_interval_s)
+            return
         if self.claims.model_checkable(record.job_id, terms, spec):  # an encrypted one is opened first
             self.reader.check_model(spec)  # refuses pickles, unknown architectures, too-large models: ModelError
         # Inputs are read and checked before collateral is at stake: a bad manifest is a skip, not a failure.
@@ -320,6 +337,32 @@ class ProviderDaemon(PollingDaemon):
                 return
             raise
         self._mined(record, receipt, "claim", Stage.CLAIMED)
+        self._holding[record.job_id] = Held(new.job_id, new.tasks, new.task,
+                                            self.market.get_job(record.job_id).stamp)
+
+    def _over_capacity(self, new: Held) -> str | None:
+        """Why claiming ``new`` is more than this provider can finish in time (``provider.capacity``), or None."""
+        held = [self._held(record) for record in self.journal.in_stages([Stage.CLAIMED])]
+        tasks = {job.task for job in [*held, new]}
+        return refusal(held, new, now=self.market.client.timestamp(),
+                       rates={task: self.throughput.tasks_per_s(task) for task in tasks},
+                       limits=Limits(self.config.max_claims, self.config.capacity_safety, self.config.job_overhead_s))
+
+    def _held(self, record: JobRecord) -> Held:
+        """A claimed job's size, task and deadline (read once: after a restart, from the chain and its spec)."""
+        if record.job_id not in self._holding:
+            task = self.reader.read_spec(record.spec_cid).task.value
+            self._holding[record.job_id] = Held(record.job_id, record.num_tasks, task,
+                                                self.market.get_job(record.job_id).stamp)
+        return self._holding[record.job_id]
+
+    def _deadline_first(self, record: JobRecord) -> tuple[int, int]:
+        """Held jobs in the order they are computed: claimed ones by submit deadline (earliest first, as the
+        capacity check assumed), the rest (submitted, following) before them, by id."""
+        if record.stage != Stage.CLAIMED:
+            return 0, record.job_id
+        held = self._holding.get(record.job_id)
+        return (held.deadline if held is not None else 1), record.job_id
 
     # -- computing, on the worker thread ---------------------------------------------------------
 
@@ -339,6 +382,7 @@ class ProviderDaemon(PollingDaemon):
         self._computing = Computation(record.job_id, future)
         future.add_done_callback(lambda _: self._wake.set())
         log.info("job %d: computing", record.job_id)
+        self._hook("computing", record.job_id)
 
     def _collect(self) -> None:
         """Takes in the computation that ended: its success is journaled already, its failure is handled here."""
@@ -386,6 +430,7 @@ class ProviderDaemon(PollingDaemon):
         published = time.perf_counter()
         if self.metrics is not None:
             self.metrics.tasks_done(len(outputs), ran - read)
+        self.throughput.record(spec.task.value, len(outputs), ran - read)  # what the next claims are sized by
         self.journal.update(record.job_id, stage=Stage.COMPUTED, output_cid=str(output_cid), result_root=root.hex())
         log.info("job %d: inputs read in %.2f s, %d tasks run in %.2f s, outputs %s published in %.2f s",
                  record.job_id, read - started, len(outputs), ran - read, output_cid, published - ran)
@@ -423,6 +468,7 @@ class ProviderDaemon(PollingDaemon):
 
     def _end(self, record: JobRecord, stage: Stage, reason: str, **changes: object) -> None:
         self._prepared.pop(record.job_id, None)
+        self._holding.pop(record.job_id, None)
         self.journal.update(record.job_id, stage=stage, reason=reason[:500], **changes)
         if stage in FINAL:
             self.keys.forget(record.job_id)

@@ -205,6 +205,7 @@ def test_a_garbage_key_or_another_jobs_key_is_given_back(chain: Chain, market: M
     config = sealed_provider(chain, market, devnet, store_node, deployments, tmp_path, provider)
     recipient = published_recipient(chain.market, market.store, provider.address, Role.PROVIDER)
     with running(config, provider) as daemon:
+        daemon.throughput.record("embed", 10_000, 1.0)  # measured: two claims fit (provider.capacity)
         garbage = post_sealed(chain, market, requester, Confidentiality.OPEN, key_window=120)
         other = post_sealed(chain, market, requester, Confidentiality.OPEN, key_window=120)
         wait_for(lambda: claimed(chain, garbage.job_id) and claimed(chain, other.job_id), what="both claims")
