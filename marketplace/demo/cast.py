@@ -20,6 +20,9 @@ from marketplace.keystore import save_account
 
 REQUESTER = "requester"
 EMBEDDER = "provider-embed"
+# The job group's second provider (but with ``--lazy-verifier``): its embed price floor sits above the public jobs'
+# price a task, so it claims only shards, and the group is built by two providers.
+EMBEDDER_2 = "provider-embed-2"
 GENERATOR = "provider-generate"
 VERIFIER = "verifier"  # drawn for every job: honest, or lazy with ``--lazy-verifier``
 WATCHTOWER = "watchtower"  # ``--lazy-verifier`` only: re-checks verdicts, challenges wrong ones
@@ -37,7 +40,8 @@ class Cast:
 
     @classmethod
     def of(cls, options: DemoOptions) -> Cast:
-        keys = [REQUESTER, EMBEDDER, GENERATOR, VERIFIER] + ([WATCHTOWER, PANEL] if options.lazy_verifier else [])
+        keys = [REQUESTER, EMBEDDER, GENERATOR, VERIFIER] + ([WATCHTOWER, PANEL] if options.lazy_verifier else
+                                                             [EMBEDDER_2])
         accounts = {key: dev_account(index) for index, key in enumerate(keys, start=1)}
         labels = {key: key for key in [*keys, TREASURY, MARKET]}
         labels[MARKET] = "market contract"
@@ -92,5 +96,12 @@ class Configs:
             **extra,
         }
         path = self.folder / f"{name}.toml"
-        path.write_text(f"[{role}]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items()))
+        path.write_text(f"[{role}]\n" + "".join(f"{key} = {_toml(value)}\n" for key, value in settings.items()))
         return path
+
+
+def _toml(value: object) -> str:
+    """A TOML value: JSON's strings, numbers, booleans and arrays are TOML's too; a dict is an inline table."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(key))} = {_toml(item)}" for key, item in value.items()) + "}"
+    return json.dumps(value)

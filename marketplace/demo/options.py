@@ -13,6 +13,12 @@ STAKE_WEBI = 1_000
 JOB_PRICE_WEI = 12 * WEI
 SAMPLE_TASKS = 4
 GENERATE_TASKS = 8  # prompts out of the corpus for the generate job; the embed job takes all of it
+# The job group (but with ``--lazy-verifier``): the embed job again, cut into shards, at 1 WEBI a task (6 WEBI a
+# shard); the second embed provider's floor sits between that and the public jobs' 0.5 WEBI a task.
+GROUP_PRICE_WEI = 24 * WEI
+GROUP_SHARDS = 4
+GROUP_SAMPLE_TASKS = 2
+EMBEDDER_2_FLOOR_WEBI = "0.8"
 # A watchtower re-checks every verdict it sees in the demo (``watch_share``); a real one samples.
 WATCH_SHARE = 1.0
 # When set, the confidential job's first input is this text (the canary test searches every store, log and

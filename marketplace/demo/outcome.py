@@ -7,6 +7,7 @@ wei (integers), every account by its cast key (``marketplace.demo.cast``).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,9 +18,12 @@ from marketplace.client import Client
 from marketplace.demo.cast import GENERATOR, VERIFIER
 from marketplace.demo.ledger import Ledger
 from marketplace.errors import WebiError
+from marketplace.groups.merge import GroupIncompleteError
 from marketplace.output_json import parse_document
 from marketplace.protocol import Verdict
 from marketplace.storage.cid import Cid
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,44 @@ class ConfidentialOutcome:
 
 
 @dataclass(frozen=True)
+class ShardOutcome:
+    """One shard of the demo's job group: a job of its own, claimed by whichever provider took it."""
+
+    index: int
+    job_id: int
+    num_tasks: int
+    price: int  # wei: the shard's share of the group's price
+    provider: str  # the claimant's cast key ("" if none claimed it)
+    verifier: str
+    verdict: str
+    state: str
+
+
+@dataclass(frozen=True)
+class GroupOutcome:
+    """The demo's job group: one embed job cut into shards, built by several providers, merged into one result."""
+
+    group_id: int
+    num_tasks: int
+    shards: list[ShardOutcome]
+    merged_tasks: int  # outputs in the merged result, each shard checked against its own root
+    merged_final: bool  # every shard finalized: the merged result is verified and final
+
+    @property
+    def providers(self) -> dict[str, int]:
+        """Shards built by each provider."""
+        counts: dict[str, int] = {}
+        for shard in self.shards:
+            counts[shard.provider] = counts.get(shard.provider, 0) + 1
+        return counts
+
+    @property
+    def finalized(self) -> bool:
+        return self.merged_final and self.merged_tasks == self.num_tasks \
+            and all(shard.state == "finalized" for shard in self.shards)
+
+
+@dataclass(frozen=True)
 class DemoOutcome:
     run_dir: Path
     dashboard: str
@@ -82,6 +124,7 @@ class DemoOutcome:
     audit_clean: bool
     labels: dict[str, str]
     confidential: ConfidentialOutcome | None = None
+    group: GroupOutcome | None = None
 
     @property
     def conserved(self) -> bool:
@@ -106,6 +149,7 @@ class DemoOutcome:
         """Everything the run set out to show happened, the books balance and the audit is clean."""
         shown = (not self.cheater or self.cheater_rejected) and (not self.lazy_verifier or self.lazy_verifier_slashed)
         shown = shown and (self.confidential is None or self.confidential.state == "finalized")
+        shown = shown and (self.group is None or self.group.finalized)
         return shown and self.conserved and self.audit_clean
 
     def summary(self) -> dict[str, Any]:
@@ -122,6 +166,7 @@ class DemoOutcome:
             "audit_clean": self.audit_clean,
             "conserved": self.conserved,
             "confidential": None if self.confidential is None else asdict(self.confidential),
+            "group": None if self.group is None else {**asdict(self.group), "providers": self.group.providers},
         }
         if self.cheater:
             document["cheater_rejected"] = self.cheater_rejected
@@ -150,6 +195,25 @@ def job_outcome(protocol: Protocol, client: Client, job_id: int, task: str, prov
     verifier = keys.get(str(args["verifier"]).lower(), str(args["verifier"]))
     return JobOutcome(job_id, task, provider, verifier, verdict.name.lower(), state,
                       _reason(client, str(args["evidenceCid"])), _challenge(logs, keys), confidentiality)
+
+
+def group_outcome(client: Client, group_id: int, keys: dict[str, str]) -> GroupOutcome:
+    """The group's shards as they ended, and its merged result (``Client.groups.results``: every shard's outputs
+    checked against its own on-chain root, in input order)."""
+    view = client.groups.status(group_id)
+
+    def name(address: str | None) -> str:
+        return "" if address is None else keys.get(address.lower(), address)
+
+    shards = [ShardOutcome(shard.index, shard.job.job_id, shard.num_tasks, shard.job.price, name(shard.job.provider),
+                           name(shard.job.verifier), shard.job.verdict.name.lower(), shard.job.state.name.lower())
+              for shard in view.shards]
+    try:
+        merged = client.groups.results(group_id)
+    except GroupIncompleteError as error:  # a shard failed or has no results: the summary says so, the demo fails
+        log.warning("%s", error)
+        return GroupOutcome(group_id, view.total, shards, 0, False)
+    return GroupOutcome(group_id, view.total, shards, len(merged.outputs), merged.final)
 
 
 def _reason(client: Client, evidence_cid: str) -> str:

