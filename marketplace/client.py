@@ -502,10 +502,15 @@ class Client:
         provisional fail) raises ``RejectedResultsError`` with the verdict and its evidence CID, before
         anything is downloaded, unless ``force``. ``job_standing.result_standing`` says whether they are final.
         """
-        standing = result_standing(self.protocol.market, self.status(job_id))
+        return self.results_of(self.status(job_id), force=force)
+
+    def results_of(self, info: JobInfo, *, force: bool = False) -> list[dict[str, Any]]:
+        """``results`` for a job read just now (``status``): a group's merge reads each shard once."""
+        job_id = info.job_id
+        standing = result_standing(self.protocol.market, info)
         if standing.standing == Standing.REJECTED and not force:
             raise RejectedResultsError(standing.refusal())
-        _, outputs = self._verified_outputs(job_id)
+        _, outputs = self._verified_outputs(job_id, info)
         parsed = []
         for index, output in enumerate(outputs):
             try:
@@ -537,8 +542,8 @@ class Client:
                 results = (self.checker or load_checker(clear, self.cache_dir))(clear_spec, indices, committed)
         return CheckReport(job_id, spec.task.value, used, tuple(indices), tuple(results), audit_sample)
 
-    def _verified_outputs(self, job_id: int) -> tuple[JobInfo, list[bytes]]:
-        info = self.status(job_id)
+    def _verified_outputs(self, job_id: int, info: JobInfo | None = None) -> tuple[JobInfo, list[bytes]]:
+        info = info or self.status(job_id)
         if info.output_cid is None or info.result_root is None:
             raise ConfigError(f"job {job_id} is {info.state.name.lower()}: no results submitted")
         data = self.store.read_bytes(Cid.parse(info.output_cid), limit=MAX_OUTPUT_MANIFEST)

@@ -36,6 +36,7 @@ refused) end a job, as ``skipped`` before a claim or ``failed`` after one.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -180,7 +181,8 @@ class ProviderDaemon(PollingDaemon):
             if self._computing is not None and self._computing.job_id == record.job_id:
                 continue  # the worker has it; the next pass after it ends submits it
             self._attempt(record)
-        unclaimed = sorted((record for record in due if record.stage == Stage.SEEN), key=_best_paying_first)
+        unclaimed = sorted((record for record in due if record.stage == Stage.SEEN),
+                           key=best_paying_first(self.address))
         budget_ends = time.monotonic() + self.config.consider_budget_s
         for considered, record in enumerate(unclaimed):
             if self.stopping.is_set():
@@ -481,6 +483,15 @@ class ProviderDaemon(PollingDaemon):
             self.hook(point, job_id)
 
 
-def _best_paying_first(record: JobRecord) -> tuple[int, int]:
-    """Unclaimed jobs by price per task, highest first; dust last. Ties by age."""
-    return -(int(record.price_wei) // max(record.num_tasks, 1)), record.job_id
+def best_paying_first(address: str) -> Callable[[JobRecord], tuple[int, bytes]]:
+    """Unclaimed jobs by price per task, highest first; dust last. Ties in an order of this provider's own (a
+    hash of its address and the job id), not by age: the shards of a group tie, and providers that all tried
+    the oldest first would race for one shard at a time (one claim lands, the others revert and try again)
+    instead of spreading over them."""
+    salt = bytes.fromhex(address.removeprefix("0x"))
+
+    def key(record: JobRecord) -> tuple[int, bytes]:
+        order = hashlib.blake2b(salt + record.job_id.to_bytes(32, "big"), digest_size=8).digest()
+        return -(int(record.price_wei) // max(record.num_tasks, 1)), order
+
+    return key

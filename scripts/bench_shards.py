@@ -23,6 +23,8 @@ with the same rules and windows as any job.
 
 Figures:
   single_s, group_s          wall time of each run
+  *_post_s, *_merge_s        of which: posting (cutting, uploads, the transactions) and fetching, checking
+                             and merging the results
   shard_speedup              single_s / group_s
   parallel_efficiency        shard_speedup / min(providers, cores) (goal >= 0.7)
   gas_single, gas_group      gas of the post, every claim and every submission in each run
@@ -131,13 +133,15 @@ class Bench:
         supervisor.folder.mkdir(parents=True, exist_ok=True)
         addresses, warmups = [], []
         env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {}
+        env["COLUMNS"] = "1000"  # the log handler wraps at the terminal's width: one line a record for RAN
         for _ in range(count):
             account = dev_account(self.next_account)
             self.next_account += 1
             self.protocol.token.approve(account, self.protocol.market.address, 10_000 * WEI)
             self.protocol.market.register(account, Role.PROVIDER, 10_000 * WEI)
             path = self.configs.write(account, "provider", tasks=["embed"], poll_interval_s=0.1)
-            supervisor.start(f"provider-{account.address[:8]}", [*WEBI_CLI, "provider", "run", "--config", str(path)],
+            supervisor.start(f"provider-{account.address[:8]}", [*WEBI_CLI, "-v", "provider", "run", "--config",
+                                                                       str(path)],
                              env=env)
             addresses.append(str(account.address))
             warmups.append(self._post_for(account.address, texts(64)))
@@ -199,12 +203,15 @@ class Bench:
             started = time.perf_counter()
             job_id = self.client.post_job("embed", self.model_cid, inputs, price_wei=self.price(len(inputs)),
                                           sample_tasks=SAMPLE_TASKS, permit=False, check_providers=False)
+            posted = time.perf_counter()
             self._wait(supervisor, [job_id], "the single job", marks)
+            submitted = time.perf_counter()
             outputs = self.client.results(job_id)
             wall = time.perf_counter() - started
             assert len(outputs) == len(inputs)
             post_tx = self._post_tx(job_id)
-            return {"wall_s": wall, "gas": self.gas([job_id], post_tx),
+            return {"wall_s": wall, "post_s": posted - started, "merge_s": started + wall - submitted,
+                    "gas": self.gas([job_id], post_tx),
                     "overhead_s": self._overheads(supervisor, [job_id], marks), "providers": addresses,
                     "spread": {addresses[0]: [1, len(inputs)]}}
         finally:
@@ -219,7 +226,9 @@ class Bench:
                 "embed", self.model_cid, inputs, self.price(len(inputs)), shards=shards, sample_tasks=SAMPLE_TASKS),
                 check_providers=False)
             jobs = list(posting.job_ids)
+            posted = time.perf_counter()
             self._wait(supervisor, jobs, "the shards", marks)
+            submitted = time.perf_counter()
             merged = self.client.groups.results(posting.group_id)
             wall = time.perf_counter() - started
             assert len(merged.outputs) == len(inputs)
@@ -229,7 +238,8 @@ class Bench:
                 assert shard.job.provider is not None
                 spread[shard.job.provider][0] += 1
                 spread[shard.job.provider][1] += shard.num_tasks
-            return {"wall_s": wall, "gas": self.gas(jobs, self._post_tx(jobs[0])),
+            return {"wall_s": wall, "post_s": posted - started, "merge_s": started + wall - submitted,
+                    "gas": self.gas(jobs, self._post_tx(jobs[0])),
                     "overhead_s": self._overheads(supervisor, jobs, marks), "providers": addresses, "spread": spread}
         finally:
             supervisor.stop_all()
@@ -284,6 +294,10 @@ def measure(tasks: int, shards: int, providers: int) -> dict[str, object]:
         "threads_per_provider": threads,
         "single_s": round(float(single["wall_s"]), 2),  # type: ignore[arg-type]
         "group_s": round(float(group["wall_s"]), 2),  # type: ignore[arg-type]
+        "single_post_s": round(float(single["post_s"]), 2),  # type: ignore[arg-type]
+        "group_post_s": round(float(group["post_s"]), 2),  # type: ignore[arg-type]
+        "single_merge_s": round(float(single["merge_s"]), 2),  # type: ignore[arg-type]
+        "group_merge_s": round(float(group["merge_s"]), 2),  # type: ignore[arg-type]
         "shard_speedup": round(speedup, 3),
         "parallel_efficiency": round(speedup / min(providers, count), 3),
         "gas_single": single["gas"],

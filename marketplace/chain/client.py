@@ -51,8 +51,11 @@ class TimedHTTPProvider(HTTPProvider):
     """
 
     def __init__(self, rpc_url: str, timeout: float, session: requests.Session) -> None:
+        # eth_chainId alone is cached: web3's validation asks for it before every call and transaction (about
+        # half of a daemon's requests), and a chain's id never changes. Nothing that a reorg can change is cached.
         super().__init__(rpc_url, request_kwargs={"timeout": timeout}, session=session,
-                         exception_retry_configuration=None)
+                         exception_retry_configuration=None, cache_allowed_requests=True,
+                         cacheable_requests={RPCEndpoint("eth_chainId")})
         self.timeout = timeout
 
     def _make_request(self, method: RPCEndpoint, request_data: bytes) -> bytes:

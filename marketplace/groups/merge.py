@@ -64,7 +64,7 @@ def merge(client: Client, view: GroupView, *, force: bool = False,
             rejected.append(shard.index)
         elif shard.job.state != JobState.FINALIZED:
             provisional.append(shard.index)
-        outputs += client.results(shard.job.job_id, force=force)
+        outputs += client.results_of(shard.job, force=True)  # refused above unless forced
         if on_shard is not None:
             on_shard(done, view.count)
     return MergedResult(view.group_id, outputs, tuple(provisional), tuple(rejected))

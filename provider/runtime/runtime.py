@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from marketplace.errors import JobSpecError, ModelError
-from marketplace.jobspec import JobSpec, TaskType, parse_inputs, parse_spec
+from marketplace.jobspec import JobSpec, Parameters, TaskType, parse_inputs, parse_spec
 from marketplace.sealed.keys import JobKey
 from marketplace.storage import ContentStore
 from marketplace.storage.cid import Cid
@@ -41,6 +41,9 @@ from provider.runtime.tasks import TASKS, load_model
 log = logging.getLogger(__name__)
 
 MAX_INPUT_MANIFEST = 256 * 1024 * 1024
+# Bundle checks remembered (by CID, task, parameters and weight limit): a group's shards share one model, and a
+# check builds the architecture on the meta device (about a second on a CPU), so each shard must not redo it.
+_CHECKS_KEPT = 64
 _DTYPE_BYTES = {torch.float32: 4, torch.float16: 2, torch.bfloat16: 2}
 
 
@@ -82,6 +85,8 @@ class Runtime:
         # (bundle CID, task) -> device -> model, least recently used first.
         self._loaded: OrderedDict[tuple[Cid, TaskType], dict[str, LoadedModel]] = OrderedDict()
         self._lock = threading.Lock()
+        self._checked: OrderedDict[tuple[str, TaskType, Parameters, int | None], BundleFacts] = OrderedDict()
+        self._checked_lock = threading.Lock()
 
     @property
     def max_loaded_models(self) -> int:
@@ -136,11 +141,26 @@ class Runtime:
                                      self.limits.max_weight_bytes)
 
     def _check_bundle(self, spec: JobSpec, max_weight_bytes: int | None) -> BundleFacts:
-        """``check_bundle`` over the store's listing, or over the opened folder of an encrypted bundle."""
+        """``check_bundle`` over the store's listing, or over the opened folder of an encrypted bundle.
+
+        A public bundle's passed check is remembered: its CID fixes every byte the check reads, so the answer
+        cannot change. A refusal is not (it may have been the store's fault), nor is an encrypted bundle's check
+        (it reads a folder opened with one job's key)."""
         if spec.confidential is not None and spec.confidential.model_encrypted:
             return check_opened_bundle(Cid.parse(spec.model), self.cache / "models", spec.task, spec.parameters,
                                        max_weight_bytes)
-        return check_bundle_at(self.store, Cid.parse(spec.model), spec.task, spec.parameters, max_weight_bytes)
+        key = (spec.model, spec.task, spec.parameters, max_weight_bytes)
+        with self._checked_lock:
+            known = self._checked.get(key)
+            if known is not None:
+                self._checked.move_to_end(key)
+                return known
+        facts = check_bundle_at(self.store, Cid.parse(spec.model), spec.task, spec.parameters, max_weight_bytes)
+        with self._checked_lock:
+            self._checked[key] = facts
+            while len(self._checked) > _CHECKS_KEPT:
+                self._checked.popitem(last=False)
+        return facts
 
     def load(self, spec: JobSpec, device: torch.device) -> LoadedModel:
         """The model on ``device``, loaded now unless resident; a new model first evicts the least recently used."""
