@@ -18,7 +18,7 @@ from marketplace.chain.devnet import mine
 from marketplace.protocol import Role
 from tests.conftest import Chain
 from tests.marketplace.node.test_api import GPU_FACTS
-from tests.support.history import challenged_job, rejected_job, settle_history
+from tests.support.history import challenged_job, group_history, rejected_job, settle_history
 from tests.support.node import Node
 
 if TYPE_CHECKING:
@@ -181,18 +181,21 @@ def test_every_page_fits_a_390_px_phone(
     metadata = str(node.store.add_bytes(json.dumps(GPU_FACTS).encode()).cid)
     history = settle_history(chain, requester, provider, verifier, metadata)
     rejected = rejected_job(chain, requester, provider, verifier)
+    group = group_history(chain, requester, provider, verifier, node.store)  # before the judge joins the draw
     challenged = challenged_job(chain, requester, provider, verifier)
     node.caught_up(chain.block_number())
     page = browser.new_page(viewport={"width": 390, "height": 844})
     paths = ["/", "/jobs", f"/jobs/{history.open}", f"/jobs/{rejected}", f"/jobs/{challenged}", "/providers",
              f"/providers/{provider.address}", "/verifiers", f"/verifiers/{verifier.address}", "/ledger",
-             "/jobs/999"]
+             f"/groups/{group.group_id}", "/jobs/999"]
     for path in paths:
         page.goto(f"{node.url}{path}")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
         # The header wraps: every link in it whole and on the screen.
         for box in page.locator("header a").evaluate_all("links => links.map(a => a.getBoundingClientRect().right)"):
             assert box <= 390, path
+    page.goto(f"{node.url}/groups/{group.group_id}")
+    assert page.locator("h1").inner_text().startswith(f"Job group #{group.group_id}")  # the page, not a 404
     page.goto(f"{node.url}/ledger")
     table = page.locator("main .scroll").first  # the wide table scrolls inside its own box
     assert table.evaluate("box => box.scrollWidth > box.clientWidth")
