@@ -6,11 +6,13 @@ other providers of shards. So a claim is made only when, with the jobs already h
 earliest-deadline order and the new one among them, every job is estimated to finish by its own
 deadline, and the number of claims held but not computed stays within ``max_claims``.
 
-The estimate is the provider's own measured throughput for the task type: the tasks and seconds of
-its recent runs (``runtime.run`` only), kept in the journal's database, so it survives a restart. A
-task type never measured has no estimate: then the provider holds one job at a time (as a daemon
-without this did), and that job's run measures it. ``max_claims`` (2 by default: one computing, one
-ready to start the moment it ends) makes the spread over several providers pull-based: a faster
+The estimate is the provider's own measured throughput for the task type: the tasks and seconds of its recent
+runs (``runtime.run`` only), kept in the journal's database, so it survives a restart. A task type never
+measured is estimated at a cautious assumed rate (``ASSUMED_TASKS_PER_S``, a slow CPU's): the provider holds
+one such job at a time, and that job's run measures it. Without the assumed rate, a requester could post a
+huge job of a task type the provider never ran, with the shortest window, and collect the reward from its
+collateral when it expired (found by the job-group attack review). ``max_claims`` (2 by default: one
+computing, one ready to start the moment it ends) makes the spread over several providers pull-based: a faster
 provider comes back for more sooner, so shards go roughly in proportion to speed, and nobody hoards.
 """
 
@@ -25,6 +27,9 @@ from sqlalchemy import Engine, create_engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 RECENT_RUNS = 20  # the runs an estimate is made from, per task type
+# Tasks a second assumed for a task type never measured: a slow CPU's, so that a first job is claimed only when
+# even such a machine would finish it (a GPU measures far more on its first run, and then takes more).
+ASSUMED_TASKS_PER_S: dict[str, float] = {"embed": 50.0, "classify": 50.0, "generate": 2.0, "summarize": 2.0}
 
 
 class ThroughputRun(SQLModel, table=True):
@@ -82,6 +87,7 @@ class Limits:
     max_claims: int = 2
     safety: float = 1.5  # the measured seconds are multiplied by this
     job_overhead_s: float = 10.0  # a job's fetch, upload and transactions, on top of its inference
+    assumed_tasks_per_s: float = 2.0  # for a task type never measured and not in ASSUMED_TASKS_PER_S
 
 
 def refusal(held: Sequence[Held], new: Held, *, now: float, rates: dict[str, float | None],
@@ -95,15 +101,15 @@ def refusal(held: Sequence[Held], new: Held, *, now: float, rates: dict[str, flo
     if unmeasured and held:
         return (f"no throughput measured yet for {', '.join(unmeasured)}: holding one job at a time until one "
                 "has run")
-    if unmeasured:
-        return None  # the first job of its kind: its run is the measurement
     finish = now
     for job in sorted(jobs, key=lambda job: (job.deadline, job.job_id)):  # earliest deadline first
-        rate = rates[job.task]
-        assert rate is not None
+        measured = rates.get(job.task)
+        # The first job of its kind: its run is the measurement, if even a slow machine would finish it.
+        rate = measured if measured is not None else ASSUMED_TASKS_PER_S.get(job.task, limits.assumed_tasks_per_s)
         finish += job.tasks / rate * limits.safety + limits.job_overhead_s
         if finish > job.deadline:
             behind = f" behind {len(held)} held job{'s' if len(held) != 1 else ''}" if held else ""
-            return (f"job {job.job_id}: {job.tasks:,} tasks at {rates[job.task]:.0f} tasks/s measured would finish "
+            basis = "measured" if measured is not None else "assumed (never measured)"
+            return (f"job {job.job_id}: {job.tasks:,} tasks at {rate:.0f} tasks/s {basis} would finish "
                     f"{finish - job.deadline:.0f} s after its deadline{behind}")
     return None

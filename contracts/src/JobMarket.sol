@@ -77,6 +77,7 @@ contract JobMarket is Audits {
         uint256 minimum = _params.minProviderStake;
         if (terms_.minProviderStake > minimum) minimum = terms_.minProviderStake;
         if (s.stake < minimum) revert InsufficientStake(msg.sender, s.stake, minimum);
+        if (_releasedBy[jobId][msg.sender]) revert ClaimGivenBack(jobId, msg.sender);
         if (terms_.allowlistRoot != 0) {
             bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(msg.sender))));
             if (!MerkleProof.verifyCalldata(proof, terms_.allowlistRoot, leaf)) {

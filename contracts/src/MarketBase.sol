@@ -95,6 +95,8 @@ abstract contract MarketBase is IJobMarketTypes, Ownable2Step, ReentrancyGuardTr
     mapping(uint256 jobId => uint40) internal _keyReleasedAt;
     /// @dev Each job group's requester, the only one who may post shards into it (a re-post).
     mapping(uint256 groupId => address) internal _groupRequesters;
+    /// @dev Who gave an Open job's claim back (`releaseClaim`): they may not claim that job again.
+    mapping(uint256 jobId => mapping(address provider => bool)) internal _releasedBy;
     /// @dev Present verifiers with a secret commitment, weighted by stake.
     SortitionTree.Tree internal _tree;
 

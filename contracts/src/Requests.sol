@@ -145,6 +145,7 @@ contract Requests is DelegatedModule {
         _providers[provider].locked -= collateral;
         delete _statuses[jobId]; // back to Open: the terms hash is still there
         delete _keyReleasedAt[jobId];
+        _releasedBy[jobId][provider] = true; // no free give-back-and-take-again loop through the claim window
         emit ClaimReleased(jobId, provider, collateral);
     }
 }

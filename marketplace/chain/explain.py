@@ -184,6 +184,8 @@ _SENTENCES: dict[str, Callable[[_Error], str]] = {
                                    "job key to one recipient",
     "ClaimNotReleasable": lambda e: f"{e.job()}'s key arrived and its key window ended at {e.when('until')}: the "
                                     "claim can no longer be given back; submit the result or lose the collateral",
+    "ClaimGivenBack": lambda e: f"{e['provider']} gave {e.job()}'s claim back once: it may not claim that job again "
+                                "(another provider may)",
     "InvalidSampleTasks": lambda e: f"{e['sampleTasks']} sampled tasks is outside 1 to {e['max']}: sample within it",
     "TermsOutOfBounds": lambda e: f"the market's {e.text('name')} is {e['have']} bps, beyond your bound of "
                                   f"{e['bound']} bps: the terms changed; read them again and post with a matching "

@@ -58,19 +58,24 @@ class GroupQueries:
         self.queries = queries
 
     def group_of(self, job_id: int) -> int | None:
-        """The group ``job_id`` was posted in (the ``GroupPosted`` of its posting transaction), if any."""
+        """The group ``job_id`` was posted in, if any: the ``GroupPosted`` of its posting transaction whose
+        shard range holds it (a contract wallet may post several groups, or a job and a group, in one transaction)."""
         with Session(self.engine) as session:
             posted = session.execute(
                 select(EventRow).where(col(EventRow.name) == "JobPosted", col(EventRow.job_id) == job_id)
             ).scalars().first()
             if posted is None:
                 return None
-            group = session.execute(
+            groups = session.execute(
                 select(EventRow).where(col(EventRow.name) == "GroupPosted",
                                        col(EventRow.block_number) == posted.block_number,
                                        col(EventRow.tx_hash) == posted.tx_hash)
-            ).scalars().first()
-        return None if group is None else int(json.loads(group.args)["groupId"])
+            ).scalars()
+            for group in groups:
+                args = json.loads(group.args)
+                if int(args["firstJobId"]) <= job_id < int(args["firstJobId"]) + int(args["shards"]):
+                    return int(args["groupId"])
+        return None
 
     def group(self, group_id: int) -> dict[str, Any] | None:
         """The group as ``GroupView.as_dict`` has it, with each shard's milestones and the progress over time;

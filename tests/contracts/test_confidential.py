@@ -137,6 +137,29 @@ def test_a_claimant_whose_key_never_comes_releases_the_claim_unslashed(staffed: 
     assert staffed.market.get_job(job_id).state is JobState.OPEN
 
 
+def test_a_claim_given_back_is_never_its_claimants_again_so_nobody_hoards_the_claim_window(
+        staffed: Chain, requester, provider, stranger) -> None:
+    """The hoarder's loop: claim every Open shard of a group, give each back unslashed just before its
+    deadline, claim it again at once, until the claim window closes: the requester gets nothing done, honest
+    providers are locked out, the hoarder loses nothing. Whoever gives a claim back may not claim that job again;
+    another provider can. (A Sybil with k staked addresses delays a job by at most k execution windows.)"""
+    staffed.register(stranger, Role.PROVIDER)
+    staffed.approve(requester)
+    claim_by = staffed.now() + 3 * 600
+    requests = [staffed.request(spec_cid=f"bafkreihoard{index}", price=PRICE, exec_window=600, claim_by=claim_by,
+                                confidentiality=Confidentiality.OPEN, key_window=KEY_WINDOW) for index in range(3)]
+    _, jobs = staffed.market.post_job_group(requester, requests)
+    for job_id in jobs:
+        staffed.market.claim_job(provider, job_id)
+    staffed.increase_time(590)
+    for job_id in jobs:
+        staffed.market.release_claim(provider, job_id)
+        with reverts("ClaimGivenBack", job_id, provider.address):
+            staffed.market.claim_job(provider, job_id)
+        staffed.market.claim_job(stranger, job_id)  # an honest provider takes it within the claim window
+        assert staffed.market.get_job(job_id).provider == stranger.address
+
+
 def test_a_garbled_key_lets_the_claimant_leave_within_the_window(staffed: Chain, requester, provider,
                                                                   stranger) -> None:
     """The greedy requester's trap: release bytes that open nothing, then reclaim the claim as

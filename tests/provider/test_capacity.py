@@ -54,9 +54,20 @@ def test_max_claims_and_the_unmeasured_first_job() -> None:
     assert refusal(two, held(3, 1, 600), now=NOW, rates=rates, limits=Limits(max_claims=2)) == \
         "already holding 2 jobs not computed yet (max_claims 2): waiting for one to finish"
     # Never measured: the first job is taken (its run measures it), a second waits for it.
-    assert refusal([], held(4, 10**5, 60, "generate"), now=NOW, rates=rates, limits=LIMITS) is None
+    assert refusal([], held(4, 100, 60, "generate"), now=NOW, rates=rates, limits=LIMITS) is None
     assert "no throughput measured yet for generate" in str(
         refusal([held(4, 10, 600, "generate")], held(5, 1, 600), now=NOW, rates=rates, limits=LIMITS))
+
+
+def test_a_huge_first_job_of_a_task_never_measured_is_not_claimed() -> None:
+    """The greedy requester's trap: 100,000 tasks of a type the provider never ran, the shortest window and the
+    best price, so the provider claims it first, misses the deadline, and the requester's Sybil reclaims the
+    collateral's reward. An unmeasured task is estimated at a slow CPU's assumed rate."""
+    rates: dict[str, float | None] = {"embed": None}
+    refused = refusal([], held(1, 10**5, 60), now=NOW, rates=rates, limits=LIMITS)
+    assert refused == "job 1: 100,000 tasks at 50 tasks/s assumed (never measured) would finish 1940 s after its " \
+                      "deadline"
+    assert refusal([], held(2, 2_000, 60), now=NOW, rates=rates, limits=LIMITS) is None  # 40 s at 50 a second
 
 
 def test_the_measured_throughput_survives_a_restart(tmp_path: Path) -> None:

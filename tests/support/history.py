@@ -173,8 +173,8 @@ class EventfulHistory:
     upheld: int  # a fail the panel upheld: rejected
     unvoted: int  # a pass challenged, the judge did not vote: finalized, slashed for each seat
     cancelled: int
-    # Open confidential: a claim given back (no key), claimed again, the key released, a reveal demand
-    # answered with the key and sealed outputs, passed: finalized
+    given_back: int  # Open confidential, its claim given back (no key came): open, and never its claimant's again
+    # Open confidential: the key released, a reveal demand answered with the key and sealed outputs, passed: finalized
     confidential: int
     group: GroupHistory  # a job group of two shards: one finalized, one cancelled and re-posted (open)
 
@@ -268,20 +268,29 @@ def eventful_history(
     chain.increase_time(params.unstake_cooldown + 1)
     chain.sync(member.address)  # its weight leaves the draw first: no verifier is drawn with nothing at stake
     market.withdraw_stake(member, Role.VERIFIER)
+    given_back = given_back_job(chain, requester, provider)
     confidential = confidential_job(chain, requester, provider, verifier)
     group = group_history(chain, requester, provider, verifier)
     market.update_metadata(provider, Role.PROVIDER, METADATA_CID)  # after a key rotation, say
     market.withdraw_protocol_fees(chain.owner)
     market.withdraw(verifier)
-    return EventfulHistory(revealed, unrevealed, dismissed, overturned, upheld, unvoted, cancelled, confidential,
-                           group)
+    return EventfulHistory(revealed, unrevealed, dismissed, overturned, upheld, unvoted, cancelled, given_back,
+                           confidential, group)
+
+
+def given_back_job(chain: Chain, requester: LocalAccount, provider: LocalAccount) -> int:
+    """An Open confidential job whose claim the provider gave back, unslashed, when no key came
+    (``ClaimReleased``). It may not claim that job again (``ClaimGivenBack``): the job stays open."""
+    job = chain.post(requester, confidentiality=Confidentiality.OPEN, key_window=120)
+    chain.market.claim_job(provider, job)
+    chain.market.release_claim(provider, job)
+    return job
 
 
 def confidential_job(chain: Chain, requester: LocalAccount, provider: LocalAccount, verifier: LocalAccount) -> int:
     """An Open confidential job, passed by ``verifier`` (which must be the only one in the draw).
 
-    The provider claims and gives the claim back (no key came: ``ClaimReleased``, unslashed), claims
-    again; the requester releases the key to it (``KeyReleased``); after the submission the verifier
+    The provider claims; the requester releases the key to it (``KeyReleased``); after the submission the verifier
     demands a reveal and the provider answers with the key released to the verifier and the sampled
     outputs sealed on-chain (``OutputsRevealed``). The wrapped keys are real age files, to throwaway
     party keys; the sealed outputs are stand-ins (nothing here opens them).
@@ -289,8 +298,6 @@ def confidential_job(chain: Chain, requester: LocalAccount, provider: LocalAccou
     market = chain.market
     job_key = JobKey.generate()
     job = chain.post(requester, confidentiality=Confidentiality.OPEN, key_window=120)
-    market.claim_job(provider, job)
-    market.release_claim(provider, job)
     market.claim_job(provider, job)
     market.release_key(requester, job, provider.address, wrap(job_key, PartyKey.generate().recipient))
     market.submit_result(provider, job, OUTPUT_CID, b"\x99" * 32)

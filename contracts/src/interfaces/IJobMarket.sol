@@ -134,9 +134,10 @@ interface IJobMarket is IJobMarketTypes {
     /// @notice The provider of an Open job gives its claim back, unslashed, when the requester has
     ///         not released its key, or within `keyWindow` of the release (the key was unusable);
     ///         never after the submission deadline, when the claim is `reclaimExpired`'s.
-    /// @dev Warning: a claimant may leave, unpaid, after reading the inputs within the key window,
-    ///      and claim again: each round costs the job a delay, not the claimant its collateral.
-    ///      Requesters who cannot accept that post Directed jobs.
+    ///         Whoever gives a claim back may not claim that job again (`ClaimGivenBack`).
+    /// @dev Warning: a claimant may leave, unpaid, after reading the inputs within the key window.
+    ///      A Sybil with k staked addresses can so delay the job by up to k execution windows, at
+    ///      no cost but gas and k locked stakes. Requesters who cannot accept that post Directed jobs.
     function releaseClaim(uint256 jobId, JobTerms calldata terms) external;
 
     /// @notice The claiming provider commits to its outputs. The seed block is the next block.

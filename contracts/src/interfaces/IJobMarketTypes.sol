@@ -265,6 +265,8 @@ interface IJobMarketTypes {
     error InvalidWrappedKey(uint256 length, uint256 max);
     /// @notice The key arrived more than `keyWindow` ago: the claim can no longer be released.
     error ClaimNotReleasable(uint256 jobId, uint256 until);
+    /// @notice `provider` gave this job's claim back (`releaseClaim`) and may not claim it again.
+    error ClaimGivenBack(uint256 jobId, address provider);
 
     // ─────────────────────────────────────────────────────────── Events
 

@@ -122,7 +122,7 @@ def test_every_path_of_the_protocol_reconciles_to_the_wei(
     history = eventful_history(chain, requester, provider, verifier, stranger)
     report = Auditor(devnet.protocol).run()
     assert report.clean, [str(item) for item in report.discrepancies]
-    assert len(report.jobs) == 8 + 3 and int(report.totals["burned"]) == chain.market.burned() > 0  # 3: the group
+    assert len(report.jobs) == 9 + 3 and int(report.totals["burned"]) == chain.market.burned() > 0  # 3: the group
     assert int(report.totals["reward"]) > 0 and int(report.totals["panel_fee"]) == 2 * 30 * WEI
     assert int(report.totals["bond_refund"]) == 3 * 30 * WEI  # dismissed, overturned, undecided
     assert history.cancelled not in (history.revealed, history.unvoted)

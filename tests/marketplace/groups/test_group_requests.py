@@ -142,6 +142,28 @@ def test_failed_shards_are_reposted_into_the_group_within_the_budget(
     assert not view.failed and not view.problems and len(view.jobs) == 5
 
 
+def test_a_shard_whose_provider_walked_away_is_reclaimed_by_the_retrier_and_taken_by_another(
+    chain: Chain, client: Client, bundles: dict[str, Path], provider: LocalAccount, stranger: LocalAccount,
+) -> None:
+    """A provider claims a shard and never submits: the job stays Claimed, neither failed nor settled, and the
+    group would wait for a stranger to reclaim it. The retrier reclaims it (the reward is the requester's)."""
+    chain.register(provider, Role.PROVIDER)
+    chain.register(stranger, Role.PROVIDER)
+    posting = client.groups.post(draft(bundles, claim_window_s=3_600), check_providers=False)
+    abandoned = posting.job_ids[0]
+    chain.market.claim_job(provider, abandoned)
+    retrier = client.groups.retrier(posting.group_id, budget_wei=10 * WEI)
+    assert retrier.round(client.groups.status(posting.group_id)) is None  # within its deadline: nothing to do
+    chain.increase_time(600 + 1)
+    credits = chain.market.credits(client.account.address)
+    made = retrier.round(client.groups.status(posting.group_id))
+    assert made is not None and made.reclaimed == (0,) and not made.reposted and retrier.spent_wei == 0
+    assert "reclaimed the abandoned claims of shards [0]" in made.line()
+    assert chain.market.get_job(abandoned).state == JobState.OPEN and chain.market.credits(
+        client.account.address) > credits  # the reward from the slashed collateral
+    chain.market.claim_job(stranger, abandoned)  # still in its claim window: another provider takes it
+
+
 def test_bad_groups_are_refused_before_any_token_moves(
     chain: Chain, client: Client, bundles: dict[str, Path], requester: LocalAccount, provider: LocalAccount,
 ) -> None:

@@ -111,7 +111,7 @@ def test_every_event_folds_to_the_contracts_view_and_a_restart_folds_the_same(
     with Session(engine) as session:
         stakes = list(session.exec(select(StakeRow)).scalars())
         jobs = {row.job_id: row for row in session.exec(select(JobRow)).scalars()}
-    assert len(stakes) == 3 and len(jobs) == 8 + 3  # the group's two shards, and one re-posted
+    assert len(stakes) == 3 and len(jobs) == 9 + 3  # the group's two shards, and one re-posted
     group = history.group
     assert index.state.groups == {group.group_id: [group.finalized, group.cancelled, group.reposted]}
     for row in stakes:
@@ -172,7 +172,8 @@ def test_every_event_folds_to_the_contracts_view_and_a_restart_folds_the_same(
     assert causes == {SlashCause.EXPIRED_CLAIM: 1, SlashCause.MISSED_VERDICT: 1, SlashCause.FAILED_AUDIT: 2,
                       SlashCause.OVERTURNED: 1, SlashCause.MISSED_VOTE: PANEL_SIZE}
     confidential = index.state.jobs[history.confidential]
-    assert (jobs[history.confidential].state, confidential.released_claims) == ("finalized", 1)
+    assert (jobs[history.confidential].state, confidential.released_claims) == ("finalized", 0)
+    assert (jobs[history.given_back].state, index.state.jobs[history.given_back].released_claims) == ("open", 1)
     assert sorted(confidential.revealed_tasks or []) == sorted(  # sealed, on-chain
         market.sample_of(market.audit_of(history.confidential).secret, 16, 4))
     assert [(sender, to) for sender, to, _ in confidential.key_releases] == [

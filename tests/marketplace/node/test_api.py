@@ -173,7 +173,9 @@ def test_timelines_and_verifier_pages_follow_every_path_of_the_protocol(
         assert confidential["confidential"] == "open"
         assert api.get(f"/jobs/{history.revealed}").json()["confidential"] is None
         words = {step["event"]: step["summary"] for step in confidential["timeline"]}
-        assert words["ClaimReleased"].startswith(f"{provider.address} gave its claim back: its key did not arrive")
+        back = api.get(f"/jobs/{history.given_back}").json()["timeline"]
+        given_back = {step["event"]: step["summary"] for step in back}
+        assert given_back["ClaimReleased"].startswith(f"{provider.address} gave its claim back: its key did not arrive")
         released = [step for step in confidential["timeline"] if step["event"] == "KeyReleased"]
         assert [step["summary"] for step in released] == [
             f"the requester released the key to {provider.address}",

@@ -139,3 +139,27 @@ def test_a_shard_whose_outputs_do_not_rebuild_its_root_is_named_in_a_409(
     refused = reply.json()
     assert (refused["reason"], refused["shards"]) == ("mismatch", [1])
     assert refused["detail"].startswith(f"job {group.reposted}: the outputs at")
+
+
+def test_a_job_belongs_to_the_group_whose_shard_range_holds_it_when_one_transaction_posts_two(tmp_path) -> None:
+    """A contract wallet posts a job and then a group of two in one transaction: job 7 is in no group, 8 and 9
+    are group 8's; taking the first ``GroupPosted`` of the transaction would put job 7 (and a second group's
+    jobs) in the wrong group."""
+    from sqlmodel import Session
+
+    from marketplace.indexer import create_db
+    from marketplace.indexer.models import EventRow
+    from marketplace.node.group_queries import GroupQueries
+    from marketplace.node.queries import Queries
+
+    engine = create_db(tmp_path / "index.db")
+    rows = [("JobPosted", 7, {}), ("JobPosted", 8, {}), ("JobPosted", 9, {}),
+            ("GroupPosted", None, {"groupId": 8, "firstJobId": 8, "shards": 2}),
+            ("JobPosted", 10, {}), ("GroupPosted", None, {"groupId": 10, "firstJobId": 10, "shards": 1})]
+    with Session(engine) as session:
+        for index, (name, job_id, args) in enumerate(rows):
+            session.add(EventRow(block_number=5, log_index=index, block_hash="0x05", tx_hash="0xab", contract="0xm",
+                                 name=name, job_id=job_id, args=json.dumps(args)))
+        session.commit()
+    groups = GroupQueries(engine, Queries(engine))
+    assert [groups.group_of(job) for job in (7, 8, 9, 10, 11)] == [None, 8, 8, 10, None]
