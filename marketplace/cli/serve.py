@@ -41,10 +41,16 @@ def serve(
                             help="/healthz reports the chain down (503) after this long without an answer "
                                  "(at least 3 poll intervals).")
     ] = 10.0,
+    public_rpc_url: Annotated[
+        str | None, typer.Option(envvar="WEBI_NODE_PUBLIC_RPC_URL", metavar="URL",
+                                 help="The chain's JSON-RPC URL the web app offers wallets that add the chain "
+                                      "(default: --rpc-url).")
+    ] = None,
 ) -> None:
-    """Run the node: indexer, REST API, dashboard and content store.
+    """Run the node: indexer, REST API, dashboard, web app and content store.
 
-    Served: /v1 REST (docs at /docs), the dashboard at /, /api/v0 and /ipfs, /healthz, /metrics.
+    Served: /v1 REST (docs at /docs), the dashboard at /, the web app at /app, /api/v0 and /ipfs, /healthz,
+    /metrics.
     Store writes need the bearer token in $WEBI_STORE_TOKEN when it is set; without it writes are
     open, which suits 127.0.0.1 only.
     """
@@ -62,7 +68,8 @@ def serve(
         poll_interval_s=poll_interval,
         rpc_timeout_s=rpc_timeout,
         chain_stale_s=chain_stale,
+        public_rpc_url=public_rpc_url,
     )
     app = create_node_app(settings)
-    context.console.print(f"WEBI node on http://{host}:{port}/ (API docs at /docs)")
+    context.console.print(f"WEBI node on http://{host}:{port}/ (API docs at /docs, web app at /app)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

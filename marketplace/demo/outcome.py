@@ -156,6 +156,7 @@ class DemoOutcome:
         document: dict[str, Any] = {
             "run_dir": str(self.run_dir),
             "dashboard": self.dashboard,
+            "web_app": f"{self.dashboard}/app",
             "jobs": [asdict(job) for job in self.jobs],
             "credits": self.ledger.credits,
             "slashed": self.ledger.slashed,

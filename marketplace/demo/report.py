@@ -86,6 +86,8 @@ def report(console: Console, result: DemoOutcome, discrepancies: Sequence[object
         if result.audit_clean
         else f"[red]webi audit: {len(discrepancies)} discrepancies[/red]: " + "; ".join(map(str, discrepancies))
     )
+    console.print(f"web app: [bold]{result.dashboard}/app[/bold] (a browser wallet on the devnet, chain 31337, posts "
+                  f"jobs there; providers cash out at {result.dashboard}/app/provider)")
 
 
 def _amount(wei: int) -> str:

@@ -121,7 +121,8 @@ def run_demo(options: DemoOptions, console: Console,
         if on_summary is not None:
             on_summary(outcome)
         if options.keep_running:
-            console.print(f"\ndashboard: [bold]{outcome.dashboard}[/bold] — press Ctrl-C to stop every process")
+            console.print(f"\ndashboard: [bold]{outcome.dashboard}[/bold], web app: [bold]{outcome.dashboard}/app"
+                          "[/bold] — press Ctrl-C to stop every process")
             while True:
                 supervisor.check()
                 time.sleep(1)

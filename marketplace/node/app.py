@@ -1,8 +1,8 @@
 """``create_node_app``: the marketplace node as one FastAPI app, built from settings.
 
 The indexer runs in a background thread for the app's lifetime (started and stopped by the
-lifespan); the REST API, the dashboard, the content store's Kubo RPC subset and gateway, health
-and Prometheus metrics are routes of the same app.
+lifespan); the REST API, the web app's sign-in and uploads, the dashboard, the content store's Kubo
+RPC subset and gateway, health and Prometheus metrics are routes of the same app.
 """
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ from marketplace.node.group_queries import GroupQueries
 from marketplace.node.group_results import GroupResults
 from marketplace.node.health import Health, health_report
 from marketplace.node.queries import Queries
+from marketplace.node.sessions import Sessions
 from marketplace.node.settings import NodeSettings
+from marketplace.node.uploads import UploadLimits, uploads_router
 from marketplace.node.verifier_queries import VerifierQueries
+from marketplace.node.webapp import webapp_router
 from marketplace.storage.gateway_api import gateway_router
 from marketplace.storage.local import LocalStore
 from marketplace.storage.rpc_api import StoreApiSettings, rpc_router
@@ -93,8 +96,12 @@ def create_node_app(settings: NodeSettings) -> FastAPI:
         token=os.environ.get(settings.store_token_env) or None, max_upload_bytes=settings.max_upload_bytes
     )
     app.include_router(rpc_router(store, store_settings), prefix="/api/v0", tags=["Kubo RPC"])
+    limits = UploadLimits(max_inputs_bytes=settings.max_inputs_bytes, max_model_bytes=settings.max_upload_bytes)
+    sessions = Sessions(deployment.chain_id, session_ttl_s=settings.session_ttl_s)
+    app.include_router(uploads_router(sessions, store, queries, limits), prefix="/v1", tags=["web app"])
     app.include_router(gateway_router(store), prefix="/ipfs", tags=["gateway"])
     app.include_router(dashboard_router(queries, verifiers, groups, deployment), include_in_schema=False)
+    app.include_router(webapp_router(deployment, settings), include_in_schema=False)
 
     @app.get("/healthz", tags=["health"], responses={503: {"model": Health, "description": "the chain is down"}})
     def health(response: Response) -> Health:

@@ -20,6 +20,12 @@ class NodeSettings(BaseModel):
     store_dir: Path = Path("~/.webi/node/store")
     store_token_env: str = "WEBI_STORE_TOKEN"
     max_upload_bytes: Annotated[int, Field(gt=0)] = 8 * 1024**3
+    max_inputs_bytes: Annotated[int, Field(
+        gt=0, description="the largest inputs file the web app may upload (a job's JSONL)")] = 64 * 1024**2
+    session_ttl_s: Annotated[float, Field(
+        gt=0, description="how long a wallet stays signed in to the web app")] = 3600.0
+    public_rpc_url: str | None = Field(
+        default=None, description="the JSON-RPC URL the web app offers wallets that add the chain (default: rpc_url)")
     confirmations: Annotated[int, Field(ge=0)] = 0
     poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
     rpc_timeout_s: Annotated[float, Field(gt=0, description="seconds one RPC request may take")] = 10.0

@@ -173,7 +173,13 @@ def _bearer(token: str | None) -> Any:
 
 
 async def _read_form(request: Request, settings: StoreApiSettings) -> FormData:
-    limit = settings.max_upload_bytes
+    return await read_multipart(request, settings.max_upload_bytes, max_files=settings.max_files)
+
+
+async def read_multipart(request: Request, limit: int, *, max_files: int) -> FormData:
+    """The multipart body of ``request``, counted as it streams in: ``ContentTooLargeError`` past ``limit``
+    bytes (the declared length is checked first), so an oversized upload never reaches the disk whole.
+    Close the form when done: parts over 1 MiB are spooled to temporary files."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ContentTooLargeError(f"upload of {declared} bytes is over this node's {limit}-byte limit")
@@ -188,7 +194,7 @@ async def _read_form(request: Request, settings: StoreApiSettings) -> FormData:
                 raise ContentTooLargeError(f"upload is over this node's {limit}-byte limit")
             yield chunk
 
-    parser = MultiPartParser(request.headers, counted(), max_files=settings.max_files, max_fields=100)
+    parser = MultiPartParser(request.headers, counted(), max_files=max_files, max_fields=100)
     try:
         return await parser.parse()
     except MultiPartException as error:

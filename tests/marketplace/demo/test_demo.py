@@ -154,6 +154,8 @@ def test_the_cheater_is_slashed_the_honest_paid_a_confidential_job_leaks_nothing
 
         # Still serving: Ctrl-C stops every process it started.
         assert _answers(summary["dashboard"])
+        assert summary["web_app"] == f"{summary['dashboard']}/app" and f"web app: {summary['web_app']}" in log
+        assert "postJobWithPermit" in httpx.get(f"{summary['web_app'].removesuffix('/app')}/static/app.js").text
         children = _children(demo.pid)
         assert len(children) >= 6  # anvil, node, three providers, verifier
         demo.send_signal(signal.SIGINT)

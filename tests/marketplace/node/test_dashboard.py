@@ -3,54 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import httpx
-import pytest
 from eth_account.signers.local import LocalAccount
 
 from marketplace.chain.devnet import mine
 from marketplace.protocol import Role
 from tests.conftest import Chain
 from tests.marketplace.node.test_api import GPU_FACTS
+from tests.support.browser import skip_without_chromium
 from tests.support.history import challenged_job, group_history, rejected_job, settle_history
 from tests.support.node import Node
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# The flags keep Chromium off the network (this machine has none) and out of the sandbox (root in CI).
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-if CHROMIUM is None and os.environ.get("CI") != "true":
-    pytest.skip("no chromium on this machine (./dev test installs Debian's where it can)", allow_module_level=True)
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    assert CHROMIUM is not None, "CI must have chromium: ./dev installs Debian's package"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
+skip_without_chromium()
 
 
 def test_a_person_follows_a_job_a_provider_and_the_ledger(

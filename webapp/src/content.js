@@ -1,0 +1,87 @@
+// What the page checks itself rather than trusting the node: a document's CID from its bytes, the Merkle
+// root of a job's outputs (the same leaves and pairs as marketplace/results.py), and the input file's lines.
+import { concat, keccak256, numberToHex, sha256, hexToBytes } from "viem";
+
+const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
+
+function base32(bytes) {
+  let bits = 0;
+  let value = 0;
+  let out = "";
+  for (const byte of bytes) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += BASE32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31];
+  return out;
+}
+
+/** The CIDv1 of `bytes` as one raw block (codec raw, sha2-256), in base32: how the node stores a small document. */
+export function rawCid(bytes) {
+  const digest = hexToBytes(sha256(bytes));
+  return "b" + base32(new Uint8Array([0x01, 0x55, 0x12, 0x20, ...digest]));
+}
+
+function leafHash(index, output) {
+  // abi.encode(uint256 index, bytes32 sha256(output)), hashed twice (a leaf can never pass for an inner node).
+  return keccak256(keccak256(concat([numberToHex(BigInt(index), { size: 32 }), sha256(output)])));
+}
+
+function pair(left, right) {
+  return keccak256(left < right ? concat([left, right]) : concat([right, left]));
+}
+
+/** The root the provider committed to on-chain, rebuilt from the outputs. */
+export function merkleRoot(outputs) {
+  if (outputs.length === 0) throw new Error("a job has at least one task");
+  let layer = outputs.map((output, index) => leafHash(index, output));
+  while (layer.length > 1) {
+    const next = [];
+    for (let i = 0; i < layer.length; i += 2) next.push(i + 1 < layer.length ? pair(layer[i], layer[i + 1]) : layer[i]);
+    layer = next;
+  }
+  return layer[0];
+}
+
+/** The outputs of a manifest (one canonical output a line), or an error naming what does not add up. */
+export function parseOutputs(bytes, numTasks) {
+  const lines = [];
+  let start = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] === 0x0a) {
+      lines.push(bytes.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  if (start < bytes.length) lines.push(bytes.subarray(start));
+  if (lines.length !== numTasks) throw new Error(`the output manifest has ${lines.length} outputs for ${numTasks} tasks`);
+  return lines;
+}
+
+/**
+ * The number of inputs in a JSONL file, each line a non-empty JSON string or {"text": "..."} (the rules of
+ * `webi job post --inputs`); an Error naming the first bad line. The node checks again; this is for a quick,
+ * clear answer before anything is uploaded.
+ */
+export function countInputs(text) {
+  const lines = text.split("\n");
+  if (lines.length && lines[lines.length - 1].trim() === "") lines.pop();
+  if (lines.length === 0) throw new Error("the input file is empty: one JSON input a line");
+  lines.forEach((line, index) => {
+    let value;
+    try {
+      value = JSON.parse(line);
+    } catch (error) {
+      throw new Error(`line ${index + 1} of the input file is not JSON`);
+    }
+    if (value !== null && typeof value === "object" && !Array.isArray(value)) value = value.text;
+    if (typeof value !== "string" || value === "") {
+      throw new Error(`line ${index + 1} of the input file must be a non-empty string or {"text": "..."}`);
+    }
+  });
+  return lines.length;
+}
