@@ -32,8 +32,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import FormData, UploadFile
 
 from marketplace.errors import ArgumentError, ContentNotFoundError, JobSpecError, ModelError, WebiError
-from marketplace.jobspec import MAX_TASKS, TaskType, inputs_manifest, parse_inputs, parse_parameters, parse_spec
+from marketplace.job_views import RequestRefusedError
+from marketplace.jobspec import (
+    MAX_TASKS,
+    JobSpec,
+    TaskType,
+    inputs_manifest,
+    parse_inputs,
+    parse_parameters,
+    parse_spec,
+)
 from marketplace.model_bundle import BundleListing, check_positions, check_task_fit, inspect_bundle, store_listing
+from marketplace.node.group_uploads import GroupBody, shard_specs
 from marketplace.node.price_queries import PriceQueries
 from marketplace.node.queries import Queries
 from marketplace.node.sessions import SessionError, Sessions
@@ -114,6 +124,11 @@ class SpecRequest(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict, description="max_input_tokens, max_new_tokens")
 
 
+class GroupRequest(SpecRequest):
+    shards: int = Field(description="how many shards (as webi job post --shards K)")
+    price_wei: int = Field(ge=1, description="the whole group's price in wei, split over the shards in proportion")
+
+
 class SpecBody(BaseModel):
     cid: str = Field(description="CID of the spec: one raw block (CIDv1, raw codec, sha2-256) of its bytes")
     bytes: int
@@ -190,15 +205,15 @@ def uploads_router(sessions: Sessions, store: LocalStore, queries: Queries, limi
         finally:
             await form.close()
 
-    @router.post("/uploads/spec", summary="Store a job spec naming uploaded inputs and model", responses=_SIGNED_IN,
-                 dependencies=session_needed)
-    def upload_spec(body: SpecRequest) -> SpecBody:
-        document = {**body.model_dump(), "parameters": parse_parameters(body.parameters).model_dump()}
+    def checked(body: SpecRequest) -> tuple[JobSpec, list[str]]:
+        """The spec ``body`` asks for, its inputs read back (one a task) and its model fit for the task."""
+        document = {**body.model_dump(include=set(SpecRequest.model_fields)),
+                    "parameters": parse_parameters(body.parameters).model_dump()}
         spec = parse_spec(json.dumps(document).encode())
         try:
             # The canonical manifest wraps each line as {"text": ...}: a line as short as "a" grows 3.5 times.
             manifest = store.read_bytes(Cid.parse(spec.inputs), limit=4 * limits.max_inputs_bytes)
-            parse_inputs(manifest, spec.num_tasks)
+            texts = parse_inputs(manifest, spec.num_tasks)
         except ContentNotFoundError:
             raise JobSpecError("inputs", f"{spec.inputs} is not in this node's store: upload the inputs "
                                          "first (POST /v1/uploads/inputs)") from None
@@ -209,9 +224,21 @@ def uploads_router(sessions: Sessions, store: LocalStore, queries: Queries, limi
                                         "first (POST /v1/uploads/model)") from None
         check_task_fit(facts, spec.task)
         check_positions(facts, spec.task, spec.parameters)
+        return spec, texts
+
+    @router.post("/uploads/spec", summary="Store a job spec naming uploaded inputs and model", responses=_SIGNED_IN,
+                 dependencies=session_needed)
+    def upload_spec(body: SpecRequest) -> SpecBody:
+        spec, _ = checked(body)
         data = spec.to_bytes()
         added = store.add_bytes(data)
         return SpecBody(cid=str(added.cid), bytes=len(data))
+
+    @router.post("/uploads/group", summary="Cut an uploaded job into a group's shards: their inputs and specs",
+                 responses=_SIGNED_IN, dependencies=session_needed)
+    def upload_group(body: GroupRequest) -> GroupBody:
+        spec, texts = checked(body)
+        return shard_specs(store, spec, texts, body.shards, body.price_wei)
 
     @router.get("/prices", summary="A price suggestion from recent jobs of the same task and size")
     def price(task: TaskType, num_tasks: Annotated[int, Query(ge=1, le=MAX_TASKS)]) -> PriceBody:
@@ -234,7 +261,7 @@ class _WebAppRoute(APIRoute):
                 return await handler(request)
             except SessionError as error:
                 return JSONResponse({"detail": str(error)}, 401, {"WWW-Authenticate": "Bearer"})
-            except (ArgumentError, JobSpecError, ModelError) as error:
+            except (ArgumentError, JobSpecError, ModelError, RequestRefusedError) as error:
                 return JSONResponse({"detail": str(error)}, 400)
             except WebiError as error:
                 return JSONResponse({"detail": str(error)}, status_of(error))

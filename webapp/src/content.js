@@ -85,3 +85,26 @@ export function countInputs(text) {
   });
   return lines.length;
 }
+
+/**
+ * The shards `webi job post --shards K` cuts a job of `total` tasks priced `price` wei into (marketplace/groups/
+ * plan.py): sizes within one task of each other, the larger first; prices in proportion, the rounding's
+ * remainder a wei each to the first shards. The node cuts the same way; the page compares.
+ */
+export function planShards(total, price, count) {
+  if (!Number.isInteger(count) || count < 1) throw new Error("A group needs at least 1 shard.");
+  if (count > total) throw new Error(`${count} shards are more than the ${total} tasks: a shard needs at least 1 task.`);
+  if (count > 256) throw new Error(`${count} shards are over the 256 one postJobGroup posts.`);
+  const size = Math.floor(total / count);
+  const extra = total % count;
+  const sizes = Array.from({ length: count }, (_, index) => size + (index < extra ? 1 : 0));
+  const prices = sizes.map((tasks) => (price * BigInt(tasks)) / BigInt(total));
+  let remainder = price - prices.reduce((sum, value) => sum + value, 0n);
+  for (let index = 0; remainder > 0n; index = (index + 1) % count, remainder -= 1n) prices[index] += 1n;
+  let first = 0;
+  return sizes.map((numTasks, index) => {
+    const shard = { index, firstTask: first, numTasks, price: prices[index] };
+    first += numTasks;
+    return shard;
+  });
+}

@@ -89,6 +89,48 @@ export class Market {
     return { jobId: posted.args.jobId, escrow, tx: receipt.transactionHash };
   }
 
+  /** The escrow of a group's shards ({price, numTasks} each), `sampleTasks` audited in each: the sum of theirs. */
+  async quoteGroup(shards, sampleTasks) {
+    const terms = await this.read(this.market, "terms");
+    let fee = 0n;
+    for (const shard of shards) {
+      fee += await this.read(this.market, "auditFee", [shard.price, BigInt(shard.numTasks), BigInt(sampleTasks),
+                                                       BigInt(terms.verifierFeeBps)]);
+    }
+    const price = shards.reduce((sum, shard) => sum + shard.price, 0n);
+    return { terms, fee, escrow: price + fee };
+  }
+
+  /**
+   * Posts a job group in one postJobGroup: the shards' specs ({specCid, numTasks, price} each). postJobGroup
+   * takes no permit, so the wallet first approves the market for exactly the group's escrow. Returns the group
+   * id and its job ids from `GroupPosted`.
+   */
+  async postGroup(shards, sampleTasks, onStep, { claimWindowS = 3600, execWindowS = 1800 } = {}) {
+    const owner = this.wallet.account;
+    const { terms, escrow } = await this.quoteGroup(shards, sampleTasks);
+    const balance = await this.read(this.token, "balanceOf", [owner]);
+    if (balance < escrow) {
+      const error = new Error("too little WEBI");
+      error.balance = balance;
+      error.escrow = escrow;
+      throw error;
+    }
+    const block = await this.wallet.public.getBlock();
+    const requests = shards.map((shard) => ({
+      specCid: shard.specCid, numTasks: shard.numTasks, price: shard.price,
+      claimBy: Number(block.timestamp) + claimWindowS, execWindow: execWindowS, sampleTasks, minProviderStake: 0n,
+      allowlistRoot: zeroHash, maxProtocolFeeBps: terms.protocolFeeBps, maxVerifierFeeBps: terms.verifierFeeBps,
+      minCollateralBps: terms.collateralBps, confidentiality: 0, keyWindow: 0,
+    }));
+    await this.approve(escrow, onStep);
+    onStep?.("confirm the postJobGroup transaction in your wallet");
+    const receipt = await this.write(this.market, "postJobGroup", [requests, 0n]);
+    const [posted] = parseEventLogs({ abi: abis.market, logs: receipt.logs, eventName: "GroupPosted" });
+    const first = posted.args.firstJobId;
+    return { groupId: posted.args.groupId, jobIds: shards.map((_, index) => first + BigInt(index)), escrow };
+  }
+
   /** A job's terms, from its JobPosted event on the chain (the contract checks them against their hash). */
   async termsOf(jobId) {
     const logs = await this.wallet.public.getContractEvents({

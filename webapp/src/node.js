@@ -63,6 +63,10 @@ export class Node {
     return this.json("POST", "/v1/uploads/spec", body, { Authorization: `Bearer ${this.session?.token ?? ""}` });
   }
 
+  group(body) {
+    return this.json("POST", "/v1/uploads/group", body, { Authorization: `Bearer ${this.session?.token ?? ""}` });
+  }
+
   async bytes(cid) {
     const response = await fetch(`${this.base}/ipfs/${cid}`, { headers: { Accept: "application/vnd.ipld.raw" } });
     if (!response.ok) throw new NodeError(response.status, `the node has no ${cid}`);

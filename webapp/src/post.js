@@ -2,7 +2,7 @@
 // (progress shown), the spec built by the node and checked here against its CID and the form, the escrow
 // quoted from the chain, a permit signed and postJobWithPermit sent by the wallet.
 import { formatUnits, parseUnits } from "viem";
-import { countInputs, rawCid } from "./content.js";
+import { countInputs, planShards, rawCid } from "./content.js";
 import { explain, webi } from "./errors.js";
 
 export class PostView {
@@ -23,7 +23,7 @@ export class PostView {
     });
     this.$("inputs").addEventListener("change", () => this.checkInputs());
     this.$("task").addEventListener("change", () => this.suggest());
-    for (const id of ["price", "sample"]) this.$(id).addEventListener("input", () => this.quote());
+    for (const id of ["price", "sample", "shards"]) this.$(id).addEventListener("input", () => this.quote());
     this.$("use-suggestion").addEventListener("click", () => {
       if (this.suggestion) {
         this.$("price").value = this.suggestion;
@@ -114,6 +114,19 @@ export class PostView {
     return sample;
   }
 
+  shardCount() {
+    const count = Number(this.$("shards").value || "1");
+    if (!Number.isInteger(count) || count < 1 || count > 256) throw new Error("Shards: 1 (one job) to 256.");
+    return count;
+  }
+
+  /** The escrow of the job as the form stands: one job, or a group of shards each audited on its own. */
+  async escrowOf(price, sampleTasks) {
+    const count = this.shardCount();
+    if (count === 1) return this.app.market.quote(price, this.inputs.numTasks, sampleTasks);
+    return this.app.market.quoteGroup(planShards(this.inputs.numTasks, price, count), sampleTasks);
+  }
+
   async quote() {
     const cost = this.$("cost");
     if (!this.app.ready || !this.inputs) {
@@ -121,11 +134,14 @@ export class PostView {
       return;
     }
     try {
-      const { fee, escrow } = await this.app.market.quote(this.priceWei(), this.inputs.numTasks, this.sampleTasks());
-      cost.textContent = `Audit: ${webi(fee)} for ${this.sampleTasks()} re-executed tasks. You pay ${webi(escrow)} `
-        + "into escrow now; whatever the job does not earn comes back to you.";
+      const sample = this.sampleTasks();
+      const count = this.shardCount();
+      const { fee, escrow } = await this.escrowOf(this.priceWei(), sample);
+      const audited = count === 1 ? `${sample} re-executed tasks` : `${sample} re-executed tasks in each of ${count} shards`;
+      cost.textContent = `Audit: ${webi(fee)} for ${audited}. You pay ${webi(escrow)} into escrow now; whatever the `
+        + "job does not earn comes back to you.";
     } catch (error) {
-      cost.textContent = "";
+      cost.textContent = error instanceof Error && !error.shortMessage ? error.message : "";
     }
   }
 
@@ -163,7 +179,8 @@ export class PostView {
       const price = this.priceWei();
       const sampleTasks = this.sampleTasks();
       const task = this.$("task").value;
-      const { escrow } = await app.market.quote(price, this.inputs.numTasks, sampleTasks);
+      const count = this.shardCount();
+      const { escrow } = await this.escrowOf(price, sampleTasks);
       const { balance } = await app.market.account(app.wallet.account);
       if (balance < escrow) throw tooLittle(balance, escrow);
       this.step("sign in to the node with your wallet (a message, no transaction)");
@@ -173,17 +190,27 @@ export class PostView {
       const form = new FormData();
       form.append("file", this.inputs.file, this.inputs.file.name);
       const inputs = await app.node.upload("/v1/uploads/inputs", form, onProgress);
-      this.step("writing the job's spec");
-      const spec = await app.node.spec({ task, model, inputs: inputs.cid, num_tasks: inputs.num_tasks });
-      await this.checkSpec(spec.cid, { task, model, inputs: inputs.cid, num_tasks: inputs.num_tasks });
-      const posted = await app.market.postJob(
-        { specCid: spec.cid, numTasks: inputs.num_tasks, price, sampleTasks }, (text) => this.step(text));
-      this.step(`posted job ${posted.jobId}: ${webi(posted.escrow)} in escrow`, "done");
-      await app.refreshAccount();
       const link = app.doc.createElement("a");
-      link.href = `/app/jobs/${posted.jobId}`;
-      link.textContent = `Follow job ${posted.jobId}`;
       link.id = "posted-job";
+      if (count === 1) {
+        this.step("writing the job's spec");
+        const spec = await app.node.spec({ task, model, inputs: inputs.cid, num_tasks: inputs.num_tasks });
+        await this.checkSpec(spec.cid, { task, model, inputs: inputs.cid, num_tasks: inputs.num_tasks });
+        const posted = await app.market.postJob(
+          { specCid: spec.cid, numTasks: inputs.num_tasks, price, sampleTasks }, (text) => this.step(text));
+        this.step(`posted job ${posted.jobId}: ${webi(posted.escrow)} in escrow`, "done");
+        link.href = `/app/jobs/${posted.jobId}`;
+        link.textContent = `Follow job ${posted.jobId}`;
+      } else {
+        this.step(`cutting the job into ${count} shards`);
+        const shards = await this.cut(task, model, inputs, count, price);
+        const posted = await app.market.postGroup(shards, sampleTasks, (text) => this.step(text));
+        this.step(`posted job group g${posted.groupId}: ${count} shards, jobs ${posted.jobIds[0]} to `
+          + `${posted.jobIds[posted.jobIds.length - 1]}, ${webi(posted.escrow)} in escrow`, "done");
+        link.href = `/groups/${posted.groupId}`;
+        link.textContent = `Follow group g${posted.groupId}`;
+      }
+      await app.refreshAccount();
       this.$("post-steps").lastElementChild.append(" — ", link);
     } catch (error) {
       const last = this.$("post-steps").lastElementChild;
@@ -195,6 +222,30 @@ export class PostView {
     }
   }
 
+  /** The node's cut of the job into `count` shards, each spec checked, the whole checked against the page's own cut. */
+  async cut(task, model, inputs, count, price) {
+    const made = await this.app.node.group({ task, model, inputs: inputs.cid, num_tasks: inputs.num_tasks,
+                                             shards: count, price_wei: price.toString() });
+    const expected = planShards(inputs.num_tasks, price, count);
+    if (made.total !== inputs.num_tasks || made.shards.length !== count) {
+      throw new Error(`the node cut ${made.total} tasks into ${made.shards.length} shards, not ${inputs.num_tasks} into ${count}`);
+    }
+    return Promise.all(made.shards.map(async (shard, index) => {
+      const want = expected[index];
+      if (shard.index !== index || shard.first_task !== want.firstTask || shard.num_tasks !== want.numTasks
+          || BigInt(shard.price_wei) !== want.price) {
+        throw new Error(`the node's shard ${index} is not the cut asked for`);
+      }
+      const spec = await this.checkSpec(shard.spec_cid, { task, model, num_tasks: want.numTasks, inputs: shard.inputs });
+      const place = spec.shard ?? {};
+      if (place.index !== index || place.count !== count || place.first_task !== want.firstTask
+          || place.total !== inputs.num_tasks) {
+        throw new Error(`the node's spec for shard ${index} puts it elsewhere in the job`);
+      }
+      return { specCid: shard.spec_cid, numTasks: want.numTasks, price: want.price };
+    }));
+  }
+
   /** The spec the node wrote is the one asked for, and its bytes are its CID's (the node cannot swap it). */
   async checkSpec(cid, asked) {
     const bytes = await this.app.node.bytes(cid);
@@ -203,6 +254,7 @@ export class PostView {
     for (const [key, value] of Object.entries(asked)) {
       if (spec[key] !== value) throw new Error(`the node's spec has ${key} ${spec[key]}, not ${value}`);
     }
+    return spec;
   }
 }
 

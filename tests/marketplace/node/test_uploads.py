@@ -107,6 +107,32 @@ def test_sign_in_then_inputs_model_and_spec(node: Node, requester: LocalAccount,
                                                  num_tasks=2, parameters={"max_input_tokens": 64})
 
 
+def test_a_group_is_cut_as_the_cli_cuts_it_and_bad_cuts_are_named(node: Node, requester: LocalAccount,
+                                                                   tiny_bert: Path) -> None:
+    texts = [f"text {index}" for index in range(5)]
+    with httpx.Client(base_url=f"{node.url}/v1") as api:
+        auth = {"Authorization": f"Bearer {sign_in(api, requester)}"}
+        inputs = api.post("/uploads/inputs", files=inputs_file([json.dumps(text) for text in texts]), headers=auth)
+        model = api.post("/uploads/model", files=folder_parts(tiny_bert, "tiny-bert"), headers=auth)
+        whole = {"task": "embed", "model": model.json()["cid"], "inputs": inputs.json()["cid"], "num_tasks": 5}
+        cut = api.post("/uploads/group", json={**whole, "shards": 2, "price_wei": 1001}, headers=auth)
+        assert cut.status_code == 200, cut.text
+        shards = cut.json()["shards"]
+        assert cut.json()["total"] == 5 and [(s["first_task"], s["num_tasks"], s["price_wei"]) for s in shards] == [
+            (0, 3, "601"), (3, 2, "400")]  # the CLI's cut: the larger shard first, the remainder wei to it
+        for shard in shards:
+            spec = parse_spec(node.store.read_bytes(Cid.parse(shard["spec_cid"])))
+            assert spec.shard is not None and (spec.shard.index, spec.shard.count, spec.shard.total) == (
+                shard["index"], 2, 5)
+            assert node.store.read_bytes(Cid.parse(spec.inputs)) == inputs_manifest(
+                texts[shard["first_task"]:shard["first_task"] + shard["num_tasks"]])
+        too_many = api.post("/uploads/group", json={**whole, "shards": 6, "price_wei": 1001}, headers=auth)
+        assert too_many.status_code == 400
+        assert too_many.json()["detail"] == "--shards 6: more shards than the 5 tasks (a shard needs at least 1 task)"
+        unsigned = httpx.post(f"{node.url}/v1/uploads/group", json={**whole, "shards": 2, "price_wei": 1})
+        assert unsigned.status_code == 401
+
+
 def test_a_spec_must_name_what_the_store_holds(node: Node, requester: LocalAccount, tiny_bert: Path) -> None:
     with httpx.Client(base_url=f"{node.url}/v1") as api:
         auth = {"Authorization": f"Bearer {sign_in(api, requester)}"}

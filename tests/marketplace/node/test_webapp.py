@@ -172,6 +172,42 @@ def test_a_requester_posts_watches_and_verifies_a_job_and_the_provider_cashes_ou
     owner.close()
 
 
+def test_a_requester_posts_a_job_group_of_shards_approved_and_posted_in_one_transaction(
+    browser: Browser, chain: Chain, devnet: Devnet, node: Node, model: str, requester: LocalAccount, tmp_path: Path,
+    screens: Screens,
+) -> None:
+    from playwright.sync_api import expect
+
+    context = wallet_context(browser, rpc_url=devnet.anvil.rpc_url, account=requester.address,
+                             chain_id=chain.client.chain_id)
+    page = context.new_page()
+    connect(page, f"{node.url}/app")
+    fill_job(page, model, inputs_file(tmp_path, TEXTS), "10", sample=2)
+    page.get_by_label("Shards: 1 posts one job").fill("3")
+    expect(page.locator("#cost")).to_contain_text("2 re-executed tasks in each of 3 shards")
+    before = chain.protocol.token.balance_of(requester.address)
+    page.get_by_role("button", name="Post the job").click()
+    posted = page.locator("#posted-job")
+    expect(posted).to_be_visible(timeout=60_000)
+    expect(page.locator("#post-steps")).to_contain_text("approve the market to take")
+    screens(page, "group-posted")
+    group_id = int(str(posted.get_attribute("href")).rsplit("/", 1)[1])
+    [event] = chain.market.contract.events.GroupPosted().get_logs(from_block=0, argument_filters={"groupId": group_id})
+    first, count = event["args"]["firstJobId"], event["args"]["shards"]
+    assert (event["args"]["requester"], count) == (requester.address, 3)
+    jobs = [chain.market.posted(first + index) for index in range(count)]
+    assert [job.terms.num_tasks for job in jobs] == [3, 3, 2] and sum(job.terms.price for job in jobs) == 10 * WEI
+    assert chain.protocol.token.balance_of(requester.address) == before - sum(job.terms.escrow for job in jobs)
+    for index, job in enumerate(jobs):
+        spec = json.loads(node.store.read_bytes(Cid.parse(job.spec_cid)))
+        assert (spec["shard"]["index"], spec["shard"]["count"], spec["shard"]["total"]) == (index, 3, len(TEXTS))
+    node.caught_up(chain.block_number())
+    posted.click()
+    expect(page.locator("h1")).to_contain_text(f"Job group #{group_id}")
+    screens(page, "group-page")
+    context.close()
+
+
 def test_no_wallet_a_locked_one_and_the_wrong_chain_are_told(
     browser: Browser, chain: Chain, devnet: Devnet, node: Node, requester: LocalAccount, screens: Screens,
 ) -> None:
