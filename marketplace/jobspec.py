@@ -14,6 +14,7 @@ members and builds its claim proof.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from eth_utils.address import is_address, to_checksum_address
@@ -152,12 +153,15 @@ def parse_spec(data: bytes) -> JobSpec:
 def parse_inputs(data: bytes, num_tasks: int) -> list[str]:
     """The task inputs of a JSONL manifest; there must be exactly ``num_tasks`` of them."""
     try:
-        lines = data.decode().splitlines()
+        text = data.decode()
     except UnicodeDecodeError:
         raise JobSpecError("inputs", "the input manifest is not UTF-8") from None
     texts = []
-    for number, line in enumerate((line for line in lines if line.strip()), start=1):
-        texts.append(_input_text(line, number))
+    for number, (_, line) in enumerate(input_lines(text), start=1):
+        if number > num_tasks:
+            raise JobSpecError("inputs", f"the manifest has more than {num_tasks} inputs but the job has "
+                                         f"{num_tasks} tasks")
+        texts.append(input_text(line, number))
     if len(texts) != num_tasks:
         raise JobSpecError("inputs", f"the manifest has {len(texts)} inputs but the job has {num_tasks} tasks")
     return texts
@@ -168,11 +172,29 @@ def inputs_manifest(texts: list[str]) -> bytes:
     return b"".join(json.dumps({"text": text}, ensure_ascii=False).encode() + b"\n" for text in texts)
 
 
-def _input_text(line: str, number: int) -> str:
+def input_lines(text: str) -> Iterator[tuple[int, str]]:
+    """The non-blank lines of a JSONL text with their line numbers, split on ``\n`` only (a ``\r`` before it
+    dropped): ``inputs_manifest`` writes U+2028 and its kin unescaped, which ``str.splitlines`` would split
+    on. A generator, so that a caller can stop at a limit before a huge file becomes a huge list."""
+    start = 0
+    number = 0
+    while start <= len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        number += 1
+        line = text[start:end].removesuffix("\r")
+        if line.strip():
+            yield number, line
+        start = end + 1
+
+
+def input_text(line: str, number: int) -> str:
     try:
         value: Any = json.loads(line)
     except json.JSONDecodeError as error:
         raise JobSpecError(f"inputs[{number}]", f"not JSON ({error.msg})") from None
+    except (ValueError, RecursionError) as error:  # an integer of over 4,300 digits; nesting past the limit
+        raise JobSpecError(f"inputs[{number}]", f"not usable JSON ({error})") from None
     if isinstance(value, dict):
         value = value.get("text")
     if not isinstance(value, str) or not value:

@@ -41,13 +41,18 @@ def serve(
                             help="/healthz reports the chain down (503) after this long without an answer "
                                  "(at least 3 poll intervals).")
     ] = 10.0,
+    public_url: Annotated[
+        str | None, typer.Option(envvar="WEBI_NODE_PUBLIC_URL", metavar="URL",
+                                 help="The node's public origin, which wallets sign in for "
+                                      "(default: http://HOST:PORT).")
+    ] = None,
     public_rpc_url: Annotated[
         str | None, typer.Option(envvar="WEBI_NODE_PUBLIC_RPC_URL", metavar="URL",
                                  help="The chain's JSON-RPC URL the web app offers wallets that add the chain "
                                       "(default: --rpc-url).")
     ] = None,
 ) -> None:
-    """Run the node: indexer, REST API, dashboard, web app and content store.
+    """Run the node: indexer, API, dashboard, web app and store.
 
     Served: /v1 REST (docs at /docs), the dashboard at /, the web app at /app, /api/v0 and /ipfs, /healthz,
     /metrics.
@@ -69,6 +74,7 @@ def serve(
         rpc_timeout_s=rpc_timeout,
         chain_stale_s=chain_stale,
         public_rpc_url=public_rpc_url,
+        public_url=public_url or f"http://{host}:{port}",
     )
     app = create_node_app(settings)
     context.console.print(f"WEBI node on http://{host}:{port}/ (API docs at /docs, web app at /app)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,7 +55,13 @@ class NodeMetrics:
         reorgs.set_function(lambda: indexer.reorgs)
 
 
+# py_ecc (imported by eth_account) raises the recursion limit to 100,000: a request body nested that deep would
+# overflow the C stack inside json.loads and kill the node instead of raising RecursionError (a 400).
+SAFE_RECURSION_LIMIT = 5_000
+
+
 def create_node_app(settings: NodeSettings) -> FastAPI:
+    sys.setrecursionlimit(min(sys.getrecursionlimit(), SAFE_RECURSION_LIMIT))
     client = ChainClient.connect(settings.rpc_url, protocol_abis(), timeout=settings.rpc_timeout_s)
     deployment = Deployment.load(client.chain_id, settings.deployments_dir)
     engine = create_db(settings.database)
@@ -97,7 +104,7 @@ def create_node_app(settings: NodeSettings) -> FastAPI:
     )
     app.include_router(rpc_router(store, store_settings), prefix="/api/v0", tags=["Kubo RPC"])
     limits = UploadLimits(max_inputs_bytes=settings.max_inputs_bytes, max_model_bytes=settings.max_upload_bytes)
-    sessions = Sessions(deployment.chain_id, session_ttl_s=settings.session_ttl_s)
+    sessions = Sessions(deployment.chain_id, origin=settings.public_url, session_ttl_s=settings.session_ttl_s)
     app.include_router(uploads_router(sessions, store, queries, limits), prefix="/v1", tags=["web app"])
     app.include_router(gateway_router(store), prefix="/ipfs", tags=["gateway"])
     app.include_router(dashboard_router(queries, verifiers, groups, deployment), include_in_schema=False)

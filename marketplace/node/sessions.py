@@ -41,10 +41,10 @@ from eth_utils.exceptions import ValidationError
 from marketplace.errors import ArgumentError, WebiError
 
 STATEMENT = "Sign in to upload job files to this WEBI node."
-_SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
+_SIGNATURE = re.compile(r"0x[0-9a-fA-F]{130}")
 # An authority as RFC 3986 writes it (a name or an IP literal, then a port); anything else in a Host
 # header would let a client write its own lines into the message.
-_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$")
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 
 
 class SessionError(WebiError):
@@ -94,11 +94,17 @@ class Sessions:
     process holds cannot be replayed as a token.
     """
 
-    def __init__(self, chain_id: int, *, clock: Callable[[], float] = time.time, challenge_ttl_s: float = 300.0,
-                 session_ttl_s: float = 3600.0, max_pending: int = 10_000, max_sessions: int = 10_000) -> None:
+    def __init__(self, chain_id: int, *, origin: str | None = None, clock: Callable[[], float] = time.time,
+                 challenge_ttl_s: float = 300.0, session_ttl_s: float = 3600.0, max_pending: int = 10_000,
+                 max_sessions: int = 10_000) -> None:
         if challenge_ttl_s <= 0 or session_ttl_s <= 0 or max_pending < 1 or max_sessions < 1:
             raise ValueError("Sessions needs positive lifetimes and room for at least one entry of each kind")
         self.chain_id = chain_id
+        # The node's public origin ("https://node.example"): the only domain its messages name. Without it the
+        # request's Host is trusted, which suits a node only its own machine reaches (tests, a local devnet).
+        self.origin = origin.rstrip("/") if origin else None
+        if self.origin is not None and not re.fullmatch(r"https?://" + _HOST.pattern, self.origin):
+            raise ValueError(f"{origin!r} is not an origin (http:// or https://, a host, an optional port)")
         self._clock = clock
         self._challenge_ttl_s = challenge_ttl_s
         self._session_ttl_s = session_ttl_s
@@ -113,8 +119,16 @@ class Sessions:
         ``ArgumentError`` when either is malformed."""
         if not is_address(address):
             raise ArgumentError(f"{address!r} is not an Ethereum address (0x and 40 hex digits)")
-        if not _HOST.match(host):
+        if not _HOST.fullmatch(host):
             raise ArgumentError(f"{host!r} is not a host name with an optional port")
+        uri = f"http://{host}"
+        if self.origin is not None:
+            # A relay (a phishing site's server) would ask for a message naming its own domain, which the
+            # victim's wallet, on that site, would not warn about: only this node's own origin is signed for.
+            _, authority = self.origin.split("://", 1)
+            if host.lower() != authority.lower():
+                raise ArgumentError(f"this node signs in for {authority} only: open the web app at {self.origin}")
+            uri = self.origin
         checksummed = to_checksum_address(address)
         nonce = secrets.token_hex(16)
         with self._lock:
@@ -126,7 +140,7 @@ class Sessions:
                 "",
                 STATEMENT,
                 "",
-                f"URI: http://{host}",
+                f"URI: {uri}",
                 "Version: 1",
                 f"Chain ID: {self.chain_id}",
                 f"Nonce: {nonce}",
@@ -152,7 +166,7 @@ class Sessions:
         if now >= pending.expires_at:
             raise SessionError("the sign-in challenge expired: ask for a new one and sign it within "
                                f"{self._challenge_ttl_s:.0f} seconds")
-        if not _SIGNATURE.match(signature):
+        if not _SIGNATURE.fullmatch(signature):
             raise SessionError("malformed signature: expected 65 bytes as 0x-prefixed hex")
         try:
             signer = Account.recover_message(encode_defunct(text=pending.message), signature=signature)

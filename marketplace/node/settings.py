@@ -24,6 +24,9 @@ class NodeSettings(BaseModel):
         gt=0, description="the largest inputs file the web app may upload (a job's JSONL)")] = 64 * 1024**2
     session_ttl_s: Annotated[float, Field(
         gt=0, description="how long a wallet stays signed in to the web app")] = 3600.0
+    public_url: str | None = Field(
+        default=None, description="the node's public origin (https://node.example): the only domain its sign-in "
+        "messages name (default: the request's Host, for a node only this machine reaches)")
     public_rpc_url: str | None = Field(
         default=None, description="the JSON-RPC URL the web app offers wallets that add the chain (default: rpc_url)")
     confirmations: Annotated[int, Field(ge=0)] = 0

@@ -31,12 +31,21 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import FormData, UploadFile
 
-from marketplace.errors import ArgumentError, ContentNotFoundError, JobSpecError, ModelError, WebiError
+from marketplace.errors import (
+    ArgumentError,
+    ContentNotFoundError,
+    ContentTooLargeError,
+    JobSpecError,
+    ModelError,
+    WebiError,
+)
 from marketplace.job_views import RequestRefusedError
 from marketplace.jobspec import (
     MAX_TASKS,
     JobSpec,
     TaskType,
+    input_lines,
+    input_text,
     inputs_manifest,
     parse_inputs,
     parse_parameters,
@@ -54,9 +63,12 @@ from marketplace.storage.importer import Added, Importer
 from marketplace.storage.local import LocalStore
 from marketplace.storage.rpc_api import read_multipart
 
-_LINE = re.compile(r"^inputs\[(\d+)\]$")
 # Stateless: it reads the header, and names the scheme in the OpenAPI schema.
 _BEARER = HTTPBearer(auto_error=False, description="a wallet session token from POST /v1/auth/session")
+
+
+MULTIPART_SLACK = 64 * 1024  # a multipart body's own bytes (headers, boundaries) on top of a file's
+MAX_JSON_BODY = 256 * 1024  # the JSON routes' bodies (a sign-in, a spec request) are a few hundred bytes
 
 
 @dataclass(frozen=True)
@@ -126,7 +138,8 @@ class SpecRequest(BaseModel):
 
 class GroupRequest(SpecRequest):
     shards: int = Field(description="how many shards (as webi job post --shards K)")
-    price_wei: int = Field(ge=1, description="the whole group's price in wei, split over the shards in proportion")
+    price_wei: int = Field(ge=1, lt=2**96, description="the whole group's price in wei, split over the shards in "
+                           "proportion (a uint96, as the contract's)")
 
 
 class SpecBody(BaseModel):
@@ -186,11 +199,15 @@ def uploads_router(sessions: Sessions, store: LocalStore, queries: Queries, limi
     @router.post("/uploads/inputs", summary="Upload a job's inputs (JSONL): stored as its canonical manifest",
                  responses=_SIGNED_IN, dependencies=session_needed, openapi_extra=_multipart("one"))
     async def upload_inputs(request: Request) -> InputsBody:
-        form = await read_multipart(request, limits.max_inputs_bytes, max_files=1)
+        # The body holds the multipart headers and boundaries too: the limit is the file's, as the page checks it.
+        form = await read_multipart(request, limits.max_inputs_bytes + MULTIPART_SLACK, max_files=1)
         try:
             data = await _file_part(form).read()
         finally:
             await form.close()
+        if len(data) > limits.max_inputs_bytes:
+            raise ContentTooLargeError(f"the inputs file is {len(data):,} bytes: this node takes at most "
+                                       f"{limits.max_inputs_bytes:,}")
         texts = await run_in_threadpool(_parse_inputs, data)
         manifest = inputs_manifest(texts)
         added = await run_in_threadpool(store.add_bytes, manifest)
@@ -257,6 +274,11 @@ class _WebAppRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
+            declared = request.headers.get("content-length", "")
+            if (request.headers.get("content-type", "").startswith("application/json") and declared.isdigit()
+                    and int(declared) > MAX_JSON_BODY):
+                return JSONResponse({"detail": f"a JSON body of {int(declared):,} bytes is over this route's "
+                                               f"{MAX_JSON_BODY:,}-byte limit"}, 413)
             try:
                 return await handler(request)
             except SessionError as error:
@@ -290,22 +312,20 @@ def _file_part(form: FormData) -> UploadFile:
 def _parse_inputs(data: bytes) -> list[str]:
     """The texts of an inputs file, by ``webi job post --inputs``'s rules; errors name the file's line."""
     try:
-        lines = data.decode().splitlines()
+        text = data.decode()
     except UnicodeDecodeError:
         raise HTTPException(400, "the inputs file is not UTF-8") from None
-    numbers = [number for number, line in enumerate(lines, start=1) if line.strip()]
-    if not numbers:
+    texts = []
+    for count, (number, line) in enumerate(input_lines(text), start=1):
+        if count > MAX_TASKS:  # stop here: a file of short lines must not become a list of millions first
+            raise HTTPException(400, f"over {MAX_TASKS:,} inputs: a job has at most {MAX_TASKS:,}")
+        try:
+            texts.append(input_text(line, count))
+        except JobSpecError as error:  # named by the line of the file, blank lines counted, as the page shows it
+            raise HTTPException(400, f"line {number}: {error.reason}") from None
+    if not texts:
         raise HTTPException(400, 'the inputs file is empty: write one JSON string or {"text": "..."} per line')
-    if len(numbers) > MAX_TASKS:
-        raise HTTPException(400, f"{len(numbers):,} inputs: a job has at most {MAX_TASKS:,}")
-    try:
-        return parse_inputs(data, len(numbers))
-    except JobSpecError as error:
-        found = _LINE.match(error.field)
-        if found is None:
-            raise
-        # parse_inputs counts the non-blank lines only; the page shows the line of the file.
-        raise HTTPException(400, f"line {numbers[int(found.group(1)) - 1]}: {error.reason}") from None
+    return texts
 
 
 def _import_model(store: LocalStore, form: FormData) -> ModelBody:

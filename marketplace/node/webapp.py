@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 
 from marketplace.chain.deployment import Deployment
 from marketplace.job_limits import TaskType
+from marketplace.jobspec import Parameters
 from marketplace.node.settings import NodeSettings
 from marketplace.units import webi
 
@@ -43,7 +44,9 @@ def webapp_router(deployment: Deployment, settings: NodeSettings) -> APIRouter:
             "view": view, "chainId": deployment.chain_id, "chainName": chain_name(deployment.chain_id),
             "rpcUrl": settings.public_rpc_url or settings.rpc_url, "market": deployment.market,
             "token": deployment.token, "deploymentBlock": deployment.token_block or deployment.block,
-            "maxInputsBytes": settings.max_inputs_bytes, **extra,
+            "maxInputsBytes": settings.max_inputs_bytes,
+            # What a spec the page asked for holds as its parameters (it asks for none): the page checks for it.
+            "defaultParameters": Parameters().model_dump(mode="json"), **extra,
         }
         return templates.TemplateResponse(request, "app.html", {
             "deployment": deployment, "config": config, "view": view, "heading": heading,

@@ -72,10 +72,14 @@ export class App {
       if (!silent) this.say(error instanceof WalletError ? error.message : explain(error));
       return;
     }
-    if (this.wallet === null) {
-      wallet.on("chainChanged", () => this.checkChain());
-      wallet.on("accountsChanged", (accounts) => (accounts.length ? this.connect(provider, info, true)
-                                                                  : this.disconnect()));
+    if (this.listening !== provider) { // each wallet's events once, and only the connected wallet's count
+      this.listening = provider;
+      wallet.on("chainChanged", () => this.wallet?.provider === provider && this.checkChain());
+      wallet.on("accountsChanged", (accounts) => {
+        if (this.wallet?.provider !== provider) return;
+        if (accounts.length) this.connect(provider, info, true);
+        else this.disconnect();
+      });
     }
     this.wallet = wallet;
     this.market = new Market(wallet, this.config);
@@ -91,6 +95,14 @@ export class App {
   }
 
   async checkChain() {
+    try {
+      await this.checkChainOrFail();
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  async checkChainOrFail() {
     const chainId = await this.wallet.chainId();
     const switcher = this.$("switch-chain");
     if (chainId !== this.config.chainId) {
@@ -111,7 +123,7 @@ export class App {
   async switchChain() {
     try {
       await this.wallet.switchChain();
-      await this.checkChain();
+      await this.checkChainOrFail();
     } catch (error) {
       this.fail(error);
     }

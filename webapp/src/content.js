@@ -68,22 +68,29 @@ export function parseOutputs(bytes, numTasks) {
  * clear answer before anything is uploaded.
  */
 export function countInputs(text) {
-  const lines = text.split("\n");
-  if (lines.length && lines[lines.length - 1].trim() === "") lines.pop();
+  // Lines split on \n only (a \r before it dropped) and blank ones skipped, as the node's parser does.
+  const lines = text.split("\n").map((line, index) => [index + 1, line.replace(/\r$/, "")])
+    .filter(([, line]) => line.trim() !== "");
   if (lines.length === 0) throw new Error("the input file is empty: one JSON input a line");
-  lines.forEach((line, index) => {
+  for (const [number, line] of lines) {
     let value;
     try {
       value = JSON.parse(line);
     } catch (error) {
-      throw new Error(`line ${index + 1} of the input file is not JSON`);
+      throw new Error(`line ${number} of the input file is not JSON`);
     }
     if (value !== null && typeof value === "object" && !Array.isArray(value)) value = value.text;
     if (typeof value !== "string" || value === "") {
-      throw new Error(`line ${index + 1} of the input file must be a non-empty string or {"text": "..."}`);
+      throw new Error(`line ${number} of the input file must be a non-empty string or {"text": "..."}`);
     }
-  });
+  }
   return lines.length;
+}
+
+/** A CID as the node writes it: base32 CIDs in lower case (the node normalizes what it is given). */
+export function normalCid(text) {
+  const cid = text.trim();
+  return /^[bB][a-zA-Z2-7]+$/.test(cid) ? cid.toLowerCase() : cid;
 }
 
 /**

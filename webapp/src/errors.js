@@ -46,7 +46,8 @@ export function explain(error) {
   }
   if (code === REJECTED) return "You rejected the request in your wallet: nothing was signed or sent.";
   if (code === UNAUTHORIZED) return "The wallet is locked or has not allowed this site: unlock it and connect again.";
-  return error.message || String(error);
+  if (typeof error.message === "string" && error.message) return error.message;
+  return "The wallet or the node refused the request without saying why.";
 }
 
 /** WEBI amounts in words, from wei. */

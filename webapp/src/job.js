@@ -32,14 +32,21 @@ export class JobView {
   }
 
   async poll() {
-    try {
-      this.job = await this.app.node.job(this.jobId);
-      this.render();
-    } catch (error) {
-      this.$("job-summary").textContent = error.status === 404
-        ? `The node has not seen job ${this.jobId} yet (it may still be indexing it).` : explain(error);
+    let delay = 1000;
+    if (!this.app.doc.hidden) { // a hidden tab asks nothing; it looks again when shown
+      try {
+        this.job = await this.app.node.job(this.jobId);
+        this.failures = 0;
+        this.render();
+      } catch (error) {
+        this.failures = (this.failures ?? 0) + 1;
+        delay = Math.min(30_000, 1000 * 2 ** this.failures); // back off while the node cannot answer
+        this.$("job-summary").textContent = error.status === 404
+          ? `The node has not seen job ${this.jobId} yet (it may still be indexing it, or there is no such job).`
+          : explain(error);
+      }
     }
-    if (!this.job || !FINAL_STATES.has(this.job.state)) this.timer = setTimeout(() => this.poll(), 1000);
+    if (!this.job || !FINAL_STATES.has(this.job.state)) this.timer = setTimeout(() => this.poll(), delay);
   }
 
   render() {
@@ -99,6 +106,7 @@ export class JobView {
         + `on the chain${note}.`;
       verified.dataset.verified = "true";
       const link = this.$("download");
+      if (link.href.startsWith("blob:")) URL.revokeObjectURL(link.href); // the previous download's copy
       link.href = URL.createObjectURL(new Blob([bytes], { type: "application/x-ndjson" }));
       link.download = `job-${this.jobId}-results.jsonl`;
       link.hidden = false;

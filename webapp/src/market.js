@@ -69,6 +69,13 @@ export class Market {
     const block = await this.wallet.public.getBlock();
     const deadline = block.timestamp + 3600n;
     const [, name, version, chainId, verifyingContract] = await this.read(this.token, "eip712Domain");
+    // The wallet signs for this chain's token and no other: viem checks a transaction's chain, not a signature's.
+    const walletChain = await this.wallet.chainId();
+    if (chainId !== BigInt(this.config.chainId) || walletChain !== this.config.chainId
+        || verifyingContract.toLowerCase() !== this.config.token.toLowerCase()) {
+      throw new Error(`the permit would be for chain ${chainId} and token ${verifyingContract}, not this market's `
+        + `(chain ${this.config.chainId}, token ${this.config.token}): nothing was signed`);
+    }
     const nonce = await this.read(this.token, "nonces", [owner]);
     onStep?.(`sign the permit for ${webi(escrow)} (price and audit fee) in your wallet`);
     const signature = await this.wallet.client.signTypedData({

@@ -26,6 +26,7 @@ export class Node {
       body: body ? JSON.stringify(body) : undefined,
     });
     const parsed = await response.json().catch(() => null);
+    if (response.status === 401) this.session = null; // expired, or the node restarted: sign in again next time
     if (!response.ok) throw new NodeError(response.status, detailOf(response.status, parsed));
     return parsed;
   }
@@ -52,7 +53,10 @@ export class Node {
       };
       request.onload = () => {
         if (request.status >= 200 && request.status < 300) resolve(request.response);
-        else reject(new NodeError(request.status, detailOf(request.status, request.response)));
+        else {
+          if (request.status === 401) this.session = null;
+          reject(new NodeError(request.status, detailOf(request.status, request.response)));
+        }
       };
       request.onerror = () => reject(new NodeError(0, "the upload did not reach the node"));
       request.send(form);

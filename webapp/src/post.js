@@ -2,7 +2,7 @@
 // (progress shown), the spec built by the node and checked here against its CID and the form, the escrow
 // quoted from the chain, a permit signed and postJobWithPermit sent by the wallet.
 import { formatUnits, parseUnits } from "viem";
-import { countInputs, planShards, rawCid } from "./content.js";
+import { countInputs, normalCid, planShards, rawCid } from "./content.js";
 import { explain, webi } from "./errors.js";
 
 export class PostView {
@@ -23,7 +23,12 @@ export class PostView {
     });
     this.$("inputs").addEventListener("change", () => this.checkInputs());
     this.$("task").addEventListener("change", () => this.suggest());
-    for (const id of ["price", "sample", "shards"]) this.$(id).addEventListener("input", () => this.quote());
+    for (const id of ["price", "sample", "shards"]) {
+      this.$(id).addEventListener("input", () => {
+        clearTimeout(this.quoting);
+        this.quoting = setTimeout(() => this.quote(), 250);
+      });
+    }
     this.$("use-suggestion").addEventListener("click", () => {
       if (this.suggestion) {
         this.$("price").value = this.suggestion;
@@ -121,10 +126,10 @@ export class PostView {
   }
 
   /** The escrow of the job as the form stands: one job, or a group of shards each audited on its own. */
-  async escrowOf(price, sampleTasks) {
+  async escrowOf(price, sampleTasks, numTasks = this.inputs.numTasks) {
     const count = this.shardCount();
-    if (count === 1) return this.app.market.quote(price, this.inputs.numTasks, sampleTasks);
-    return this.app.market.quoteGroup(planShards(this.inputs.numTasks, price, count), sampleTasks);
+    if (count === 1) return this.app.market.quote(price, numTasks, sampleTasks);
+    return this.app.market.quoteGroup(planShards(numTasks, price, count), sampleTasks);
   }
 
   async quote() {
@@ -133,22 +138,24 @@ export class PostView {
       cost.textContent = "";
       return;
     }
+    const asked = (this.quotes = (this.quotes ?? 0) + 1); // a later quote wins over a slower earlier one
     try {
       const sample = this.sampleTasks();
       const count = this.shardCount();
       const { fee, escrow } = await this.escrowOf(this.priceWei(), sample);
+      if (asked !== this.quotes) return;
       const audited = count === 1 ? `${sample} re-executed tasks` : `${sample} re-executed tasks in each of ${count} shards`;
       cost.textContent = `Audit: ${webi(fee)} for ${audited}. You pay ${webi(escrow)} into escrow now; whatever the `
         + "job does not earn comes back to you.";
     } catch (error) {
-      cost.textContent = error instanceof Error && !error.shortMessage ? error.message : "";
+      if (asked === this.quotes) cost.textContent = error instanceof Error && !error.shortMessage ? error.message : "";
     }
   }
 
   async modelCid(onProgress) {
     const folder = this.app.doc.querySelector("input[name=model-source]:checked").value === "folder";
     if (!folder) {
-      const cid = this.$("model-cid").value.trim();
+      const cid = normalCid(this.$("model-cid").value);
       if (!cid) throw new Error("Give the model's CID, or upload its folder.");
       return cid;
     }
@@ -175,21 +182,25 @@ export class PostView {
     };
     try {
       app.requireWallet();
-      if (!this.inputs) throw new Error("Choose a well-formed input file (JSONL) first.");
+      const chosen = this.inputs; // what was checked, whatever the form does meanwhile
+      if (!chosen) throw new Error("Choose a well-formed input file (JSONL) first.");
       const price = this.priceWei();
       const sampleTasks = this.sampleTasks();
       const task = this.$("task").value;
       const count = this.shardCount();
-      const { escrow } = await this.escrowOf(price, sampleTasks);
+      const { escrow } = await this.escrowOf(price, sampleTasks, chosen.numTasks);
       const { balance } = await app.market.account(app.wallet.account);
       if (balance < escrow) throw tooLittle(balance, escrow);
       this.step("sign in to the node with your wallet (a message, no transaction)");
       await app.session();
       const model = await this.modelCid(onProgress);
-      this.step(`uploading ${this.inputs.numTasks.toLocaleString("en-US")} inputs`);
+      this.step(`uploading ${chosen.numTasks.toLocaleString("en-US")} inputs`);
       const form = new FormData();
-      form.append("file", this.inputs.file, this.inputs.file.name);
+      form.append("file", chosen.file, chosen.file.name);
       const inputs = await app.node.upload("/v1/uploads/inputs", form, onProgress);
+      if (inputs.num_tasks !== chosen.numTasks) {
+        throw new Error(`the node counted ${inputs.num_tasks} inputs in the file, and this page ${chosen.numTasks}`);
+      }
       const link = app.doc.createElement("a");
       link.id = "posted-job";
       if (count === 1) {
@@ -236,7 +247,8 @@ export class PostView {
           || BigInt(shard.price_wei) !== want.price) {
         throw new Error(`the node's shard ${index} is not the cut asked for`);
       }
-      const spec = await this.checkSpec(shard.spec_cid, { task, model, num_tasks: want.numTasks, inputs: shard.inputs });
+      const spec = await this.checkSpec(shard.spec_cid, { task, model, num_tasks: want.numTasks, inputs: shard.inputs },
+                                        true);
       const place = spec.shard ?? {};
       if (place.index !== index || place.count !== count || place.first_task !== want.firstTask
           || place.total !== inputs.num_tasks) {
@@ -247,12 +259,21 @@ export class PostView {
   }
 
   /** The spec the node wrote is the one asked for, and its bytes are its CID's (the node cannot swap it). */
-  async checkSpec(cid, asked) {
+  async checkSpec(cid, asked, shard = false) {
     const bytes = await this.app.node.bytes(cid);
     if (rawCid(bytes) !== cid) throw new Error(`the node served bytes for the spec ${cid} that are not its CID's`);
     const spec = JSON.parse(new TextDecoder().decode(bytes));
     for (const [key, value] of Object.entries(asked)) {
       if (spec[key] !== value) throw new Error(`the node's spec has ${key} ${spec[key]}, not ${value}`);
+    }
+    // Nothing the form did not ask for: no allowlist, no sealed envelope, the default parameters, a shard section
+    // only in a group's spec.
+    const allowed = new Set(["version", "task", "model", "inputs", "num_tasks", "parameters",
+                             ...(asked.num_tasks !== undefined && shard ? ["shard"] : [])]);
+    const extra = Object.keys(spec).filter((key) => !allowed.has(key));
+    if (extra.length || spec.version !== 1) throw new Error(`the node's spec carries ${extra.join(", ") || "another version"}`);
+    if (JSON.stringify(spec.parameters) !== JSON.stringify(this.app.config.defaultParameters)) {
+      throw new Error("the node's spec has parameters the form did not ask for");
     }
     return spec;
   }

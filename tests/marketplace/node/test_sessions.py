@@ -153,3 +153,16 @@ def test_expired_entries_are_purged(clock: Clock) -> None:
     clock.now += 10
     sessions.challenge(Account.create().address, HOST)
     assert sessions.counts() == (1, 0)
+
+
+def test_a_node_with_a_public_origin_signs_in_for_it_only(requester: LocalAccount) -> None:
+    """The relay: a phishing site's server asks for a message naming the phishing site (its Host header), which the
+    victim's wallet, on that site, would not warn about. A node that knows its origin names only that."""
+    sessions = Sessions(31337, origin="https://node.example:8443/")
+    with pytest.raises(ArgumentError, match=r"this node signs in for node.example:8443 only: open the web app at "
+                                            r"https://node.example:8443$"):
+        sessions.challenge(requester.address, "evil.example")
+    issued = sessions.challenge(requester.address, "NODE.example:8443")
+    assert "\nURI: https://node.example:8443\n" in issued.message
+    with pytest.raises(ValueError, match="is not an origin"):
+        Sessions(31337, origin="node.example")

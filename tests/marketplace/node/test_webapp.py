@@ -320,6 +320,10 @@ def test_a_malformed_or_too_large_input_file_is_refused_before_any_upload(
     empty.write_text('{"text": ""}\n')
     page.get_by_label("Inputs: a JSONL file").set_input_files(empty)
     expect(page.locator("#message")).to_contain_text('line 1 of the input file must be a non-empty string')
+    blanks = tmp_path / "blanks.jsonl"
+    blanks.write_text('"one"\r\n\n  \n{"text": "two"}\n\n')  # blank lines and CRLF, as the CLI and the node take them
+    page.get_by_label("Inputs: a JSONL file").set_input_files(blanks)
+    expect(page.locator("#inputs-facts")).to_have_text(f"2 inputs, {blanks.stat().st_size} bytes")
     large = inputs_file(tmp_path, [f"text {index:04d} " + "x" * 40 for index in range(20)], "large.jsonl")
     page.get_by_label("Inputs: a JSONL file").set_input_files(large)
     expect(page.locator("#message")).to_have_text(
