@@ -89,6 +89,8 @@ def register(ctx: typer.Context, stake: Annotated[str, typer.Option(
     from marketplace.protocol import Role
     from marketplace.sealed import ensure, key_path_for, sign_encryption_key
     from marketplace.sealed.keys import kdf_of
+    from marketplace.signed_capacity import sign_capacity
+    from provider.bench import BenchReport
     from provider.factory import connect, content_store
 
     amount = to_wei(stake)
@@ -100,6 +102,9 @@ def register(ctx: typer.Context, stake: Annotated[str, typer.Option(
     kdf, iterations = kdf_of(keystore_path)
     key = ensure(key_path_for(keystore_path), password, kdf=kdf, iterations=iterations)
     published = sign_encryption_key(account, key.recipient, protocol.deployment.chain_id)
+    measured = BenchReport.load(settings.state)  # `webi provider bench`'s, published signed when there is one
+    if measured is not None:
+        published = {**published, **sign_capacity(account, measured.as_dict(), protocol.deployment.chain_id)}
     with content_store(settings) as content:
         metadata_cid = content.add_bytes(registration_metadata(settings, published)).cid
     staking.register(protocol, account, Role.PROVIDER, amount, str(metadata_cid))
@@ -112,7 +117,8 @@ def registration_metadata(settings: ProviderConfig, encryption: dict[str, Any] |
 
     ``price_floor`` is WEBI per task as decimal strings (never floats), so a requester's client can warn
     that a job priced under it will not be claimed by this provider. ``encryption`` is
-    ``sign_encryption_key``'s ``{"encryption_key": ...}``: requesters seal confidential jobs to it.
+    ``sign_encryption_key``'s ``{"encryption_key": ...}`` (requesters seal confidential jobs to it), and
+    ``sign_capacity``'s ``{"capacity": ...}`` when the provider ran ``webi provider bench``.
     """
     from provider.gpu import Gpus
 
@@ -234,3 +240,54 @@ def withdraw(ctx: typer.Context, config: ConfigOption = None, keystore: Keystore
     _, account, protocol, _ = _operator(ctx, config, keystore, store)
     withdrawal = withdraw_credits(protocol, account)
     _console(ctx).print(f"withdrew {webi(withdrawal.amount)} WEBI to {account.address}", highlight=False)
+
+
+@app.command()
+def bench(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    workload: Annotated[str, typer.Option(metavar="NAME", help="standard (models of real shapes) or tiny (a quick "
+                                                                "check).")] = "standard",
+    task: Annotated[list[str] | None, typer.Option("--task", metavar="TASK",
+                                                   help="A task type to measure (repeat; default: every one).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    save: Annotated[bool, typer.Option(help="Save the report where the daemon reads it (the state folder).")] = True,
+) -> None:
+    """Measure tasks a second per task type on the CPU and each GPU.
+
+    The workload is fixed (seeded models of standard shapes, seeded inputs), so machines compare. The report is
+    saved in the provider's state folder, where the daemon takes its rates for task types it has not run yet.
+    """
+    import tempfile
+
+    from marketplace.home import WebiHome
+    from provider.bench import WORKLOADS, run_bench
+    from provider.config import load_config
+
+    if workload not in WORKLOADS:
+        raise typer.BadParameter(f"{workload!r}: one of {', '.join(WORKLOADS)}", param_hint="--workload")
+    from marketplace.jobspec import TaskType
+
+    try:
+        kinds = [TaskType(name).value for name in (task or [kind.value for kind in TaskType])]
+    except ValueError:
+        raise typer.BadParameter(f"one of {', '.join(kind.value for kind in TaskType)}", param_hint="--task") from None
+    folder = load_config(config).state if config is not None else WebiHome.from_env().provider_state
+    console = _console(ctx)
+    with tempfile.TemporaryDirectory(prefix="webi-bench-") as work, console.status("measuring") as shown:
+        report = run_bench(Path(work), kinds=kinds, workload=workload,
+                           progress=lambda step: shown.update(f"measuring {step}"))
+    saved = str(report.save(folder)) if save else None
+    if as_json:
+        print(json.dumps({**report.as_dict(), "saved": saved}))  # noqa: T201  # the document alone on stdout
+        return
+    table = Table("task", *(f"{device.name} ({device.kind}) tasks/s" for device in report.devices),
+                  *(f"{device.name} speed-up" for device in report.devices if device.kind != "cpu"),
+                  title=f"webi provider bench ({workload} workload)")
+    for kind in kinds:
+        rates = [f"{device.tasks_per_s[kind]:,.1f}" for device in report.devices]
+        ups = [f"{report.speedup(device, kind) or 0:.1f}x" for device in report.devices if device.kind != "cpu"]
+        table.add_row(kind, *rates, *ups)
+    console.print(table)
+    if saved:
+        console.print(f"saved {saved}: the daemon sizes its first claims of each task type by it", highlight=False)

@@ -58,6 +58,7 @@ from marketplace.results import MerkleTree, output_manifest
 from marketplace.sealed.envelope import seal
 from marketplace.sealed.keys import PartyKey
 from marketplace.storage import ContentStore
+from provider.bench import BenchReport
 from provider.capacity import Held, Limits, Throughput, refusal
 from provider.claim_keys import ClaimKeys
 from provider.confidential import KeyRing
@@ -119,6 +120,7 @@ class ProviderDaemon(PollingDaemon):
     keys: KeyRing = field(init=False, repr=False)
     claims: ClaimKeys = field(init=False, repr=False)
     throughput: Throughput = field(init=False, repr=False)
+    bench: BenchReport | None = field(init=False, repr=False)  # ``webi provider bench``'s, saved in the state folder
 
     def __post_init__(self) -> None:
         self.keys = KeyRing(self.market, self.reader.store, self.address, self.party_keys)
@@ -127,6 +129,7 @@ class ProviderDaemon(PollingDaemon):
         self.claims = ClaimKeys(self.config, self.account, self.market, self.runtime, self.reader, self.journal,
                                 self.keys, self._end, self._hook)
         self.throughput = Throughput(Path(str(self.journal.engine.url.database)))
+        self.bench = BenchReport.load(self.config.state)
 
     @property
     def reader(self) -> Runtime:
@@ -347,8 +350,13 @@ class ProviderDaemon(PollingDaemon):
         held = [self._held(record) for record in self.journal.in_stages([Stage.CLAIMED])]
         tasks = {job.task for job in [*held, new]}
         return refusal(held, new, now=self.market.client.timestamp(),
-                       rates={task: self.throughput.tasks_per_s(task) for task in tasks},
+                       rates={task: self._rate(task) for task in tasks},
                        limits=Limits(self.config.max_claims, self.config.capacity_safety, self.config.job_overhead_s))
+
+    def _rate(self, task: str) -> float | None:
+        """Tasks a second for ``task``: measured on real jobs, else ``webi provider bench``'s, else None (assumed)."""
+        measured = self.throughput.tasks_per_s(task)
+        return measured if measured is not None or self.bench is None else self.bench.rate(task)
 
     def _held(self, record: JobRecord) -> Held:
         """A claimed job's size, task and deadline (read once: after a restart, from the chain and its spec)."""

@@ -25,6 +25,7 @@ from marketplace.node.api import STATES
 from marketplace.node.group_queries import GroupQueries
 from marketplace.node.queries import Queries
 from marketplace.node.verifier_queries import VerifierQueries
+from marketplace.signed_capacity import verified_capacity
 from marketplace.units import webi
 
 
@@ -168,7 +169,10 @@ def dashboard_router(queries: Queries, verifiers: VerifierQueries, groups: Group
         if found is None:
             message = f"no provider {address} on this chain: it never registered as one"
             return not_found(request, message, "/providers", "Registered providers")
-        return page(request, "provider.html", provider=found, chart=earnings_chart(found["earnings"]))
+        capacity = verified_capacity(found["metadata"], found["address"], deployment.chain_id)
+        return page(request, "provider.html", provider=found, chart=earnings_chart(found["earnings"]),
+                    capacity=capacity, capacity_tasks=sorted({task for device in (capacity or {}).get("devices", [])
+                                                              for task in device.get("tasks_per_s", {})}))
 
     @router.get("/verifiers", response_class=HTMLResponse)
     async def verifier_list(request: Request) -> HTMLResponse:

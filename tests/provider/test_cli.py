@@ -14,7 +14,9 @@ from marketplace.chain.deployment import WEI
 from marketplace.chain.devnet import Devnet, dev_account
 from marketplace.errors import ConfigError
 from marketplace.jobspec import TaskType
+from marketplace.signed_capacity import verified_capacity
 from marketplace.storage import Cid
+from provider.bench import BenchReport, DeviceBench
 from provider.config import load_config
 from tests.conftest import Chain
 from tests.support.jobs import StoreNode, provider_config
@@ -30,11 +32,15 @@ def test_register_status_earnings_withdraw(chain: Chain, devnet: Devnet, store_n
                                            tmp_path: Path) -> None:
     account = dev_account(7)
     config = provider_config(tmp_path, account, devnet.anvil.rpc_url, store_node.url, deployments)
+    measured = BenchReport("tiny", (DeviceBench("cpu", "x86_64", {"embed": 321.0}),), 1_800_000_000.0)
+    measured.save(load_config(config).state)  # as `webi provider bench` left it
     registered = webi("register", "--stake", "2500", "-c", str(config), home=tmp_path)
     assert registered.returncode == 0, registered.stderr
     assert chain.market.provider_stake(account.address).stake == 2_500 * WEI
     metadata = registered.stdout.split("metadata ")[1].split()[0]
-    assert json.loads(store_node.store.read_bytes(Cid.parse(metadata)))["kind"] == "webi-provider"
+    document = json.loads(store_node.store.read_bytes(Cid.parse(metadata)))
+    assert document["kind"] == "webi-provider"
+    assert verified_capacity(document, account.address, chain.client.chain_id) == measured.as_dict()  # signed
     status = webi("status", "-c", str(config), home=tmp_path)
     assert status.returncode == 0, status.stderr
     assert "stake 2,500 WEBI" in status.stdout
