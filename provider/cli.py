@@ -172,7 +172,7 @@ def run(ctx: typer.Context, config: ConfigOption = None, keystore: KeystoreOptio
     The step in progress finishes first; the journal keeps the rest for the next run.
     """
     from provider.confidential import load_party_keys
-    from provider.factory import create_daemon  # imports torch: only for the command that needs it
+    from provider.factory import create_daemon, create_heartbeats  # imports torch: only for this command
 
     settings = _config(ctx, config, keystore, store)
     account, password = _unlock(settings)
@@ -185,33 +185,73 @@ def run(ctx: typer.Context, config: ConfigOption = None, keystore: KeystoreOptio
         daemon.metrics.serve(settings.metrics_port)
     if not daemon.gpus.available:
         log.warning("no NVIDIA GPU found through NVML: running on the CPU")
+    heartbeats = create_heartbeats(settings, account, daemon)
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop())
     signal.signal(signal.SIGINT, lambda *_: daemon.stop())
-    _console(ctx).print(f"provider {daemon.address} serving; journal {daemon.journal.engine.url.database}",
+    where = f"; heartbeats to {heartbeats.node_url}" if heartbeats is not None else ""
+    _console(ctx).print(f"provider {daemon.address} serving; journal {daemon.journal.engine.url.database}{where}",
                         highlight=False, soft_wrap=True)
-    daemon.run()
+    if heartbeats is not None:
+        heartbeats.start()
+    try:
+        daemon.run()
+    finally:
+        if heartbeats is not None:
+            heartbeats.stop()
 
 
 @app.command()
 def status(ctx: typer.Context, config: ConfigOption = None, keystore: KeystoreOption = None,
-           store: StoreOption = None) -> None:
-    """Show the stake, the credits and the jobs in the journal."""
+           store: StoreOption = None,
+           watch: Annotated[bool, typer.Option("--watch", help="Redraw every few seconds until Ctrl-C.")] = False,
+           interval: Annotated[float, typer.Option(min=0.5, metavar="SECONDS", help="Seconds between redraws "
+                                                   "with --watch.")] = 2.0,
+           refreshes: Annotated[int | None, typer.Option(min=1, metavar="N", help="With --watch: stop after N "
+                                                         "redraws.")] = None,
+           node: Annotated[str | None, typer.Option(metavar="URL", help="The node to read the live view from "
+                                                    "(default: where the heartbeats go).")] = None) -> None:
+    """Show the stake, live GPU use, daily earnings and the jobs.
+
+    The live part (online or not, each GPU's use over the last hour, jobs running, tasks/s) is the node's view
+    of this provider's heartbeats, as on its dashboard page.
+    """
+    from provider.status_view import read_node, status_view
+
+    settings, account, protocol, journal = _operator(ctx, config, keystore, store)
+    node_url = node or settings.node_url or settings.heartbeat_url()
+    console = _console(ctx)
+
+    def draw() -> Any:
+        return status_view(_stake_summary(protocol, account.address), read_node(node_url, account.address),
+                           journal.all())
+
+    if not watch:
+        console.print(draw())
+        return
+    import time
+
+    from rich.live import Live
+
+    drawn = 0
+    with Live(draw(), console=console, auto_refresh=False) as live:
+        try:
+            while refreshes is None or (drawn := drawn + 1) < refreshes:
+                time.sleep(interval)
+                live.update(draw(), refresh=True)
+        except KeyboardInterrupt:
+            pass
+
+
+def _stake_summary(protocol: Protocol, address: str) -> str:
     from marketplace import staking
 
-    _, account, protocol, journal = _operator(ctx, config, keystore, store)
-    stake = protocol.market.provider_stake(account.address)
-    console = _console(ctx)
+    stake = protocol.market.provider_stake(address)
     unbonding = ""
     if stake.unbonding:
         unlock = staking.when(stake.unlock_at, protocol.market.client.timestamp())
         unbonding = f", {webi(stake.unbonding)} WEBI unbonding until {unlock}"
-    console.print(f"{account.address}: stake {webi(stake.stake)} WEBI ({webi(stake.locked)} locked){unbonding}, "
-                  f"withdrawable {webi(protocol.market.credits(account.address))} WEBI", highlight=False)
-    table = Table("job", "stage", "tasks", "earned (WEBI)", "note")
-    for record in journal.all():
-        table.add_row(str(record.job_id), record.stage.value, str(record.num_tasks),
-                      webi(int(record.earned_wei)), record.reason[:60])
-    console.print(table)
+    return (f"{address}: stake {webi(stake.stake)} WEBI ({webi(stake.locked)} locked){unbonding}, "
+            f"withdrawable {webi(protocol.market.credits(address))} WEBI")
 
 
 @app.command()

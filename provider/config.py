@@ -86,9 +86,22 @@ class ProviderConfig(DaemonSettings):
     # A claim must fit every held job's deadline with the measured seconds times this, plus a job's fixed cost.
     capacity_safety: Annotated[float, Field(ge=1.0, le=10.0)] = 1.5
     job_overhead_s: Annotated[float, Field(ge=0.0, le=3_600.0)] = 10.0
+    # Signed heartbeats (GPU telemetry, jobs running, tasks/s) for the node's dashboard; default: the store's URL
+    # where the store is a node (an http URL). ``heartbeats = false`` sends none.
+    node_url: str | None = None
+    heartbeats: bool = True
+    heartbeat_interval_s: Annotated[float, Field(ge=2.0, le=300.0)] = 5.0
 
     def floor_wei(self, task: TaskType) -> int:
         return int(self.price_floor.get(task, Decimal(0)) * 10**18)
+
+    def heartbeat_url(self) -> str | None:
+        """The node heartbeats go to: ``node_url``, else the store when it is a URL (the node's Kubo RPC)."""
+        if not self.heartbeats:
+            return None
+        if self.node_url:
+            return self.node_url
+        return self.store if self.store.startswith(("http://", "https://")) else None
 
     def journal_path(self, chain_id: int, address: str) -> Path:
         """One journal per chain and account, so switching either never mixes histories."""

@@ -66,6 +66,7 @@ from provider.config import ProviderConfig
 from provider.epochs import sync_own_weight
 from provider.follow import Follower
 from provider.gpu import Gpus
+from provider.heartbeats import Pulse
 from provider.journal import ACTIVE, FINAL, FOLLOWING, JobRecord, Journal, Stage
 from provider.metrics import ProviderMetrics
 from provider.outputs import OutputArchive
@@ -116,6 +117,7 @@ class ProviderDaemon(PollingDaemon):
     _computing: Computation | None = field(default=None, repr=False)
     _wake: threading.Event = field(default_factory=threading.Event, repr=False)  # a computation ended, or stop
     _holding: dict[int, Held] = field(default_factory=dict, repr=False)  # claimed, not computed: size and deadline
+    _last_rate: float = field(default=0.0, repr=False)  # the last computed job's tasks/s, for the heartbeat
     follower: Follower = field(init=False, repr=False)
     keys: KeyRing = field(init=False, repr=False)
     claims: ClaimKeys = field(init=False, repr=False)
@@ -130,6 +132,10 @@ class ProviderDaemon(PollingDaemon):
                                 self.keys, self._end, self._hook)
         self.throughput = Throughput(Path(str(self.journal.engine.url.database)))
         self.bench = BenchReport.load(self.config.state)
+
+    def pulse(self) -> Pulse:
+        """What the heartbeat reports (read from its thread: two plain reads, no journal query)."""
+        return Pulse(jobs_running=len(self._holding), tasks_per_s=self._last_rate)
 
     @property
     def reader(self) -> Runtime:
@@ -441,6 +447,7 @@ class ProviderDaemon(PollingDaemon):
         if self.metrics is not None:
             self.metrics.tasks_done(len(outputs), ran - read)
         self.throughput.record(spec.task.value, len(outputs), ran - read)  # what the next claims are sized by
+        self._last_rate = len(outputs) / (ran - read) if ran > read else 0.0
         self.journal.update(record.job_id, stage=Stage.COMPUTED, output_cid=str(output_cid), result_root=root.hex())
         log.info("job %d: inputs read in %.2f s, %d tasks run in %.2f s, outputs %s published in %.2f s",
                  record.job_id, read - started, len(outputs), ran - read, output_cid, published - ran)

@@ -17,6 +17,7 @@ from provider.confidential import load_party_keys
 from provider.config import ProviderConfig
 from provider.daemon import Hook, ProviderDaemon
 from provider.gpu import Gpus
+from provider.heartbeats import HeartbeatSender
 from provider.journal import Journal
 from provider.metrics import ProviderMetrics
 from provider.outputs import OutputArchive
@@ -61,3 +62,13 @@ def create_daemon(config: ProviderConfig, account: LocalAccount, *, hook: Hook |
                           ProviderMetrics() if metrics else None, hook, token=protocol.token, intake=intake,
                           archive=archive,
                           party_keys=load_party_keys(config) if party_keys is None else party_keys)
+
+
+def create_heartbeats(config: ProviderConfig, account: LocalAccount, daemon: ProviderDaemon) -> HeartbeatSender | None:
+    """The daemon's heartbeat sender, or None where the config names no node (a directory store, heartbeats off)."""
+    url = config.heartbeat_url()
+    if url is None:
+        return None
+    market = daemon.market
+    return HeartbeatSender(url, account, market.client.chain_id, market.address, daemon.gpus, daemon.pulse,
+                           interval_s=config.heartbeat_interval_s)

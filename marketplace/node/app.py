@@ -11,7 +11,8 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
@@ -30,6 +31,8 @@ from marketplace.node.health import Health, health_report
 from marketplace.node.queries import Queries
 from marketplace.node.sessions import Sessions
 from marketplace.node.settings import NodeSettings
+from marketplace.node.telemetry import Telemetry, TelemetryLimits
+from marketplace.node.telemetry_api import staked_provider, telemetry_router
 from marketplace.node.uploads import UploadLimits, uploads_router
 from marketplace.node.verifier_queries import VerifierQueries
 from marketplace.node.webapp import webapp_router
@@ -60,7 +63,9 @@ class NodeMetrics:
 SAFE_RECURSION_LIMIT = 5_000
 
 
-def create_node_app(settings: NodeSettings) -> FastAPI:
+def create_node_app(settings: NodeSettings, *, clock: Callable[[], float] = time.time,
+                    telemetry_limits: TelemetryLimits | None = None) -> FastAPI:
+    """``clock``: the node's wall clock for heartbeats (their freshness, online or offline); tests pass their own."""
     sys.setrecursionlimit(min(sys.getrecursionlimit(), SAFE_RECURSION_LIMIT))
     client = ChainClient.connect(settings.rpc_url, protocol_abis(), timeout=settings.rpc_timeout_s)
     deployment = Deployment.load(client.chain_id, settings.deployments_dir)
@@ -73,6 +78,8 @@ def create_node_app(settings: NodeSettings) -> FastAPI:
     groups = GroupQueries(engine, queries)
     results = GroupResults(settings.rpc_url, settings.rpc_timeout_s, deployment, store)
     metrics = NodeMetrics(indexer)
+    telemetry = Telemetry(deployment.chain_id, deployment.market, lambda address: staked_provider(engine, address),
+                          telemetry_limits or TelemetryLimits(), clock)
     stop = threading.Event()
 
     @asynccontextmanager
@@ -102,12 +109,13 @@ def create_node_app(settings: NodeSettings) -> FastAPI:
     store_settings = StoreApiSettings(
         token=os.environ.get(settings.store_token_env) or None, max_upload_bytes=settings.max_upload_bytes
     )
+    app.include_router(telemetry_router(telemetry), prefix="/v1", tags=["telemetry"])
     app.include_router(rpc_router(store, store_settings), prefix="/api/v0", tags=["Kubo RPC"])
     limits = UploadLimits(max_inputs_bytes=settings.max_inputs_bytes, max_model_bytes=settings.max_upload_bytes)
     sessions = Sessions(deployment.chain_id, origin=settings.public_url, session_ttl_s=settings.session_ttl_s)
     app.include_router(uploads_router(sessions, store, queries, limits), prefix="/v1", tags=["web app"])
     app.include_router(gateway_router(store), prefix="/ipfs", tags=["gateway"])
-    app.include_router(dashboard_router(queries, verifiers, groups, deployment), include_in_schema=False)
+    app.include_router(dashboard_router(queries, verifiers, groups, deployment, telemetry), include_in_schema=False)
     app.include_router(webapp_router(deployment, settings), include_in_schema=False)
 
     @app.get("/healthz", tags=["health"], responses={503: {"model": Health, "description": "the chain is down"}})

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from eth_utils.address import to_checksum_address
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -24,6 +25,9 @@ from marketplace.chain.deployment import Deployment
 from marketplace.node.api import STATES
 from marketplace.node.group_queries import GroupQueries
 from marketplace.node.queries import Queries
+from marketplace.node.telemetry import Telemetry
+from marketplace.node.telemetry_api import provider_stake
+from marketplace.node.telemetry_charts import earnings_bars, gpu_charts
 from marketplace.node.verifier_queries import VerifierQueries
 from marketplace.signed_capacity import verified_capacity
 from marketplace.units import webi
@@ -111,7 +115,7 @@ def group_milestones(group: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def dashboard_router(queries: Queries, verifiers: VerifierQueries, groups: GroupQueries,
-                     deployment: Deployment) -> APIRouter:
+                     deployment: Deployment, telemetry: Telemetry) -> APIRouter:
     templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
     templates.env.filters.update(webi=webi, short=short, when=when, moment=moment, ipfs=ipfs)
     router = APIRouter()
@@ -170,9 +174,20 @@ def dashboard_router(queries: Queries, verifiers: VerifierQueries, groups: Group
             message = f"no provider {address} on this chain: it never registered as one"
             return not_found(request, message, "/providers", "Registered providers")
         capacity = verified_capacity(found["metadata"], found["address"], deployment.chain_id)
+        live = telemetry.snapshot(to_checksum_address(found["address"]))
         return page(request, "provider.html", provider=found, chart=earnings_chart(found["earnings"]),
+                    bars=earnings_bars(found["earnings_daily"]), live=live, charts=gpu_charts(live),
                     capacity=capacity, capacity_tasks=sorted({task for device in (capacity or {}).get("devices", [])
                                                               for task in device.get("tasks_per_s", {})}))
+
+    @router.get("/providers/{address}/live", response_class=HTMLResponse)
+    async def provider_live(request: Request, address: str) -> Response:
+        """The provider page's live part alone, which its script re-fetches."""
+        found = await run_in_threadpool(provider_stake, queries.engine, address)
+        if found is None:
+            return HTMLResponse("<p class=\"muted\">Not a registered provider.</p>", status_code=404)
+        live = telemetry.snapshot(to_checksum_address(found[0]))
+        return templates.TemplateResponse(request, "_live.html", {"live": live, "charts": gpu_charts(live)})
 
     @router.get("/verifiers", response_class=HTMLResponse)
     async def verifier_list(request: Request) -> HTMLResponse:

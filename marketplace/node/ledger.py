@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select
@@ -120,3 +121,22 @@ def _causes(session: Session, job_ids: set[int]) -> dict[tuple[str, str, str], s
             if slash.get("cause"):
                 causes[(slash["tx_hash"], slash["account"], slash["role"])] = slash["cause"]
     return causes
+
+
+DAY_S = 86_400
+
+
+def daily_earnings(payments: list[dict[str, Any]], now: int | None, days: int = 14) -> list[dict[str, Any]]:
+    """Payments summed by UTC day, from the chain's block times: the last ``days`` days up to the chain's ``now``
+    (the latest block indexed; the last payment's day before there is one), each day present, zero or not."""
+    timed = [(int(payment["time"]), int(payment["amount"])) for payment in payments if payment.get("time")]
+    end = now if now is not None else max((at for at, _ in timed), default=None)
+    if end is None:
+        return []
+    last_day = end // DAY_S
+    totals = {day: 0 for day in range(last_day - days + 1, last_day + 1)}
+    for at, amount in timed:
+        if at // DAY_S in totals:
+            totals[at // DAY_S] += amount
+    return [{"day": datetime.fromtimestamp(day * DAY_S, UTC).date().isoformat(), "amount": str(amount)}
+            for day, amount in totals.items()]

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from marketplace.errors import ContentNotFoundError, WebiError
 from marketplace.indexer.models import AccountRow, BlockRow, EventRow, JobRow, LedgerRow, StakeRow
 from marketplace.node.explain import unclaimed, verdict_reasons
-from marketplace.node.ledger import Page, block_times, ledger_dict, ledger_page
+from marketplace.node.ledger import Page, block_times, daily_earnings, ledger_dict, ledger_page
 from marketplace.node.timeline import JobContext, describe
 from marketplace.output_json import parse_document
 from marketplace.protocol import LIVE_STATES as LIVE_JOB_STATES
@@ -290,6 +290,7 @@ class Queries:
                     "cumulative": str(total),
                 }
             )
+        summary["earnings_daily"] = daily_earnings(summary["earnings"], self._chain_time())
         summary["throughput"] = [
             {
                 "job_id": job.job_id,
