@@ -8,9 +8,14 @@ is worthless on another::
     {"heartbeat": {"provider": "0x...", "chain_id": 31337, "market": "0x...", "sent_at_ms": ..., "gpus": [...],
                    "jobs_running": 1, "tasks_per_s": 61.5}, "signature": "0x..."}
 
-The message: ``b"WEBI heartbeat v1\\n"`` + the heartbeat as JSON with sorted keys and no spaces, UTF-8.
+The message: ``b"WEBI heartbeat v1\\n"`` + the heartbeat as JSON with sorted keys and no spaces, UTF-8, every
+field present (``gpus: []`` too) and ``power_w`` and ``tasks_per_s`` as floats (``400.0``, not ``400``): what
+Python's ``json.dumps(..., sort_keys=True, separators=(",", ":"))`` writes of the model, which the node rebuilds
+from the parsed body to check the signature (a signer in another language must write the same bytes).
 ``sent_at_ms`` orders one provider's heartbeats: the node keeps only increasing ones (no replay) and spaces
-them (a rate limit), so a heartbeat captured on the wire cannot be played again.
+them (a rate limit), so a heartbeat captured on the wire cannot be played to that node again. It names the
+deployment, not the node: played to another node of the same deployment within 30 s, it repeats the provider's
+own figures there, which is harmless.
 
 The figures are the provider's own: the signature says who claims them, not that they are true (the chain's
 record of claims and submissions is that). A cheat gains nothing from them: no payment depends on them.
@@ -63,6 +68,13 @@ class Heartbeat(BaseModel):
         if not is_checksum_address(value):
             raise ValueError("must be a checksummed address (EIP-55)")
         return value
+
+    @field_validator("gpus")
+    @classmethod
+    def _one_reading_a_gpu(cls, gpus: list[GpuReading]) -> list[GpuReading]:
+        if len({gpu.index for gpu in gpus}) != len(gpus):
+            raise ValueError("each GPU index at most once")
+        return gpus
 
     def message(self) -> bytes:
         return MESSAGE_PREFIX + json.dumps(self.model_dump(mode="json"), sort_keys=True,

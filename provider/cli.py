@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from marketplace.cli.help import ReadableTyper
-from marketplace.errors import ConfigError
+from marketplace.errors import ConfigError, WebiError
 from marketplace.units import to_wei, webi
 
 if TYPE_CHECKING:  # web3, eth_account, pydantic and SQLAlchemy load when a command runs, not when the CLI starts
@@ -225,6 +226,13 @@ def status(ctx: typer.Context, config: ConfigOption = None, keystore: KeystoreOp
         return status_view(_stake_summary(protocol, account.address), read_node(node_url, account.address),
                            journal.all())
 
+    def redraw() -> Any:
+        """A redraw under --watch: a chain that stops answering is shown, and the watch goes on."""
+        try:
+            return draw()
+        except WebiError as error:
+            return Text(f"could not read the chain: {error}; retrying", style="yellow")
+
     if not watch:
         console.print(draw())
         return
@@ -237,7 +245,7 @@ def status(ctx: typer.Context, config: ConfigOption = None, keystore: KeystoreOp
         try:
             while refreshes is None or (drawn := drawn + 1) < refreshes:
                 time.sleep(interval)
-                live.update(draw(), refresh=True)
+                live.update(redraw(), refresh=True)
         except KeyboardInterrupt:
             pass
 

@@ -17,8 +17,9 @@ from typing import Protocol
 
 import httpx
 from eth_account.signers.local import LocalAccount
+from pydantic import ValidationError
 
-from marketplace.heartbeat import reading, sign_heartbeat
+from marketplace.heartbeat import GpuReading, reading, sign_heartbeat
 from provider.gpu import GpuSample
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,8 @@ class HeartbeatSender:
         sent_at = max(int(self.clock() * 1000), self._last_ms + 1)  # strictly increasing, as the node demands
         pulse = self.pulse()
         signed = sign_heartbeat(self.account, chain_id=self.chain_id, market=self.market, sent_at_ms=sent_at,
-                                gpus=[reading(sample) for sample in self.gpus.samples()],
-                                jobs_running=pulse.jobs_running, tasks_per_s=round(pulse.tasks_per_s, 3))
+                                gpus=self._readings(), jobs_running=max(0, min(10_000, pulse.jobs_running)),
+                                tasks_per_s=round(max(0.0, min(1e9, pulse.tasks_per_s)), 3))
         self._last_ms = sent_at
         try:
             response = client.post(f"{self.node_url.rstrip('/')}/v1/heartbeats", json=signed.model_dump())
@@ -79,14 +80,36 @@ class HeartbeatSender:
         detail = _detail(response)
         self._problem(f"the node refused a heartbeat ({response.status_code}): {detail}")
         if response.status_code == 429:
-            return max(self.interval_s, float(response.headers.get("retry-after", "1") or 1))
+            retry = response.headers.get("retry-after", "")
+            return max(self.interval_s, min(300.0, float(retry))) if retry.isdecimal() else self.interval_s
         return self.interval_s
 
     def run(self) -> None:
+        """Beats until ``stop()``: nothing a beat raises ends the thread (the provider would look offline)."""
         with httpx.Client(timeout=self.timeout_s) as client:
             while not self.stopping.is_set():
-                wait = self.beat(client)
+                try:
+                    wait = self.beat(client)
+                except Exception as error:  # a bug or an odd reading must not silence the heartbeat for good
+                    self._problem(f"a heartbeat failed: {type(error).__name__}: {error}")
+                    wait = self.interval_s
                 self.stopping.wait(wait)
+
+    def _readings(self) -> list[GpuReading]:
+        """Each GPU NVML reports in bounds; a reading NVML cannot give (or gives out of range) leaves that GPU out."""
+        try:
+            samples = self.gpus.samples()
+        except Exception as error:  # NVML errors: a lost GPU, a reading the card does not support
+            self._problem(f"no GPU readings for the heartbeat: {type(error).__name__}: {error}")
+            return []
+        readings = []
+        for sample in samples:
+            try:
+                readings.append(reading(sample))
+            except ValueError as error:  # pydantic's ValidationError: e.g. 255 degrees, NVML's "not available"
+                self._problem(f"GPU {sample.index}'s reading is out of range, left out: {error.errors()[0]['msg']}"
+                              if isinstance(error, ValidationError) else f"GPU {sample.index}: {error}")
+        return readings
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="webi-heartbeats", daemon=True)
@@ -105,6 +128,7 @@ class HeartbeatSender:
 
 def _detail(response: httpx.Response) -> str:
     try:
-        return str(response.json().get("detail", response.text))[:300]
+        body = response.json()
     except ValueError:
         return response.text[:300]
+    return str(body.get("detail", body) if isinstance(body, dict) else body)[:300]

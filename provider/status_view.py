@@ -46,7 +46,13 @@ def read_node(node_url: str | None, address: str, timeout_s: float = 5.0) -> Nod
     if telemetry.status_code != 200:
         return NodeView(problem=f"{node_url} has no telemetry for this provider ({telemetry.status_code}; "
                                 "not a WEBI node?)")
-    return NodeView(telemetry.json(), provider.json() if provider.status_code == 200 else None)
+    try:
+        shown, summary = telemetry.json(), provider.json() if provider.status_code == 200 else None
+    except ValueError:
+        return NodeView(problem=f"{node_url} answered with something that is not JSON: no live view")
+    if not isinstance(shown, dict) or not isinstance(summary, dict | None):
+        return NodeView(problem=f"{node_url} answered with JSON of another shape: no live view")
+    return NodeView(shown, summary)
 
 
 def sparkline(values: list[float], top: float, width: int = 30) -> str:
@@ -60,7 +66,14 @@ def sparkline(values: list[float], top: float, width: int = 30) -> str:
 def live_part(view: NodeView, now: float | None = None) -> RenderableType:
     if view.telemetry is None:
         return Text(view.problem or "no live view", style="yellow")
-    telemetry = view.telemetry
+    try:
+        return _live(view.telemetry, now)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:  # a node's JSON is not ours to trust
+        return Text(f"the node's telemetry is malformed ({type(error).__name__}: {error}): no live view",
+                    style="yellow")
+
+
+def _live(telemetry: dict[str, Any], now: float | None) -> RenderableType:
     now = telemetry.get("now", time.time()) if now is None else now
     if telemetry["online"]:
         head = Text.assemble(("● online", "bold green"), f" · last heartbeat {now - telemetry['last_seen']:.0f} s ago")
@@ -78,9 +91,10 @@ def live_part(view: NodeView, now: float | None = None) -> RenderableType:
     for gpu in latest["gpus"]:
         history = [float(reading["utilization_pct"]) for point in telemetry["history"]
                    for reading in point["gpus"] if reading["index"] == gpu["index"]]
-        table.add_row(str(gpu["index"]), f"{gpu['utilization_pct']} %",
-                      f"{gpu['memory_used_bytes'] / 1024**3:,.1f} / {gpu['memory_total_bytes'] / 1024**3:,.1f} GiB",
-                      f"{gpu['temperature_c']} °C", f"{gpu['power_w']:,.0f} W", sparkline(history, 100.0))
+        cells = (f"{int(gpu['index'])}", f"{int(gpu['utilization_pct'])} %",
+                 f"{gpu['memory_used_bytes'] / 1024**3:,.1f} / {gpu['memory_total_bytes'] / 1024**3:,.1f} GiB",
+                 f"{int(gpu['temperature_c'])} °C", f"{float(gpu['power_w']):,.0f} W", sparkline(history, 100.0))
+        table.add_row(*(Text(cell) for cell in cells))  # Text: never rich markup from the node
     return Group(head, table)
 
 
@@ -88,11 +102,15 @@ def earnings_part(view: NodeView) -> RenderableType | None:
     days = (view.provider or {}).get("earnings_daily") or []
     if not days:
         return None
-    amounts = [int(day["amount"]) for day in days]
+    try:
+        amounts = [max(0, int(day["amount"])) for day in days]
+        labels = [str(day["day"])[:10] for day in days]
+    except (KeyError, TypeError, ValueError):
+        return Text("the node's earnings a day are malformed", style="yellow")
     top = max(amounts) or 1
     table = Table("day (UTC)", "earned (WEBI)", "", title="earnings a day, from the chain", title_justify="left")
-    for day, amount in zip(days, amounts, strict=True):
-        table.add_row(day["day"], webi(amount), "█" * round(amount / top * BAR_WIDTH))
+    for label, amount in zip(labels, amounts, strict=True):
+        table.add_row(Text(label), webi(amount), "█" * round(amount / top * BAR_WIDTH))
     return table
 
 

@@ -9,6 +9,7 @@ that asks only for JSON); the ``/v1`` API answers JSON as always.
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,22 @@ def dashboard_router(queries: Queries, verifiers: VerifierQueries, groups: Group
     templates.env.filters.update(webi=webi, short=short, when=when, moment=moment, ipfs=ipfs)
     router = APIRouter()
 
+    rendered: dict[tuple[str, int, int], list[Markup]] = {}  # GPU charts by provider and view, oldest first
+    rendering = threading.Lock()
+
+    def live_view(provider: str) -> tuple[dict[str, Any], list[Markup]]:
+        """The provider's snapshot and its charts, drawn once a view however many readers poll the page."""
+        live = telemetry.snapshot(provider)
+        key = (provider, *live["view"])
+        charts = rendered.get(key)
+        if charts is None:
+            charts = gpu_charts(live)
+            with rendering:
+                rendered[key] = charts
+                while len(rendered) > 256:
+                    rendered.pop(next(iter(rendered)))
+        return live, charts
+
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, name, {"deployment": deployment, **context})
 
@@ -174,9 +191,9 @@ def dashboard_router(queries: Queries, verifiers: VerifierQueries, groups: Group
             message = f"no provider {address} on this chain: it never registered as one"
             return not_found(request, message, "/providers", "Registered providers")
         capacity = verified_capacity(found["metadata"], found["address"], deployment.chain_id)
-        live = telemetry.snapshot(to_checksum_address(found["address"]))
+        live, charts = await run_in_threadpool(live_view, to_checksum_address(found["address"]))
         return page(request, "provider.html", provider=found, chart=earnings_chart(found["earnings"]),
-                    bars=earnings_bars(found["earnings_daily"]), live=live, charts=gpu_charts(live),
+                    bars=earnings_bars(found["earnings_daily"]), live=live, charts=charts,
                     capacity=capacity, capacity_tasks=sorted({task for device in (capacity or {}).get("devices", [])
                                                               for task in device.get("tasks_per_s", {})}))
 
@@ -186,8 +203,8 @@ def dashboard_router(queries: Queries, verifiers: VerifierQueries, groups: Group
         found = await run_in_threadpool(provider_stake, queries.engine, address)
         if found is None:
             return HTMLResponse("<p class=\"muted\">Not a registered provider.</p>", status_code=404)
-        live = telemetry.snapshot(to_checksum_address(found[0]))
-        return templates.TemplateResponse(request, "_live.html", {"live": live, "charts": gpu_charts(live)})
+        live, charts = await run_in_threadpool(live_view, to_checksum_address(found[0]))
+        return templates.TemplateResponse(request, "_live.html", {"live": live, "charts": charts})
 
     @router.get("/verifiers", response_class=HTMLResponse)
     async def verifier_list(request: Request) -> HTMLResponse:

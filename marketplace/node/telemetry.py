@@ -3,16 +3,17 @@
 A heartbeat is stored only when all of these hold, in this order (the first that fails is the answer):
 
 - its body is at most ``MAX_BYTES`` (413) and a well-formed ``SignedHeartbeat`` (422), for this deployment (422);
+- it is fresh, ``max_skew_s`` at most from the node's clock (409 when older, 422 when ahead), and newer than the
+  provider's last stored one (409): a heartbeat captured on the wire cannot be played to this node again;
+- it comes at least ``min_interval_s`` after the last stored one by its own clock (429, with Retry-After);
 - the address it names is a registered provider with stake (403): an address with no stake cannot fill the
   node's memory;
-- it is fresh, ``max_skew_s`` at most from the node's clock (409 when older, 422 when ahead), and newer than the
-  provider's last stored one (409): a heartbeat captured on the wire cannot be played again;
-- it comes at least ``min_interval_s`` after the last stored one by its own clock (429, with Retry-After);
 - its signature recovers to the provider it names (401): nobody paints another provider online.
 
 Only stored heartbeats count against the rate limit, so a flood of forged ones under a provider's address cannot
 silence it. The history is bounded: one point per ``step_s`` (the latest in it) over ``window_s``, per registered
-provider, each of at most ``MAX_GPUS`` cards; a provider silent for ``window_s`` is forgotten. It lives in memory:
+provider, each of at most ``MAX_GPUS`` cards, for at most ``max_providers`` providers (past it, the one heard
+from least recently is forgotten); a provider silent for ``window_s`` is forgotten. It lives in memory:
 a restarted node shows every provider offline until its next heartbeat, which is what they are to it.
 """
 
@@ -36,6 +37,7 @@ class TelemetryLimits:
     offline_after_s: float = 20.0  # about four missed heartbeats at the default interval
     window_s: float = 3_600.0
     step_s: float = 10.0
+    max_providers: int = 1_000  # tracked at once; past it, the one heard from least recently is forgotten
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class Telemetry:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _last: dict[str, Point] = field(default_factory=dict, repr=False)  # the last stored heartbeat, by provider
     _history: dict[str, deque[Point]] = field(default_factory=dict, repr=False)
+    _versions: dict[str, int] = field(default_factory=dict, repr=False)  # never reset: a key for cached views
+    _views: dict[str, tuple[tuple[int, int], list[dict[str, Any]]]] = field(default_factory=dict, repr=False)
     _swept_at: float = field(default=0.0, repr=False)
 
     def accept(self, signed: SignedHeartbeat) -> Point:
@@ -80,27 +84,36 @@ class Telemetry:
         if beat.chain_id != self.chain_id or beat.market.lower() != self.market.lower():
             raise HeartbeatError(422, f"a heartbeat for chain {beat.chain_id} market {beat.market}; this node "
                                       f"serves chain {self.chain_id} market {self.market}")
-        if not self.registered(beat.provider):
-            raise HeartbeatError(403, f"{beat.provider} is not a registered provider with stake on this chain")
-        now = self.clock()
-        age = now - beat.sent_at_ms / 1000
+        age = self.clock() - beat.sent_at_ms / 1000
         if age > self.limits.max_skew_s:
             raise HeartbeatError(409, f"a stale heartbeat: sent {age:.0f} s ago, and the node takes them up to "
                                       f"{self.limits.max_skew_s:.0f} s old (a replay, or the provider's clock is "
-                                      "behind)")
+                                      "behind the node's)")
         if -age > self.limits.max_skew_s:
-            raise HeartbeatError(422, f"a heartbeat from {-age:.0f} s in the future: the provider's clock is ahead")
+            raise HeartbeatError(422, f"a heartbeat from {-age:.0f} s in the future: the provider's clock is ahead "
+                                      "of the node's")
         with self._lock:
             self._check_order(beat)
+        if not self.registered(beat.provider):
+            raise HeartbeatError(403, f"{beat.provider} is not a registered provider with stake on this chain")
         if signed.signer() != beat.provider:
             raise HeartbeatError(401, f"the signature is not {beat.provider}'s over this heartbeat")
         with self._lock:
             self._check_order(beat)  # again: another request for the provider may have been stored meanwhile
+            now = self.clock()  # read under the lock, so one provider's points are in order
             point = Point(now, beat)
+            if beat.provider not in self._last and len(self._last) >= self.limits.max_providers:
+                self._forget(min(self._last, key=lambda provider: self._last[provider].received_at))
             self._last[beat.provider] = point
+            self._versions[beat.provider] = self._versions.get(beat.provider, 0) + 1
             self._record(point)
             self._sweep(now)
         return point
+
+    def version(self, provider: str) -> int:
+        """Heartbeats stored for ``provider`` so far: a view of its history is good until this moves."""
+        with self._lock:
+            return self._versions.get(provider, 0)
 
     def _check_order(self, beat: Heartbeat) -> None:
         """No replay (newer than the last stored) and the rate limit (spaced from it), by the heartbeats' own clock."""
@@ -117,18 +130,30 @@ class Telemetry:
                                       f"{self.limits.min_interval_s:g} s", retry_after_s=wait)
 
     def snapshot(self, provider: str) -> dict[str, Any]:
-        """What the dashboard and ``webi provider status`` show: online or not, the last heartbeat, the last hour."""
+        """What the dashboard and ``webi provider status`` show: online or not, the last heartbeat, the last hour.
+
+        ``view`` names this history (heartbeats stored, step of the clock): a rendering of it stays good until
+        the view moves, so pages polled by many readers cost one rendering a provider a step. The history list is
+        shared between snapshots of one view: read it, do not change it.
+        """
         now = self.clock()
         with self._lock:
             last = self._last.get(provider)
-            history = [point for point in self._history.get(provider, ())
-                       if now - point.received_at <= self.limits.window_s]
+            view = (self._versions.get(provider, 0), int(now // self.limits.step_s))
+            cached = self._views.get(provider)
+            if cached is not None and cached[0] == view:
+                history = cached[1]
+            else:
+                history = [point.as_dict() for point in self._history.get(provider, ())
+                           if now - point.received_at <= self.limits.window_s]
+                if provider in self._last:
+                    self._views[provider] = (view, history)
         seen = last.received_at if last is not None else None
         return {"provider": provider, "now": round(now, 3),
                 "online": seen is not None and now - seen <= self.limits.offline_after_s,
                 "last_seen": None if seen is None else round(seen, 3),
                 "offline_after_s": self.limits.offline_after_s, "window_s": self.limits.window_s,
-                "latest": None if last is None else last.as_dict(), "history": [point.as_dict() for point in history]}
+                "view": list(view), "latest": None if last is None else last.as_dict(), "history": history}
 
     def online(self) -> set[str]:
         now = self.clock()
@@ -156,5 +181,9 @@ class Telemetry:
             return
         self._swept_at = now
         for provider in [p for p, point in self._last.items() if now - point.received_at > self.limits.window_s]:
-            del self._last[provider]
-            self._history.pop(provider, None)
+            self._forget(provider)
+
+    def _forget(self, provider: str) -> None:
+        del self._last[provider]
+        self._history.pop(provider, None)
+        self._views.pop(provider, None)

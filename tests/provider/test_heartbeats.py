@@ -83,6 +83,58 @@ def test_a_refused_or_unreachable_heartbeat_is_logged_once_and_the_sender_goes_o
     assert unregistered.sent == 0 and telemetry_node.telemetry(stranger.address)["latest"] is None
 
 
+class FlakyGpus:
+    """NVML as it fails: a call that raises, then a card reporting 255 degrees (its "not available")."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def samples(self) -> list[GpuSample]:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("NVML_ERROR_GPU_IS_LOST")
+        return [SAMPLE, GpuSample(1, 10, 0, 1, 255, 0.0, 0)]
+
+
+def test_nothing_a_gpu_reports_stops_the_heartbeat(telemetry_node: TelemetryNode, chain: Chain,
+                                                   provider: LocalAccount, caplog: pytest.LogCaptureFixture) -> None:
+    chain.register(provider, Role.PROVIDER)
+    telemetry_node.caught_up()
+    beats = sender(telemetry_node, provider)
+    beats.gpus = FlakyGpus()
+    with caplog.at_level(logging.WARNING, logger="provider.heartbeats"), httpx.Client() as client:
+        beats.beat(client)  # NVML raised: a heartbeat without GPU readings
+        telemetry_node.clock.now += 10.0  # the next step of the history
+        beats.beat(client)  # GPU 1 out of range: left out, GPU 0 sent
+    assert beats.sent == 2
+    history = telemetry_node.telemetry(provider.address)["history"]
+    assert [len(point["gpus"]) for point in history] == [0, 1]  # type: ignore[union-attr, index]
+    messages = " ".join(record.getMessage() for record in caplog.records)
+    assert "NVML_ERROR_GPU_IS_LOST" in messages and "GPU 1's reading is out of range" in messages
+
+    def broken() -> Pulse:
+        raise ZeroDivisionError("a bug in the daemon's pulse")
+
+    crashing = sender(telemetry_node, provider)
+    crashing.pulse = broken
+    crashing.start()
+    wait_for(lambda: any("ZeroDivisionError" in record.getMessage() for record in caplog.records), timeout=10,
+             what="the failed beat to be logged")
+    assert crashing._thread is not None and crashing._thread.is_alive()  # the thread goes on
+    crashing.stop()
+
+
+def test_a_hostile_or_broken_node_gets_a_sentence_not_a_traceback() -> None:
+    from provider.status_view import NodeView, live_part
+
+    odd = NodeView({"online": True, "last_seen": "soon", "now": 1.0, "latest": None, "history": []})
+    assert "malformed" in str(live_part(odd))
+    gpu = {**SAMPLE.__dict__, "utilization_pct": "[red]x"}
+    marked = {"online": True, "last_seen": 0.0, "now": 1.0, "history": [],
+              "latest": {"jobs_running": 0, "tasks_per_s": 0.0, "gpus": [gpu]}}
+    assert "malformed" in str(live_part(NodeView(marked)))  # a string where a number belongs: refused
+
+
 def test_the_config_sends_heartbeats_to_the_store_node_unless_told_otherwise(tmp_path: Path) -> None:
     base = {"rpc_url": "http://127.0.0.1:8545", "keystore": tmp_path / "k.json", "state_dir": tmp_path}
     assert load_config(None, {**base, "store": "http://node:8000"}).heartbeat_url() == "http://node:8000"

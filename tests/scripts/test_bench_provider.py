@@ -17,4 +17,6 @@ def test_bench_provider_prints_its_figures_as_json() -> None:
     for name in ("runtime_tasks_per_s", "daemon_tasks_per_s", "overhead_ratio"):
         assert figures[name] > 0, name
     assert figures["tasks"] == 16
+    assert figures["embed_vs_sentence_transformers"] > 0  # sentence-transformers is in the dev extra
+    assert figures["sentence_transformers_batch_size"] >= 1
     assert set(figures["daemon_steps"]) == {"claimed_s", "inputs-read_s", "ran_s", "computed_s", "submitted_s"}

@@ -90,6 +90,9 @@ def test_forged_replayed_stale_oversized_malformed_and_unregistered_heartbeats_a
     many = genuine.model_dump()
     many["heartbeat"]["gpus"] = [GPU.model_copy(update={"index": i}).model_dump() for i in range(MAX_GPUS + 1)]
     refused(many, 422, "heartbeat.gpus")
+    twice = genuine.model_dump()
+    twice["heartbeat"]["gpus"] = [GPU.model_dump(), GPU.model_dump()]
+    refused(twice, 422, "each GPU index at most once")
     nested = httpx.post(f"{node.url}/v1/heartbeats", content=b"[" * 4_000 + b"]" * 4_000)
     assert nested.status_code == 422
     # None of them was stored: the history holds the honest heartbeat alone, and the genuine one still goes in.
@@ -144,3 +147,21 @@ def test_the_history_is_one_point_a_step_over_the_last_hour_and_a_silent_provide
     beat(verifier)
     assert telemetry.tracked() == 1 and telemetry.snapshot(provider.address)["latest"] is None
     assert json.dumps(telemetry.snapshot(verifier.address))  # JSON as the API sends it
+
+
+def test_past_the_provider_bound_the_one_heard_from_least_recently_is_forgotten(
+        provider: LocalAccount, verifier: LocalAccount, stranger: LocalAccount) -> None:
+    clock = Clock()
+    telemetry = Telemetry(31337, "0x" + "11" * 20, lambda _: True, TelemetryLimits(max_providers=2), clock)
+    for account in (provider, verifier, provider, stranger):  # the verifier is heard from least recently
+        telemetry.accept(sign_heartbeat(account, chain_id=31337, market="0x" + "11" * 20,
+                                        sent_at_ms=int(clock.now * 1000)))
+        clock.now += 3.0
+    assert telemetry.tracked() == 2
+    assert telemetry.snapshot(verifier.address)["latest"] is None
+    assert telemetry.snapshot(provider.address)["online"] and telemetry.snapshot(stranger.address)["online"]
+    before = telemetry.snapshot(provider.address)
+    assert telemetry.snapshot(provider.address)["history"] is before["history"]  # one view, built once
+    telemetry.accept(sign_heartbeat(provider, chain_id=31337, market="0x" + "11" * 20,
+                                    sent_at_ms=int(clock.now * 1000)))
+    assert telemetry.snapshot(provider.address)["view"] != before["view"]  # a new heartbeat moves the view
