@@ -41,7 +41,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +70,7 @@ from provider.heartbeats import Pulse
 from provider.journal import ACTIVE, FINAL, FOLLOWING, JobRecord, Journal, Stage
 from provider.metrics import ProviderMetrics
 from provider.outputs import OutputArchive
+from provider.pipeline import Pipeline
 from provider.refusals import allowlist_proof, refusal_for_confidentiality, refusal_for_spec, refusal_on_chain
 from provider.runtime import Runtime
 from provider.screen import screen_model
@@ -82,14 +83,6 @@ LOST_RACE = frozenset({"WrongState", "ClaimWindowClosed", "TermsMismatch"})
 GATED = frozenset({"NotAllowlisted"})
 Hook = Callable[[str, int], None]
 Prepared = tuple[JobSpec, list[str]]
-
-
-@dataclass(frozen=True)
-class Computation:
-    """The job the worker thread is computing, and the future that ends with it."""
-
-    job_id: int
-    future: Future[None]
 
 
 @dataclass
@@ -113,9 +106,8 @@ class ProviderDaemon(PollingDaemon):
     _started: bool = field(default=False, repr=False)  # the first pass after a start ignores backoff
     _prepared: dict[int, Prepared] = field(default_factory=dict, repr=False)
     _params: Params | None = field(default=None, repr=False)  # read once a pass
-    _worker: ThreadPoolExecutor | None = field(default=None, repr=False)  # computes; started on first use
-    _computing: Computation | None = field(default=None, repr=False)
-    _wake: threading.Event = field(default_factory=threading.Event, repr=False)  # a computation ended, or stop
+    _wake: threading.Event = field(default_factory=threading.Event, repr=False)  # a stage ended, or stop
+    pipeline: Pipeline = field(init=False, repr=False)  # computes and publishes, each on its own thread
     _holding: dict[int, Held] = field(default_factory=dict, repr=False)  # claimed, not computed: size and deadline
     _last_rate: float = field(default=0.0, repr=False)  # the last computed job's tasks/s, for the heartbeat
     follower: Follower = field(init=False, repr=False)
@@ -125,6 +117,7 @@ class ProviderDaemon(PollingDaemon):
     bench: BenchReport | None = field(init=False, repr=False)  # ``webi provider bench``'s, saved in the state folder
 
     def __post_init__(self) -> None:
+        self.pipeline = Pipeline(self._wake)
         self.keys = KeyRing(self.market, self.reader.store, self.address, self.party_keys)
         self.follower = Follower(self.config, self.account, self.market, self.store, self.runtime, self.reader,
                                  self.journal, self.token, self.archive, self._end, self._hook, self.keys)
@@ -183,12 +176,19 @@ class ProviderDaemon(PollingDaemon):
         self._params = None
         self._collect()
         due = self.journal.due(ACTIVE, ignore_backoff=first_pass)
-        held = sorted((record for record in due if record.stage != Stage.SEEN), key=self._deadline_first)
+        held = [record for record in sorted((record for record in due if record.stage != Stage.SEEN),
+                                            key=self._deadline_first) if not self.pipeline.holds(record.job_id)]
+        # The compute thread first: the next claimed job starts before the computed one is submitted.
+        ready = next((record for record in held if record.stage == Stage.CLAIMED), None)
+        if ready is not None and self.pipeline.computing is None:
+            self._attempt(ready)
+        else:
+            ready = None  # the compute thread is busy: it goes in deadline order below, like the others
         for record in held:
             if self.stopping.is_set():
                 return
-            if self._computing is not None and self._computing.job_id == record.job_id:
-                continue  # the worker has it; the next pass after it ends submits it
+            if record is ready or self.pipeline.holds(record.job_id):
+                continue  # started above, or in a stage: the pass after it ends goes on with it
             self._attempt(record)
         unclaimed = sorted((record for record in due if record.stage == Stage.SEEN),
                            key=best_paying_first(self.address))
@@ -196,8 +196,8 @@ class ProviderDaemon(PollingDaemon):
         for considered, record in enumerate(unclaimed):
             if self.stopping.is_set():
                 return
-            if self._computing is not None and self._computing.future.done():
-                break  # a held job is computed: its submission goes first, the next pass goes on from here
+            if self.pipeline.stage_ended():
+                break  # a computed job's submission, or the next computation, goes first; the next pass goes on
             if time.monotonic() > budget_ends:
                 log.info("%d unclaimed jobs left for the next pass (the %.0f s budget is spent)",
                          len(unclaimed) - considered, self.config.consider_budget_s)
@@ -214,7 +214,7 @@ class ProviderDaemon(PollingDaemon):
             self._failed(record, error)
 
     def _failed(self, record: JobRecord, error: Exception) -> None:
-        """A job's step raised (on the loop's thread or the worker's): end it, or retry it with backoff."""
+        """A job's step raised (on the loop's thread or a pipeline stage's): end it, or retry it with backoff."""
         if isinstance(error, WebiError):
             current = self.journal.get(record.job_id) or record
             if isinstance(error, ModelError | JobSpecError) and current.stage not in FOLLOWING:
@@ -380,49 +380,39 @@ class ProviderDaemon(PollingDaemon):
         held = self._holding.get(record.job_id)
         return (held.deadline if held is not None else 1), record.job_id
 
-    # -- computing, on the worker thread ---------------------------------------------------------
+    # -- computing and publishing, on the pipeline's threads ------------------------------------
 
     def _start_computing(self, record: JobRecord, status: JobStatus) -> None:
-        """Hands the job to the worker thread, unless it is busy with another (this one waits its turn).
+        """Hands the job to the compute thread, unless it is busy with another (this one waits its turn).
 
         A confidential job goes once its key is in hand (``provider.claim_keys``)."""
-        if self._computing is not None:
+        if self.pipeline.computing is not None:
             return
         terms = self.market.terms_of(record.job_id)
         if terms.confidential and self.claims.job_key(record, status, terms) is None:
             return
-        if self._worker is None:
-            self._worker = ThreadPoolExecutor(1, thread_name_prefix="webi-compute")
         prepared = self._prepared.pop(record.job_id, None)  # gone after a restart: read again
-        future = self._worker.submit(self._compute, record, prepared)
-        self._computing = Computation(record.job_id, future)
-        future.add_done_callback(lambda _: self._wake.set())
+        self.pipeline.start(record.job_id, lambda: self._compute(record, prepared),
+                            lambda computed: self._publish(record, *computed))
         log.info("job %d: computing", record.job_id)
         self._hook("computing", record.job_id)
 
     def _collect(self) -> None:
-        """Takes in the computation that ended: its success is journaled already, its failure is handled here."""
-        computing = self._computing
-        if computing is None or not computing.future.done():
-            return
-        self._computing = None
-        error = computing.future.exception()
-        if error is None:
-            return
-        if not isinstance(error, Exception):  # KeyboardInterrupt and the like stop the daemon, as before
-            raise error
-        record = self.journal.get(computing.job_id)
-        if record is not None:
-            self._failed(record, error)
+        """Takes in the stages that ended: a success is journaled already, a failure is handled here."""
+        for job_id, error in self.pipeline.ended():
+            if not isinstance(error, Exception):  # KeyboardInterrupt and the like stop the daemon, as before
+                raise error
+            record = self.journal.get(job_id)
+            if record is not None:
+                self._failed(record, error)
 
     def _finish_computing(self) -> None:
-        """Waits for the computation in progress (a stop lets it finish and journal), then ends the worker."""
-        if self._worker is not None:
-            self._worker.shutdown(wait=True)
-            self._worker = None
+        """Waits for the job computing and the jobs publishing (a stop lets them finish and journal)."""
+        self.pipeline.close()
         self._collect()
 
-    def _compute(self, record: JobRecord, prepared: Prepared | None) -> None:
+    def _compute(self, record: JobRecord, prepared: Prepared | None) -> tuple[JobSpec, list[bytes]]:
+        """The compute stage: inputs read (unless the claim did) and the inference."""
         started = time.perf_counter()
         if prepared is None:
             spec = self.reader.read_spec(record.spec_cid)
@@ -433,7 +423,19 @@ class ProviderDaemon(PollingDaemon):
         self._hook("inputs-read", record.job_id)
         outputs = self.runtime.run(spec, inputs)
         ran = time.perf_counter()
+        if self.metrics is not None:
+            self.metrics.tasks_done(len(outputs), ran - read)
+        self.throughput.record(spec.task.value, len(outputs), ran - read)  # what the next claims are sized by
+        self._last_rate = len(outputs) / (ran - read) if ran > read else 0.0
+        log.info("job %d: inputs read in %.2f s, %d tasks run in %.2f s", record.job_id, read - started,
+                 len(outputs), ran - read)
         self._hook("ran", record.job_id)
+        return spec, outputs
+
+    def _publish(self, record: JobRecord, spec: JobSpec, outputs: list[bytes]) -> None:
+        """The publish stage: the output manifest stored (sealed if confidential), the root, the journal."""
+        self._hook("publishing", record.job_id)
+        started = time.perf_counter()
         manifest = output_manifest(outputs)
         if spec.confidential is not None:  # the root is over the plaintext; only the stored copy is sealed
             manifest = seal(manifest, spec.confidential, f"job {record.job_id}'s output manifest")
@@ -443,14 +445,8 @@ class ProviderDaemon(PollingDaemon):
                 self.archive.keep(record.job_id, manifest)  # a confidential job's: the exact ciphertext
             output_cid = self.store.add_bytes(manifest).cid
             root = tree.result().root
-        published = time.perf_counter()
-        if self.metrics is not None:
-            self.metrics.tasks_done(len(outputs), ran - read)
-        self.throughput.record(spec.task.value, len(outputs), ran - read)  # what the next claims are sized by
-        self._last_rate = len(outputs) / (ran - read) if ran > read else 0.0
         self.journal.update(record.job_id, stage=Stage.COMPUTED, output_cid=str(output_cid), result_root=root.hex())
-        log.info("job %d: inputs read in %.2f s, %d tasks run in %.2f s, outputs %s published in %.2f s",
-                 record.job_id, read - started, len(outputs), ran - read, output_cid, published - ran)
+        log.info("job %d: outputs %s published in %.2f s", record.job_id, output_cid, time.perf_counter() - started)
         self._hook("computed", record.job_id)
 
     def _submit(self, record: JobRecord) -> None:

@@ -73,6 +73,36 @@ def test_kill_9_then_restart_finishes_the_job_once(chain: Chain, market: Market,
     assert f"crashing at {crash_at} of job {job_id}" in log.read_text()
 
 
+@pytest.mark.parametrize("crash_at", ["ran", "publishing"])
+def test_kill_9_inside_the_pipeline_then_restart_finishes_both_jobs_once(
+        chain: Chain, market: Market, devnet: Devnet, store_node: StoreNode, deployments: Path, tmp_path: Path,
+        requester, provider, verifier, crash_at: str) -> None:
+    """Two jobs in flight: a kill between the inference and the stored outputs, or while the outputs are stored
+    and the next job computes, leaves each claimed or computed; the restart computes what it must, once each."""
+    chain.register(provider, Role.PROVIDER, 10_000 * WEI)
+    chain.register(verifier, Role.VERIFIER)
+    config = provider_config(tmp_path, provider, devnet.anvil.rpc_url, store_node.url, deployments)
+    state, log = config.parent / "state", tmp_path / "provider.log"
+    jobs = [market.post(requester, "embed"), market.post(requester, "embed")]
+    crashing = start(config, log, crash_at)
+    assert crashing.wait(timeout=120) == -signal.SIGKILL, log.read_text()
+
+    restarted = start(config, log)
+    try:
+        for job_id in jobs:
+            wait_for(lambda job_id=job_id: journal_stage(state, job_id) == Stage.SUBMITTED, timeout=120,
+                     what=f"job {job_id}'s result after a crash at {crash_at}")
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        exit_code = restarted.wait(timeout=60)
+    assert exit_code == 0, log.read_text()
+    events = chain.market.contract.events
+    for job_id in jobs:
+        assert len(events.JobClaimed().get_logs(from_block=0, argument_filters={"jobId": job_id})) == 1
+        assert len(events.ResultSubmitted().get_logs(from_block=0, argument_filters={"jobId": job_id})) == 1
+    assert f"crashing at {crash_at} of job" in log.read_text()
+
+
 @pytest.mark.parametrize("crash_at", ["revealing", "reveal-sent"])
 def test_kill_9_while_answering_a_reveal_demand_then_restart_reveals_once(
         chain: Chain, market: Market, devnet: Devnet, store_node: StoreNode, deployments: Path, tmp_path: Path,
