@@ -204,8 +204,10 @@ class Runtime:
         chosen = list(range(len(inputs))) if indices is None else list(indices)
         texts = [inputs[index] for index in chosen]
         models = [self.load(spec, device) for device in self.devices]
-        lengths = [len(ids) for ids in models[0].tokenizer(texts, truncation=True,
-                                                           max_length=spec.parameters.max_input_tokens)["input_ids"]]
+        # A generating task's cache grows by max_new_tokens a row: the budget holds the batch's whole cache.
+        grows = spec.parameters.max_new_tokens if spec.task in (TaskType.GENERATE, TaskType.SUMMARIZE) else 0
+        lengths = [len(ids) + grows for ids in models[0].tokenizer(
+            texts, truncation=True, max_length=spec.parameters.max_input_tokens)["input_ids"]]
         budget = self.limits.token_budget or (65_536 if self.devices[0].type == "cuda" else 8_192)
         batches = plan_batches(lengths, budget, self.limits.max_batch_rows)
         outputs: list[bytes | None] = [None] * len(texts)
