@@ -66,7 +66,6 @@ from provider.config import ProviderConfig
 from provider.factory import create_daemon
 from provider.journal import Stage
 from provider.runtime import Runtime
-from provider.runtime.batching import plan_batches
 
 GOAL = 1.10
 ST_GOAL = 1.0
@@ -281,10 +280,7 @@ def sentence_transformers_encoder(bundle: Path, runtime: Runtime, spec: JobSpec,
     except ImportError:
         return None, None
     loaded = runtime.load(spec, runtime.devices[0])
-    lengths = [len(ids) for ids in loaded.tokenizer(inputs, truncation=True,
-                                                    max_length=spec.parameters.max_input_tokens)["input_ids"]]
-    budget = runtime.limits.token_budget or (65_536 if runtime.devices[0].type == "cuda" else 8_192)
-    batches = plan_batches(lengths, budget, runtime.limits.max_batch_rows)
+    batches = runtime.plan(spec, inputs, loaded.tokenizer)
     batch_size = max(1, round(len(inputs) / len(batches)))
     model = SentenceTransformer(str(bundle), device=str(runtime.devices[0]), local_files_only=True)
     if runtime.devices[0].type == "cuda":

@@ -9,7 +9,6 @@ that asks only for JSON); the ``/v1`` API answers JSON as always.
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -121,21 +120,10 @@ def dashboard_router(queries: Queries, verifiers: VerifierQueries, groups: Group
     templates.env.filters.update(webi=webi, short=short, when=when, moment=moment, ipfs=ipfs)
     router = APIRouter()
 
-    rendered: dict[tuple[str, int, int], list[Markup]] = {}  # GPU charts by provider and view, oldest first
-    rendering = threading.Lock()
-
     def live_view(provider: str) -> tuple[dict[str, Any], list[Markup]]:
         """The provider's snapshot and its charts, drawn once a view however many readers poll the page."""
         live = telemetry.snapshot(provider)
-        key = (provider, *live["view"])
-        charts = rendered.get(key)
-        if charts is None:
-            charts = gpu_charts(live)
-            with rendering:
-                rendered[key] = charts
-                while len(rendered) > 256:
-                    rendered.pop(next(iter(rendered)))
-        return live, charts
+        return live, telemetry.derived(live, "charts", gpu_charts)
 
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, name, {"deployment": deployment, **context})

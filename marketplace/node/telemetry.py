@@ -25,9 +25,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from marketplace.heartbeat import Heartbeat, SignedHeartbeat
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ class Telemetry:
     _last: dict[str, Point] = field(default_factory=dict, repr=False)  # the last stored heartbeat, by provider
     _history: dict[str, deque[Point]] = field(default_factory=dict, repr=False)
     _versions: dict[str, int] = field(default_factory=dict, repr=False)  # never reset: a key for cached views
-    _views: dict[str, tuple[tuple[int, int], list[dict[str, Any]]]] = field(default_factory=dict, repr=False)
+    # By provider: its latest view, that view's history and what ``derived`` made of it.
+    _views: dict[str, tuple[tuple[int, int], dict[str, Any]]] = field(default_factory=dict, repr=False)
     _swept_at: float = field(default=0.0, repr=False)
 
     def accept(self, signed: SignedHeartbeat) -> Point:
@@ -110,11 +113,6 @@ class Telemetry:
             self._sweep(now)
         return point
 
-    def version(self, provider: str) -> int:
-        """Heartbeats stored for ``provider`` so far: a view of its history is good until this moves."""
-        with self._lock:
-            return self._versions.get(provider, 0)
-
     def _check_order(self, beat: Heartbeat) -> None:
         """No replay (newer than the last stored) and the rate limit (spaced from it), by the heartbeats' own clock."""
         last = self._last.get(beat.provider)
@@ -132,9 +130,9 @@ class Telemetry:
     def snapshot(self, provider: str) -> dict[str, Any]:
         """What the dashboard and ``webi provider status`` show: online or not, the last heartbeat, the last hour.
 
-        ``view`` names this history (heartbeats stored, step of the clock): a rendering of it stays good until
-        the view moves, so pages polled by many readers cost one rendering a provider a step. The history list is
-        shared between snapshots of one view: read it, do not change it.
+        ``view`` names this history (heartbeats stored, step of the clock): what ``derived`` makes of it stays
+        good until the view moves. The history list is shared between snapshots of one view: read it, do not
+        change it.
         """
         now = self.clock()
         with self._lock:
@@ -142,12 +140,12 @@ class Telemetry:
             view = (self._versions.get(provider, 0), int(now // self.limits.step_s))
             cached = self._views.get(provider)
             if cached is not None and cached[0] == view:
-                history = cached[1]
+                history = cached[1]["history"]
             else:
                 history = [point.as_dict() for point in self._history.get(provider, ())
                            if now - point.received_at <= self.limits.window_s]
                 if provider in self._last:
-                    self._views[provider] = (view, history)
+                    self._views[provider] = (view, {"history": history})
         seen = last.received_at if last is not None else None
         return {"provider": provider, "now": round(now, 3),
                 "online": seen is not None and now - seen <= self.limits.offline_after_s,
@@ -155,11 +153,20 @@ class Telemetry:
                 "offline_after_s": self.limits.offline_after_s, "window_s": self.limits.window_s,
                 "view": list(view), "latest": None if last is None else last.as_dict(), "history": history}
 
-    def online(self) -> set[str]:
-        now = self.clock()
+    def derived(self, snapshot: dict[str, Any], name: str, make: Callable[[dict[str, Any]], T]) -> T:
+        """``make(snapshot)``, computed once per view of its provider and kept beside that view's history (so
+        the JSON and the charts of a page that many readers poll are built once a step, and forgotten with it)."""
+        provider, view = snapshot["provider"], tuple(snapshot["view"])
         with self._lock:
-            return {provider for provider, point in self._last.items()
-                    if now - point.received_at <= self.limits.offline_after_s}
+            cached = self._views.get(provider)
+            if cached is not None and cached[0] == view and name in cached[1]:
+                return cast(T, cached[1][name])
+        value = make(snapshot)
+        with self._lock:
+            cached = self._views.get(provider)
+            if cached is not None and cached[0] == view:
+                cached[1][name] = value
+        return value
 
     def tracked(self) -> int:
         with self._lock:

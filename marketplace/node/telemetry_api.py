@@ -8,7 +8,6 @@ node buffer more than that.
 from __future__ import annotations
 
 import json
-import threading
 
 from eth_utils.address import is_address, to_checksum_address
 from fastapi import APIRouter, Request
@@ -48,13 +47,8 @@ def staked_provider(engine: Engine, address: str) -> bool:
     return found is not None and found[1] > 0
 
 
-HISTORIES_KEPT = 256  # encoded histories, the oldest dropped first
-
-
 def telemetry_router(telemetry: Telemetry) -> APIRouter:
     router = APIRouter()
-    histories: dict[tuple[str, int, int], bytes] = {}  # by provider and view, in insertion order
-    lock = threading.Lock()
     problems: dict[int | str, dict[str, object]] = {
         status: {"model": Problem, "description": why} for status, why in (
             (401, "the signature is not the named provider's"), (403, "not a registered provider with stake"),
@@ -92,14 +86,8 @@ def telemetry_router(telemetry: Telemetry) -> APIRouter:
     def encoded(provider: str) -> bytes:
         """The snapshot as JSON, its history encoded once a view (an hour of 16 GPUs is about 0.9 MB of it)."""
         snapshot = telemetry.snapshot(provider)
-        key = (provider, *snapshot["view"])
-        history = histories.get(key)
-        if history is None:
-            history = json.dumps(snapshot["history"], separators=(",", ":")).encode()
-            with lock:
-                histories[key] = history
-                while len(histories) > HISTORIES_KEPT:
-                    histories.pop(next(iter(histories)))
+        history = telemetry.derived(snapshot, "history.json",
+                                    lambda view: json.dumps(view["history"], separators=(",", ":")).encode())
         head = json.dumps({name: value for name, value in snapshot.items() if name != "history"},
                           separators=(",", ":")).encode()
         return head[:-1] + b',"history":' + history + b"}"

@@ -27,7 +27,7 @@ from marketplace.jobspec import JobSpec, Parameters, TaskType, parse_inputs, par
 from marketplace.sealed.keys import JobKey
 from marketplace.storage import ContentStore
 from marketplace.storage.cid import Cid
-from provider.runtime.batching import plan_batches
+from provider.runtime.batching import Batch, plan_batches
 from provider.runtime.bundle import (
     BundleFacts,
     check_bundle_at,
@@ -198,18 +198,22 @@ class Runtime:
 
     # -- running -------------------------------------------------------------------------------
 
+    def plan(self, spec: JobSpec, texts: Sequence[str], tokenizer: Any) -> list[Batch]:
+        """The batches ``run`` computes ``texts`` in: by length, rows x tokens within the token budget."""
+        # A generating task's cache grows by max_new_tokens a row: the budget holds the batch's whole cache.
+        grows = spec.parameters.max_new_tokens if spec.task in (TaskType.GENERATE, TaskType.SUMMARIZE) else 0
+        lengths = [len(ids) + grows for ids in tokenizer(
+            list(texts), truncation=True, max_length=spec.parameters.max_input_tokens)["input_ids"]]
+        budget = self.limits.token_budget or (65_536 if self.devices[0].type == "cuda" else 8_192)
+        return plan_batches(lengths, budget, self.limits.max_batch_rows)
+
     def run(self, spec: JobSpec, inputs: Sequence[str], *, indices: Sequence[int] | None = None,
             progress: Callable[[int], None] | None = None) -> list[bytes]:
         """Canonical outputs for ``inputs`` (or for the tasks at ``indices`` only), in that order."""
         chosen = list(range(len(inputs))) if indices is None else list(indices)
         texts = [inputs[index] for index in chosen]
         models = [self.load(spec, device) for device in self.devices]
-        # A generating task's cache grows by max_new_tokens a row: the budget holds the batch's whole cache.
-        grows = spec.parameters.max_new_tokens if spec.task in (TaskType.GENERATE, TaskType.SUMMARIZE) else 0
-        lengths = [len(ids) + grows for ids in models[0].tokenizer(
-            texts, truncation=True, max_length=spec.parameters.max_input_tokens)["input_ids"]]
-        budget = self.limits.token_budget or (65_536 if self.devices[0].type == "cuda" else 8_192)
-        batches = plan_batches(lengths, budget, self.limits.max_batch_rows)
+        batches = self.plan(spec, texts, models[0].tokenizer)
         outputs: list[bytes | None] = [None] * len(texts)
         task = TASKS[spec.task]
         work: queue.SimpleQueue[tuple[int, ...]] = queue.SimpleQueue()
