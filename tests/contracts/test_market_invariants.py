@@ -513,6 +513,7 @@ class _BookCalls:
         return books
 
 
+@pytest.mark.slow
 def test_random_action_sequences_keep_the_books(start: Start) -> None:
     MarketMachine.start = start
     Counter.steps = 0

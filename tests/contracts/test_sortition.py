@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from eth_account.signers.local import LocalAccount
 
 from marketplace.chain.deployment import DEFAULT_PARAMS, WEI
@@ -67,6 +68,7 @@ def test_excluded_accounts_are_never_drawn_and_the_rest_keep_proportional_shares
     assert set(chain.draws(SEEDS[:10], everyone)) == {"0x0000000000000000000000000000000000000000"}
 
 
+@pytest.mark.slow
 def test_register_exit_cycles_leave_the_count_and_the_draws_unchanged(chain: Chain) -> None:
     register_all(chain, STAKES)
     count, total, before = chain.market.verifier_count(), chain.market.total_verifier_weight(), chain.draws(SEEDS)
@@ -118,6 +120,7 @@ def _check(chain: Chain, model: SortitionModel, probe: list[bytes], excluded: li
     assert chain.draws(probe, excluded) == [model.draw(seed, excluded) for seed in probe]
 
 
+@pytest.mark.slow
 def test_the_tree_agrees_with_a_python_model_through_random_changes(chain: Chain) -> None:
     """Random entries, exits (swap-and-pop from anywhere), stake changes and commitment changes,
     most in a sync phase (applied at once), some outside one (applied by a later syncVerifier);

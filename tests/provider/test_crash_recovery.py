@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,11 @@ from tests.support.jobs import Market, StoreNode, audit_by_hand, provider_config
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def SLOW(crash_at: str) -> Any:  # noqa: N802 - reads as a marker
+    """A kill point run with `-m slow` only: the default run keeps one point per stage of the daemon."""
+    return pytest.param(crash_at, marks=pytest.mark.slow)
 
 
 def start(config: Path, log: Path, crash_at: str | None = None) -> subprocess.Popen[bytes]:
@@ -44,7 +50,8 @@ def journal_stage(state: Path, job_id: int) -> Stage | None:
     return None
 
 
-@pytest.mark.parametrize("crash_at", ["claim-sent", "claimed", "computed", "submit-sent", "submitted"])
+@pytest.mark.parametrize("crash_at", [
+    SLOW("claim-sent"), SLOW("claimed"), "computed", SLOW("submit-sent"), SLOW("submitted")])
 def test_kill_9_then_restart_finishes_the_job_once(chain: Chain, market: Market, devnet: Devnet,
                                                    store_node: StoreNode, deployments: Path, tmp_path: Path,
                                                    requester, provider, verifier, crash_at: str) -> None:
@@ -73,7 +80,7 @@ def test_kill_9_then_restart_finishes_the_job_once(chain: Chain, market: Market,
     assert f"crashing at {crash_at} of job {job_id}" in log.read_text()
 
 
-@pytest.mark.parametrize("crash_at", ["ran", "publishing"])
+@pytest.mark.parametrize("crash_at", [SLOW("ran"), "publishing"])
 def test_kill_9_inside_the_pipeline_then_restart_finishes_both_jobs_once(
         chain: Chain, market: Market, devnet: Devnet, store_node: StoreNode, deployments: Path, tmp_path: Path,
         requester, provider, verifier, crash_at: str) -> None:
@@ -103,7 +110,7 @@ def test_kill_9_inside_the_pipeline_then_restart_finishes_both_jobs_once(
     assert f"crashing at {crash_at} of job" in log.read_text()
 
 
-@pytest.mark.parametrize("crash_at", ["revealing", "reveal-sent"])
+@pytest.mark.parametrize("crash_at", [SLOW("revealing"), "reveal-sent"])
 def test_kill_9_while_answering_a_reveal_demand_then_restart_reveals_once(
         chain: Chain, market: Market, devnet: Devnet, store_node: StoreNode, deployments: Path, tmp_path: Path,
         requester, provider, verifier, crash_at: str) -> None:

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_bench_provider_prints_its_figures_as_json() -> None:
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_provider.py"), "--tasks", "16",
                              "--rounds", "1", "--jobs", "2", "--generate-prompts", "4", "--json"],

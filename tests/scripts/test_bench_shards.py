@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_bench_shards_prints_its_figures_as_json() -> None:
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_shards.py"), "--tasks", "256",
                              "--shards", "4", "--providers", "2", "--json"], capture_output=True, text=True,

@@ -43,6 +43,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> dict[TaskType, Setting
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", [TaskType.GENERATE, TaskType.SUMMARIZE])
 def test_trained_models_solve_their_task(settings: dict[TaskType, Setting], task: TaskType) -> None:
     setting = settings[task]
@@ -51,12 +52,14 @@ def test_trained_models_solve_their_task(settings: dict[TaskType, Setting], task
     assert right >= len(answers) - 1, answers
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", [TaskType.GENERATE, TaskType.SUMMARIZE])
 def test_cheats_decoding_reproduces_the_runtime(settings: dict[TaskType, Setting], task: TaskType) -> None:
     """Unmodified, the cheats' decoding loop gives the honest outputs: what a strategy changes is its own."""
     assert replay_greedy(settings[task]) == settings[task].honest
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("strategy", "task"), CASES, ids=[f"{s.name}-{t.value}" for s, t in CASES])
 def test_strategy_commits_well_formed_changed_outputs(settings: dict[TaskType, Setting], strategy: Strategy,
                                                       task: TaskType) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from marketplace.chain.deployment import WEI
 from marketplace.demo.options import (
@@ -169,6 +170,7 @@ def test_the_cheater_is_slashed_the_honest_paid_a_confidential_job_leaks_nothing
         _stop(demo)
 
 
+@pytest.mark.slow
 def test_a_lazy_pass_is_challenged_by_the_watchtower_and_overturned_by_the_panel(tmp_path: Path) -> None:
     demo = _demo(tmp_path, "--lazy-verifier", "--exit")
     try:
