@@ -35,7 +35,8 @@ from marketplace.protocol import (
     secret_hash,
 )
 
-pytest_plugins = ["tests.support.jobs", "tests.support.node", "tests.support.browser", "tests.support.telemetry"]
+pytest_plugins = ["tests.support.jobs", "tests.support.node", "tests.support.browser", "tests.support.telemetry",
+                  "tests.support.postgres"]
 
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("long", deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -108,11 +108,10 @@ def solc_version(layout: Layout) -> str:
     return str(json.loads(manifest.read_text())["version"])
 
 
-def compile_contracts(layout: Layout) -> dict[str, dict[str, Any]]:
-    """Run solc-js on the sources; returns {contract name: artifact} for contracts under src/."""
+def _run_solcjs(layout: Layout, compiler_input: dict[str, Any]) -> dict[str, Any]:
+    """solc-js's standard-JSON output for ``compiler_input``; compilation errors raise, warnings are logged."""
     if not layout.solcjs.exists():
         raise ChainError("solc-js is not installed: run `npm ci` first")
-    compiler_input = standard_input(layout)
     logger.info("compiling %d source units with solc-js %s", len(compiler_input["sources"]), solc_version(layout))
     # solc-js reads stdin with readFileSync (EAGAIN on a large pipe) and exits before a piped
     # stdout drains (truncated at 64 KiB): give it regular files for both.
@@ -131,12 +130,38 @@ def compile_contracts(layout: Layout) -> dict[str, dict[str, Any]]:
     start = printed.find("{")
     if start < 0:
         raise ChainError(f"solcjs printed no JSON: {printed.strip()[:500]} {proc.stderr.strip()[:500]}")
-    output = json.loads(printed[start:])
+    output: dict[str, Any] = json.loads(printed[start:])
     errors = [e for e in output.get("errors", []) if e["severity"] == "error"]
     if errors:
         raise ChainError("Solidity compilation failed:\n" + "\n".join(e["formattedMessage"] for e in errors))
     for warning in output.get("errors", []):
         logger.warning("solc: %s", warning["formattedMessage"].strip())
+    return output
+
+
+def build_info(layout: Layout) -> dict[str, Any]:
+    """A Hardhat build-info document (``hh-sol-build-info-1``) of the same sources and settings, with ASTs.
+
+    Static analysers (slither through crytic-compile) read this format without running a compiler
+    themselves, so they analyse exactly what the pinned solc-js compiles and download nothing.
+    """
+    compiler_input = standard_input(layout)
+    selection = ["abi", "evm.bytecode", "evm.deployedBytecode", "evm.methodIdentifiers", "userdoc", "devdoc"]
+    compiler_input["settings"] = {**SETTINGS, "outputSelection": {"*": {"*": selection, "": ["ast"]}}}
+    version = solc_version(layout)
+    return {
+        "_format": "hh-sol-build-info-1",
+        "id": input_hash(layout)[:32],
+        "solcVersion": version.split("+")[0],
+        "solcLongVersion": version,
+        "input": compiler_input,
+        "output": _run_solcjs(layout, compiler_input),
+    }
+
+
+def compile_contracts(layout: Layout) -> dict[str, dict[str, Any]]:
+    """Run solc-js on the sources; returns {contract name: artifact} for contracts under src/."""
+    output = _run_solcjs(layout, standard_input(layout))
     digest = input_hash(layout)
     version = solc_version(layout)
     artifacts: dict[str, dict[str, Any]] = {}

@@ -91,6 +91,7 @@ def audit(
 
     context: CliContext = ctx.obj
     client = ChainClient.connect(context.chain_url(), protocol_abis())
+    engine = None
     try:
         protocol = connect_protocol(client, Deployment.load(client.chain_id, deployments))
         engine = create_db(db) if db else None
@@ -106,6 +107,8 @@ def audit(
             )
     finally:
         client.close()
+        if engine is not None:  # a PostgreSQL pool holds connections until disposed
+            engine.dispose()
     console = context.console
     console.print(
         f"blocks {result.from_block}-{result.to_block}: {result.events} events, {len(result.jobs)} jobs, "

@@ -32,11 +32,16 @@ class Node:
 
 
 @pytest.fixture
-def node(tmp_path: Path, devnet: Devnet, deployments: Path) -> Iterator[Node]:
+def node(request: pytest.FixtureRequest, tmp_path: Path, devnet: Devnet, deployments: Path) -> Iterator[Node]:
+    """The node on a SQLite file; ``@pytest.mark.parametrize("node", ["sqlite", "postgresql"], indirect=True)``
+    runs a test on the throwaway PostgreSQL cluster too."""
+    database = str(tmp_path / "node" / "index.db")
+    if getattr(request, "param", "sqlite") == "postgresql":
+        database = request.getfixturevalue("postgres_server").database()
     settings = NodeSettings(
         rpc_url=devnet.anvil.rpc_url,
         deployments_dir=deployments,
-        database=str(tmp_path / "node" / "index.db"),
+        database=database,
         store_dir=tmp_path / "node" / "store",
         poll_interval_s=0.05,
         page_size=2,

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from eth_account.signers.local import LocalAccount
 from sqlmodel import Session, select
 from typer.testing import CliRunner
@@ -18,9 +19,20 @@ from marketplace.indexer import Indexer, create_db
 from marketplace.indexer.models import LedgerRow
 from tests.conftest import Chain
 from tests.support.history import settle_history
+from tests.support.postgres import PostgresServer
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The indexer's database: a SQLite file, or a fresh database on the throwaway PostgreSQL cluster."""
+    if request.param == "sqlite":
+        return str(tmp_path / "index.db")
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.database()
 
 
 def test_forged_ledger_rows_are_named_row_by_row(
+    database: str,
     chain: Chain,
     devnet: Devnet,
     deployments: Path,
@@ -31,7 +43,7 @@ def test_forged_ledger_rows_are_named_row_by_row(
     stranger: LocalAccount,
 ) -> None:
     history = settle_history(chain, requester, provider, verifier)
-    engine = create_db(tmp_path / "index.db")
+    engine = create_db(database)
     Indexer(engine, devnet.client, devnet.protocol.deployment).step()
     with Session(engine) as session:
         rows = {row.kind: row for row in session.exec(select(LedgerRow)).all() if row.job_id == history.finalized}
@@ -55,9 +67,10 @@ def test_forged_ledger_rows_are_named_row_by_row(
         session.add(LedgerRow(block_number=payment.block_number, log_index=99, tx_hash=payment.tx_hash,
                               account=stranger.address, job_id=history.finalized, kind="reward", amount=str(5 * WEI)))
         session.commit()
+    engine.dispose()
 
     result = CliRunner().invoke(app, ["--rpc-url", devnet.anvil.rpc_url, "audit", "--deployments", str(deployments),
-                                      "--db", str(tmp_path / "index.db"), "--report", str(tmp_path / "report")],
+                                      "--db", database, "--report", str(tmp_path / "report")],
                                 env={"COLUMNS": "400"})
     assert result.exit_code == 1
     # Printed whole: the row's transaction hash and log index, both amounts.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine, func, select
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session
 
 from marketplace.chain.artifacts import load_artifact
 from marketplace.chain.deployment import WEI
@@ -22,21 +21,18 @@ from marketplace.indexer.models import AccountRow, EventRow, JobRow, LedgerRow, 
 from marketplace.protocol import BPS, PANEL_SIZE, ZERO_ADDRESS, Role, Verdict
 from tests.conftest import Chain
 from tests.support.history import eventful_history, panel_accounts, settle_history
+from tests.support.postgres import PostgresServer
 
-# PostgreSQL too when a test database is given (its tables are dropped first), e.g.
-# WEBI_TEST_DATABASE_URL=postgresql+psycopg://webi:PASSWORD@127.0.0.1/webi_test with `pip install psycopg[binary]`.
-DATABASES = ["sqlite", *(["postgresql"] if os.environ.get("WEBI_TEST_DATABASE_URL") else [])]
+# Each test runs on a SQLite file and on a fresh database of a throwaway PostgreSQL cluster (tests/support/postgres.py).
+DATABASES = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(params=DATABASES)
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "index.db")
-    url = os.environ["WEBI_TEST_DATABASE_URL"]
-    engine = create_engine(url)
-    SQLModel.metadata.drop_all(engine)
-    engine.dispose()
-    return url
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.database()
 
 
 MakeIndexer = Callable[..., tuple[Indexer, Engine]]

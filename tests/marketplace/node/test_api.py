@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 from eth_account.signers.local import LocalAccount
 
 from marketplace.chain.deployment import WEI
@@ -29,6 +30,7 @@ GPU_FACTS = {
 }
 
 
+@pytest.mark.parametrize("node", ["sqlite", "postgresql"], indirect=True)
 def test_jobs_providers_ledger_and_stats(
     chain: Chain, node: Node, requester: LocalAccount, provider: LocalAccount, verifier: LocalAccount
 ) -> None:
@@ -142,6 +144,7 @@ def test_the_store_routes_are_served_by_the_node(node: Node) -> None:
     assert httpx.get(f"{node.url}/ipfs/{added['Hash']}").content == b"hello world\n"
 
 
+@pytest.mark.parametrize("node", ["sqlite", "postgresql"], indirect=True)
 def test_timelines_and_verifier_pages_follow_every_path_of_the_protocol(
     chain: Chain,
     node: Node,
