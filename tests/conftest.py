@@ -35,8 +35,9 @@ from marketplace.protocol import (
     secret_hash,
 )
 
-pytest_plugins = ["tests.support.jobs", "tests.support.node", "tests.support.browser", "tests.support.telemetry",
-                  "tests.support.postgres"]
+# postgres before node: the node fixture imports its database helper.
+pytest_plugins = ["tests.support.jobs", "tests.support.postgres", "tests.support.node", "tests.support.browser",
+                  "tests.support.telemetry"]
 
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("long", deadline=None, suppress_health_check=[HealthCheck.too_slow])

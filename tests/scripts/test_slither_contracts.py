@@ -13,17 +13,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "slither_contracts.py"
-SLITHER = Path(os.environ.get("WEBI_SLITHER") or ROOT / ".venv-slither" / "bin" / "slither")
 TRIAGE = ROOT / "contracts" / "slither-triage.md"
 
 
 @pytest.fixture(scope="module")
 def slither() -> Path:
-    if not SLITHER.exists():
+    path: Path = _script().default_slither()
+    if not path.exists():
         if os.environ.get("CI") == "true":
-            pytest.fail(f"no slither at {SLITHER}: ./dev setup makes .venv-slither")
-        pytest.skip(f"no slither at {SLITHER} (./dev setup makes .venv-slither)")
-    return SLITHER
+            pytest.fail(f"no slither at {path}: ./dev setup makes .venv-slither")
+        pytest.skip(f"no slither at {path} (./dev setup makes .venv-slither)")
+    return path
 
 
 def _run(slither: Path, triage: Path) -> subprocess.CompletedProcess[str]:

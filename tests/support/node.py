@@ -12,6 +12,7 @@ import pytest
 from marketplace.chain.devnet import Devnet
 from marketplace.node import NodeSettings, create_node_app
 from marketplace.storage.local import LocalStore
+from tests.support.postgres import database_location
 from tests.support.servers import serve
 from tests.support.waiting import wait_for
 
@@ -35,13 +36,10 @@ class Node:
 def node(request: pytest.FixtureRequest, tmp_path: Path, devnet: Devnet, deployments: Path) -> Iterator[Node]:
     """The node on a SQLite file; ``@pytest.mark.parametrize("node", ["sqlite", "postgresql"], indirect=True)``
     runs a test on the throwaway PostgreSQL cluster too."""
-    database = str(tmp_path / "node" / "index.db")
-    if getattr(request, "param", "sqlite") == "postgresql":
-        database = request.getfixturevalue("postgres_server").database()
     settings = NodeSettings(
         rpc_url=devnet.anvil.rpc_url,
         deployments_dir=deployments,
-        database=database,
+        database=database_location(request, tmp_path / "node" / "index.db"),
         store_dir=tmp_path / "node" / "store",
         poll_interval_s=0.05,
         page_size=2,

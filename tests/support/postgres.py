@@ -26,7 +26,7 @@ from tests.support.waiting import wait_for
 
 
 def _bindir() -> Path | None:
-    """Where initdb and postgres are: on PATH, or Debian's /usr/lib/postgresql/<major>/bin (newest first)."""
+    """Where initdb and postgres are: on PATH, or Debian's /usr/lib/postgresql/<major>/bin (the newest)."""
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
@@ -48,16 +48,34 @@ class PostgresServer:
         import psycopg
 
         name = f"webi_test_{next(self._names)}"
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=webi dbname=postgres", autocommit=True) as conn:
+        with psycopg.connect(_maintenance_dsn(self.port), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+
+def _maintenance_dsn(port: int) -> str:
+    return f"host=127.0.0.1 port={port} user=webi dbname=postgres"
+
+
+def database_location(request: pytest.FixtureRequest, sqlite_file: Path) -> str:
+    """``sqlite_file``, or a fresh PostgreSQL database's URL when the test is parametrized with "postgresql"."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        return server.database()
+    return str(sqlite_file)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The indexer's database, once as a SQLite file and once on the throwaway PostgreSQL cluster."""
+    return database_location(request, tmp_path / "index.db")
 
 
 def _ready(port: int) -> bool:
     import psycopg
 
     try:
-        psycopg.connect(f"host=127.0.0.1 port={port} user=webi dbname=postgres", connect_timeout=2).close()
+        psycopg.connect(_maintenance_dsn(port), connect_timeout=2).close()
     except psycopg.OperationalError:
         return False
     return True

@@ -6,7 +6,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 from eth_account.signers.local import LocalAccount
 from sqlmodel import Session, select
 from typer.testing import CliRunner
@@ -19,16 +18,6 @@ from marketplace.indexer import Indexer, create_db
 from marketplace.indexer.models import LedgerRow
 from tests.conftest import Chain
 from tests.support.history import settle_history
-from tests.support.postgres import PostgresServer
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The indexer's database: a SQLite file, or a fresh database on the throwaway PostgreSQL cluster."""
-    if request.param == "sqlite":
-        return str(tmp_path / "index.db")
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    return server.database()
 
 
 def test_forged_ledger_rows_are_named_row_by_row(

@@ -21,20 +21,8 @@ from marketplace.indexer.models import AccountRow, EventRow, JobRow, LedgerRow, 
 from marketplace.protocol import BPS, PANEL_SIZE, ZERO_ADDRESS, Role, Verdict
 from tests.conftest import Chain
 from tests.support.history import eventful_history, panel_accounts, settle_history
-from tests.support.postgres import PostgresServer
 
-# Each test runs on a SQLite file and on a fresh database of a throwaway PostgreSQL cluster (tests/support/postgres.py).
-DATABASES = ["sqlite", "postgresql"]
-
-
-@pytest.fixture(params=DATABASES)
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "index.db")
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    return server.database()
-
-
+# `database` (tests/support/postgres.py): each test runs on a SQLite file and on a fresh PostgreSQL database.
 MakeIndexer = Callable[..., tuple[Indexer, Engine]]
 
 
