@@ -7,7 +7,7 @@ import os
 
 from eth_account.signers.local import LocalAccount
 
-from marketplace.chain.client import ChainClient
+from marketplace.chain.client import DAEMON_CONNECT_WAIT_S, ChainClient
 from marketplace.chain.deployment import Deployment, Protocol, connect_protocol, protocol_abis
 from marketplace.sealed.keys import PartyKey
 from marketplace.storage import ContentStore, open_store
@@ -24,8 +24,10 @@ from provider.outputs import OutputArchive
 from provider.runtime import Runtime, RuntimeLimits
 
 
-def connect(config: ProviderConfig) -> Protocol:
-    client = ChainClient.connect(config.rpc_url, protocol_abis())
+def connect(config: ProviderConfig, *, wait_s: float = 0.0) -> Protocol:
+    """The protocol on the config's chain; ``wait_s`` waits that long for an unreachable chain (the daemon
+    waits ``DAEMON_CONNECT_WAIT_S``; a one-shot command reports it at once)."""
+    client = ChainClient.connect(config.rpc_url, protocol_abis(), wait_s=wait_s)
     return connect_protocol(client, Deployment.load(client.chain_id, config.deployments_dir))
 
 
@@ -51,7 +53,7 @@ def create_daemon(config: ProviderConfig, account: LocalAccount, *, hook: Hook |
                   party_keys: list[PartyKey] | None = None) -> ProviderDaemon:
     """The daemon for ``account``. ``party_keys``: its encryption keys, loaded from beside the keystore
     (with the config's password source) when not given; none without a key file (confidential jobs refused)."""
-    protocol = connect(config)
+    protocol = connect(config, wait_s=DAEMON_CONNECT_WAIT_S)
     store = content_store(config)
     limits = RuntimeLimits(max_weight_bytes=config.max_weight_bytes, max_vram_share=config.max_vram_share)
     runtime = runtime_class(store, config.state / "cache", limits=limits)

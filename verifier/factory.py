@@ -6,7 +6,7 @@ import os
 
 from eth_account.signers.local import LocalAccount
 
-from marketplace.chain.client import ChainClient
+from marketplace.chain.client import DAEMON_CONNECT_WAIT_S, ChainClient
 from marketplace.chain.deployment import Deployment, Protocol, connect_protocol, protocol_abis
 from marketplace.sealed.keys import PartyKey
 from marketplace.storage import ContentStore, open_store
@@ -20,8 +20,10 @@ from verifier.recheck import Rechecker
 from verifier.watchtower import WatchJournal, Watchtower
 
 
-def connect(config: VerifierConfig) -> Protocol:
-    client = ChainClient.connect(config.rpc_url, protocol_abis())
+def connect(config: VerifierConfig, *, wait_s: float = 0.0) -> Protocol:
+    """The protocol on the config's chain; ``wait_s`` waits that long for an unreachable chain (the daemon
+    waits ``DAEMON_CONNECT_WAIT_S``; a one-shot command reports it at once)."""
+    client = ChainClient.connect(config.rpc_url, protocol_abis(), wait_s=wait_s)
     return connect_protocol(client, Deployment.load(client.chain_id, config.deployments_dir))
 
 
@@ -35,7 +37,7 @@ def create_verifier(config: VerifierConfig, account: LocalAccount, *,
     """``daemon_class`` swaps the daemon for a demo's misbehaving one (``verifier.lazy``); nothing else does.
     ``party_keys`` open confidential jobs' keys (``verifier.confidential.load_party_keys``); none: those
     audits are inconclusive."""
-    protocol = connect(config)
+    protocol = connect(config, wait_s=DAEMON_CONNECT_WAIT_S)
     store = content_store(config)
     runtime = Runtime(store, config.state / "cache", dtype=None if config.dtype == "auto" else DTYPES[config.dtype],
                       limits=RuntimeLimits(max_weight_bytes=config.max_weight_bytes))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
@@ -39,6 +40,9 @@ logger = logging.getLogger(__name__)
 GAS_MARGIN = 1.25
 # Seconds a read may take before the chain counts as not answering; a healthy node answers in milliseconds.
 DEFAULT_RPC_TIMEOUT = 10.0
+# How long a daemon (provider, verifier) that starts while its chain is unreachable waits for it: an RPC
+# endpoint or a devnet that restarts comes back within this; a wrong URL is reported after it.
+DAEMON_CONNECT_WAIT_S = 120.0
 # What a sender without ETH is told a transaction needs when even an estimate cannot run.
 _FALLBACK_GAS = 300_000
 
@@ -88,9 +92,29 @@ class ChainClient:
 
     @classmethod
     def connect(cls, rpc_url: str, abis: Iterable[list[dict[str, Any]]], *, timeout: float = DEFAULT_RPC_TIMEOUT,
-                **kwargs: Any) -> ChainClient:
+                wait_s: float = 0.0, **kwargs: Any) -> ChainClient:
         """Connects to ``rpc_url`` and checks that it answers within ``timeout`` seconds (as must every
-        later request); ``close()`` releases the connection."""
+        later request); ``close()`` releases the connection.
+
+        ``wait_s`` keeps trying an unreachable chain for that long (0.5 s, doubling to 5 s between tries, each
+        logged) before giving up: a daemon started while its RPC endpoint restarts waits for it instead of
+        exiting. A chain that answers with an error is not waited for.
+        """
+        deadline = time.monotonic() + wait_s
+        pause = 0.5
+        while True:
+            try:
+                return cls._connect(rpc_url, abis, timeout, **kwargs)
+            except ChainUnreachableError as error:
+                if time.monotonic() + pause > deadline:
+                    raise
+                logger.warning("%s; trying again in %.1f s", error, pause)
+                time.sleep(pause)  # backing off before the next try
+                pause = min(5.0, pause * 2)
+
+    @classmethod
+    def _connect(cls, rpc_url: str, abis: Iterable[list[dict[str, Any]]], timeout: float,
+                 **kwargs: Any) -> ChainClient:
         session = requests.Session()
         w3 = Web3(TimedHTTPProvider(rpc_url, timeout, session))
         client = cls(w3, ErrorDecoder(abis), **kwargs)
@@ -100,9 +124,12 @@ class ChainClient:
         except ChainError:
             session.close()
             raise
-        except (requests.RequestException, OSError, Web3RPCError) as exc:
+        except (requests.RequestException, OSError) as exc:
             session.close()
-            raise ChainError(f"cannot reach the chain at {rpc_url}: {exc}") from exc
+            raise ChainUnreachableError(f"cannot reach the chain at {rpc_url}: {exc}") from exc
+        except Web3RPCError as exc:
+            session.close()
+            raise ChainError(f"the chain at {rpc_url} answered with an error: {exc}") from exc
         return client
 
     def close(self) -> None:

@@ -1,0 +1,1 @@
+"""Chaos runs: the marketplace under process kills, RPC outages and deep reorgs (``scripts/chaos.py``)."""
