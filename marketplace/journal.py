@@ -7,21 +7,36 @@ after a journal was created are added to it when it is opened (with their defaul
 upgraded in place resumes its old journal. Two processes may open a new journal at once (the daemon
 starting while a status command reads it): the schema is created under a lock file beside it, since
 SQLite's ``CREATE TABLE`` after SQLAlchemy's "does it exist?" check is not atomic.
+
+The cursor keeps the hash of its block too. A chain that no longer has that block reorganized under
+the scan: ``scan_start`` then rescans from ``REORG_REWIND_BLOCKS`` before it, since the replaced blocks
+can hold events (a resubmitted result, a new draw) at numbers the scan had passed. Rescanning is
+harmless: a job already journaled is never added twice.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import Engine, event, inspect, text
 from sqlmodel import Session, SQLModel, col, create_engine, select
+from web3.exceptions import BlockNotFound
+
+if TYPE_CHECKING:
+    from marketplace.chain.client import ChainClient
 
 Record = TypeVar("Record", bound=SQLModel)
+log = logging.getLogger(__name__)
+# How far back a scan starts again after a reorg under its cursor.
+# @dev Warning: assumes no reorg is deeper than this: on Ethereum a block 64 slots deep is final (two
+# epochs); a devnet restarted from an older state (scripts/chaos.py) rewinds at most tens of blocks.
+REORG_REWIND_BLOCKS = 128
 
 
 class SqliteJournal(Generic[Record]):
@@ -50,15 +65,35 @@ class SqliteJournal(Generic[Record]):
             row = session.get(self._cursor, self._cursor_name)
             return None if row is None else int(row.block)
 
-    def add_new(self, records: Iterable[Record], up_to_block: int) -> None:
-        """Adds the records not yet journaled and moves the cursor to ``up_to_block``, atomically."""
+    def cursor_hash(self) -> str:
+        """The hash of the cursor's block when it was recorded ("" for a cursor an older WEBI wrote)."""
+        with Session(self.engine) as session:
+            row = session.get(self._cursor, self._cursor_name)
+            return "" if row is None else str(row.block_hash)
+
+    def scan_start(self, client: ChainClient, from_block: int) -> int:
+        """The first block the next scan reads: the one after the cursor, or ``REORG_REWIND_BLOCKS`` before the
+        cursor when the chain's block at the cursor is no longer the one recorded (a reorg)."""
+        cursor = self.cursor()
+        if cursor is None:
+            return from_block
+        recorded = self.cursor_hash()
+        if recorded and block_hash(client, cursor) != recorded:
+            start = max(from_block, cursor - REORG_REWIND_BLOCKS)
+            log.warning("the chain reorganized under block %d: scanning again from block %d", cursor, start)
+            return start
+        return cursor + 1
+
+    def add_new(self, records: Iterable[Record], up_to_block: int, up_to_hash: str = "") -> None:
+        """Adds the records not yet journaled and moves the cursor to ``up_to_block`` (whose hash is
+        ``up_to_hash``), atomically."""
         with Session(self.engine) as session:
             for record in records:
                 if session.get(self._record, record.job_id) is None:  # type: ignore[attr-defined]
                     session.add(record)
             cursor = session.get(self._cursor, self._cursor_name) or self._cursor(name=self._cursor_name,
                                                                                   block=up_to_block)
-            cursor.block = up_to_block
+            cursor.block, cursor.block_hash = up_to_block, up_to_hash
             session.add(cursor)
             session.commit()
 
@@ -103,6 +138,16 @@ class SqliteJournal(Generic[Record]):
             session.commit()
             session.refresh(record)
             return record
+
+
+def block_hash(client: ChainClient, number: int) -> str:
+    """Block ``number``'s hash in hex ("" where the chain has no such block, as after a rewind below it)."""
+    try:
+        block = client.w3.eth.get_block(number)
+    except BlockNotFound:  # a chain rewound below it
+        return ""
+    found = block.get("hash") if block else None
+    return bytes(found).hex() if found else ""
 
 
 def _pragmas(connection: object, _: object) -> None:

@@ -53,6 +53,7 @@ from marketplace.chain.token import WebiToken
 from marketplace.daemon import PollingDaemon
 from marketplace.errors import ContractError, JobSpecError, ModelError, WebiError
 from marketplace.jobspec import JobSpec
+from marketplace.journal import block_hash
 from marketplace.protocol import Confidentiality, JobState, JobStatus, Params
 from marketplace.results import MerkleTree, output_manifest
 from marketplace.sealed.envelope import seal
@@ -252,15 +253,16 @@ class ProviderDaemon(PollingDaemon):
         """Records new ``JobPosted`` events and moves the cursor in one transaction."""
         client = self.market.client
         head = client.w3.eth.block_number - self.config.confirmations
-        start = (self.journal.cursor() or self.market.from_block - 1) + 1
+        start = self.journal.scan_start(client, self.market.from_block)
         if head < start:
             return
+        head_hash = block_hash(client, head)  # before the scan: a reorg during it shows at the next poll
         posted = []
         for event in client.events(self.market.contract, start, head):
             if event["event"] == "JobPosted":
                 job = self.market.remember(event["args"])
                 posted.append((job.job_id, job.spec_cid, job.terms.num_tasks, job.terms.price))
-        self.journal.record_posted(posted, head)
+        self.journal.record_posted(posted, head, head_hash)
         for job_id, *_ in posted:
             log.info("job %d posted", job_id)
 

@@ -69,6 +69,7 @@ class Cursor(SQLModel, table=True):
 
     name: str = Field(primary_key=True)
     block: int
+    block_hash: str = ""  # of ``block`` when recorded: a reorg under the cursor shows as another hash
 
 
 class Journal(SqliteJournal[JobRecord]):
@@ -77,8 +78,9 @@ class Journal(SqliteJournal[JobRecord]):
     def __init__(self, path: Path) -> None:
         super().__init__(path, JobRecord, Cursor, "job_posted")
 
-    def record_posted(self, jobs: list[tuple[int, str, int, int]], up_to_block: int) -> None:
+    def record_posted(self, jobs: list[tuple[int, str, int, int]], up_to_block: int, up_to_hash: str = "") -> None:
         """New jobs (id, spec CID, tasks, price) and the cursor, in one transaction: none lost, none twice."""
         self.add_new((JobRecord(job_id=job_id, stage=Stage.SEEN, spec_cid=spec_cid, num_tasks=num_tasks,
-                                price_wei=str(price)) for job_id, spec_cid, num_tasks, price in jobs), up_to_block)
+                                price_wei=str(price)) for job_id, spec_cid, num_tasks, price in jobs), up_to_block,
+                     up_to_hash)
 

@@ -51,6 +51,7 @@ from eth_account.signers.local import LocalAccount
 from marketplace.chain.market import JobMarket
 from marketplace.daemon import PollingDaemon
 from marketplace.errors import ContractError, WebiError
+from marketplace.journal import block_hash
 from marketplace.protocol import (
     ZERO_HASH,
     Audit,
@@ -214,9 +215,10 @@ class VerifierDaemon(PollingDaemon):
     def poll(self) -> None:
         client = self.market.client
         head = client.w3.eth.block_number
-        start = (self.journal.cursor() or self.market.from_block - 1) + 1
+        start = self.journal.scan_start(client, self.market.from_block)
         if head < start:
             return
+        head_hash = block_hash(client, head)  # before the scan: a reorg during it shows at the next poll
         found, redrawn = [], []
         for entry in client.events(self.market.contract, start, head):
             if entry["event"] == "JobPosted":
@@ -226,7 +228,7 @@ class VerifierDaemon(PollingDaemon):
                 found.append((int(args["jobId"]), str(args["outputCid"]), bytes(args["resultRoot"]).hex()))
             elif entry["event"] == "VerifierMissed":
                 redrawn.append(int(entry["args"]["jobId"]))
-        self.journal.record_events(found, redrawn, head)
+        self.journal.record_events(found, redrawn, head, head_hash)
 
     # ───────────────────────────────────────────── the pass (this thread)
 

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from marketplace.chain.market import JobMarket
 from marketplace.errors import WebiError
+from marketplace.journal import block_hash
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +64,16 @@ class EventDuty:
         self.journal.close()
 
     def poll(self) -> None:
-        head = self.market.client.w3.eth.block_number
-        start = (self.journal.cursor() or self.market.from_block - 1) + 1
+        client = self.market.client
+        head = client.w3.eth.block_number
+        start = self.journal.scan_start(client, self.market.from_block)
         if head < start:
             return
+        head_hash = block_hash(client, head)  # before the scan: a reorg during it shows at the next poll
         found: list[Any] = []
         for entry in self.market.client.events(self.market.contract, start, head):
             if entry["event"] == "JobPosted":
                 self.market.remember(entry["args"])
             else:
                 found += self.records_of(entry)
-        self.journal.add_new(found, head)
+        self.journal.add_new(found, head, head_hash)

@@ -72,6 +72,7 @@ class AuditCursor(SQLModel, table=True):
 
     name: str = Field(primary_key=True)
     block: int
+    block_hash: str = ""  # of ``block`` when recorded: a reorg under the cursor shows as another hash
 
 
 class AuditJournal(SqliteJournal[AuditRecord]):
@@ -97,7 +98,8 @@ class AuditJournal(SqliteJournal[AuditRecord]):
             current = self.get(record.job_id) or record  # the attempts another thread counted meanwhile
             return super().back_off(current, error, base_s=base_s, max_doublings=max_doublings, max_s=max_s)
 
-    def record_events(self, submitted: list[tuple[int, str, str]], redrawn: Iterable[int], up_to_block: int) -> None:
+    def record_events(self, submitted: list[tuple[int, str, str]], redrawn: Iterable[int], up_to_block: int,
+                      up_to_hash: str = "") -> None:
         """New submissions (job id, output CID, root hex), jobs whose verifier missed its deadline
         (back in the draw), and the cursor, in one transaction: none lost, none twice."""
         with self._writing, Session(self.engine) as session:
@@ -116,6 +118,6 @@ class AuditJournal(SqliteJournal[AuditRecord]):
                     session.add(record)
             cursor = session.get(AuditCursor, "result_submitted") or AuditCursor(name="result_submitted",
                                                                                  block=up_to_block)
-            cursor.block = up_to_block
+            cursor.block, cursor.block_hash = up_to_block, up_to_hash
             session.add(cursor)
             session.commit()

@@ -96,6 +96,7 @@ class PanelCursor(SQLModel, table=True):
 
     name: str = Field(primary_key=True)
     block: int
+    block_hash: str = ""  # of ``block`` when recorded: a reorg under the cursor shows as another hash
 
 
 class PanelJournal(SqliteJournal[PanelRecord]):

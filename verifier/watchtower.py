@@ -83,6 +83,7 @@ class WatchCursor(SQLModel, table=True):
 
     name: str = Field(primary_key=True)
     block: int
+    block_hash: str = ""  # of ``block`` when recorded: a reorg under the cursor shows as another hash
 
 
 class WatchJournal(SqliteJournal[WatchRecord]):

@@ -6,6 +6,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from marketplace.chain.devnet import mine, revert, snapshot
+from marketplace.journal import REORG_REWIND_BLOCKS, block_hash
+from provider.journal import Journal
+from tests.conftest import Chain
 from verifier.panels import PanelJournal, PanelStage
 
 
@@ -54,3 +58,39 @@ def test_processes_opening_a_new_journal_at_once_all_succeed(tmp_path: Path) -> 
     for path in paths:
         with sqlite3.connect(path) as db:
             assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'provider_jobs'").fetchone() == (1,)
+
+
+def test_a_reorg_under_the_cursor_rescans_the_blocks_it_replaced(chain: Chain, requester, tmp_path: Path) -> None:
+    # Found by scripts/chaos.py: after anvil restarted from an older state, a verifier's scan had passed the block
+    # numbers where the new chain put a result submission, never saw it, and the job waited forever for an audit.
+    client = chain.client
+    journal = Journal(tmp_path / "journal.sqlite")
+    try:
+        fork = snapshot(client)
+        mine(client, 3)
+        head = int(client.w3.eth.block_number)
+        journal.record_posted([], head, block_hash(client, head))
+        assert journal.scan_start(client, 1) == head + 1  # the same chain: on after the cursor
+        revert(client, fork)
+        assert block_hash(client, head) == ""  # rewound below the cursor: no such block yet
+        assert journal.scan_start(client, 1) == max(1, head - REORG_REWIND_BLOCKS)
+        job_id = chain.post(requester)  # the new branch: a job at a block number the scan had passed
+        mine(client, 3)
+        assert block_hash(client, head) != journal.cursor_hash()
+        start = journal.scan_start(client, 1)
+        assert start == max(1, head - REORG_REWIND_BLOCKS)
+        posted = [event["args"]["jobId"] for event in client.events(chain.market.contract, start)
+                  if event["event"] == "JobPosted"]
+        assert job_id in posted
+    finally:
+        journal.close()
+
+
+def test_a_cursor_an_older_webi_wrote_without_a_hash_scans_on(chain: Chain, tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.sqlite")
+    try:
+        journal.record_posted([], 5)
+        assert journal.cursor_hash() == ""
+        assert journal.scan_start(chain.client, 1) == 6
+    finally:
+        journal.close()
