@@ -238,8 +238,14 @@ class VerifierDaemon(PollingDaemon):
         job_id = record.job_id
         status = self.market.get_job(job_id)
         if record.stage == AuditStage.VERDICT:
-            self._follow_verdict(record, status)
-            return
+            if status.state != JobState.SUBMITTED or self.market.audit_of(job_id).verdict != Verdict.NONE:
+                self._follow_verdict(record, status)
+                return
+            # Our verdict is not on this chain: a reorg replaced its block. Audit again, or we miss the deadline.
+            log.warning("job %d: our verdict (tx %s) is no longer on the chain; auditing again", job_id,
+                        record.verdict_tx)
+            record = self.journal.update(job_id, stage=AuditStage.WAITING, evidence_cid="", passed=None, verdict="",
+                                         verdict_tx="", reason="verdict gone from the chain (a reorg)")
         if status.state in BEFORE_SUBMITTED:
             log.info("job %d: the node reports it %s, behind its own ResultSubmitted; looking again", job_id,
                      status.state.name.lower())
@@ -250,6 +256,7 @@ class VerifierDaemon(PollingDaemon):
         if status.state != JobState.SUBMITTED:
             self._left_submitted(record, status, audit)
             return
+        record = self._current_submission(record)
         if not audit.drawn:
             drawn = self._lock_seed(job_id, status, terms)
             if drawn is None:
@@ -269,6 +276,25 @@ class VerifierDaemon(PollingDaemon):
             self.reveals.follow(record, terms, audit)
         else:
             self._offers.append((job_id, terms.audit_fee, audit.deadline))
+
+    def _current_submission(self, record: AuditRecord) -> AuditRecord:
+        """The record, on the submission the chain holds now. After a reorg the job may have been submitted
+        again, by another provider or with other outputs: auditing the journaled root would judge outputs
+        the chain never committed to (and fail an honest provider whose proofs do not match it)."""
+        job_id = record.job_id
+        root = self.market.result_root(job_id).hex()
+        if root == record.result_root:
+            return record
+        events = self.market.contract.events.ResultSubmitted().get_logs(from_block=self.market.from_block,
+                                                                        argument_filters={"jobId": job_id})
+        if not events:
+            return record  # a lagging node: its logs are behind its state; look again at the next pass
+        latest = events[-1]["args"]
+        log.warning("job %d: the chain's submission is not the one journaled (a reorg): auditing root %s", job_id,
+                    root)
+        return self.journal.update(job_id, stage=AuditStage.WAITING, output_cid=str(latest["outputCid"]),
+                                   result_root=bytes(latest["resultRoot"]).hex(), evidence_cid="", passed=None,
+                                   verdict="", reason="submitted again after a reorg")
 
     def _left_submitted(self, record: AuditRecord, status: JobStatus, audit: Audit) -> None:
         if self._is_mine(audit) and audit.verdict != Verdict.NONE:

@@ -16,7 +16,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from marketplace.chain.deployment import WEI
-from marketplace.chain.devnet import Devnet
+from marketplace.chain.devnet import Devnet, revert, snapshot
 from marketplace.errors import StoreUnavailableError
 from marketplace.jobspec import JobSpec
 from marketplace.keystore import save_account
@@ -363,3 +363,52 @@ def test_the_account_key_is_not_in_the_secrets_repr(make_verifier, verifier) -> 
         daemon.close()
     assert bytes(verifier.key).hex() not in shown and str(bytes(verifier.key)) not in shown
     assert "chain_id" in shown
+
+
+def _step_until(daemon: VerifierDaemon, condition, what: str) -> None:
+    wait_for(lambda: (daemon.step(), condition())[1], timeout=120, what=what)
+
+
+def test_a_verdict_a_reorg_removed_is_audited_and_given_again(chain: Chain, market: Market, config_for,
+                                                              make_verifier, requester, provider, verifier) -> None:
+    # Found with scripts/chaos.py: a journaled verdict whose block a reorg replaced was followed forever
+    # ("a lagging node"), and the honest verifier would have missed its deadline and been slashed.
+    chain.register(verifier, Role.VERIFIER, 1_000 * WEI)
+    with running(create_daemon(config_for(provider), provider)):
+        job_id = market.post(requester, "embed", **AUDIT_ALL)
+        seed_visible(chain, job_id)
+    fork = snapshot(chain.client)
+    auditing = make_verifier(verifier)
+    try:
+        _step_until(auditing, lambda: auditing.journal.get(job_id).stage == AuditStage.VERDICT, "the first verdict")
+        revert(chain.client, fork)  # the verdict's block is replaced: the job is submitted and drawn to us again
+        assert state_of(chain, job_id) == JobState.SUBMITTED
+        _step_until(auditing, lambda: state_of(chain, job_id) == JobState.AUDITED, "the verdict again")
+        record = auditing.journal.get(job_id)
+    finally:
+        auditing.close()
+    assert chain.market.audit_of(job_id).verdict == Verdict.PASS
+    assert record.stage == AuditStage.VERDICT  # sent again: the same nonce and call, so the same tx hash
+    assert chain.client.w3.eth.get_transaction_receipt(record.verdict_tx)["status"] == 1
+
+
+def test_a_submission_a_reorg_replaced_is_audited_as_the_chain_holds_it(chain: Chain, market: Market, config_for,
+                                                                        make_verifier, requester, provider,
+                                                                        verifier) -> None:
+    # After a reorg the journaled output CID and root can be another submission's: auditing them would judge
+    # outputs the chain never committed to, and fail the honest provider whose proofs do not match.
+    chain.register(verifier, Role.VERIFIER, 1_000 * WEI)
+    with running(create_daemon(config_for(provider), provider)):
+        job_id = market.post(requester, "embed", **AUDIT_ALL)
+        seed_visible(chain, job_id)
+    auditing = make_verifier(verifier)
+    try:
+        auditing.poll()
+        stale = str(market.store.add_bytes(b'{"stale": true}\n').cid)
+        auditing.journal.update(job_id, output_cid=stale, result_root="ab" * 32)  # the replaced chain's
+        _step_until(auditing, lambda: auditing.journal.get(job_id).stage == AuditStage.VERDICT, "the verdict")
+        record = auditing.journal.get(job_id)
+    finally:
+        auditing.close()
+    assert record.result_root == chain.market.result_root(job_id).hex() and record.output_cid != stale
+    assert record.verdict == "pass" and chain.market.audit_of(job_id).verdict == Verdict.PASS
