@@ -286,7 +286,10 @@ class ProviderDaemon(PollingDaemon):
         elif record.stage == Stage.RELEASING:
             self.claims.release_claim(record, status, mine)
         elif record.stage in FOLLOWING:
-            self.follower.follow(record, status)
+            if status.state in (JobState.OPEN, JobState.CLAIMED):  # our submission is gone: a reorg replaced it
+                self._follow_elsewhere(record, status, mine)
+            else:
+                self.follower.follow(record, status)
 
     def _consider_and_claim(self, record: JobRecord) -> None:
         terms = self.market.terms_of(record.job_id)
@@ -478,6 +481,15 @@ class ProviderDaemon(PollingDaemon):
             self.journal.update(record.job_id, stage=Stage.SUBMITTED)
         elif mine and status.state in (JobState.FINALIZED, JobState.REJECTED):
             self.follower.follow(record, status)
+        elif status.state == JobState.OPEN:
+            # Our claim is gone without us releasing it: a reorg replaced its block (or it expired). The job is
+            # anyone's again, ours too: consider it afresh rather than drop it (two providers dropping it would
+            # leave it open for good).
+            self._prepared.pop(record.job_id, None)
+            self._holding.pop(record.job_id, None)
+            log.warning("job %d: open again on the chain (our claim is gone); considering it afresh", record.job_id)
+            self.journal.update(record.job_id, stage=Stage.SEEN, attempts=0, retry_at=0.0,
+                                reason="open again: our claim is gone (a reorg or an expiry)")
         else:
             self._end(record, Stage.LOST, f"job is {status.state.name.lower()}" + ("" if mine else " by another"))
 

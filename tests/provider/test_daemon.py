@@ -12,7 +12,7 @@ from eth_account.signers.local import LocalAccount
 from prometheus_client import generate_latest
 
 from marketplace.chain.deployment import WEI
-from marketplace.chain.devnet import dev_account, free_port
+from marketplace.chain.devnet import dev_account, free_port, revert, snapshot
 from marketplace.jobspec import JobSpec
 from marketplace.protocol import Allowlist, JobState, Role, Verdict, allowlist_leaf, secret_hash
 from marketplace.results import MerkleTree, parse_output_manifest
@@ -244,3 +244,21 @@ def test_a_model_that_fails_on_its_inputs_fails_that_job_only(chain: Chain, mark
         wait_for(lambda: stage_of(daemon, good) == Stage.SUBMITTED, what="the next job to go through")
     record = daemon.journal.get(bad)
     assert record is not None and record.reason.startswith("inference failed: IndexError")
+
+
+def test_a_job_whose_claim_and_result_a_reorg_replaced_is_claimed_and_submitted_again(
+        chain: Chain, market: Market, config_for, requester, provider) -> None:
+    # Found by scripts/chaos.py: after anvil restarted from an older state, a job the daemon had submitted was
+    # open again on the chain, and the daemon followed a submission that no longer existed (or dropped the job as
+    # "lost"): nobody claimed it again, and it stayed open for good.
+    config = config_for(provider)
+    job_id = market.post(requester, "embed")
+    fork = snapshot(chain.client)
+    with running(config, provider) as daemon:
+        wait_for(lambda: stage_of(daemon, job_id) == Stage.SUBMITTED, what="the result on-chain")
+    revert(chain.client, fork)  # the claim's and the submission's blocks are replaced
+    assert chain.market.get_job(job_id).state == JobState.OPEN
+    with running(config, provider) as daemon:
+        wait_for(lambda: chain.market.get_job(job_id).state == JobState.SUBMITTED, what="the job submitted again")
+        wait_for(lambda: stage_of(daemon, job_id) == Stage.SUBMITTED, what="the journal to follow it")
+    assert chain.market.get_job(job_id).provider == provider.address
