@@ -52,6 +52,15 @@ def find_anvil() -> Path:
                       "or set WEBI_ANVIL")
 
 
+def anvil_binary() -> Path:
+    """The anvil program itself: npm's ``@foundry-rs/anvil`` runs it behind a Node.js wrapper, whose
+    SIGKILL would leave anvil running, so the platform package's binary where the checkout has one."""
+    if not os.environ.get("WEBI_ANVIL"):
+        for binary in sorted((repo_root() / "node_modules" / "@foundry-rs").glob("anvil-*/bin/anvil")):
+            return binary
+    return find_anvil()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -76,6 +85,8 @@ class Anvil:
     log_path: Path | None = None
     detach: bool = False
     startup_timeout: float = 30.0
+    executable: Path | None = None  # default: find_anvil()
+    extra_args: tuple[str, ...] = ()  # e.g. ("--load-state", "state.json")
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     # anvil writes old states to $HOME/.foundry/anvil/tmp and leaves them there when it is stopped
     # (74 GB after a few dozen test runs here): each process gets a HOME of its own, removed with it.
@@ -89,12 +100,14 @@ class Anvil:
     def start(self) -> Anvil:
         if not self.port:
             self.port = free_port()
-        cmd = [str(find_anvil()), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(DEV_CHAIN_ID),
-               "--mnemonic", DEV_MNEMONIC, "--accounts", str(self.accounts), "--balance", "1000000"]
+        cmd = [str(self.executable or find_anvil()), "--host", "127.0.0.1", "--port", str(self.port),
+               "--chain-id", str(DEV_CHAIN_ID), "--mnemonic", DEV_MNEMONIC, "--accounts", str(self.accounts),
+               "--balance", "1000000"]
         if self.block_time:
             cmd += ["--block-time", str(self.block_time)]
         if self.pinned_clock:
             cmd += ["--timestamp", str(self.genesis_timestamp)]
+        cmd += self.extra_args
         if self.detach and self.log_path:
             self._home = self.log_path.parent / "anvil-home"
             self._home.mkdir(parents=True, exist_ok=True)
