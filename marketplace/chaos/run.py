@@ -167,6 +167,7 @@ class ChaosRun:
                                                                       f"(logs in {self.folder})"))
         finally:
             self.processes.kill_all()
+            self.processes.supervisor.stop_all(grace=5.0)  # anything else it started (a hung registration)
             if self.proxy is not None:
                 self.proxy.down()
             with self.anvil_lock:

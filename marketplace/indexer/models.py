@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from sqlmodel import Field, SQLModel
 
+# The widest integer a column holds (SQLite's INTEGER, PostgreSQL's BIGINT). A request's id or cursor past it
+# names no row, and must never reach a query: sqlite3 refuses to bind it (OverflowError).
+MAX_INTEGER = 2**63 - 1
+
+
+def fits_integer(value: int) -> bool:
+    """Whether ``value`` fits an integer column, so that it may be bound in a query."""
+    return -MAX_INTEGER - 1 <= value <= MAX_INTEGER
+
 
 class EventRow(SQLModel, table=True):
     __tablename__ = "events"

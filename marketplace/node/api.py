@@ -31,6 +31,8 @@ STATES = tuple(
     for state in (JobState.OPEN, JobState.CLAIMED, JobState.SUBMITTED, JobState.AUDITED, JobState.CHALLENGED,
                   JobState.FINALIZED, JobState.REJECTED, JobState.CANCELLED)
 )
+# "block:log_index" of the last entry a page showed; 20 digits hold any uint64 (int() refuses past 4,300).
+LEDGER_CURSOR = r"^\d{1,20}:\d{1,20}$"
 Limit = Annotated[int | None, Query(ge=1, le=500, description="Page size (default: the node's).")]
 
 
@@ -127,7 +129,7 @@ def api_router(queries: Queries, verifiers: VerifierQueries, cache: ResponseCach
         request: Request,
         account: str | None = None,
         job_id: int | None = None,
-        cursor: Annotated[str | None, Query(pattern=r"^\d+:\d+$")] = None,
+        cursor: Annotated[str | None, Query(pattern=LEDGER_CURSOR)] = None,
         limit: Limit = None,
     ) -> Response:
         def compute() -> dict[str, Any]:

@@ -16,7 +16,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import Deployment, protocol_abis
@@ -56,6 +58,33 @@ class NodeMetrics:
         head.set_function(lambda: indexer.head)
         events.set_function(lambda: indexer.state.events)
         reorgs.set_function(lambda: indexer.reorgs)
+
+
+# A browser's request carries 1 to 2 KiB of headers; nginx's default ceiling is 32 KiB.
+MAX_HEADER_BYTES = 32 * 1024
+
+
+class HeaderLimit:
+    """Refuses a request whose headers (names and values) total over ``max_bytes`` with a JSON 431.
+
+    @dev Warning: this bounds what a route sees, not what the server buffers. uvicorn's httptools parser (the
+    node's, with uvloop) sets no ceiling of its own and hands the app a 16 MiB header: a node facing the
+    internet wants a proxy's header limit in front as well.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_HEADER_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = sum(len(name) + len(value) for name, value in scope["headers"])
+            if size > self.max_bytes:
+                refused = JSONResponse({"detail": f"the request headers total {size:,} bytes: this node takes at "
+                                                  f"most {self.max_bytes:,}"}, 431)
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 # py_ecc (imported by eth_account) raises the recursion limit to 100,000: a request body nested that deep would
@@ -104,6 +133,7 @@ def create_node_app(settings: NodeSettings, *, clock: Callable[[], float] = time
         "a content store (Kubo RPC subset and trustless gateway); a dashboard.",
     )
     app.state.indexer, app.state.queries, app.state.deployment = indexer, queries, deployment
+    app.add_middleware(HeaderLimit)
     cache = ResponseCache(lambda: indexer.version)
     app.include_router(api_router(queries, verifiers, cache, groups, results), prefix="/v1", tags=["marketplace"])
     store_settings = StoreApiSettings(

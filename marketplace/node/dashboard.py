@@ -11,18 +11,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from eth_utils.address import to_checksum_address
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from marketplace.chain.deployment import Deployment
-from marketplace.node.api import STATES
+from marketplace.node.api import LEDGER_CURSOR, STATES
 from marketplace.node.group_queries import GroupQueries
 from marketplace.node.queries import Queries
 from marketplace.node.telemetry import Telemetry
@@ -152,16 +152,18 @@ def dashboard_router(queries: Queries, verifiers: VerifierQueries, groups: Group
 
     @router.get("/jobs/{job_id}", response_class=HTMLResponse)
     async def job(request: Request, job_id: str) -> Response:
-        found = await run_in_threadpool(queries.job, int(job_id)) if job_id.isdecimal() else None
+        number = _number(job_id)
+        found = None if number is None else await run_in_threadpool(queries.job, number)
         if found is None:
             latest = await run_in_threadpool(queries.latest_job_id)
             which = f"the latest is {latest}" if latest is not None else "none has been posted yet"
             return not_found(request, f"no job {job_id} on this chain ({which})", "/jobs", "All jobs")
-        return page(request, "job.html", job=found, group_id=await run_in_threadpool(groups.group_of, int(job_id)))
+        return page(request, "job.html", job=found, group_id=await run_in_threadpool(groups.group_of, found["job_id"]))
 
     @router.get("/groups/{group_id}", response_class=HTMLResponse)
     async def group(request: Request, group_id: str) -> Response:
-        found = await run_in_threadpool(groups.group, int(group_id)) if group_id.isdecimal() else None
+        number = _number(group_id)
+        found = None if number is None else await run_in_threadpool(groups.group, number)
         if found is None:
             message = f"no job group {group_id} on this chain (a group's id is its first shard's job id)"
             return not_found(request, message, "/jobs", "All jobs")
@@ -207,8 +209,14 @@ def dashboard_router(queries: Queries, verifiers: VerifierQueries, groups: Group
         return page(request, "verifier.html", verifier=found, chart=earnings_chart(found["earnings"]))
 
     @router.get("/ledger", response_class=HTMLResponse)
-    async def ledger(request: Request, account: str | None = None, cursor: str | None = None) -> HTMLResponse:
+    async def ledger(request: Request, account: str | None = None,
+                     cursor: Annotated[str | None, Query(pattern=f"{LEDGER_CURSOR}|^$")] = None) -> HTMLResponse:
         found = await run_in_threadpool(queries.ledger, account=account or None, cursor=cursor or None)
         return page(request, "ledger.html", entries=found.items, next_cursor=found.next_cursor, account=account or "")
 
     return router
+
+
+def _number(text: str) -> int | None:
+    """A job's or a group's id from a URL: decimal digits, at most a uint64's 20 (``int()`` refuses past 4,300)."""
+    return int(text) if text.isdecimal() and len(text) <= 20 else None

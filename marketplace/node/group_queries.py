@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from marketplace.groups.view import GroupView, ShardView, group_size, tiling_problems
-from marketplace.indexer.models import BlockRow, EventRow, JobRow
+from marketplace.indexer.models import BlockRow, EventRow, JobRow, fits_integer
 from marketplace.job_views import JobInfo
 from marketplace.jobspec import Shard
 from marketplace.node.ledger import block_times
@@ -60,6 +60,8 @@ class GroupQueries:
     def group_of(self, job_id: int) -> int | None:
         """The group ``job_id`` was posted in, if any: the ``GroupPosted`` of its posting transaction whose
         shard range holds it (a contract wallet may post several groups, or a job and a group, in one transaction)."""
+        if not fits_integer(job_id):
+            return None
         with Session(self.engine) as session:
             posted = session.execute(
                 select(EventRow).where(col(EventRow.name) == "JobPosted", col(EventRow.job_id) == job_id)
@@ -80,6 +82,8 @@ class GroupQueries:
     def group(self, group_id: int) -> dict[str, Any] | None:
         """The group as ``GroupView.as_dict`` has it, with each shard's milestones and the progress over time;
         ``None`` when no group has this id."""
+        if not fits_integer(group_id):
+            return None
         with Session(self.engine) as session:
             first = session.get(JobRow, group_id)
             if first is None:

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from marketplace.indexer.models import BlockRow, EventRow, JobRow, LedgerRow
+from marketplace.indexer.models import MAX_INTEGER, BlockRow, EventRow, JobRow, LedgerRow, fits_integer
 from marketplace.protocol import Role
 
 SLASHED = "slashed"  # the kind a stake slash is listed under
@@ -83,11 +83,13 @@ def ledger_page(
     if account:
         credits = credits.where(func.lower(LedgerRow.account) == account.lower())
         slashes = slashes.where(func.lower(EventRow.account) == account.lower())
+    if job_id is not None and not fits_integer(job_id):
+        return Page([], None)  # no row has such an id
     if job_id is not None:
         credits = credits.where(col(LedgerRow.job_id) == job_id)
         slashes = slashes.where(col(EventRow.job_id) == job_id)
     if cursor:
-        block, index = (int(part) for part in cursor.split(":", 1))
+        block, index = (min(int(part), MAX_INTEGER) for part in cursor.split(":", 1))  # past any row: page one
         for table in (LedgerRow, EventRow):
             before = or_(
                 col(table.block_number) < block,

@@ -14,7 +14,16 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from marketplace.errors import ContentNotFoundError, WebiError
-from marketplace.indexer.models import AccountRow, BlockRow, EventRow, JobRow, LedgerRow, StakeRow
+from marketplace.indexer.models import (
+    MAX_INTEGER,
+    AccountRow,
+    BlockRow,
+    EventRow,
+    JobRow,
+    LedgerRow,
+    StakeRow,
+    fits_integer,
+)
 from marketplace.node.explain import unclaimed, verdict_reasons
 from marketplace.node.ledger import Page, block_times, daily_earnings, ledger_dict, ledger_page
 from marketplace.node.timeline import JobContext, describe
@@ -93,8 +102,8 @@ class Queries:
             query = query.where(func.lower(JobRow.provider) == provider.lower())
         if verifier:
             query = query.where(func.lower(JobRow.verifier) == verifier.lower())
-        if cursor is not None:
-            query = query.where(JobRow.job_id < cursor)
+        if cursor is not None:  # a cursor past any id is the first page
+            query = query.where(JobRow.job_id < min(cursor, MAX_INTEGER))
         with Session(self.engine) as session:
             rows = list(session.execute(query).scalars())
         more = len(rows) > limit
@@ -102,6 +111,8 @@ class Queries:
         return Page([job_dict(row) for row in rows], str(rows[-1].job_id) if more else None)
 
     def job(self, job_id: int) -> dict[str, Any] | None:
+        if not fits_integer(job_id):
+            return None
         with Session(self.engine) as session:
             row = session.get(JobRow, job_id)
             if row is None:

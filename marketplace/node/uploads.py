@@ -30,6 +30,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import FormData, UploadFile
+from starlette.types import Message
 
 from marketplace.errors import (
     ArgumentError,
@@ -61,7 +62,7 @@ from marketplace.storage.cid import Cid
 from marketplace.storage.dagpb import PBLink
 from marketplace.storage.importer import Added, Importer
 from marketplace.storage.local import LocalStore
-from marketplace.storage.rpc_api import read_multipart
+from marketplace.storage.rpc_api import multipart_body, read_multipart
 
 # Stateless: it reads the header, and names the scheme in the OpenAPI schema.
 _BEARER = HTTPBearer(auto_error=False, description="a wallet session token from POST /v1/auth/session")
@@ -156,17 +157,9 @@ class PriceBody(BaseModel):
     basis: str = Field(description='"same task and size", "same task" or "none"')
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": ErrorBody}}
+_ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": ErrorBody}, 413: {"model": ErrorBody}}
 _SIGNED_IN: dict[int | str, dict[str, Any]] = {400: {"model": ErrorBody}, 401: {"model": ErrorBody},
                                                413: {"model": ErrorBody}}
-
-
-def _multipart(files: str) -> dict[str, Any]:
-    """The OpenAPI request body of a route that reads its multipart form itself, to count it as it streams."""
-    item = {"type": "string", "format": "binary"}
-    schema = {"type": "array", "items": item} if files == "many" else item
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "properties": {"file": schema}, "required": ["file"]}}}}}
 
 
 # ───────────────────────────────────────────── routes
@@ -197,7 +190,7 @@ def uploads_router(sessions: Sessions, store: LocalStore, queries: Queries, limi
         return SessionBody(token=opened.token, address=opened.address, expires_at=opened.expires_at)
 
     @router.post("/uploads/inputs", summary="Upload a job's inputs (JSONL): stored as its canonical manifest",
-                 responses=_SIGNED_IN, dependencies=session_needed, openapi_extra=_multipart("one"))
+                 responses=_SIGNED_IN, dependencies=session_needed, openapi_extra=multipart_body("one"))
     async def upload_inputs(request: Request) -> InputsBody:
         # The body holds the multipart headers and boundaries too: the limit is the file's, as the page checks it.
         form = await read_multipart(request, limits.max_inputs_bytes + MULTIPART_SLACK, max_files=1)
@@ -214,7 +207,7 @@ def uploads_router(sessions: Sessions, store: LocalStore, queries: Queries, limi
         return InputsBody(cid=str(added.cid), num_tasks=len(texts), bytes=len(manifest))
 
     @router.post("/uploads/model", summary="Upload a model folder (each file's name its path in the folder)",
-                 responses=_SIGNED_IN, dependencies=session_needed, openapi_extra=_multipart("many"))
+                 responses=_SIGNED_IN, dependencies=session_needed, openapi_extra=multipart_body("many"))
     async def upload_model(request: Request) -> ModelBody:
         form = await read_multipart(request, limits.max_model_bytes, max_files=limits.max_files)
         try:
@@ -274,11 +267,11 @@ class _WebAppRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
-            declared = request.headers.get("content-length", "")
-            if (request.headers.get("content-type", "").startswith("application/json") and declared.isdigit()
-                    and int(declared) > MAX_JSON_BODY):
-                return JSONResponse({"detail": f"a JSON body of {int(declared):,} bytes is over this route's "
-                                               f"{MAX_JSON_BODY:,}-byte limit"}, 413)
+            if self.body_field is not None:  # a JSON body: read here, counted, then handed on
+                read = await _bounded_body(request, MAX_JSON_BODY)
+                if isinstance(read, Response):
+                    return read
+                request = read
             try:
                 return await handler(request)
             except SessionError as error:
@@ -293,6 +286,30 @@ class _WebAppRoute(APIRoute):
                 return JSONResponse({"detail": str(error.detail)}, error.status_code, error.headers)
 
         return handle
+
+
+async def _bounded_body(request: Request, limit: int) -> Request | Response:
+    """``request`` with its body read, or a JSON 413 once it passes ``limit`` bytes: the declared length first,
+    then the bytes as they arrive, so a chunked body, or one of another content type, is bounded too."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return JSONResponse({"detail": f"a body of {int(declared):,} bytes is over this route's {limit:,}-byte "
+                                       "limit"}, 413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return JSONResponse({"detail": f"the body is over this route's {limit:,}-byte limit"}, 413)
+    replayed = False
+
+    async def receive() -> Message:
+        nonlocal replayed
+        if replayed:  # the body is spent: what follows is the client's disconnect
+            return await request.receive()
+        replayed = True
+        return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+    return Request(request.scope, receive)
 
 
 def _sentence(error: RequestValidationError) -> str:

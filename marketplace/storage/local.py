@@ -26,6 +26,8 @@ from marketplace.storage.store import ContentStore
 
 log = logging.getLogger(__name__)
 
+CAR_IMPORT = "CAR import"  # the source a block of an imported CAR is named by when it does not match its CID
+
 
 @dataclass(frozen=True)
 class Collected:
@@ -103,7 +105,7 @@ class LocalStore(ContentStore):
 
     def import_car(self, stream: BinaryIO, *, pin_roots: bool = True) -> list[Cid]:
         with self._lock(fcntl.LOCK_SH):
-            car = CarReader(stream, source="CAR import")
+            car = CarReader(stream, source=CAR_IMPORT)
             for cid, block in car:
                 self.blocks.put(cid, block, hashed=True)
             if pin_roots:

@@ -15,7 +15,7 @@ import platform
 import urllib.parse
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -23,14 +23,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from marketplace.errors import ContentError, ContentTooLargeError
+from marketplace.errors import BlockMismatchError, ContentError, ContentNotFoundError, ContentTooLargeError
 from marketplace.storage import reader
 from marketplace.storage.api_errors import KuboRoute
 from marketplace.storage.car import iter_car
 from marketplace.storage.cid import Cid, split_ipfs_path
 from marketplace.storage.dagpb import PBLink
 from marketplace.storage.importer import Added, Importer
-from marketplace.storage.local import LocalStore
+from marketplace.storage.local import CAR_IMPORT, LocalStore
 
 NDJSON = "application/x-ndjson"
 _DIRECTORY = "application/x-directory"
@@ -44,6 +44,15 @@ class StoreApiSettings:
     max_upload_bytes: int = 4 * 1024**3
     max_block_bytes: int = 2 * 1024**2  # Kubo refuses larger blocks; peers could not exchange them
     max_files: int = 10_000
+
+
+def multipart_body(files: str) -> dict[str, Any]:
+    """The OpenAPI request body (``openapi_extra``) of a route that reads its multipart form itself, to count it as
+    it streams: ``"one"`` file part named ``file``, or ``"many"``."""
+    item = {"type": "string", "format": "binary"}
+    schema = {"type": "array", "items": item} if files == "many" else item
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "properties": {"file": schema}, "required": ["file"]}}}}}
 
 
 def rpc_router(store: LocalStore, settings: StoreApiSettings) -> APIRouter:
@@ -67,7 +76,7 @@ def rpc_router(store: LocalStore, settings: StoreApiSettings) -> APIRouter:
         return {"Version": f"webi-{release}", "Commit": "", "Repo": "webi-local",
                 "System": f"{platform.machine()}/{platform.system().lower()}", "Golang": ""}
 
-    @router.post("/add", dependencies=writes)
+    @router.post("/add", dependencies=writes, openapi_extra=multipart_body("many"))
     async def add(request: Request,
                   only_hash: Annotated[bool, Query(alias="only-hash")] = False,
                   pin: bool = True,
@@ -104,7 +113,7 @@ def rpc_router(store: LocalStore, settings: StoreApiSettings) -> APIRouter:
         target = resolved(arg)
         return {"Key": str(target), "Size": len(store.get_block(target))}
 
-    @router.post("/block/put", dependencies=writes)
+    @router.post("/block/put", dependencies=writes, openapi_extra=multipart_body("one"))
     async def block_put(request: Request, cid_codec: Annotated[str, Query(alias="cid-codec")] = "raw",
                         mhtype: str = "sha2-256") -> dict[str, Any]:
         if mhtype != "sha2-256" or cid_codec not in ("raw", "dag-pb"):
@@ -128,14 +137,14 @@ def rpc_router(store: LocalStore, settings: StoreApiSettings) -> APIRouter:
         return StreamingResponse(iter_car([root], reader.walk(store.get_block, root)),
                                  media_type="application/vnd.ipld.car")
 
-    @router.post("/dag/import", dependencies=writes)
+    @router.post("/dag/import", dependencies=writes, openapi_extra=multipart_body("many"))
     async def dag_import(request: Request, pin_roots: Annotated[bool, Query(alias="pin-roots")] = True) -> Response:
         form = await _read_form(request, settings)
         try:
             roots: list[Cid] = []
             for _, value in form.multi_items():
                 if isinstance(value, UploadFile):
-                    roots += await run_in_threadpool(store.import_car, value.file, pin_roots=pin_roots)
+                    roots += await run_in_threadpool(_import_car, store, value.file, pin_roots)
         finally:
             await form.close()
         return _ndjson([{"Root": {"Cid": {"/": str(root)}, "PinErrorMsg": ""}} for root in roots])
@@ -199,6 +208,20 @@ async def read_multipart(request: Request, limit: int, *, max_files: int) -> For
         return await parser.parse()
     except MultiPartException as error:
         raise HTTPException(400, f"bad multipart body: {error.message}") from None
+
+
+def _import_car(store: LocalStore, stream: BinaryIO, pin_roots: bool) -> list[Cid]:
+    """``store.import_car``, with the upload's faults as 400s: a block of the CAR that does not match its CID (not
+    a damaged block of this store, which stays a 500), and a root the CAR does not hold (nor the store) to pin."""
+    try:
+        return store.import_car(stream, pin_roots=pin_roots)
+    except BlockMismatchError as error:
+        if error.source != CAR_IMPORT:
+            raise
+        raise ContentError(f"the uploaded CAR is corrupt: {error}") from None
+    except ContentNotFoundError as error:
+        raise ContentError(f"cannot pin the CAR's roots, their DAG is neither in the CAR nor in this store: "
+                           f"{error}") from None
 
 
 def _only_file(form: FormData) -> UploadFile:
