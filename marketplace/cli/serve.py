@@ -36,6 +36,10 @@ def serve(
         float, typer.Option(envvar="WEBI_NODE_RPC_TIMEOUT", metavar="SECONDS", min=0.1,
                             help="How long one request to the chain may take.")
     ] = 10.0,
+    connect_wait: Annotated[
+        float, typer.Option(envvar="WEBI_NODE_CONNECT_WAIT", metavar="SECONDS", min=0,
+                            help="How long to wait at start-up for a chain that does not answer yet.")
+    ] = 120.0,
     chain_stale: Annotated[
         float, typer.Option(envvar="WEBI_NODE_CHAIN_STALE", metavar="SECONDS", min=0.1,
                             help="/healthz reports the chain down (503) after this long without an answer "
@@ -72,6 +76,7 @@ def serve(
         confirmations=confirmations,
         poll_interval_s=poll_interval,
         rpc_timeout_s=rpc_timeout,
+        connect_wait_s=connect_wait,
         chain_stale_s=chain_stale,
         public_rpc_url=public_rpc_url,
         public_url=public_url or f"http://{host}:{port}",

@@ -96,7 +96,8 @@ def create_node_app(settings: NodeSettings, *, clock: Callable[[], float] = time
                     telemetry_limits: TelemetryLimits | None = None) -> FastAPI:
     """``clock``: the node's wall clock for heartbeats (their freshness, online or offline); tests pass their own."""
     sys.setrecursionlimit(min(sys.getrecursionlimit(), SAFE_RECURSION_LIMIT))
-    client = ChainClient.connect(settings.rpc_url, protocol_abis(), timeout=settings.rpc_timeout_s)
+    client = ChainClient.connect(settings.rpc_url, protocol_abis(), timeout=settings.rpc_timeout_s,
+                                 wait_s=settings.connect_wait_s)
     deployment = Deployment.load(client.chain_id, settings.deployments_dir)
     engine = create_db(settings.database)
     watch = ChainWatch(window_s=settings.lag_window_s)

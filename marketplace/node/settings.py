@@ -32,6 +32,9 @@ class NodeSettings(BaseModel):
     confirmations: Annotated[int, Field(ge=0)] = 0
     poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
     rpc_timeout_s: Annotated[float, Field(gt=0, description="seconds one RPC request may take")] = 10.0
+    connect_wait_s: Annotated[float, Field(
+        ge=0, description="how long a node started while its chain is unreachable waits for it (it needs the "
+        "chain id to load its deployment); each try is logged")] = 120.0
     chain_stale_s: Annotated[float, Field(
         gt=0, description="/healthz reports the chain down after this long without an answer "
         "(at least 3 poll intervals)")] = 10.0

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from marketplace.chain.client import ChainClient
 from marketplace.chain.deployment import WEI, protocol_abis
 from marketplace.chain.devnet import Devnet, dev_account, free_port
 from marketplace.chain.revert import ErrorDecoder
-from marketplace.chaos.proxy import RpcProxy
 from marketplace.errors import ChainError, ChainUnreachableError, ContractError, TransactionError
 from marketplace.protocol import Role
 from tests.conftest import Chain
+from tests.support.chain_outage import chain_down_until_retried
 
 
 def test_unreachable_node_is_a_chain_error() -> None:
@@ -22,25 +20,9 @@ def test_unreachable_node_is_a_chain_error() -> None:
         ChainClient.connect(url, protocol_abis(), timeout=2)
 
 
-class _UpOnFirstRetry(logging.Handler):
-    """Brings the proxy up when the client logs that it will try again: the chain returns mid-wait."""
-
-    def __init__(self, proxy: RpcProxy) -> None:
-        super().__init__()
-        self.proxy, self.retries = proxy, 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "trying again" in record.getMessage():
-            self.retries += 1
-            self.proxy.up()
-
-
 def test_a_daemon_waits_for_a_chain_that_comes_back_instead_of_exiting(devnet: Devnet) -> None:
     # Found by scripts/chaos.py: a verifier restarted while anvil restarted exited with "cannot reach the chain".
-    proxy = RpcProxy(devnet.anvil.port, port=free_port())  # the chain's URL, refusing connections for now
-    handler = _UpOnFirstRetry(proxy)
-    logging.getLogger("marketplace.chain.client").addHandler(handler)
-    try:
+    with chain_down_until_retried(devnet) as (proxy, handler):
         with pytest.raises(ChainUnreachableError):  # a one-shot command reports it at once
             ChainClient.connect(proxy.url, protocol_abis(), timeout=2)
         assert handler.retries == 0
@@ -48,9 +30,6 @@ def test_a_daemon_waits_for_a_chain_that_comes_back_instead_of_exiting(devnet: D
         assert client.chain_id == devnet.protocol.deployment.chain_id
         assert handler.retries == 1
         client.close()
-    finally:
-        logging.getLogger("marketplace.chain.client").removeHandler(handler)
-        proxy.down()
 
 
 def test_revert_names_error_and_arguments(chain: Chain, stranger) -> None:
