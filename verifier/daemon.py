@@ -335,6 +335,12 @@ class VerifierDaemon(PollingDaemon):
             receipt = self.market.submit_verdict(self.account, job_id, verdict, record.evidence_cid, secret,
                                                  next_hash, terms)
         except ContractError as error:
+            if error.name == "NotAssignedVerifier" and not self.market.audit_of(job_id).drawn:
+                # Nobody is drawn now: a reorg took the draw away. The job will be drawn again, maybe to us.
+                log.warning("job %d: the draw that named us is gone from the chain; waiting for the next", job_id)
+                self.journal.update(job_id, stage=AuditStage.WAITING, evidence_cid="", passed=None, verdict="",
+                                    reason="the draw is gone from the chain (a reorg)")
+                return
             if error.name in ("DeadlinePassed", "NotAssignedVerifier"):
                 self._end(record, AuditStage.MISSED, str(error))
                 return

@@ -72,6 +72,11 @@ class RevealDemands:
         try:
             self.market.demand_reveal(self.account, job_id, secret, next_hash, terms)
         except ContractError as failure:
+            if failure.name == "NotAssignedVerifier" and not self.market.audit_of(job_id).drawn:
+                # Nobody is drawn now: a reorg took the draw away; the next draw may name us again.
+                self.journal.update(job_id, stage=AuditStage.WAITING,
+                                    reason="the draw is gone from the chain (a reorg)")
+                return
             if failure.name in ("DeadlinePassed", "NotAssignedVerifier"):
                 self.journal.end(record, AuditStage.MISSED, str(failure))
                 return

@@ -213,8 +213,9 @@ class ChaosRun:
                 _retry(lambda: increase_time(client, window + 1), deadline)
                 states = self._follow(buyer, requester, keys, jobs, deadline, until=TERMINAL_STATES)
         self.processes.stop([*PROVIDERS, VERIFIER])
-        head = _retry(lambda: int(client.w3.eth.block_number), deadline)
-        _wait(lambda: _indexed(node_url) >= head, deadline, f"the node's indexer to reach block {head}")
+        checks = time.monotonic() + 180  # the indexer's catch-up has a deadline of its own, after the jobs'
+        head = _retry(lambda: int(client.w3.eth.block_number), checks)
+        _wait(lambda: _indexed(node_url) >= head, checks, f"the node's indexer to reach block {head}")
         engine = create_engine(f"sqlite:///{folder / 'node-index.db'}")
         try:
             self.violations += check_run(self.index, protocol, engine, jobs, states)

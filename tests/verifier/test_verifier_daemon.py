@@ -412,3 +412,32 @@ def test_a_submission_a_reorg_replaced_is_audited_as_the_chain_holds_it(chain: C
         auditing.close()
     assert record.result_root == chain.market.result_root(job_id).hex() and record.output_cid != stale
     assert record.verdict == "pass" and chain.market.audit_of(job_id).verdict == Verdict.PASS
+
+
+def test_a_draw_a_reorg_takes_away_before_the_verdict_is_waited_for_not_given_up(
+        chain: Chain, market: Market, config_for, make_verifier, requester, provider, verifier) -> None:
+    # Found by scripts/chaos.py: the reorg came between the verifier's audit and its verdict. submitVerdict said
+    # NotAssignedVerifier (nobody was drawn any more), the record ended "missed", and the redraw was never audited.
+    chain.register(verifier, Role.VERIFIER, 1_000 * WEI)
+    with running(create_daemon(config_for(provider), provider)):  # the provider draws (lockSeed)
+        job_id = market.post(requester, "embed", **AUDIT_ALL)
+        wait_for(lambda: state_of(chain, job_id) == JobState.SUBMITTED, timeout=120, what="the submission")
+        before_draw = snapshot(chain.client)
+        wait_drawn(chain, job_id)
+        auditing = make_verifier(verifier)
+        submit = auditing.market.submit_verdict
+
+        def after_a_reorg(*args, **kwargs):
+            auditing.market.submit_verdict = submit
+            revert(chain.client, before_draw)  # the draw's block is replaced: nobody is drawn now
+            return submit(*args, **kwargs)
+
+        auditing.market.submit_verdict = after_a_reorg
+        try:
+            _step_until(auditing, lambda: auditing.market.submit_verdict is submit, "the verdict refused")
+            assert auditing.journal.get(job_id).stage == AuditStage.WAITING  # not "missed"
+            wait_drawn(chain, job_id)
+            _step_until(auditing, lambda: state_of(chain, job_id) == JobState.AUDITED, "the verdict on the redraw")
+        finally:
+            auditing.close()
+    assert chain.market.audit_of(job_id).verdict == Verdict.PASS
