@@ -84,6 +84,15 @@ class SqliteJournal(Generic[Record]):
             return start
         return cursor + 1
 
+    def scan_window(self, client: ChainClient, from_block: int, head: int) -> tuple[int, str] | None:
+        """Where the next event scan up to ``head`` starts, and ``head``'s hash to record with the cursor
+        after it; None when there is nothing new to scan. The hash is read before the scan, so a reorg
+        during the scan shows at the next one."""
+        start = self.scan_start(client, from_block)
+        if head < start:
+            return None
+        return start, block_hash(client, head)
+
     def add_new(self, records: Iterable[Record], up_to_block: int, up_to_hash: str = "") -> None:
         """Adds the records not yet journaled and moves the cursor to ``up_to_block`` (whose hash is
         ``up_to_hash``), atomically."""

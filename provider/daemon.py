@@ -53,7 +53,6 @@ from marketplace.chain.token import WebiToken
 from marketplace.daemon import PollingDaemon
 from marketplace.errors import ContractError, JobSpecError, ModelError, WebiError
 from marketplace.jobspec import JobSpec
-from marketplace.journal import block_hash
 from marketplace.protocol import Confidentiality, JobState, JobStatus, Params
 from marketplace.results import MerkleTree, output_manifest
 from marketplace.sealed.envelope import seal
@@ -253,10 +252,10 @@ class ProviderDaemon(PollingDaemon):
         """Records new ``JobPosted`` events and moves the cursor in one transaction."""
         client = self.market.client
         head = client.w3.eth.block_number - self.config.confirmations
-        start = self.journal.scan_start(client, self.market.from_block)
-        if head < start:
+        window = self.journal.scan_window(client, self.market.from_block, head)
+        if window is None:
             return
-        head_hash = block_hash(client, head)  # before the scan: a reorg during it shows at the next poll
+        start, head_hash = window
         posted = []
         for event in client.events(self.market.contract, start, head):
             if event["event"] == "JobPosted":
@@ -485,17 +484,20 @@ class ProviderDaemon(PollingDaemon):
             # Our claim is gone without us releasing it: a reorg replaced its block (or it expired). The job is
             # anyone's again, ours too: consider it afresh rather than drop it (two providers dropping it would
             # leave it open for good).
-            self._prepared.pop(record.job_id, None)
-            self._holding.pop(record.job_id, None)
+            self._forget_in_flight(record.job_id)
             log.warning("job %d: open again on the chain (our claim is gone); considering it afresh", record.job_id)
             self.journal.update(record.job_id, stage=Stage.SEEN, attempts=0, retry_at=0.0,
                                 reason="open again: our claim is gone (a reorg or an expiry)")
         else:
             self._end(record, Stage.LOST, f"job is {status.state.name.lower()}" + ("" if mine else " by another"))
 
+    def _forget_in_flight(self, job_id: int) -> None:
+        """Drops what this process held in memory for a job it no longer works on: its read inputs, its hold."""
+        self._prepared.pop(job_id, None)
+        self._holding.pop(job_id, None)
+
     def _end(self, record: JobRecord, stage: Stage, reason: str, **changes: object) -> None:
-        self._prepared.pop(record.job_id, None)
-        self._holding.pop(record.job_id, None)
+        self._forget_in_flight(record.job_id)
         self.journal.update(record.job_id, stage=stage, reason=reason[:500], **changes)
         if stage in FINAL:
             self.keys.forget(record.job_id)

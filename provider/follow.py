@@ -270,9 +270,8 @@ class Follower:
                                  self.archive, self.store, output_cid, self._opener(record))
 
     def _submitted_cid(self, job_id: int) -> str:
-        events = self.market.contract.events.ResultSubmitted().get_logs(from_block=self.market.from_block,
-                                                                        argument_filters={"jobId": job_id})
-        return str(events[-1]["args"]["outputCid"]) if events else ""
+        submission = self.market.latest_submission(job_id)
+        return submission[0] if submission else ""
 
     def _anyone_may(self, call: str, job_id: int) -> bool:
         """``lock_seed``, ``redraw_verifier``, ``finalize``, ``draw_panel`` or ``resolve_challenge``; a refusal

@@ -51,7 +51,6 @@ from eth_account.signers.local import LocalAccount
 from marketplace.chain.market import JobMarket
 from marketplace.daemon import PollingDaemon
 from marketplace.errors import ContractError, WebiError
-from marketplace.journal import block_hash
 from marketplace.protocol import (
     ZERO_HASH,
     Audit,
@@ -68,7 +67,7 @@ from provider.epochs import joins_at, sync_own_weight
 from provider.runtime import Runtime
 from verifier import confidential, evidence, outputs
 from verifier.confidential import JobKeys
-from verifier.journal import OPEN, AuditJournal, AuditRecord, AuditStage
+from verifier.journal import OPEN, AuditJournal, AuditRecord, AuditStage, wait_for_redraw
 from verifier.pool import AuditPool
 from verifier.reveals import RevealDemands
 from verifier.secrets import AuditSecrets
@@ -215,10 +214,10 @@ class VerifierDaemon(PollingDaemon):
     def poll(self) -> None:
         client = self.market.client
         head = client.w3.eth.block_number
-        start = self.journal.scan_start(client, self.market.from_block)
-        if head < start:
+        window = self.journal.scan_window(client, self.market.from_block, head)
+        if window is None:
             return
-        head_hash = block_hash(client, head)  # before the scan: a reorg during it shows at the next poll
+        start, head_hash = window
         found, redrawn = [], []
         for entry in client.events(self.market.contract, start, head):
             if entry["event"] == "JobPosted":
@@ -285,15 +284,14 @@ class VerifierDaemon(PollingDaemon):
         root = self.market.result_root(job_id).hex()
         if root == record.result_root:
             return record
-        events = self.market.contract.events.ResultSubmitted().get_logs(from_block=self.market.from_block,
-                                                                        argument_filters={"jobId": job_id})
-        if not events:
+        submission = self.market.latest_submission(job_id)
+        if submission is None:
             return record  # a lagging node: its logs are behind its state; look again at the next pass
-        latest = events[-1]["args"]
+        output_cid, latest_root = submission
         log.warning("job %d: the chain's submission is not the one journaled (a reorg): auditing root %s", job_id,
                     root)
-        return self.journal.update(job_id, stage=AuditStage.WAITING, output_cid=str(latest["outputCid"]),
-                                   result_root=bytes(latest["resultRoot"]).hex(), evidence_cid="", passed=None,
+        return self.journal.update(job_id, stage=AuditStage.WAITING, output_cid=output_cid,
+                                   result_root=latest_root.hex(), evidence_cid="", passed=None,
                                    verdict="", reason="submitted again after a reorg")
 
     def _left_submitted(self, record: AuditRecord, status: JobStatus, audit: Audit) -> None:
@@ -335,11 +333,7 @@ class VerifierDaemon(PollingDaemon):
             receipt = self.market.submit_verdict(self.account, job_id, verdict, record.evidence_cid, secret,
                                                  next_hash, terms)
         except ContractError as error:
-            if error.name == "NotAssignedVerifier" and not self.market.audit_of(job_id).drawn:
-                # Nobody is drawn now: a reorg took the draw away. The job will be drawn again, maybe to us.
-                log.warning("job %d: the draw that named us is gone from the chain; waiting for the next", job_id)
-                self.journal.update(job_id, stage=AuditStage.WAITING, evidence_cid="", passed=None, verdict="",
-                                    reason="the draw is gone from the chain (a reorg)")
+            if wait_for_redraw(self.market, self.journal, job_id, error):
                 return
             if error.name in ("DeadlinePassed", "NotAssignedVerifier"):
                 self._end(record, AuditStage.MISSED, str(error))

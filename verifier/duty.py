@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 from marketplace.chain.market import JobMarket
 from marketplace.errors import WebiError
-from marketplace.journal import block_hash
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +65,10 @@ class EventDuty:
     def poll(self) -> None:
         client = self.market.client
         head = client.w3.eth.block_number
-        start = self.journal.scan_start(client, self.market.from_block)
-        if head < start:
+        window = self.journal.scan_window(client, self.market.from_block, head)
+        if window is None:
             return
-        head_hash = block_hash(client, head)  # before the scan: a reorg during it shows at the next poll
+        start, head_hash = window
         found: list[Any] = []
         for entry in self.market.client.events(self.market.contract, start, head):
             if entry["event"] == "JobPosted":

@@ -23,10 +23,15 @@ import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlmodel import Field, Session, SQLModel
 
 from marketplace.journal import SqliteJournal
+
+if TYPE_CHECKING:
+    from marketplace.chain.market import JobMarket
+    from marketplace.errors import ContractError
 
 log = logging.getLogger(__name__)
 
@@ -121,3 +126,16 @@ class AuditJournal(SqliteJournal[AuditRecord]):
             cursor.block, cursor.block_hash = up_to_block, up_to_hash
             session.add(cursor)
             session.commit()
+
+
+def wait_for_redraw(market: JobMarket, journal: AuditJournal, job_id: int, error: ContractError) -> bool:
+    """Whether ``error`` (refusing our verdict or reveal demand) means that nobody is drawn now: a reorg took
+    away the draw that named us. The record then waits for the next draw, which may name us again, rather
+    than ending "missed": only a ``VerifierMissed`` reopens a missed record, and none comes for a draw the
+    chain no longer has, so the job would stay submitted."""
+    if error.name != "NotAssignedVerifier" or market.audit_of(job_id).drawn:
+        return False
+    log.warning("job %d: the draw that named us is gone from the chain; waiting for the next", job_id)
+    journal.update(job_id, stage=AuditStage.WAITING, evidence_cid="", passed=None, verdict="",
+                   reason="the draw is gone from the chain (a reorg)")
+    return True

@@ -28,7 +28,7 @@ from eth_account.signers.local import LocalAccount
 from marketplace.chain.market import JobMarket
 from marketplace.errors import ContractError, WebiError
 from marketplace.protocol import Audit, JobTerms
-from verifier.journal import AuditJournal, AuditRecord, AuditStage
+from verifier.journal import AuditJournal, AuditRecord, AuditStage, wait_for_redraw
 from verifier.outputs import OutputsNotFoundError
 from verifier.secrets import AuditSecrets
 
@@ -72,10 +72,7 @@ class RevealDemands:
         try:
             self.market.demand_reveal(self.account, job_id, secret, next_hash, terms)
         except ContractError as failure:
-            if failure.name == "NotAssignedVerifier" and not self.market.audit_of(job_id).drawn:
-                # Nobody is drawn now: a reorg took the draw away; the next draw may name us again.
-                self.journal.update(job_id, stage=AuditStage.WAITING,
-                                    reason="the draw is gone from the chain (a reorg)")
+            if wait_for_redraw(self.market, self.journal, job_id, failure):
                 return
             if failure.name in ("DeadlinePassed", "NotAssignedVerifier"):
                 self.journal.end(record, AuditStage.MISSED, str(failure))

@@ -228,6 +228,16 @@ class JobMarket:
     def result_root(self, job_id: int) -> bytes:
         return bytes(self.client.call(self.contract.functions.resultRoot(job_id)))
 
+    def latest_submission(self, job_id: int) -> tuple[str, bytes] | None:
+        """The output CID and result root of the job's latest ``ResultSubmitted`` log (None before any).
+        After a reorg this is the submission the chain holds now, not the one a daemon journaled."""
+        logs = self.contract.events.ResultSubmitted().get_logs(from_block=self.from_block,
+                                                               argument_filters={"jobId": job_id})
+        if not logs:
+            return None
+        latest = logs[-1]["args"]
+        return str(latest["outputCid"]), bytes(latest["resultRoot"])
+
     def sampled_tasks(self, job_id: int, terms: JobTerms | None = None) -> list[int]:
         """The tasks the audit re-executes; the contract knows them once the secret is revealed."""
         call = self.contract.functions.sampledTasks(job_id, self._t(job_id, terms))
